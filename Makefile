@@ -1,0 +1,56 @@
+# chokepoint — the two commands a user needs: `make test` and `make demo`.
+# Both do all set-up on a fresh machine: the .venv with the three distributions
+# installed editable (with test extras), and the real services (apt + Maven Central).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.chokepoint-installed
+INSTALL_INPUTS := constraints.txt instrument/pyproject.toml collector/pyproject.toml dashboards/pyproject.toml
+PYTEST_ARGS ?=
+
+.PHONY: test demo install provision lint format unit integration scenario bench clean
+
+test: provision install lint
+	@echo "== pytest (unit + integration + scenario)"
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — treating as failure"; exit 1; fi; \
+	  exit $$rc
+
+demo: provision install
+	$(BIN)/python examples/demo.py
+
+install: $(STAMP)
+
+$(STAMP): $(INSTALL_INPUTS)
+	@echo "== python packages into $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt \
+	  -e './instrument[test]' -e './collector[test]' -e './dashboards[test]'
+	@touch $@
+
+provision:
+	@echo "== services (PostgreSQL, Prometheus, Chromium, Kafka)"
+	@scripts/provision.sh
+
+lint: install
+	@echo "== ruff"
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+unit: install
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+integration: provision install
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+scenario: provision install
+	$(BIN)/python -m pytest -m scenario $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

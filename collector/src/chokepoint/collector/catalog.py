@@ -1,0 +1,168 @@
+"""The catalog of names the sidecar exposes: Prometheus metrics, finding kinds, statuses.
+
+One source of truth, imported by the collector's ``/metrics`` exporter and REST API,
+the analyzer, the Dash dashboard, the Grafana generator and the Prometheus rules, so
+names cannot drift.  Names here are part of ../shared/CONTRACT.md: extend freely,
+rename only together with the contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "chokepoint_"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One exported Prometheus metric family (``name`` without the ``_total`` suffix for counters)."""
+
+    name: str
+    type: str  # counter | gauge | histogram
+    help: str
+    labels: tuple[str, ...]
+    unit: str = ""
+
+    @property
+    def sample_name(self) -> str:
+        """The name as it appears in PromQL (counters get ``_total``)."""
+        return f"{self.name}_total" if self.type == "counter" else self.name
+
+
+REQUEST_DURATION = Metric("chokepoint_request_duration_seconds", "histogram", "Server request latency", ("service", "route"), "seconds")
+REQUESTS = Metric("chokepoint_requests", "counter", "Server requests", ("service", "route"))
+REQUEST_ERRORS = Metric("chokepoint_request_errors", "counter", "Server requests that failed (5xx or exception)", ("service", "route"))
+DEPENDENCY_DURATION = Metric(
+    "chokepoint_dependency_duration_seconds", "histogram", "Outbound call latency per dependency", ("service", "kind", "target"), "seconds"
+)
+DEPENDENCY_CALLS = Metric("chokepoint_dependency_calls", "counter", "Outbound calls per dependency", ("service", "kind", "target"))
+DEPENDENCY_ERRORS = Metric("chokepoint_dependency_errors", "counter", "Outbound calls that failed", ("service", "kind", "target"))
+POOL_USED = Metric("chokepoint_pool_used", "gauge", "Pool members in use (DB connections or busy workers)", ("service", "kind", "pool"))
+POOL_MAX = Metric("chokepoint_pool_max", "gauge", "Pool capacity", ("service", "kind", "pool"))
+POOL_PENDING = Metric("chokepoint_pool_pending", "gauge", "Callers waiting for a pool member", ("service", "kind", "pool"))
+POOL_WAIT = Metric("chokepoint_pool_wait_seconds", "histogram", "Time spent waiting for a pool member", ("service", "kind", "pool"), "seconds")
+POOL_TIMEOUTS = Metric("chokepoint_pool_timeouts", "counter", "Pool checkouts that timed out", ("service", "kind", "pool"))
+BREAKER_STATE = Metric("chokepoint_breaker_state", "gauge", "Circuit breaker state (0 closed, 1 half_open, 2 open)", ("service", "breaker"))
+BREAKER_TRANSITIONS = Metric("chokepoint_breaker_transitions", "counter", "Circuit breaker state transitions", ("service", "breaker", "to_state"))
+BREAKER_CALLS = Metric("chokepoint_breaker_calls", "counter", "Calls through a breaker by result", ("service", "breaker", "result"))
+CONSUMER_LAG = Metric("chokepoint_consumer_lag", "gauge", "Kafka consumer offset lag (messages)", ("group", "topic", "partition"))
+CONSUMER_TIME_LAG = Metric("chokepoint_consumer_time_lag_seconds", "gauge", "Kafka consumer time lag", ("group", "topic", "partition"), "seconds")
+CONSUMER_STATUS = Metric("chokepoint_consumer_status", "gauge", "Kafka consumer status (0 OK, 1 WARN, 2 STALL, 3 STOP, 4 ERR)", ("group", "topic", "partition"))
+PROCESS_CPU = Metric("chokepoint_process_cpu_utilization", "gauge", "Process CPU utilization (1.0 = one core)", ("service",))
+PROCESS_RSS = Metric("chokepoint_process_rss_bytes", "gauge", "Process resident memory", ("service",), "bytes")
+GC_PAUSE = Metric("chokepoint_gc_pause_seconds", "histogram", "Garbage-collector pause time", ("service",), "seconds")
+EVENT_LOOP_LAG = Metric("chokepoint_event_loop_lag_seconds", "histogram", "asyncio event-loop lag", ("service",), "seconds")
+THREADS = Metric("chokepoint_threads", "gauge", "Process thread count", ("service",))
+BREAKDOWN_TIME = Metric(
+    "chokepoint_request_breakdown_seconds", "counter", "Request time by component (self, db, pool_wait, http, kafka, queue)", ("service", "route", "component")
+)
+BOTTLENECK_SCORE = Metric("chokepoint_bottleneck_score", "gauge", "Analyzer score of a bottleneck finding (0..1)", ("service", "kind", "target"))
+INGEST_SPANS = Metric("chokepoint_ingest_spans", "counter", "Spans accepted by the collector", ("protocol",))
+INGEST_POINTS = Metric("chokepoint_ingest_metric_points", "counter", "Metric data points accepted by the collector", ("protocol",))
+INGEST_REJECTED = Metric("chokepoint_ingest_rejected", "counter", "OTLP requests or items rejected by the collector", ("protocol", "reason"))
+INGEST_DROPPED = Metric("chokepoint_ingest_dropped", "counter", "Items dropped after acceptance (cardinality folding, queue overflow)", ("reason",))
+
+METRICS: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))
+
+# ---------------------------------------------------------------- findings
+
+
+@dataclass(frozen=True)
+class FindingKind:
+    kind: str
+    title: str
+    meaning: str
+    recommendation: str
+
+
+FINDING_KINDS: tuple[FindingKind, ...] = (
+    FindingKind(
+        "worker_pool_saturation",
+        "Worker pool saturated",
+        "All request workers/threads are busy and requests queue, while CPU is not the limit",
+        "Add threads/workers (the work is I/O-bound), or cut the time each request holds a worker",
+    ),
+    FindingKind(
+        "cpu_saturation",
+        "CPU-bound process",
+        "The process is CPU-bound (for CPython: one core, the GIL)",
+        "Run more processes (threads will not help under the GIL) and profile the hot code",
+    ),
+    FindingKind(
+        "event_loop_blocked",
+        "asyncio event loop blocked",
+        "Blocking calls inside async code delay every coroutine",
+        "Move blocking work off the loop (run_in_executor / asyncio.to_thread) or use an async client",
+    ),
+    FindingKind(
+        "db_pool_saturation",
+        "DB connection pool exhausted",
+        "Waiting for a DB connection dominates while the queries themselves are fast",
+        "Raise the pool size (if DB CPU is low) or shorten connection hold time",
+    ),
+    FindingKind("slow_query", "Slow query", "Specific statements dominate DB time", "Add an index or rewrite the statement; set a statement timeout"),
+    FindingKind("n_plus_one", "N+1 queries", "Many near-identical queries per request", "Batch the queries: a join, IN (...) or eager loading"),
+    FindingKind(
+        "connection_held_during_external_call",
+        "Connection held during an external call",
+        "An outbound call runs while a DB connection/transaction is held",
+        "Move the outbound call out of the transaction so the connection is released while waiting",
+    ),
+    FindingKind(
+        "external_dependency_slow",
+        "Slow external dependency",
+        "An outbound HTTP dependency dominates latency",
+        "Set timeouts, add a circuit breaker, call it asynchronously or cache its answers",
+    ),
+    FindingKind(
+        "circuit_open",
+        "Circuit breaker open",
+        "A breaker is open or rejecting calls",
+        "The dependency is failing: serve a fallback and fix or scale the dependency",
+    ),
+    FindingKind(
+        "retry_storm",
+        "Retry storm",
+        "Retries multiply outbound calls",
+        "Retry at most 1–2 times with exponential backoff and jitter, only idempotent calls (idempotency keys)",
+    ),
+    FindingKind(
+        "missing_timeout",
+        "Outbound calls without timeout",
+        "Outbound calls are made without a timeout",
+        "Set connect (3–5 s) and read (5–30 s) timeouts on every outbound call",
+    ),
+    FindingKind(
+        "consumer_lag",
+        "Kafka consumer falling behind",
+        "A consumer group's lag keeps growing",
+        "Speed up processing, or add partitions and consumers to the group",
+    ),
+    FindingKind(
+        "hot_endpoint",
+        "Hot endpoint starves others",
+        "One endpoint takes most capacity and starves the others",
+        "Give the hot feature its own worker pool (bulkhead) or its own service, and scale it out",
+    ),
+    FindingKind("memory_pressure", "Memory pressure", "RSS growth or GC pauses dominate", "Fix the leak, tune the GC thresholds, stream large data"),
+    FindingKind(
+        "uncompressed_response",
+        "Large uncompressed responses",
+        "Large responses are sent without compression",
+        "Compress responses (gzip/brotli via Accept-Encoding) and cache static ones with Cache-Control",
+    ),
+    FindingKind(
+        "cacheable_reads",
+        "Repeated identical reads",
+        "The same read is repeated across requests",
+        "Cache it: in-process when small or staleness is fine, a shared cache (Redis) when large or must be consistent",
+    ),
+)
+FINDINGS_BY_KIND = {k.kind: k for k in FINDING_KINDS}
+SEVERITIES = ("info", "warning", "critical")
+
+# ---------------------------------------------------------------- statuses and states
+BREAKER_STATES = ("closed", "half_open", "open")  # index == chokepoint_breaker_state value
+LAG_STATUSES = ("OK", "WARN", "STALL", "STOP", "ERR")  # index == chokepoint_consumer_status value
+DEPENDENCY_KINDS = ("db", "http", "kafka")
+POOL_KINDS = ("db", "worker")

@@ -1,0 +1,53 @@
+"""The ``chokepoint`` command.
+
+Subcommands live with the part of chokepoint that owns them.  The collector defines
+its own (``serve``, ``report``); other installed distributions add theirs through the
+``chokepoint.commands`` entry-point group: each entry point is a function
+``add(subparsers)`` that registers a subparser whose ``func(args) -> int`` runs it.
+
+Usage::
+
+    chokepoint serve [--no-dashboard]
+    chokepoint report [--api URL] [--window S] [--format text|json|markdown]
+    chokepoint --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import entry_points
+
+
+def _not_yet_built(args: argparse.Namespace) -> int:
+    print(f"chokepoint {args.command}: not yet built in this version", file=sys.stderr)
+    return 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chokepoint", description="chokepoint: find the bottleneck of a Python service under load")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser("serve", help="collector + REST API + /metrics (+ Dash dashboard)")
+    serve.add_argument("--no-dashboard", action="store_true", help="do not start the Dash dashboard")
+    serve.set_defaults(func=_not_yet_built)
+    report = sub.add_parser("report", help="ranked bottleneck findings")
+    report.add_argument("--api", default="http://127.0.0.1:8787")
+    report.add_argument("--window", type=float, default=60.0)
+    report.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    report.set_defaults(func=_not_yet_built)
+    for ep in entry_points(group="chokepoint.commands"):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
