@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.chokepoint-installed
-INSTALL_INPUTS := constraints.txt instrument/pyproject.toml collector/pyproject.toml dashboards/pyproject.toml
+INSTALL_INPUTS := constraints.txt instrument/pyproject.toml collector/pyproject.toml dashboards/pyproject.toml examples/pyproject.toml
 PYTEST_ARGS ?=
 
 .PHONY: test demo install provision lint format unit integration scenario bench clean
@@ -27,7 +27,7 @@ $(STAMP): $(INSTALL_INPUTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt \
-	  -e './instrument[test]' -e './collector[test]' -e './dashboards[test]'
+	  -e './instrument[test]' -e './collector[test]' -e './dashboards[test]' -e './examples'
 	@touch $@
 
 provision:

@@ -1,0 +1,1 @@
+"""The demo shop service (see examples/shop/README or module docs)."""
