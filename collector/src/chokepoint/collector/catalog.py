@@ -60,6 +60,7 @@ BOTTLENECK_SCORE = Metric("chokepoint_bottleneck_score", "gauge", "Analyzer scor
 INGEST_SPANS = Metric("chokepoint_ingest_spans", "counter", "Spans accepted by the collector", ("protocol",))
 INGEST_POINTS = Metric("chokepoint_ingest_metric_points", "counter", "Metric data points accepted by the collector", ("protocol",))
 INGEST_REJECTED = Metric("chokepoint_ingest_rejected", "counter", "OTLP requests or items rejected by the collector", ("protocol", "reason"))
+INGEST_LOG_RECORDS = Metric("chokepoint_ingest_log_records", "counter", "OTLP log records received (counted, not stored)", ("protocol",))
 INGEST_DROPPED = Metric("chokepoint_ingest_dropped", "counter", "Items dropped after acceptance (cardinality folding, queue overflow)", ("reason",))
 
 METRICS: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))
