@@ -1,0 +1,117 @@
+"""Thin client of the collector's REST API (``/api/v1``), used by the Dash pages.
+
+The dashboards read the collector only through this client: one method per endpoint
+of ../shared/CONTRACT.md (plus the time-series extensions of ``docs/API.md``), each
+returning the JSON payload's list/dict as-is.  Every call has a timeout; any failure
+(connection refused, timeout, non-2xx answer, non-JSON body) raises
+:class:`CollectorUnavailable` with a one-line message the pages show in their error
+banner.
+
+Usage::
+
+    from chokepoint.dashboards.client import ApiClient
+    api = ApiClient("http://127.0.0.1:8787", timeout_s=2.0)
+    api.endpoints(window_s=60)          # -> [{"service", "route", "rps", ...}, ...]
+
+Configuration: ``CHOKEPOINT_TOKEN`` (environment) is sent as a bearer token when set
+and no ``token=`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import requests
+
+API_PREFIX = "/api/v1"
+DEFAULT_TIMEOUT_S = 2.0
+
+
+class CollectorUnavailable(RuntimeError):
+    """The collector could not be reached or answered with an error."""
+
+
+def _items(payload: Any, key: str) -> list:
+    """The list under ``key`` (tolerates a bare list or a single-list object)."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict):
+        if key in payload:
+            return payload[key] or []
+        lists = [v for v in payload.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return lists[0]
+    return []
+
+
+class ApiClient:
+    """Blocking JSON client for one collector; safe to share between threads."""
+
+    def __init__(self, base_url: str, timeout_s: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        token = token if token is not None else os.environ.get("CHOKEPOINT_TOKEN")
+        self._headers = {"Accept": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``/api/v1/<path>`` with the non-``None`` ``params``; the decoded JSON body."""
+        url = f"{self.base_url}{API_PREFIX}/{path.lstrip('/')}"
+        query = {k: v for k, v in params.items() if v is not None}
+        try:
+            resp = requests.get(url, params=query, headers=self._headers, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise CollectorUnavailable(f"collector unreachable at {self.base_url}: {type(exc).__name__}") from exc
+        if resp.status_code != 200:
+            try:
+                detail = resp.json().get("error", "")
+            except ValueError:
+                detail = resp.text[:200]
+            raise CollectorUnavailable(f"collector answered {resp.status_code} for {path}: {detail}".rstrip(": "))
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise CollectorUnavailable(f"collector sent a non-JSON answer for {path}") from exc
+
+    # ------------------------------------------------------------ CONTRACT.md endpoints
+    def health(self) -> dict:
+        return self.get("health")
+
+    def services(self) -> list[dict]:
+        return _items(self.get("services"), "services")
+
+    def endpoints(self, service: str | None = None, window_s: float = 60) -> list[dict]:
+        return _items(self.get("endpoints", service=service, window=window_s), "endpoints")
+
+    def dependencies(self, window_s: float = 60) -> list[dict]:
+        return _items(self.get("dependencies", window=window_s), "dependencies")
+
+    def pools(self) -> list[dict]:
+        return _items(self.get("pools"), "pools")
+
+    def breakers(self) -> list[dict]:
+        return _items(self.get("breakers"), "breakers")
+
+    def consumer_lag(self) -> list[dict]:
+        return _items(self.get("consumer-lag"), "consumer_lag")
+
+    def bottlenecks(self, window_s: float = 60) -> list[dict]:
+        return _items(self.get("bottlenecks", window=window_s), "findings")
+
+    def traces(self, route: str | None = None, slow_only: bool = False, limit: int = 50) -> list[dict]:
+        return _items(self.get("traces", route=route, slow=1 if slow_only else None, limit=limit), "traces")
+
+    # ------------------------------------------------------------ docs/API.md extensions
+    def timeseries(self, metric: str, service: str | None = None, target: str | None = None, window_s: float = 3600) -> list[dict]:
+        return _items(self.get("timeseries", metric=metric, service=service, target=target, window=window_s), "series")
+
+    def histogram(self, service: str, route: str, window_s: float = 60) -> list[dict]:
+        return _items(self.get("histogram", service=service, route=route, window=window_s), "buckets")
+
+    def heatmap(self, service: str, route: str, window_s: float = 3600) -> dict:
+        return self.get("heatmap", service=service, route=route, window=window_s)
+
+    def breakdown(self, service: str, route: str, window_s: float = 60) -> dict:
+        return self.get("breakdown", service=service, route=route, window=window_s)

@@ -1,0 +1,127 @@
+"""Small view helpers shared by the Dash pages: empty states, banners, figures, tables.
+
+Pure functions from API payloads (see :mod:`chokepoint.dashboards.client`) to Dash
+components and Plotly figures, so pages stay short and everything here is testable
+without a browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import plotly.graph_objects as go
+from dash import dash_table, html
+
+REFRESH_MS = 2000  # live pages poll the collector every 2 s
+NO_DATA = "No data yet — is the app instrumented?"
+UNREACHABLE = "Collector unreachable"
+
+STATUS_COLOURS = {"OK": "#2e7d32", "WARN": "#f9a825", "STALL": "#ef6c00", "STOP": "#c62828", "ERR": "#6a1b9a"}
+STATE_COLOURS = {"closed": "#2e7d32", "half_open": "#f9a825", "open": "#c62828"}
+SEVERITY_COLOURS = {"info": "#1565c0", "warning": "#ef6c00", "critical": "#c62828"}
+
+
+def empty_state(message: str = NO_DATA) -> html.Div:
+    return html.Div(message, className="empty-state", style={"padding": "12px", "color": "#666", "fontStyle": "italic"})
+
+
+def error_banner(message: str) -> html.Div:
+    return html.Div(
+        f"⚠ {message}", className="error-banner", role="alert", style={"background": "#c62828", "color": "white", "padding": "8px 12px", "fontWeight": "bold"}
+    )
+
+
+def empty_figure(message: str = NO_DATA, title: str = "") -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(
+        title=title,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        annotations=[{"text": message, "showarrow": False, "font": {"size": 14, "color": "#666"}, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}],
+        height=260,
+        margin={"l": 40, "r": 10, "t": 40, "b": 30},
+    )
+    return fig
+
+
+def to_datetimes(timestamps: Iterable[float]) -> list[datetime]:
+    return [datetime.fromtimestamp(ts, tz=UTC) for ts in timestamps]
+
+
+def series_name(labels: dict, keys: Iterable[str]) -> str:
+    return " ".join(str(labels[k]) for k in keys if labels.get(k) not in (None, ""))
+
+
+def lines_figure(
+    series: list[dict], title: str, yaxis_title: str, label_keys: Iterable[str], *, step: bool = False, dash_style: str | None = None
+) -> go.Figure:
+    """One line per ``{"labels", "points"}`` series (``points`` = ``[[ts, value], ...]``)."""
+    if not series or not any(s.get("points") for s in series):
+        return empty_figure(title=title)
+    fig = go.Figure()
+    add_lines(fig, series, label_keys, step=step, dash_style=dash_style)
+    style_time_figure(fig, title, yaxis_title)
+    return fig
+
+
+def add_lines(fig: go.Figure, series: list[dict], label_keys: Iterable[str], *, suffix: str = "", step: bool = False, dash_style: str | None = None) -> None:
+    keys = list(label_keys)
+    for s in series:
+        points = s.get("points") or []
+        line = {"shape": "hv" if step else "linear"}
+        if dash_style:
+            line["dash"] = dash_style
+        fig.add_trace(
+            go.Scatter(
+                x=to_datetimes(p[0] for p in points),
+                y=[p[1] for p in points],
+                mode="lines",
+                name=f"{series_name(s.get('labels', {}), keys)}{suffix}".strip() or "value",
+                line=line,
+            )
+        )
+
+
+def style_time_figure(fig: go.Figure, title: str, yaxis_title: str, height: int = 280) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        yaxis_title=yaxis_title,
+        height=height,
+        margin={"l": 50, "r": 10, "t": 40, "b": 30},
+        legend={"orientation": "h", "y": -0.2},
+        uirevision="keep",  # keep zoom/legend choices across live refreshes
+    )
+    return fig
+
+
+def table(table_id: str, columns: list[tuple[str, str, str]], rows: list[dict], **kwargs) -> dash_table.DataTable:
+    """A sortable table; ``columns`` = ``(id, header, type)`` with type text/numeric/markdown."""
+    cols = []
+    for col_id, name, kind in columns:
+        col = {"id": col_id, "name": name}
+        if kind == "markdown":
+            col["presentation"] = "markdown"
+        elif kind == "numeric":
+            col["type"] = "numeric"
+        cols.append(col)
+    return dash_table.DataTable(
+        id=table_id,
+        columns=cols,
+        data=rows,
+        sort_action="native",
+        page_size=kwargs.pop("page_size", 25),
+        style_table={"overflowX": "auto"},
+        style_cell={"fontFamily": "sans-serif", "fontSize": "13px", "padding": "4px 8px", "textAlign": "left"},
+        style_header={"fontWeight": "bold", "background": "#eceff1"},
+        markdown_options={"link_target": "_self"},
+        **kwargs,
+    )
+
+
+def pct(rate: float | None) -> float:
+    return round(100.0 * (rate or 0.0), 2)
+
+
+def ms(value: float | None) -> float:
+    return round(value or 0.0, 2)

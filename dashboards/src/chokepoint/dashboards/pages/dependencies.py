@@ -1,0 +1,123 @@
+"""Dependencies (``/dependencies``): outbound calls and circuit breakers.
+
+- per dependency (``/dependencies``): kind, target, rps, errors, p50/p99, and p99 over time;
+- breakers Hystrix-style (``/breakers``): one card per breaker with state, error %,
+  calls and rejected; and the state timeline (``/timeseries?metric=breaker_state``).
+"""
+
+from __future__ import annotations
+
+from dash import Input, Output, dcc, html
+
+from chokepoint.collector.catalog import BREAKER_STATES
+
+from ..client import ApiClient, CollectorUnavailable
+from ..components import REFRESH_MS, STATE_COLOURS, empty_figure, empty_state, error_banner, lines_figure, ms, pct, table
+
+PATH = "/dependencies"
+NAME = "Dependencies"
+
+INTERVAL = "dependencies-interval"
+STATUS = "dependencies-status"
+DEPENDENCIES_TABLE = "dependencies-table"
+DEPENDENCY_P99 = "dependencies-p99"
+BREAKER_CARDS = "dependencies-breakers"
+BREAKER_TIMELINE = "dependencies-breaker-timeline"
+
+DEPENDENCY_COLUMNS = [
+    ("service", "service", "text"),
+    ("kind", "kind", "text"),
+    ("target", "target", "text"),
+    ("rps", "rps", "numeric"),
+    ("error_pct", "errors %", "numeric"),
+    ("p50_ms", "p50 ms", "numeric"),
+    ("p99_ms", "p99 ms", "numeric"),
+    ("count", "count", "numeric"),
+]
+
+
+def dependency_rows(deps: list[dict]) -> list[dict]:
+    return [
+        {
+            "service": d.get("service", ""),
+            "kind": d.get("kind", ""),
+            "target": d.get("target", ""),
+            "rps": round(d.get("rps") or 0.0, 2),
+            "error_pct": pct(d.get("error_rate")),
+            "p50_ms": ms(d.get("p50_ms")),
+            "p99_ms": ms(d.get("p99_ms")),
+            "count": d.get("count", 0),
+        }
+        for d in sorted(deps, key=lambda d: d.get("p99_ms") or 0.0, reverse=True)
+    ]
+
+
+def breaker_card(b: dict) -> html.Div:
+    state = b.get("state", "closed")
+    calls = b.get("calls") or {}
+    return html.Div(
+        [
+            html.Div(b.get("name", ""), style={"fontWeight": "bold", "fontSize": "16px"}),
+            html.Div(
+                state.replace("_", "-").upper(),
+                className=f"breaker-state breaker-{state}",
+                style={"color": STATE_COLOURS.get(state, "#455a64"), "fontWeight": "bold", "fontSize": "20px"},
+            ),
+            html.Div(f"error {pct(b.get('error_rate'))} %"),
+            html.Div(f"rejected {b.get('rejected', 0)}"),
+            html.Div(f"calls ok {calls.get('success', 0)} / failed {calls.get('failure', 0)}"),
+            html.Div(f"transitions {b.get('transitions', 0)}", style={"color": "#666"}),
+            html.Small(b.get("service", "")),
+        ],
+        className="breaker-card",
+        style={"border": f"2px solid {STATE_COLOURS.get(state, '#455a64')}", "borderRadius": "6px", "padding": "8px 12px", "minWidth": "170px"},
+    )
+
+
+def refresh(client: ApiClient, window_s: float = 60, history_s: float = 3600):
+    """(status, dependency rows, p99 figure, breaker cards, breaker timeline) for one tick."""
+    try:
+        deps = client.dependencies(window_s=window_s)
+        breakers = client.breakers()
+        p99 = client.timeseries("dependency_p99_ms", window_s=history_s)
+        states = client.timeseries("breaker_state", window_s=history_s)
+    except CollectorUnavailable as exc:
+        return error_banner(str(exc)), [], empty_figure(str(exc)), empty_state(str(exc)), empty_figure(str(exc))
+    timeline = lines_figure(states, "Breaker state (0 closed, 1 half-open, 2 open)", "state", ("service", "breaker"), step=True)
+    if states:
+        timeline.update_yaxes(tickvals=list(range(len(BREAKER_STATES))), ticktext=list(BREAKER_STATES), range=[-0.2, len(BREAKER_STATES) - 0.8])
+    cards = (
+        html.Div([breaker_card(b) for b in breakers], style={"display": "flex", "gap": "8px", "flexWrap": "wrap"})
+        if breakers
+        else empty_state("No circuit breakers reported.")
+    )
+    status = empty_state() if not deps and not breakers else html.Div(f"{len(deps)} dependencies, {len(breakers)} breakers", className="status-ok")
+    return status, dependency_rows(deps), lines_figure(p99, "Dependency latency p99", "ms", ("kind", "target")), cards, timeline
+
+
+def layout(**_query) -> html.Div:
+    return html.Div(
+        [
+            dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
+            html.Div(id=STATUS),
+            html.H3("Outbound dependencies"),
+            table(DEPENDENCIES_TABLE, DEPENDENCY_COLUMNS, []),
+            dcc.Graph(id=DEPENDENCY_P99),
+            html.H3("Circuit breakers"),
+            html.Div(id=BREAKER_CARDS),
+            dcc.Graph(id=BREAKER_TIMELINE),
+        ]
+    )
+
+
+def register_callbacks(app, client: ApiClient) -> None:
+    @app.callback(
+        Output(STATUS, "children"),
+        Output(DEPENDENCIES_TABLE, "data"),
+        Output(DEPENDENCY_P99, "figure"),
+        Output(BREAKER_CARDS, "children"),
+        Output(BREAKER_TIMELINE, "figure"),
+        Input(INTERVAL, "n_intervals"),
+    )
+    def _tick(_n):
+        return refresh(client)

@@ -1,0 +1,88 @@
+"""Messaging (``/messaging``): Kafka consumer lag per group/topic/partition.
+
+- now (``/consumer-lag``): offset lag, time lag, committed and log-end offsets and the
+  Burrow-style status OK/WARN/STALL/STOP/ERR (coloured);
+- over time (``/timeseries``): offset lag and time lag per partition.
+"""
+
+from __future__ import annotations
+
+from dash import Input, Output, dcc, html
+
+from chokepoint.collector.catalog import LAG_STATUSES
+
+from ..client import ApiClient, CollectorUnavailable
+from ..components import REFRESH_MS, STATUS_COLOURS, empty_figure, empty_state, error_banner, lines_figure, table
+
+PATH = "/messaging"
+NAME = "Messaging"
+
+INTERVAL = "messaging-interval"
+STATUS = "messaging-status"
+LAG_TABLE = "messaging-lag-table"
+LAG_CHART = "messaging-lag"
+TIME_LAG_CHART = "messaging-time-lag"
+
+LAG_COLUMNS = [
+    ("group", "group", "text"),
+    ("topic", "topic", "text"),
+    ("partition", "partition", "numeric"),
+    ("lag", "lag (messages)", "numeric"),
+    ("time_lag_s", "time lag s", "numeric"),
+    ("status", "status", "text"),
+    ("committed_offset", "committed", "numeric"),
+    ("log_end_offset", "log end", "numeric"),
+]
+LAG_LABELS = ("group", "topic", "partition")
+STATUS_STYLES = [
+    {"if": {"filter_query": f'{{status}} = "{s}"', "column_id": "status"}, "backgroundColor": STATUS_COLOURS[s], "color": "white", "fontWeight": "bold"}
+    for s in LAG_STATUSES
+]
+
+
+def lag_rows(lags: list[dict]) -> list[dict]:
+    severity = {s: i for i, s in enumerate(LAG_STATUSES)}
+    rows = [{c[0]: row.get(c[0]) for c in LAG_COLUMNS} for row in lags]
+    rows.sort(key=lambda r: (-severity.get(r.get("status"), 0), -(r.get("lag") or 0)))
+    return rows
+
+
+def refresh(client: ApiClient, window_s: float = 3600):
+    """(status, lag rows, lag figure, time-lag figure) for one tick."""
+    try:
+        lags = client.consumer_lag()
+        lag_ts = client.timeseries("consumer_lag", window_s=window_s)
+        time_lag_ts = client.timeseries("consumer_time_lag_s", window_s=window_s)
+    except CollectorUnavailable as exc:
+        return error_banner(str(exc)), [], empty_figure(str(exc)), empty_figure(str(exc))
+    if lags:
+        worst = lag_rows(lags)[0]
+        status = html.Div(f"{len(lags)} partitions; worst: {worst['group']}/{worst['topic']}/{worst['partition']} {worst['status']}", className="status-ok")
+    else:
+        status = empty_state("No consumer groups reported — is the Kafka consumer instrumented?")
+    return (
+        status,
+        lag_rows(lags),
+        lines_figure(lag_ts, "Consumer offset lag", "messages", LAG_LABELS),
+        lines_figure(time_lag_ts, "Consumer time lag", "seconds", LAG_LABELS),
+    )
+
+
+def layout(**_query) -> html.Div:
+    return html.Div(
+        [
+            dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
+            html.Div(id=STATUS),
+            html.H3("Consumer lag now"),
+            table(LAG_TABLE, LAG_COLUMNS, [], style_data_conditional=STATUS_STYLES),
+            html.Div([dcc.Graph(id=LAG_CHART), dcc.Graph(id=TIME_LAG_CHART)], style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"}),
+        ]
+    )
+
+
+def register_callbacks(app, client: ApiClient) -> None:
+    @app.callback(
+        Output(STATUS, "children"), Output(LAG_TABLE, "data"), Output(LAG_CHART, "figure"), Output(TIME_LAG_CHART, "figure"), Input(INTERVAL, "n_intervals")
+    )
+    def _tick(_n):
+        return refresh(client)

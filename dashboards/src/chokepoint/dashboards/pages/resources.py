@@ -1,0 +1,108 @@
+"""Resources (``/resources``): saturation of worker and DB pools, and the process runtime.
+
+- pools now (``/pools``): used/max, pending, wait p99, timeouts;
+- over time (``/timeseries``): used vs max, pending callers, wait p99 per pool;
+- runtime per service: CPU utilization, RSS, GC pause p99, event-loop lag p99.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from dash import Input, Output, dcc, html
+
+from ..client import ApiClient, CollectorUnavailable
+from ..components import REFRESH_MS, add_lines, empty_figure, empty_state, error_banner, lines_figure, ms, style_time_figure, table
+
+PATH = "/resources"
+NAME = "Resources"
+
+INTERVAL = "resources-interval"
+STATUS = "resources-status"
+POOLS_TABLE = "resources-pools"
+POOL_USED = "resources-pool-used"
+POOL_PENDING = "resources-pool-pending"
+POOL_WAIT = "resources-pool-wait"
+CPU = "resources-cpu"
+RSS = "resources-rss"
+GC = "resources-gc"
+LOOP_LAG = "resources-loop-lag"
+GRAPHS = (POOL_USED, POOL_PENDING, POOL_WAIT, CPU, RSS, GC, LOOP_LAG)
+
+POOL_COLUMNS = [
+    ("service", "service", "text"),
+    ("kind", "kind", "text"),
+    ("name", "pool", "text"),
+    ("used", "used", "numeric"),
+    ("max", "max", "numeric"),
+    ("saturation_pct", "saturation %", "numeric"),
+    ("pending", "pending", "numeric"),
+    ("wait_p99_ms", "wait p99 ms", "numeric"),
+    ("timeouts", "timeouts", "numeric"),
+]
+POOL_LABELS = ("service", "kind", "pool")
+
+
+def pool_rows(pools: list[dict]) -> list[dict]:
+    rows = []
+    for p in pools:
+        used, cap = p.get("used") or 0, p.get("max") or 0
+        rows.append(
+            {
+                **{c[0]: p.get(c[0]) for c in POOL_COLUMNS},
+                "saturation_pct": round(100.0 * used / cap, 1) if cap else None,
+                "wait_p99_ms": ms(p.get("wait_p99_ms")),
+            }
+        )
+    return rows
+
+
+def used_vs_max_figure(used: list[dict], cap: list[dict]) -> go.Figure:
+    if not used:
+        return empty_figure(title="Pool members in use vs capacity")
+    fig = go.Figure()
+    add_lines(fig, used, POOL_LABELS, suffix=" used")
+    add_lines(fig, cap, POOL_LABELS, suffix=" max", dash_style="dash")
+    return style_time_figure(fig, "Pool members in use vs capacity", "members")
+
+
+def refresh(client: ApiClient, window_s: float = 3600):
+    """(status, pool rows, 7 figures) for one tick."""
+    try:
+        pools = client.pools()
+        ts = {m: client.timeseries(m, window_s=window_s) for m in ("pool_used", "pool_max", "pool_pending", "pool_wait_p99_ms")}
+        runtime = {m: client.timeseries(m, window_s=window_s) for m in ("cpu_utilization", "rss_bytes", "gc_pause_p99_ms", "event_loop_lag_p99_ms")}
+    except CollectorUnavailable as exc:
+        return (error_banner(str(exc)), [], *[empty_figure(str(exc)) for _ in GRAPHS])
+    figures = (
+        used_vs_max_figure(ts["pool_used"], ts["pool_max"]),
+        lines_figure(ts["pool_pending"], "Callers waiting for a pool member", "pending", POOL_LABELS),
+        lines_figure(ts["pool_wait_p99_ms"], "Pool wait p99", "ms", POOL_LABELS),
+        lines_figure(runtime["cpu_utilization"], "CPU utilization (1.0 = one core)", "cores", ("service",)),
+        lines_figure(runtime["rss_bytes"], "Resident memory (RSS)", "bytes", ("service",)),
+        lines_figure(runtime["gc_pause_p99_ms"], "GC pause p99", "ms", ("service",)),
+        lines_figure(runtime["event_loop_lag_p99_ms"], "Event-loop lag p99", "ms", ("service",)),
+    )
+    status = empty_state() if not pools and not any(runtime.values()) else html.Div(f"{len(pools)} pools", className="status-ok")
+    return (status, pool_rows(pools), *figures)
+
+
+def layout(**_query) -> html.Div:
+    grid = {"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"}
+    return html.Div(
+        [
+            dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
+            html.Div(id=STATUS),
+            html.H3("Pools now"),
+            table(POOLS_TABLE, POOL_COLUMNS, []),
+            html.H3("Pool saturation over time"),
+            html.Div([dcc.Graph(id=POOL_USED), dcc.Graph(id=POOL_PENDING), dcc.Graph(id=POOL_WAIT)], style=grid),
+            html.H3("Runtime"),
+            html.Div([dcc.Graph(id=CPU), dcc.Graph(id=RSS), dcc.Graph(id=GC), dcc.Graph(id=LOOP_LAG)], style=grid),
+        ]
+    )
+
+
+def register_callbacks(app, client: ApiClient) -> None:
+    @app.callback(Output(STATUS, "children"), Output(POOLS_TABLE, "data"), *[Output(g, "figure") for g in GRAPHS], Input(INTERVAL, "n_intervals"))
+    def _tick(_n):
+        return refresh(client)
