@@ -24,12 +24,15 @@ DB_POOL_PENDING_REQUESTS = "db.client.connection.pending_requests"
 DB_POOL_WAIT_TIME = "db.client.connection.wait_time"  # histogram, s
 DB_POOL_USE_TIME = "db.client.connection.use_time"  # histogram, s (hold time)
 DB_POOL_TIMEOUTS = "db.client.connection.timeouts"  # counter
+DB_POOL_IDLE_MAX = "db.client.connection.idle.max"  # gauge: base pool size (SQLAlchemy pool_size, psycopg min_size)
+DB_POOL_OVERFLOW = "chokepoint.db.pool.overflow"  # gauge: SQLAlchemy connections beyond pool_size
 
 # ---------------------------------------------------------------- worker / thread pools
 WORKER_POOL_BUSY = "chokepoint.worker_pool.busy"
 WORKER_POOL_MAX = "chokepoint.worker_pool.max"
 WORKER_POOL_QUEUED = "chokepoint.worker_pool.queued"
 WORKER_POOL_QUEUE_WAIT_TIME = "chokepoint.worker_pool.queue_wait_time"  # histogram, s
+WORKER_POOL_PROCESSES = "chokepoint.worker_pool.processes"  # gauge: configured worker processes (gunicorn)
 
 # ---------------------------------------------------------------- circuit breakers
 BREAKER_STATE = "chokepoint.breaker.state"  # gauge: 0 closed, 1 half_open, 2 open
@@ -77,6 +80,7 @@ ATTR_MESSAGING_DESTINATION = "messaging.destination.name"
 ATTR_MESSAGING_PARTITION = "messaging.destination.partition.id"
 ATTR_MESSAGING_CONSUMER_GROUP = "messaging.consumer.group.name"
 ATTR_ERROR_TYPE = "error.type"
+ATTR_GC_GENERATION = "cpython.gc.generation"
 
 ATTR_POOL_NAME = "chokepoint.pool.name"
 ATTR_WORKER_POOL_KIND = "chokepoint.worker_pool.kind"  # threadpool | anyio | gunicorn | asgi
@@ -88,6 +92,8 @@ ATTR_COMPONENT = "chokepoint.component"  # self | db | pool_wait | http:<host> |
 ATTR_SLOW = "chokepoint.slow"  # bool: request above the route's rolling p95 / floor
 ATTR_KEEP_REASON = "chokepoint.keep_reason"  # slow | error | random
 ATTR_DROP_REASON = "chokepoint.drop_reason"
+ATTR_RESPONSE_COMPRESSED = "chokepoint.http.response.compressed"  # bool: Content-Encoding set
+ATTR_MESSAGING_OPERATION = "messaging.operation.type"  # send | receive | process
 
 BREAKER_STATES = ("closed", "half_open", "open")  # index == BREAKER_STATE gauge value
 BREAKDOWN_COMPONENTS = ("self", "db", "pool_wait", "http", "kafka", "queue")

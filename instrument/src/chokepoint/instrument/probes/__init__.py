@@ -1,0 +1,120 @@
+"""Probes: what the upstream OpenTelemetry instrumentors do not measure.
+
+DB connection pools, worker pools, circuit breakers, Kafka consumer lag and the Python
+runtime, as OpenTelemetry metrics with the names in :mod:`chokepoint.instrument.signals`.
+
+Usage (the agent core does this; tests do it with an ``InMemoryMetricReader``)::
+
+    from chokepoint.instrument.probes import install_all, wrap_asgi_inflight
+    probes = install_all(meter)                      # every probe whose library is importable
+    probes = install_all(meter, enabled={"sqlalchemy_pool", "runtime"})   # only these; missing lib → ProbeUnavailable
+    app = wrap_asgi_inflight(app)                    # ASGI requests in flight (probe "asgi")
+    for probe in probes: probe.uninstall()           # undoes every patch, listener and callback
+
+Probe names (module): ``sqlalchemy_pool``, ``psycopg_pool`` (:mod:`.db_pool`);
+``threadpool``, ``anyio``, ``gunicorn``, ``asgi`` (:mod:`.workers`); ``pybreaker``,
+``aiobreaker``, ``circuitbreaker`` (:mod:`.breakers`); ``confluent_kafka``
+(:mod:`.kafka_lag`); ``runtime`` (:mod:`.runtime`).
+
+Rules every probe follows: a library that is not installed is a quiet skip when
+auto-enabled and a :class:`ProbeUnavailable` error when asked for by name; patches are
+tagged (``_chokepoint_probe``, ``__wrapped__``) and undone by ``uninstall()``; wrappers
+check at call time whether the probe is active; a probe's own failure is logged (logger
+``chokepoint.instrument.probes``) and never raised into user code; gauges are read only
+when the meter collects.
+
+Environment: ``CHOKEPOINT_DISABLED_PROBES`` (comma-separated names) is honoured when
+``enabled`` is not given; ``CHOKEPOINT_LOOP_LAG_INTERVAL_S`` (runtime) and
+``CHOKEPOINT_KAFKA_LAG_REFRESH_S`` (confluent_kafka) tune the two periodic reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from opentelemetry.metrics import Meter
+
+from chokepoint.instrument.probes.breakers import AioBreakerProbe, CircuitBreakerPackageProbe, PyBreakerProbe
+from chokepoint.instrument.probes.db_pool import PsycopgPoolProbe, SQLAlchemyPoolProbe
+from chokepoint.instrument.probes.kafka_lag import KafkaLagProbe
+from chokepoint.instrument.probes.patching import ProbeUnavailable
+from chokepoint.instrument.probes.runtime import RuntimeProbe
+from chokepoint.instrument.probes.workers import AnyioThreadPoolProbe, AsgiInflightProbe, GunicornProbe, ThreadPoolProbe, inflight, wrap_asgi_inflight
+
+__all__ = ["PROBES", "Probe", "ProbeUnavailable", "inflight", "install", "install_all", "wrap_asgi_inflight"]
+
+log = logging.getLogger("chokepoint.instrument.probes")
+
+
+@runtime_checkable
+class Probe(Protocol):
+    name: str
+
+    def uninstall(self) -> None: ...
+
+
+# name → factory(meter) -> Probe; the order is the install order.
+PROBES: dict[str, Callable[[Meter], Probe]] = {
+    "runtime": RuntimeProbe,
+    "sqlalchemy_pool": SQLAlchemyPoolProbe,
+    "psycopg_pool": PsycopgPoolProbe,
+    "threadpool": ThreadPoolProbe,
+    "anyio": AnyioThreadPoolProbe,
+    "gunicorn": GunicornProbe,
+    "asgi": AsgiInflightProbe,
+    "pybreaker": PyBreakerProbe,
+    "aiobreaker": AioBreakerProbe,
+    "circuitbreaker": CircuitBreakerPackageProbe,
+    "confluent_kafka": KafkaLagProbe,
+}
+
+
+def install(name: str, meter: Meter) -> Probe:
+    """Install one probe by name; raises ``ProbeUnavailable`` if its library is missing."""
+    try:
+        factory = PROBES[name]
+    except KeyError:
+        raise ValueError(f"unknown probe {name!r}; known: {', '.join(PROBES)}") from None
+    return factory(meter)
+
+
+def install_all(meter: Meter, *, enabled: set[str] | None = None, disabled: set[str] | None = None) -> list[Probe]:
+    """Install probes and return them (uninstall each to undo).
+
+    ``enabled=None``: every probe whose library is importable, minus ``disabled`` and
+    ``CHOKEPOINT_DISABLED_PROBES``; missing libraries are skipped quietly and any other
+    install failure is logged and skipped.  ``enabled={...}``: exactly those; an unknown
+    name raises ``ValueError``, a missing library ``ProbeUnavailable`` (after undoing
+    the probes already installed by this call).
+    """
+    if enabled is not None:
+        unknown = set(enabled) - PROBES.keys()
+        if unknown:
+            raise ValueError(f"unknown probe(s) {sorted(unknown)}; known: {', '.join(PROBES)}")
+        installed: list[Probe] = []
+        try:
+            for name in PROBES:
+                if name in enabled:
+                    installed.append(install(name, meter))
+        except BaseException:
+            for probe in installed:
+                probe.uninstall()
+            raise
+        return installed
+
+    skip = set(disabled or ())
+    skip |= {n.strip() for n in os.environ.get("CHOKEPOINT_DISABLED_PROBES", "").split(",") if n.strip()}
+    installed = []
+    for name in PROBES:
+        if name in skip:
+            continue
+        try:
+            installed.append(install(name, meter))
+        except ProbeUnavailable as e:
+            log.debug("probe %s skipped: %s", name, e)
+        except Exception:
+            log.warning("probe %s failed to install; skipped", name, exc_info=True)
+    return installed

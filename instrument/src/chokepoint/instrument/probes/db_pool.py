@@ -1,0 +1,378 @@
+"""DB connection-pool probes: SQLAlchemy ``QueuePool`` and psycopg_pool.
+
+What they report (names from :mod:`chokepoint.instrument.signals`, attribute
+``db.client.connection.pool.name``):
+
+=====================================  =========================================================
+``db.client.connection.count``         gauge, ``db.client.connection.state`` = ``used`` | ``idle``
+``db.client.connection.max``           gauge, the most connections the pool will open
+``db.client.connection.idle.max``      gauge, the pool's base size (SQLAlchemy ``pool_size``, psycopg ``min_size``)
+``chokepoint.db.pool.overflow``        gauge, SQLAlchemy connections opened beyond ``pool_size``
+``db.client.connection.pending_requests``  gauge, threads/tasks now waiting for a connection
+``db.client.connection.wait_time``     histogram (s), time to obtain a connection, every checkout
+``db.client.connection.use_time``      histogram (s), checkout → return (hold time)
+``db.client.connection.timeouts``      counter, checkouts that gave up (``TimeoutError`` / ``PoolTimeout``)
+=====================================  =========================================================
+
+Gauges are read only when the meter collects.  Each wait is also added to the current
+request's breakdown as ``pool_wait``, and checkout/return mark the request as holding
+a DB connection (``chokepoint.instrument.context``), which is how an outbound call made
+while a connection is held gets flagged.
+
+Pool names: SQLAlchemy pools are named from their engine URL without credentials
+(``postgresql+psycopg://127.0.0.1:5432/shop``); pools created before the probe was
+installed, or without an engine, are named ``sqlalchemy:<dialect>``.  psycopg pools use
+their own ``name`` (``pool-1`` unless given).  Pools are found when created or on
+their first checkout after install.
+
+Probe names for ``install_all(enabled=...)``: ``sqlalchemy_pool``, ``psycopg_pool``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+import weakref
+from typing import Any
+
+from opentelemetry.metrics import Observation
+
+from chokepoint.instrument import context, signals
+from chokepoint.instrument.probes.patching import BaseProbe, ProbeUnavailable, report_error
+
+_in_checkout: contextvars.ContextVar[bool] = contextvars.ContextVar("chokepoint_pool_checkout", default=False)
+_MAX_TRACKED_CHECKOUTS = 100_000
+
+
+class _PoolState:
+    """What the probe keeps per pool: its name and the number of waiting callers."""
+
+    __slots__ = ("lock", "name", "pending")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pending = 0
+        self.lock = threading.Lock()
+
+
+class _PoolProbe(BaseProbe):
+    """Shared parts of the two pool probes: registry, wait timing, hold timing."""
+
+    def __init__(self, meter) -> None:
+        super().__init__(meter)
+        self.pools: weakref.WeakKeyDictionary[Any, _PoolState] = weakref.WeakKeyDictionary()
+        self._checked_out_at: dict[int, tuple[float, str]] = {}
+        inst = self.instruments
+        self.wait_time = inst.histogram(signals.DB_POOL_WAIT_TIME, "s", "Time to obtain a connection from the pool")
+        self.use_time = inst.histogram(signals.DB_POOL_USE_TIME, "s", "Time a connection is held between checkout and return")
+        self.timeouts = inst.counter(signals.DB_POOL_TIMEOUTS, "{timeout}", "Checkouts that timed out waiting for a connection")
+        self.observe(signals.DB_POOL_CONNECTION_COUNT, "{connection}", "Connections by state", self._counts)
+        self.observe(signals.DB_POOL_CONNECTION_MAX, "{connection}", "Most connections the pool opens", self._maxes)
+        self.observe(signals.DB_POOL_IDLE_MAX, "{connection}", "Base size of the pool", self._bases)
+        self.observe(signals.DB_POOL_PENDING_REQUESTS, "{request}", "Callers waiting for a connection", self._pending)
+
+    def state(self, pool: Any) -> _PoolState:
+        st = self.pools.get(pool)
+        if st is None:
+            st = self.pools[pool] = _PoolState(self.pool_name(pool))
+        return st
+
+    def pool_name(self, pool: Any) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def sizes(self, pool: Any) -> dict[str, int]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # --------------------------------------------------------------- timing
+    def begin_wait(self, pool: Any) -> tuple[_PoolState, float] | None:
+        try:
+            st = self.state(pool)
+            with st.lock:
+                st.pending += 1
+            return st, time.perf_counter()
+        except Exception:
+            report_error(f"{self.name}.begin_wait")
+            return None
+
+    def end_wait(self, started: tuple[_PoolState, float] | None, timed_out: bool) -> None:
+        if started is None:
+            return
+        try:
+            st, t0 = started
+            waited = time.perf_counter() - t0
+            with st.lock:
+                st.pending -= 1
+            attrs = {signals.ATTR_DB_POOL_NAME: st.name}
+            self.wait_time.record(waited, attrs)
+            if timed_out:
+                self.timeouts.add(1, attrs)
+            context.record_component_time("pool_wait", waited)
+        except Exception:
+            report_error(f"{self.name}.end_wait")
+
+    def checked_out(self, key: int, pool: Any) -> None:
+        if len(self._checked_out_at) > _MAX_TRACKED_CHECKOUTS:
+            self._checked_out_at.clear()  # leaked entries (never returned): start over
+        self._checked_out_at[key] = (time.perf_counter(), self.state(pool).name)
+        context.db_connection_acquired()
+
+    def checked_in(self, key: int) -> None:
+        out = self._checked_out_at.pop(key, None)
+        context.db_connection_released()
+        if out is not None:
+            self.use_time.record(time.perf_counter() - out[0], {signals.ATTR_DB_POOL_NAME: out[1]})
+
+    # --------------------------------------------------------------- gauges
+    def _each(self):
+        for pool, st in list(self.pools.items()):
+            try:
+                yield st, self.sizes(pool)
+            except Exception:
+                report_error(f"{self.name}.sizes")
+
+    def _counts(self):
+        for st, s in self._each():
+            yield Observation(s["used"], {signals.ATTR_DB_POOL_NAME: st.name, signals.ATTR_DB_POOL_STATE: "used"})
+            yield Observation(s["idle"], {signals.ATTR_DB_POOL_NAME: st.name, signals.ATTR_DB_POOL_STATE: "idle"})
+
+    def _maxes(self):
+        for st, s in self._each():
+            if s["max"] >= 0:
+                yield Observation(s["max"], {signals.ATTR_DB_POOL_NAME: st.name})
+
+    def _bases(self):
+        for st, s in self._each():
+            yield Observation(s["base"], {signals.ATTR_DB_POOL_NAME: st.name})
+
+    def _pending(self):
+        for st, _ in self._each():
+            yield Observation(st.pending, {signals.ATTR_DB_POOL_NAME: st.name})
+
+
+class SQLAlchemyPoolProbe(_PoolProbe):
+    """SQLAlchemy ``QueuePool`` (and ``AsyncAdaptedQueuePool``): events + a timed ``_do_get``."""
+
+    name = "sqlalchemy_pool"
+
+    def __init__(self, meter) -> None:
+        try:
+            from sqlalchemy import event, exc
+            from sqlalchemy.engine import Engine
+            from sqlalchemy.pool import Pool, QueuePool
+        except ImportError as e:
+            raise ProbeUnavailable(f"probe {self.name!r} needs SQLAlchemy: {e}") from e
+        super().__init__(meter)
+        self._event, self._Pool = event, Pool
+        self._engine_names: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self.observe(signals.DB_POOL_OVERFLOW, "{connection}", "Connections opened beyond pool_size", self._overflows)
+        probe, timeout_error = self, exc.TimeoutError
+
+        def wrap_do_get(original):
+            def _do_get(pool):
+                if not probe.active or _in_checkout.get():
+                    return original(pool)  # inactive, or QueuePool's own retry inside one checkout
+                token = _in_checkout.set(True)
+                started = probe.begin_wait(pool)
+                timed_out = False
+                try:
+                    return original(pool)
+                except timeout_error:
+                    timed_out = True
+                    raise
+                finally:
+                    _in_checkout.reset(token)
+                    probe.end_wait(started, timed_out)
+
+            return _do_get
+
+        def wrap_engine_init(original):
+            def __init__(engine, pool, dialect, url, *args, **kwargs):
+                original(engine, pool, dialect, url, *args, **kwargs)
+                if probe.active:
+                    try:
+                        probe._engine_names[pool] = _url_name(url)
+                    except Exception:
+                        report_error("sqlalchemy_pool.engine_init")
+
+            return __init__
+
+        def wrap_recreate(original):
+            def recreate(pool):
+                new = original(pool)
+                if probe.active and pool in probe._engine_names:
+                    probe._engine_names[new] = probe._engine_names[pool]
+                return new
+
+            return recreate
+
+        self.patch(QueuePool, "_do_get", wrap_do_get)
+        self.patch(Engine, "__init__", wrap_engine_init)
+        self.patch(QueuePool, "recreate", wrap_recreate)
+        event.listen(Pool, "checkout", self._on_checkout)
+        event.listen(Pool, "checkin", self._on_checkin)
+
+    def on_uninstall(self) -> None:
+        for name, fn in (("checkout", self._on_checkout), ("checkin", self._on_checkin)):
+            try:
+                self._event.remove(self._Pool, name, fn)
+            except Exception:
+                report_error("sqlalchemy_pool.remove_listener")
+
+    def _on_checkout(self, dbapi_connection, connection_record, connection_proxy) -> None:
+        if self.active:
+            try:
+                self.checked_out(id(connection_record), connection_proxy._pool)
+            except Exception:
+                report_error("sqlalchemy_pool.checkout")
+
+    def _on_checkin(self, dbapi_connection, connection_record) -> None:
+        if self.active:
+            try:
+                self.checked_in(id(connection_record))
+            except Exception:
+                report_error("sqlalchemy_pool.checkin")
+
+    def pool_name(self, pool) -> str:
+        name = self._engine_names.get(pool)
+        if name:
+            return name
+        dialect = getattr(pool, "_dialect", None)
+        return f"sqlalchemy:{getattr(dialect, 'name', 'pool')}"
+
+    def sizes(self, pool) -> dict[str, int]:
+        if not hasattr(pool, "checkedout"):
+            return {"used": 0, "idle": 0, "max": -1, "base": 0, "overflow": 0}
+        size, max_overflow = pool.size(), pool._max_overflow
+        return {
+            "used": pool.checkedout(),
+            "idle": pool.checkedin(),
+            "max": size + max_overflow if max_overflow >= 0 else -1,
+            "base": size,
+            "overflow": max(0, pool.overflow()),
+        }
+
+    def _overflows(self):
+        for st, s in self._each():
+            yield Observation(s["overflow"], {signals.ATTR_DB_POOL_NAME: st.name})
+
+
+def _url_name(url) -> str:
+    """``driver://host:port/database`` — never the user name, password or query."""
+    host = url.host or ""
+    if url.port:
+        host = f"{host}:{url.port}"
+    return f"{url.drivername}://{host}/{url.database or ''}"
+
+
+class PsycopgPoolProbe(_PoolProbe):
+    """psycopg_pool ``ConnectionPool`` / ``AsyncConnectionPool``: ``get_stats()`` + timed ``getconn``."""
+
+    name = "psycopg_pool"
+
+    def __init__(self, meter) -> None:
+        try:
+            import psycopg_pool
+        except ImportError as e:
+            raise ProbeUnavailable(f"probe {self.name!r} needs psycopg_pool: {e}") from e
+        super().__init__(meter)
+        probe, pool_timeout = self, psycopg_pool.PoolTimeout
+
+        def wrap_init(original):
+            def __init__(pool, *args, **kwargs):
+                original(pool, *args, **kwargs)
+                if probe.active:
+                    try:
+                        probe.state(pool)
+                    except Exception:
+                        report_error("psycopg_pool.init")
+
+            return __init__
+
+        def wrap_getconn(original):
+            def getconn(pool, *args, **kwargs):
+                if not probe.active:
+                    return original(pool, *args, **kwargs)
+                started, timed_out = probe.begin_wait(pool), False
+                try:
+                    conn = original(pool, *args, **kwargs)
+                except pool_timeout:
+                    timed_out = True
+                    raise
+                finally:
+                    probe.end_wait(started, timed_out)
+                probe._safe_out(conn, pool)
+                return conn
+
+            return getconn
+
+        def wrap_agetconn(original):
+            async def getconn(pool, *args, **kwargs):
+                if not probe.active:
+                    return await original(pool, *args, **kwargs)
+                started, timed_out = probe.begin_wait(pool), False
+                try:
+                    conn = await original(pool, *args, **kwargs)
+                except pool_timeout:
+                    timed_out = True
+                    raise
+                finally:
+                    probe.end_wait(started, timed_out)
+                probe._safe_out(conn, pool)
+                return conn
+
+            return getconn
+
+        def wrap_putconn(original):
+            def putconn(pool, conn, *args, **kwargs):
+                if probe.active:
+                    probe._safe_in(conn)
+                return original(pool, conn, *args, **kwargs)
+
+            return putconn
+
+        def wrap_aputconn(original):
+            async def putconn(pool, conn, *args, **kwargs):
+                if probe.active:
+                    probe._safe_in(conn)
+                return await original(pool, conn, *args, **kwargs)
+
+            return putconn
+
+        self.patch(psycopg_pool.ConnectionPool, "__init__", wrap_init)
+        self.patch(psycopg_pool.ConnectionPool, "getconn", wrap_getconn)
+        self.patch(psycopg_pool.ConnectionPool, "putconn", wrap_putconn)
+        self.patch(psycopg_pool.AsyncConnectionPool, "__init__", wrap_init)
+        self.patch(psycopg_pool.AsyncConnectionPool, "getconn", wrap_agetconn)
+        self.patch(psycopg_pool.AsyncConnectionPool, "putconn", wrap_aputconn)
+
+    def _safe_out(self, conn, pool) -> None:
+        try:
+            self.checked_out(id(conn), pool)
+        except Exception:
+            report_error("psycopg_pool.getconn")
+
+    def _safe_in(self, conn) -> None:
+        try:
+            self.checked_in(id(conn))
+        except Exception:
+            report_error("psycopg_pool.putconn")
+
+    def pool_name(self, pool) -> str:
+        return str(pool.name)
+
+    def sizes(self, pool) -> dict[str, int]:
+        stats = pool.get_stats()
+        available = stats.get("pool_available", 0)
+        return {
+            "used": max(0, stats.get("pool_size", 0) - available),
+            "idle": available,
+            "max": stats.get("pool_max", -1),
+            "base": stats.get("pool_min", 0),
+            "waiting": stats.get("requests_waiting", 0),
+        }
+
+    def _pending(self):
+        # psycopg_pool counts its own queue of waiting clients: more exact than ours.
+        for st, s in self._each():
+            yield Observation(s["waiting"], {signals.ATTR_DB_POOL_NAME: st.name})

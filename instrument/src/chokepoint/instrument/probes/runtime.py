@@ -1,0 +1,155 @@
+"""Runtime probe (``runtime``): CPU, memory, threads, GC pauses and asyncio event-loop lag.
+
+=====================================  ==================================================
+``process.cpu.utilization``            gauge, CPU time / wall time since the previous
+                                       collection, as a fraction of ONE core (a CPython
+                                       process pinned by the GIL sits near 1.0)
+``process.memory.usage``               gauge, resident set size in bytes
+``process.thread.count``               gauge, live Python threads
+``chokepoint.runtime.gc.pause_time``   histogram (s), one sample per collection, with
+                                       ``cpython.gc.generation``
+``chokepoint.runtime.event_loop.lag``  histogram (s), how late a timer on each running
+                                       asyncio loop fires: blocking code in async handlers
+=====================================  ==================================================
+
+Gauges are read only at collection (no thread).  GC pauses come from ``gc.callbacks``.
+Event-loop lag needs a timer on the loop: the probe notices every loop that starts
+running (``asyncio`` sets its running loop through ``asyncio.events._set_running_loop``,
+which the probe wraps) and the loop already running when the probe is installed, and
+schedules a self-rescheduling ``call_at`` every ``CHOKEPOINT_LOOP_LAG_INTERVAL_S``
+seconds (default 0.1) — a handle, not a task, so it never shows up in
+``asyncio.all_tasks()``.  uvloop sets its running loop in C and is not seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import threading
+import time
+import weakref
+
+from opentelemetry.metrics import Observation
+
+from chokepoint.instrument import signals
+from chokepoint.instrument.probes.patching import BaseProbe, report_error
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes() -> int | None:
+    """Resident set size now: ``/proc/self/statm`` on Linux, psutil elsewhere if present."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss
+    except Exception:
+        return None
+
+
+class RuntimeProbe(BaseProbe):
+    name = "runtime"
+
+    def __init__(self, meter, *, loop_interval_s: float | None = None) -> None:
+        super().__init__(meter)
+        self.loop_interval_s = loop_interval_s or float(os.environ.get("CHOKEPOINT_LOOP_LAG_INTERVAL_S", "0.1"))
+        self._cpu_lock = threading.Lock()
+        self._last_cpu = (time.process_time(), time.perf_counter())
+        self._gc_started: float | None = None
+        self.gc_pause = self.instruments.histogram(signals.RUNTIME_GC_PAUSE_TIME, "s", "Time of one garbage collection")
+        self.loop_lag = self.instruments.histogram(signals.RUNTIME_EVENT_LOOP_LAG, "s", "How late an event-loop timer fired")
+        self.observe(signals.PROCESS_CPU_UTILIZATION, "1", "CPU used as a fraction of one core", self._cpu)
+        self.observe(signals.PROCESS_MEMORY_USAGE, "By", "Resident set size", self._rss)
+        self.observe(signals.PROCESS_THREAD_COUNT, "{thread}", "Live threads", self._threads)
+        gc.callbacks.append(self._on_gc)
+        self.loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        probe = self
+
+        def wrap_set_running_loop(original):
+            def _set_running_loop(loop):
+                original(loop)
+                if loop is not None and probe.active and loop not in probe.loops:
+                    probe.watch_loop(loop)
+
+            return _set_running_loop
+
+        self.patch(asyncio.events, "_set_running_loop", wrap_set_running_loop)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None:
+            self.watch_loop(running)
+
+    # ------------------------------------------------------------------ gauges
+    def _cpu(self):
+        with self._cpu_lock:
+            cpu, wall = time.process_time(), time.perf_counter()
+            last_cpu, last_wall = self._last_cpu
+            self._last_cpu = (cpu, wall)
+        if wall > last_wall:
+            yield Observation(max(0.0, (cpu - last_cpu) / (wall - last_wall)))
+
+    def _rss(self):
+        rss = rss_bytes()
+        if rss is not None:
+            yield Observation(rss)
+
+    def _threads(self):
+        yield Observation(threading.active_count())
+
+    # ------------------------------------------------------------------ GC
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if not self.active:
+            return
+        try:
+            if phase == "start":
+                self._gc_started = time.perf_counter()
+            elif self._gc_started is not None:
+                self.gc_pause.record(time.perf_counter() - self._gc_started, {signals.ATTR_GC_GENERATION: info.get("generation", -1)})
+                self._gc_started = None
+        except Exception:
+            report_error("runtime.gc")
+
+    # ------------------------------------------------------------------ event loop
+    def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the lag timer on ``loop`` (once per loop; from any thread)."""
+        try:
+            self.loops.add(loop)
+            interval, lag, probe = self.loop_interval_s, self.loop_lag, self
+
+            def tick(due: float) -> None:
+                if not probe.active or loop.is_closed():
+                    return
+                try:
+                    now = loop.time()
+                    lag.record(max(0.0, now - due))
+                    loop.call_at(now + interval, tick, now + interval)
+                except Exception:
+                    report_error("runtime.loop_tick")
+
+            def start() -> None:
+                due = loop.time() + interval
+                loop.call_at(due, tick, due)
+
+            try:
+                running_here = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                running_here = False
+            if running_here:
+                start()
+            else:
+                loop.call_soon_threadsafe(start)
+        except Exception:
+            report_error("runtime.watch_loop")
+
+    def on_uninstall(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)

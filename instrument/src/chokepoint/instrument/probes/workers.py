@@ -1,0 +1,324 @@
+"""Worker-pool probes: who is busy, how many may be, how many wait, and for how long.
+
+All four report ``chokepoint.worker_pool.busy`` / ``.max`` / ``.queued`` (gauges, read at
+collection) and ``chokepoint.worker_pool.queue_wait_time`` (histogram, s), with
+``chokepoint.pool.name`` and ``chokepoint.worker_pool.kind``:
+
+``threadpool`` (probe ``threadpool``)
+    Every ``concurrent.futures.ThreadPoolExecutor``: busy = tasks running, max =
+    ``max_workers``, queued = work queue length, wait = submit → start.  Pool name is the
+    executor's thread-name prefix (``ThreadPoolExecutor-0`` by default).
+``anyio`` (probe ``anyio``)
+    The thread pool behind ``anyio.to_thread.run_sync`` — Starlette's
+    ``run_in_threadpool``, i.e. every sync FastAPI endpoint and dependency.  Busy /
+    max / queued come from the ``CapacityLimiter``'s ``statistics()`` (borrowed tokens,
+    total tokens, waiting tasks); the default limiter is named ``anyio-default``,
+    others ``anyio-limiter-N``.  The wait for a token is also added to the current
+    request's breakdown as ``queue``.
+``gunicorn`` (probe ``gunicorn``)
+    Inside each sync/gthread worker process: busy = requests being handled, max =
+    ``threads`` (1 for sync), queued = accepted connections waiting for a thread
+    (gthread) or the listen socket's accept backlog (Linux ``TCP_INFO``), and
+    ``chokepoint.worker_pool.processes`` = configured ``workers``.  Pool name ``gunicorn``.
+``asgi`` (probe ``asgi``)
+    HTTP requests in flight in an ASGI app wrapped with :func:`wrap_asgi_inflight`
+    (the agent core wraps the app; counting works even before the probe is installed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import struct
+import threading
+import time
+import weakref
+from typing import Any
+
+from opentelemetry.metrics import Observation
+
+from chokepoint.instrument import context, signals
+from chokepoint.instrument.probes.patching import BaseProbe, ProbeUnavailable, report_error
+
+_KIND = signals.ATTR_WORKER_POOL_KIND
+_NAME = signals.ATTR_POOL_NAME
+
+
+def _pool_attrs(kind: str, name: str) -> dict[str, str]:
+    return {_KIND: kind, _NAME: name}
+
+
+class _WorkerProbe(BaseProbe):
+    """Shared instruments: the four worker-pool signals, fed by ``snapshot()``."""
+
+    kind = "?"
+
+    def __init__(self, meter) -> None:
+        super().__init__(meter)
+        self.wait_time = self.instruments.histogram(signals.WORKER_POOL_QUEUE_WAIT_TIME, "s", "Time a task waited for a worker")
+        for signal, field, description in (
+            (signals.WORKER_POOL_BUSY, "busy", "Workers now busy"),
+            (signals.WORKER_POOL_MAX, "max", "Most workers the pool runs at once"),
+            (signals.WORKER_POOL_QUEUED, "queued", "Tasks waiting for a worker"),
+        ):
+            self.observe(signal, "{worker}", description, self._field_source(field))
+
+    def snapshot(self) -> dict[str, dict[str, int]]:  # pragma: no cover - overridden
+        """``{pool name: {"busy": n, "max": n, "queued": n}}`` (missing fields are not reported)."""
+        raise NotImplementedError
+
+    def _field_source(self, field: str):
+        def source():
+            for name, values in self.snapshot().items():
+                if field in values:
+                    yield Observation(values[field], _pool_attrs(self.kind, name))
+
+        return source
+
+
+# ---------------------------------------------------------------------- ThreadPoolExecutor
+class _ExecutorState:
+    __slots__ = ("busy", "lock", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name, self.busy, self.lock = name, 0, threading.Lock()
+
+
+class ThreadPoolProbe(_WorkerProbe):
+    name = "threadpool"
+    kind = "threadpool"
+
+    def __init__(self, meter) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        super().__init__(meter)
+        self.executors: weakref.WeakKeyDictionary[Any, _ExecutorState] = weakref.WeakKeyDictionary()
+        probe = self
+
+        def wrap_submit(original):
+            def submit(executor, fn, /, *args, **kwargs):
+                if not probe.active or getattr(fn, "_chokepoint_task", False):
+                    return original(executor, fn, *args, **kwargs)
+                try:
+                    task = probe._timed_task(executor, fn)
+                except Exception:
+                    report_error("threadpool.submit")
+                    task = fn
+                return original(executor, task, *args, **kwargs)
+
+            return submit
+
+        self.patch(ThreadPoolExecutor, "submit", wrap_submit)
+
+    def _timed_task(self, executor, fn):
+        st = self.executors.get(executor)
+        if st is None:
+            st = self.executors[executor] = _ExecutorState(getattr(executor, "_thread_name_prefix", "") or f"ThreadPoolExecutor-{id(executor):x}")
+        submitted, wait_time, attrs = time.perf_counter(), self.wait_time, _pool_attrs(self.kind, st.name)
+
+        def task(*args, **kwargs):
+            try:
+                wait_time.record(time.perf_counter() - submitted, attrs)
+                with st.lock:
+                    st.busy += 1
+            except Exception:
+                report_error("threadpool.task")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with st.lock:
+                    st.busy -= 1
+
+        task._chokepoint_task = True
+        return task
+
+    def snapshot(self):
+        out: dict[str, dict[str, int]] = {}
+        for executor, st in list(self.executors.items()):
+            if getattr(executor, "_shutdown", False):
+                continue
+            agg = out.setdefault(st.name, {"busy": 0, "max": 0, "queued": 0})
+            agg["busy"] += st.busy
+            agg["max"] += int(getattr(executor, "_max_workers", 0))
+            agg["queued"] += executor._work_queue.qsize()
+        return out
+
+
+# ---------------------------------------------------------------------- anyio / Starlette
+class AnyioThreadPoolProbe(_WorkerProbe):
+    name = "anyio"
+    kind = "anyio"
+
+    def __init__(self, meter) -> None:
+        try:
+            import anyio.to_thread
+        except ImportError as e:
+            raise ProbeUnavailable(f"probe {self.name!r} needs anyio: {e}") from e
+        super().__init__(meter)
+        self.limiters: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._numbers = itertools.count(1)
+        default_limiter, probe = anyio.to_thread.current_default_thread_limiter, self
+
+        def wrap_run_sync(original):
+            async def run_sync(func, *args, **kwargs):
+                if not probe.active:
+                    return await original(func, *args, **kwargs)
+                try:
+                    limiter = kwargs.get("limiter")
+                    if limiter is None:
+                        limiter = default_limiter()
+                        name = probe.limiters.get(limiter) or probe.limiters.setdefault(limiter, "anyio-default")
+                    else:
+                        name = probe.limiters.get(limiter) or probe.limiters.setdefault(limiter, f"anyio-limiter-{next(probe._numbers)}")
+                    func = probe._timed(func, name)
+                except Exception:
+                    report_error("anyio.run_sync")
+                return await original(func, *args, **kwargs)
+
+            return run_sync
+
+        self.patch(anyio.to_thread, "run_sync", wrap_run_sync)
+
+    def _timed(self, func, name: str):
+        queued_at, wait_time, attrs = time.perf_counter(), self.wait_time, _pool_attrs(self.kind, name)
+
+        def in_thread(*args):
+            try:
+                waited = time.perf_counter() - queued_at
+                wait_time.record(waited, attrs)
+                context.record_component_time("queue", waited)
+            except Exception:
+                report_error("anyio.in_thread")
+            return func(*args)
+
+        return in_thread
+
+    def snapshot(self):
+        out: dict[str, dict[str, int]] = {}
+        for limiter, name in list(self.limiters.items()):
+            for _ in range(3):  # statistics() copies a set another thread may be changing
+                try:
+                    stats = limiter.statistics()
+                    break
+                except RuntimeError:
+                    continue
+            else:
+                continue
+            agg = out.setdefault(name, {"busy": 0, "max": 0, "queued": 0})
+            agg["busy"] += stats.borrowed_tokens
+            agg["max"] += int(stats.total_tokens)
+            agg["queued"] += stats.tasks_waiting
+        return out
+
+
+# ---------------------------------------------------------------------- gunicorn
+class GunicornProbe(_WorkerProbe):
+    name = "gunicorn"
+    kind = "gunicorn"
+
+    def __init__(self, meter) -> None:
+        try:
+            from gunicorn.workers import base, gthread, sync
+        except ImportError as e:
+            raise ProbeUnavailable(f"probe {self.name!r} needs gunicorn: {e}") from e
+        super().__init__(meter)
+        self.worker: Any = None
+        self.busy = 0
+        self._lock = threading.Lock()
+        self._gthread = gthread.ThreadWorker
+        self.observe(signals.WORKER_POOL_PROCESSES, "{process}", "Configured worker processes", self._processes)
+        probe = self
+
+        def wrap_init_process(original):
+            def init_process(worker):
+                if probe.active:
+                    probe.worker = worker  # runs in the forked worker, before its serving loop
+                return original(worker)
+
+            return init_process
+
+        def wrap_handle_request(original):
+            def handle_request(worker, *args, **kwargs):
+                if not probe.active:
+                    return original(worker, *args, **kwargs)
+                with probe._lock:
+                    probe.busy += 1
+                try:
+                    return original(worker, *args, **kwargs)
+                finally:
+                    with probe._lock:
+                        probe.busy -= 1
+
+            return handle_request
+
+        self.patch(base.Worker, "init_process", wrap_init_process)
+        self.patch(sync.SyncWorker, "handle_request", wrap_handle_request)
+        self.patch(gthread.ThreadWorker, "handle_request", wrap_handle_request)
+
+    def snapshot(self):
+        worker = self.worker
+        if worker is None:
+            return {}
+        values = {"busy": self.busy}
+        if isinstance(worker, self._gthread):
+            values["max"] = int(worker.cfg.threads)
+            tpool = getattr(worker, "tpool", None)
+            values["queued"] = tpool._work_queue.qsize() if tpool is not None else 0
+        else:
+            values["max"] = 1
+            backlog = sum(listen_backlog(s) or 0 for s in getattr(worker, "sockets", ()))
+            values["queued"] = backlog
+        return {"gunicorn": values}
+
+    def _processes(self):
+        if self.worker is not None:
+            yield Observation(int(self.worker.cfg.workers), _pool_attrs(self.kind, "gunicorn"))
+
+
+def listen_backlog(sock) -> int | None:
+    """Connections waiting in a listening TCP socket's accept queue (Linux), else None.
+
+    For a socket in LISTEN state the kernel reports the accept-queue length as
+    ``tcpi_unacked`` in ``TCP_INFO`` (bytes 24..28 of ``struct tcp_info``).
+    """
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        if info[0] != 10:  # TCP_LISTEN
+            return None
+        return struct.unpack_from("I", info, 24)[0]
+    except (AttributeError, OSError, struct.error, TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------- ASGI in flight
+_inflight: dict[str, int] = {}
+
+
+def wrap_asgi_inflight(app, name: str = "asgi"):
+    """Wrap an ASGI app so its HTTP requests in flight are counted (gauge, pool ``name``)."""
+    _inflight.setdefault(name, 0)
+
+    async def inflight_app(scope, receive, send):
+        if scope.get("type") != "http":
+            return await app(scope, receive, send)
+        _inflight[name] += 1
+        try:
+            return await app(scope, receive, send)
+        finally:
+            _inflight[name] -= 1
+
+    inflight_app.__wrapped__ = app
+    return inflight_app
+
+
+def inflight(name: str = "asgi") -> int:
+    """HTTP requests in flight now in the app(s) wrapped under ``name``."""
+    return _inflight.get(name, 0)
+
+
+class AsgiInflightProbe(_WorkerProbe):
+    name = "asgi"
+    kind = "asgi"
+
+    def snapshot(self):
+        return {name: {"busy": n} for name, n in list(_inflight.items())}
