@@ -18,10 +18,19 @@ import argparse
 import sys
 from importlib.metadata import entry_points
 
+from chokepoint.collector.config import add_arguments as add_collector_arguments
+
 
 def _not_yet_built(args: argparse.Namespace) -> int:
     print(f"chokepoint {args.command}: not yet built in this version", file=sys.stderr)
     return 3
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """``chokepoint serve``: the collector in the foreground until SIGINT/SIGTERM."""
+    from chokepoint.collector.serve import serve_foreground
+
+    return serve_foreground(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = sub.add_parser("serve", help="collector + REST API + /metrics (+ Dash dashboard)")
     serve.add_argument("--no-dashboard", action="store_true", help="do not start the Dash dashboard")
-    serve.set_defaults(func=_not_yet_built)
+    add_collector_arguments(serve)
+    serve.set_defaults(func=_serve)
     report = sub.add_parser("report", help="ranked bottleneck findings")
     report.add_argument("--api", default="http://127.0.0.1:8787")
     report.add_argument("--window", type=float, default=60.0)

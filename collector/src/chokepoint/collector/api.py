@@ -1,0 +1,251 @@
+"""REST API and ``/metrics`` of the collector (default 127.0.0.1:8787).
+
+Endpoints (JSON; full reference with examples in docs/API.md)::
+
+    GET /api/v1/health
+    GET /api/v1/services?window=60
+    GET /api/v1/endpoints?service=&window=60
+    GET /api/v1/dependencies?window=60
+    GET /api/v1/pools
+    GET /api/v1/breakers
+    GET /api/v1/consumer-lag
+    GET /api/v1/bottlenecks?window=60
+    GET /api/v1/traces?route=&slow=1&limit=50
+    GET /api/v1/timeseries?metric=&service=&target=&window=3600
+    GET /api/v1/histogram?service=&route=&window=60
+    GET /api/v1/heatmap?service=&route=&window=3600
+    GET /api/v1/breakdown?service=&route=&window=60
+    GET /metrics                     Prometheus text (OpenMetrics when asked via Accept)
+
+Parameters are validated: an unknown parameter, a missing required one, a window
+outside ``0 < window <= MAX_WINDOW_S``, a ``limit`` outside 1..1000, a ``slow`` that is
+not 0/1/true/false, an unknown ``metric`` → ``400 {"error": "message"}``.  With a token
+configured (``CHOKEPOINT_TOKEN``) every endpoint, ``/metrics`` included, needs
+``Authorization: Bearer <token>`` → otherwise ``401 {"error": ...}``.  Any failure inside the
+store answers ``500 {"error": ...}`` (logged), never a crash.
+
+Handlers are plain functions, run by Starlette on its thread pool, so a slow query
+never blocks the event loop that also serves OTLP/HTTP.
+
+Usage::
+
+    registry = CollectorRegistry(); registry.register(StoreCollector(store))
+    app = create_api_app(store, registry, auth=BearerAuth(token), findings=analyzer_fn)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from chokepoint.collector.auth import UNAUTHORIZED_MESSAGE, BearerAuth
+
+log = logging.getLogger(__name__)
+
+MAX_WINDOW_S = 7 * 86400.0
+MAX_TRACES_LIMIT = 1000
+MAX_NAME_CHARS = 512
+
+try:  # the core's list of series names; kept in one place (store.py)
+    from chokepoint.collector.store import TIMESERIES_METRICS
+except ImportError:  # pragma: no cover - store not built yet
+    TIMESERIES_METRICS = ()
+
+
+class BadRequest(ValueError):
+    """A query parameter is wrong; ``str()`` is the message for the client."""
+
+
+# ------------------------------------------------------------------ parameter parsing
+
+
+def _check_known(request: Request, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(request.query_params.keys()) - set(allowed))
+    if unknown:
+        hint = ", ".join(allowed) if allowed else "none"
+        raise BadRequest(f"unknown parameter {unknown[0]!r} (allowed: {hint})")
+
+
+def window_param(request: Request, default: float) -> float:
+    raw = request.query_params.get("window")
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"window must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0 or value > MAX_WINDOW_S:
+        raise BadRequest(f"window must be > 0 and <= {MAX_WINDOW_S:.0f} seconds, got {raw!r}")
+    return value
+
+
+def name_param(request: Request, name: str, required: bool = False) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise BadRequest(f"parameter {name!r} is required")
+        return None
+    if len(raw) > MAX_NAME_CHARS:
+        raise BadRequest(f"{name} is longer than {MAX_NAME_CHARS} characters")
+    return raw
+
+
+def bool_param(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return False
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no"):
+        return False
+    raise BadRequest(f"{name} must be 0/1/true/false, got {raw!r}")
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be {low}..{high}, got {value}")
+    return value
+
+
+# ------------------------------------------------------------------ the app
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status, headers=headers)
+
+
+class RestApi:
+    def __init__(
+        self,
+        store,
+        registry: CollectorRegistry | None = None,
+        auth: BearerAuth | None = None,
+        findings: Callable[[float], list[dict]] | None = None,
+        timeseries_metrics: tuple[str, ...] | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.auth = auth or BearerAuth(None)
+        self.findings = findings
+        self.timeseries_metrics = tuple(timeseries_metrics if timeseries_metrics is not None else TIMESERIES_METRICS)
+
+    def routes(self) -> list[Route]:
+        table: list[tuple[str, tuple[str, ...], Callable]] = [
+            ("health", (), lambda r: self.store.health()),
+            ("services", ("window",), lambda r: {"services": self.store.services(window_s=window_param(r, 60))}),
+            (
+                "endpoints",
+                ("service", "window"),
+                lambda r: {"endpoints": self.store.endpoints(name_param(r, "service"), window_s=window_param(r, 60))},
+            ),
+            ("dependencies", ("window",), lambda r: {"dependencies": self.store.dependencies(window_s=window_param(r, 60))}),
+            ("pools", (), lambda r: {"pools": self.store.pools()}),
+            ("breakers", (), lambda r: {"breakers": self.store.breakers()}),
+            ("consumer-lag", (), lambda r: {"consumer_lag": self.store.consumer_lag()}),
+            ("bottlenecks", ("window",), self._bottlenecks),
+            ("traces", ("route", "slow", "limit"), self._traces),
+            ("timeseries", ("metric", "service", "target", "window"), self._timeseries),
+            (
+                "histogram",
+                ("service", "route", "window"),
+                lambda r: {"buckets": self.store.histogram(name_param(r, "service", True), name_param(r, "route", True), window_s=window_param(r, 60))},
+            ),
+            (
+                "heatmap",
+                ("service", "route", "window"),
+                lambda r: self.store.heatmap(name_param(r, "service", True), name_param(r, "route", True), window_s=window_param(r, 3600)),
+            ),
+            (
+                "breakdown",
+                ("service", "route", "window"),
+                lambda r: self.store.breakdown(name_param(r, "service", True), name_param(r, "route", True), window_s=window_param(r, 60)),
+            ),
+        ]
+        routes = [Route(f"/api/v1/{path}", self._endpoint(path, allowed, fn), methods=["GET"]) for path, allowed, fn in table]
+        routes.append(Route("/metrics", self._metrics, methods=["GET"]))
+        return routes
+
+    def _endpoint(self, path: str, allowed: tuple[str, ...], fn: Callable[[Request], object]):
+        def endpoint(request: Request) -> Response:
+            if not self.auth.allows(request.headers.get("authorization")):
+                return _error(401, UNAUTHORIZED_MESSAGE, {"WWW-Authenticate": "Bearer"})
+            try:
+                _check_known(request, allowed)
+                return JSONResponse(fn(request))
+            except BadRequest as exc:
+                return _error(400, str(exc))
+            except Exception:
+                log.exception("GET /api/v1/%s failed", path)
+                return _error(500, f"internal error while answering /api/v1/{path} (see the collector log)")
+
+        endpoint.__name__ = "api_" + path.replace("-", "_")
+        return endpoint
+
+    def _bottlenecks(self, request: Request) -> dict:
+        window_s = window_param(request, 60)
+        return {"findings": list(self.findings(window_s)) if self.findings else []}
+
+    def _traces(self, request: Request) -> dict:
+        route = name_param(request, "route")
+        slow_only = bool_param(request, "slow")
+        limit = int_param(request, "limit", 50, 1, MAX_TRACES_LIMIT)
+        return {"traces": self.store.traces(route=route, slow_only=slow_only, limit=limit)}
+
+    def _timeseries(self, request: Request) -> dict:
+        metric = name_param(request, "metric", required=True)
+        if self.timeseries_metrics and metric not in self.timeseries_metrics:
+            raise BadRequest(f"unknown metric {metric!r} (one of: {', '.join(self.timeseries_metrics)})")
+        series = self.store.timeseries(
+            metric, service=name_param(request, "service"), target=name_param(request, "target"), window_s=window_param(request, 3600)
+        )
+        return {"metric": metric, "series": series}
+
+    def _metrics(self, request: Request) -> Response:
+        if not self.auth.allows(request.headers.get("authorization")):
+            return _error(401, UNAUTHORIZED_MESSAGE, {"WWW-Authenticate": "Bearer"})
+        if self.registry is None:
+            return _error(404, "no metrics registry configured")
+        try:
+            encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+            return Response(encoder(self.registry), 200, headers={"Content-Type": content_type})
+        except Exception:
+            log.exception("GET /metrics failed")
+            return _error(500, "internal error while collecting metrics (see the collector log)")
+
+
+def create_api_app(
+    store,
+    registry: CollectorRegistry | None = None,
+    auth: BearerAuth | None = None,
+    findings: Callable[[float], list[dict]] | None = None,
+    timeseries_metrics: tuple[str, ...] | None = None,
+) -> Starlette:
+    api = RestApi(store, registry, auth, findings, timeseries_metrics)
+    app = Starlette(routes=api.routes())
+
+    async def not_found(request: Request, exc) -> Response:
+        return _error(404, f"no endpoint {request.url.path} (see docs/API.md)")
+
+    async def not_allowed(request: Request, exc) -> Response:
+        return _error(405, f"{request.method} not allowed on {request.url.path}: GET only")
+
+    app.add_exception_handler(404, not_found)
+    app.add_exception_handler(405, not_allowed)
+    app.state.api = api
+    return app
