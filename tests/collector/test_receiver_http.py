@@ -116,7 +116,9 @@ def test_partial_success_reports_rejected_spans(receiver):
 
 
 def test_json_traces_with_hex_ids_and_json_response(receiver):
-    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708", "name": "j", "kind": 3}]}]}]}
+    doc = {
+        "resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708", "name": "j", "kind": 3}]}]}]
+    }
     resp = receiver.post("/v1/traces", json.dumps(doc), "application/json; charset=utf-8")
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "application/json"

@@ -41,9 +41,7 @@ class Admission:
         nothing else is in flight (the body limit is enforced elsewhere).
         """
         with self._lock:
-            if self.inflight_requests >= self.max_inflight_requests or (
-                self.inflight_requests and self.inflight_bytes + nbytes > self.max_inflight_bytes
-            ):
+            if self.inflight_requests >= self.max_inflight_requests or (self.inflight_requests and self.inflight_bytes + nbytes > self.max_inflight_bytes):
                 self.refused += 1
                 return False
             self.inflight_requests += 1

@@ -108,10 +108,7 @@ class OtlpConsumer:
             self.stats.add_request(protocol, signal)
             return ExportLogsServiceResponse()
         try:
-            if signal == "traces":
-                result = self.ingestor.consume_traces(request)
-            else:
-                result = self.ingestor.consume_metrics(request)
+            result = self.ingestor.consume_traces(request) if signal == "traces" else self.ingestor.consume_metrics(request)
         except Exception as exc:
             log.exception("ingestor failed on an OTLP %s request (%s)", signal, protocol)
             self.reject(protocol, REASON_INTERNAL)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from typing import TypeVar
 
@@ -118,10 +119,8 @@ def _base64_ids_to_hex(node) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _ID_KEYS and isinstance(value, str):
-                try:
+                with contextlib.suppress(binascii.Error, ValueError):
                     node[key] = base64.b64decode(value).hex()
-                except (binascii.Error, ValueError):
-                    pass
             elif isinstance(value, dict | list):
                 _base64_ids_to_hex(value)
     elif isinstance(node, list):

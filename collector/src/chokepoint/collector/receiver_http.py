@@ -144,7 +144,9 @@ class OtlpHttpReceiver:
             except ValueError:
                 raise _Refused(400, REASON_MALFORMED, f"bad Content-Length {declared!r}", code_pb2.INVALID_ARGUMENT) from None
             if declared_bytes > self.max_body_bytes:
-                raise _Refused(413, REASON_TOO_LARGE, f"body of {declared_bytes} bytes exceeds the {self.max_body_bytes} byte limit", code_pb2.RESOURCE_EXHAUSTED)
+                raise _Refused(
+                    413, REASON_TOO_LARGE, f"body of {declared_bytes} bytes exceeds the {self.max_body_bytes} byte limit", code_pb2.RESOURCE_EXHAUSTED
+                )
         if not self.admission.try_acquire(declared_bytes):
             raise _Refused(
                 429,
