@@ -17,3 +17,18 @@ runtime) and exports OTLP to the chokepoint sidecar (``127.0.0.1:4318`` by defau
 This package also owns the OTLP signal names and attributes that cross from app to
 sidecar; it stays light so the collector may import them.
 """
+
+from __future__ import annotations
+
+
+def instrument(*args, **kwargs):
+    """Set up the agent from code; see :func:`chokepoint.instrument.agent.instrument`.
+
+    Imported lazily so that ``chokepoint.instrument.signals`` stays light for the collector.
+    """
+    from chokepoint.instrument.agent import instrument as _instrument
+
+    return _instrument(*args, **kwargs)
+
+
+__all__ = ["instrument"]

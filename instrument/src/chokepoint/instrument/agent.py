@@ -1,0 +1,246 @@
+"""Agent set-up: providers, the keep-slow-traces processor, library instrumentation, probes.
+
+Usage::
+
+    from chokepoint.instrument import instrument
+    agent = instrument()          # idempotent: a second call returns the same agent
+
+    # tests: in-memory hooks instead of OTLP, and no global providers
+    agent = instrument(span_exporter=InMemorySpanExporter(), metric_reader=InMemoryMetricReader(),
+                       set_global=False, libraries=False)
+
+Call it before the web framework creates its app (``FastAPI()``, ``Flask(__name__)``),
+as ``opentelemetry-instrument`` would.  Zero-code-change runs (``chokepoint-instrument``
+or plain ``opentelemetry-instrument``) reach the same code through the distro and
+configurator entry points (:mod:`chokepoint.instrument.distro`).
+
+What it sets up:
+
+- a ``TracerProvider`` with the always-on sampler (every request feeds the metrics) and
+  :class:`~chokepoint.instrument.sampling.KeepSlowTracesProcessor` exporting kept traces
+  over OTLP/HTTP protobuf to ``OTEL_EXPORTER_OTLP_ENDPOINT`` (``http://127.0.0.1:4318``);
+- a ``MeterProvider`` exporting every ``OTEL_METRIC_EXPORT_INTERVAL`` ms (5000) with
+  **cumulative** temporality and base-2 **exponential** histograms for every histogram;
+- the upstream instrumentors (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` honoured) with
+  chokepoint's lighter options (:mod:`chokepoint.instrument.distro`);
+- the client flags (:mod:`chokepoint.instrument.client_flags`) and the probes
+  (``chokepoint.instrument.probes.install_all``; ``CHOKEPOINT_PROBES``).
+
+Nothing here raises into the app: a failing exporter, probe or patch is logged and
+skipped.  ``CHOKEPOINT_ENABLED=false`` makes ``instrument()`` a no-op returning ``None``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import NoOpMeter
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+from chokepoint.instrument.client_flags import install_client_flags
+from chokepoint.instrument.config import AgentConfig
+from chokepoint.instrument.instruments import AgentInstruments
+from chokepoint.instrument.sampling import KeepSlowTracesProcessor
+
+_log = logging.getLogger("chokepoint.instrument")
+
+METER_NAME = "chokepoint.instrument"
+PROBES_METER_NAME = "chokepoint.instrument.probes"
+UPSTREAM_SCOPE_PREFIX = "opentelemetry.instrumentation."
+
+
+class ChokepointMeterProvider(MeterProvider):
+    """The SDK meter provider, minus the upstream instrumentors' own meters.
+
+    Some upstream instrumentors (the DB-API family) take no ``meter_provider`` argument and
+    record per-query histograms on the global provider; chokepoint records the same
+    latencies itself from spans, so meters of ``opentelemetry.instrumentation.*`` scopes
+    are no-ops (no double counting, no per-call cost).
+    """
+
+    def get_meter(self, name, version=None, schema_url=None, attributes=None):
+        if name and name.startswith(UPSTREAM_SCOPE_PREFIX):
+            return NoOpMeter(name, version=version, schema_url=schema_url)
+        return super().get_meter(name, version, schema_url, attributes)
+
+
+class Agent:
+    """One configured agent: its providers, processor, probes and patches."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        span_exporter: SpanExporter | None = None,
+        metric_reader: MetricReader | None = None,
+    ):
+        self.config = config
+        resource = Resource.create({"service.name": config.service_name})
+        if metric_reader is None:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+            metric_reader = PeriodicExportingMetricReader(
+                OTLPMetricExporter(endpoint=config.metrics_url, timeout=config.export_timeout_s),
+                export_interval_millis=config.metric_export_interval_ms,
+            )
+        if span_exporter is None:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            span_exporter = OTLPSpanExporter(endpoint=config.traces_url, timeout=config.export_timeout_s)
+        self.metric_reader = metric_reader
+        self.meter_provider = ChokepointMeterProvider(
+            metric_readers=[metric_reader],
+            resource=resource,
+            views=[View(instrument_type=Histogram, aggregation=ExponentialBucketHistogramAggregation())],
+        )
+        self.instruments = AgentInstruments(self.meter_provider.get_meter(METER_NAME))
+        self.processor = KeepSlowTracesProcessor(config, self.instruments, span_exporter)
+        self.tracer_provider = TracerProvider(resource=resource, sampler=ALWAYS_ON)
+        self.tracer_provider.add_span_processor(self.processor)
+        self.probes: list = []
+        self._undo: list[Callable[[], None]] = []
+        self._extras_installed = False
+
+    def set_global(self) -> None:
+        trace.set_tracer_provider(self.tracer_provider)
+        metrics.set_meter_provider(self.meter_provider)
+        if trace.get_tracer_provider() is not self.tracer_provider:
+            _log.warning("chokepoint: a tracer provider was already set; chokepoint's is not the global one")
+
+    def install_extras(self) -> None:
+        """Client flags and probes (once)."""
+        if self._extras_installed:
+            return
+        self._extras_installed = True
+        self._undo.extend(install_client_flags(self.instruments, self.config))
+        self.probes = install_probes(self.meter_provider.get_meter(PROBES_METER_NAME), self.config.probes)
+
+    def force_flush(self, timeout_s: float = 10.0) -> None:
+        self.tracer_provider.force_flush(int(timeout_s * 1000))
+        self.meter_provider.force_flush(int(timeout_s * 1000))
+
+    def shutdown(self) -> None:
+        for probe in self.probes:
+            try:
+                probe.uninstall()
+            except Exception:
+                _log.debug("chokepoint: probe %s uninstall failed", getattr(probe, "name", probe), exc_info=True)
+        self.probes = []
+        for undo in reversed(self._undo):
+            try:
+                undo()
+            except Exception:
+                _log.debug("chokepoint: undoing a patch failed", exc_info=True)
+        self._undo = []
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+def install_probes(meter, enabled: frozenset[str] | None) -> list:
+    """``chokepoint.instrument.probes.install_all`` if present; never raises."""
+    if enabled is not None and not enabled:
+        return []
+    try:
+        from chokepoint.instrument.probes import install_all
+    except ImportError:
+        _log.debug("chokepoint: probes package not available")
+        return []
+    try:
+        return list(install_all(meter, enabled=set(enabled) if enabled is not None else None))
+    except Exception:
+        _log.warning("chokepoint: installing probes failed; continuing without them", exc_info=True)
+        return []
+
+
+_agent: Agent | None = None
+_lock = threading.Lock()
+
+
+def current_agent() -> Agent | None:
+    return _agent
+
+
+def start(
+    config: AgentConfig | None = None,
+    *,
+    span_exporter: SpanExporter | None = None,
+    metric_reader: MetricReader | None = None,
+    set_global: bool = True,
+) -> Agent | None:
+    """Create the agent's providers (once per process); the configurator entry point calls this."""
+    global _agent
+    with _lock:
+        if _agent is not None:
+            return _agent
+        config = config or AgentConfig.from_env()
+        for problem in config.problems:
+            _log.warning("chokepoint: %s", problem)
+        if not config.enabled:
+            return None
+        agent = Agent(config, span_exporter=span_exporter, metric_reader=metric_reader)
+        if set_global:
+            agent.set_global()
+        _agent = agent
+        return agent
+
+
+def instrument(
+    config: AgentConfig | None = None,
+    *,
+    span_exporter: SpanExporter | None = None,
+    metric_reader: MetricReader | None = None,
+    set_global: bool = True,
+    libraries: bool = True,
+) -> Agent | None:
+    """Set up the whole agent from code (module docstring).  Idempotent, never raises."""
+    try:
+        from chokepoint.instrument.distro import apply_environment_defaults
+
+        apply_environment_defaults()
+        agent = start(config, span_exporter=span_exporter, metric_reader=metric_reader, set_global=set_global)
+        if agent is None:
+            return None
+        if libraries:
+            instrument_libraries()
+        agent.install_extras()
+        return agent
+    except Exception:
+        _log.exception("chokepoint: set-up failed; the app runs uninstrumented")
+        return _agent
+
+
+def instrument_libraries() -> None:
+    """Run every installed ``opentelemetry_instrumentor`` through chokepoint's distro."""
+    from opentelemetry.instrumentation.auto_instrumentation._load import _load_instrumentors
+
+    from chokepoint.instrument.distro import ChokepointDistro
+
+    _load_instrumentors(ChokepointDistro())
+
+
+def post_instrument() -> None:
+    """``opentelemetry_post_instrument`` entry point: client flags and probes."""
+    agent = _agent
+    if agent is not None:
+        try:
+            agent.install_extras()
+        except Exception:
+            _log.warning("chokepoint: installing client flags/probes failed", exc_info=True)
+
+
+def _reset_for_tests() -> None:
+    """Shut down and forget the process agent (tests only)."""
+    global _agent
+    with _lock:
+        if _agent is not None:
+            _agent.shutdown()
+        _agent = None

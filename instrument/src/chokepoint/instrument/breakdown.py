@@ -1,0 +1,127 @@
+"""Per-request time breakdown, computed from one finished local trace.
+
+Usage::
+
+    breakdown = compute_breakdown(root_span, child_spans, request_context)
+    breakdown.components      # {"db": 0.012, "pool_wait": 0.4, "http:api.example.com": 0.1, "self": 0.03}
+    breakdown.db_queries      # top-level DB operations in the request (N+1 shows here)
+    breakdown.retried_calls   # outbound HTTP calls repeated after a failed identical call
+
+Accounting rules:
+
+- ``db``: top-level DB client spans (a psycopg span under a SQLAlchemy span counts once).
+- ``http:<host>``: top-level HTTP client spans by ``server.address`` (requests over urllib3
+  counts once).
+- ``kafka``: producer spans.
+- ``pool_wait`` (and anything else the probes report through
+  :func:`chokepoint.instrument.context.record_component_time`): taken from the request
+  context.
+- ``self``: the root's duration minus all of the above, never below zero (concurrent
+  async calls can overlap).
+
+Pure functions of finished spans: tested with hand-built spans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from opentelemetry.trace import SpanKind, StatusCode
+
+from chokepoint.instrument.context import RequestContext
+
+DB_SYSTEM_KEYS = ("db.system.name", "db.system")
+HTTP_METHOD_KEYS = ("http.request.method", "http.method")
+HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")
+SERVER_ADDRESS_KEYS = ("server.address", "net.peer.name", "http.host")
+MESSAGING_SYSTEM_KEY = "messaging.system"
+
+CATEGORY_DB = "db"
+CATEGORY_HTTP = "http"
+CATEGORY_KAFKA = "kafka"
+_SPAN_MEASURED = frozenset({"self", CATEGORY_DB, CATEGORY_KAFKA})  # the spans are the source of truth
+
+
+def first_attribute(attributes: Mapping | None, keys: tuple[str, ...]):
+    if attributes:
+        for key in keys:
+            value = attributes.get(key)
+            if value is not None:
+                return value
+    return None
+
+
+def span_category(span) -> str | None:
+    """``db`` / ``http`` / ``kafka`` for client-side spans, else ``None``."""
+    kind = span.kind
+    attributes = span.attributes
+    if kind is SpanKind.CLIENT:
+        if first_attribute(attributes, DB_SYSTEM_KEYS) is not None:
+            return CATEGORY_DB
+        if first_attribute(attributes, HTTP_METHOD_KEYS) is not None:
+            return CATEGORY_HTTP
+        return None
+    if kind is SpanKind.PRODUCER and attributes and attributes.get(MESSAGING_SYSTEM_KEY) is not None:
+        return CATEGORY_KAFKA
+    return None
+
+
+def http_host(span) -> str:
+    host = first_attribute(span.attributes, SERVER_ADDRESS_KEYS)
+    return str(host) if host else "unknown"
+
+
+def span_failed(span) -> bool:
+    if span.status.status_code is StatusCode.ERROR:
+        return True
+    status = first_attribute(span.attributes, HTTP_STATUS_KEYS)
+    return isinstance(status, int) and status >= 500
+
+
+@dataclass
+class Breakdown:
+    total_s: float
+    components: dict[str, float] = field(default_factory=dict)
+    db_queries: int = 0
+    retried_calls: dict[str, int] = field(default_factory=dict)  # host -> repeated-after-failure calls
+
+
+def compute_breakdown(root, spans: Iterable, request: RequestContext | None = None) -> Breakdown:
+    """Split ``root``'s duration over the components (module docstring)."""
+    total_s = max((root.end_time - root.start_time) / 1e9, 0.0)
+    result = Breakdown(total_s=total_s)
+    categorized = []
+    ids_by_category: dict[str, set[int]] = {}
+    for span in spans:
+        category = span_category(span)
+        if category is not None:
+            categorized.append((category, span))
+            ids_by_category.setdefault(category, set()).add(span.context.span_id)
+    components = result.components
+    failed_calls: set[tuple] = set()
+    for category, span in sorted(categorized, key=lambda item: item[1].start_time):
+        parent = span.parent
+        if parent is not None and parent.span_id in ids_by_category[category]:
+            continue  # nested under a span of the same kind: counted by its parent
+        seconds = max((span.end_time - span.start_time) / 1e9, 0.0)
+        if category == CATEGORY_HTTP:
+            host = http_host(span)
+            name = f"http:{host}"
+            call = (host, first_attribute(span.attributes, HTTP_METHOD_KEYS), span.attributes.get("url.full"), span.name)
+            if call in failed_calls:
+                result.retried_calls[host] = result.retried_calls.get(host, 0) + 1
+            if span_failed(span):
+                failed_calls.add(call)
+        else:
+            name = category
+            if category == CATEGORY_DB:
+                result.db_queries += 1
+        components[name] = components.get(name, 0.0) + seconds
+    if request is not None:
+        for name, seconds in request.component_seconds.items():
+            if name not in _SPAN_MEASURED and not name.startswith("http"):
+                components[name] = components.get(name, 0.0) + seconds
+    accounted = sum(components.values())
+    components["self"] = max(total_s - accounted, 0.0)
+    return result

@@ -1,0 +1,206 @@
+"""Flags on outbound calls and reads that the upstream instrumentors don't report.
+
+Usage (the agent calls this once; each returned callable undoes one patch)::
+
+    undo = install_client_flags(instruments, config)
+
+What is counted (names from :mod:`chokepoint.instrument.signals`):
+
+- ``chokepoint.http.client.calls_without_timeout`` — a urllib3 (and therefore
+  ``requests``) call whose effective read timeout is ``None`` (requests' default), or an
+  httpx call whose ``read`` timeout is ``None``.  Attributes ``server.address``,
+  ``http.route`` (of the current request, when inside one).
+- ``chokepoint.http.client.retries`` — each urllib3 retry (a ``Retry`` whose history
+  ends in a non-redirect attempt; requests' ``HTTPAdapter(max_retries=...)`` included).
+  Repeated identical calls after a failure within one request are counted by the
+  breakdown (:mod:`chokepoint.instrument.breakdown`).
+- ``chokepoint.db.repeated_reads`` — a SQLAlchemy ``SELECT`` whose statement and
+  parameters were already executed within ``CHOKEPOINT_REPEATED_READ_WINDOW_S``
+  (a cache would have answered it).  Attributes ``db.query.text`` (normalized).
+  Only statement/parameter *hashes* are kept, never values.
+- Outbound calls made while a DB connection is held are counted by the span processor
+  (:mod:`chokepoint.instrument.sampling`), from the pool probe's context.
+
+Each patch checks cheaply and calls the original unchanged; a failure in the check is
+swallowed and never reaches the app.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+
+from chokepoint.instrument import context, signals
+from chokepoint.instrument.config import AgentConfig
+from chokepoint.instrument.instruments import AgentInstruments
+from chokepoint.instrument.sanitize import normalize_sql
+
+_log = logging.getLogger(__name__)
+
+MAX_REMEMBERED_READS = 20000
+MAX_READ_STATEMENTS = 200
+
+
+def _attrs(host) -> dict:
+    attrs = {signals.ATTR_SERVER_ADDRESS: str(host or "unknown")}
+    request = context.current()
+    if request is not None:
+        attrs[signals.ATTR_HTTP_ROUTE] = request.route
+    return attrs
+
+
+def urllib3_timeout_missing(timeout, pool_timeout) -> bool:
+    """Whether a urllib3 call with ``timeout`` (maybe the default sentinel) may wait forever."""
+    from urllib3.util.timeout import _DEFAULT_TIMEOUT, Timeout
+
+    if timeout is _DEFAULT_TIMEOUT:
+        timeout = pool_timeout
+    if timeout is _DEFAULT_TIMEOUT:
+        return socket.getdefaulttimeout() is None
+    if isinstance(timeout, Timeout):
+        if timeout.total is not None:
+            return False
+        read = timeout._read
+        if read is _DEFAULT_TIMEOUT:
+            return socket.getdefaulttimeout() is None
+        return read is None
+    return timeout is None
+
+
+def _is_retry(retries) -> bool:
+    history = getattr(retries, "history", None)
+    return bool(history) and history[-1].redirect_location is None
+
+
+def _install_urllib3(instruments: AgentInstruments) -> Callable[[], None] | None:
+    try:
+        import urllib3.connectionpool
+        import wrapt
+        from urllib3.util.timeout import _DEFAULT_TIMEOUT
+    except ImportError:
+        return None
+    without_timeout = instruments.calls_without_timeout
+    retries_counter = instruments.retries
+
+    def urlopen(wrapped, pool, args, kwargs):
+        try:
+            retries = kwargs.get("retries", args[4] if len(args) > 4 else None)
+            if _is_retry(retries):
+                retries_counter.add(1, _attrs(pool.host))
+            elif not getattr(retries, "history", None):
+                timeout = kwargs.get("timeout", args[7] if len(args) > 7 else _DEFAULT_TIMEOUT)
+                if urllib3_timeout_missing(timeout, pool.timeout):
+                    without_timeout.add(1, _attrs(pool.host))
+        except Exception:
+            _log.debug("chokepoint: urllib3 flag check failed", exc_info=True)
+        return wrapped(*args, **kwargs)
+
+    wrapt.wrap_function_wrapper(urllib3.connectionpool, "HTTPConnectionPool.urlopen", urlopen)
+
+    def undo() -> None:
+        from opentelemetry.instrumentation.utils import unwrap
+
+        unwrap(urllib3.connectionpool.HTTPConnectionPool, "urlopen")
+
+    return undo
+
+
+def _install_httpx(instruments: AgentInstruments) -> Callable[[], None] | None:
+    try:
+        import httpx
+        import wrapt
+    except ImportError:
+        return None
+    without_timeout = instruments.calls_without_timeout
+
+    def send(wrapped, client, args, kwargs):
+        try:
+            request = kwargs.get("request", args[0] if args else None)
+            timeout = request.extensions.get("timeout") if request is not None else None
+            if isinstance(timeout, dict) and timeout.get("read") is None:
+                without_timeout.add(1, _attrs(request.url.host))
+        except Exception:
+            _log.debug("chokepoint: httpx flag check failed", exc_info=True)
+        return wrapped(*args, **kwargs)
+
+    wrapt.wrap_function_wrapper(httpx, "Client.send", send)
+    wrapt.wrap_function_wrapper(httpx, "AsyncClient.send", send)
+
+    def undo() -> None:
+        from opentelemetry.instrumentation.utils import unwrap
+
+        unwrap(httpx.Client, "send")
+        unwrap(httpx.AsyncClient, "send")
+
+    return undo
+
+
+class RepeatedReads:
+    """Remembers hashes of recent reads; ``seen(statement, parameters)`` counts repeats."""
+
+    def __init__(self, instruments: AgentInstruments, window_s: float, clock=time.monotonic):
+        self.counter = instruments.repeated_reads
+        self.window_s = window_s
+        self.clock = clock
+        self._last_seen: dict[int, float] = {}
+        self._statements: set[str] = set()
+
+    def seen(self, statement: str, parameters) -> bool:
+        head = statement.lstrip()[:6].lower()
+        if head != "select":
+            return False
+        key = hash((statement, repr(parameters)))
+        now = self.clock()
+        last = self._last_seen.get(key)
+        if len(self._last_seen) >= MAX_REMEMBERED_READS:
+            self._last_seen.clear()
+        self._last_seen[key] = now
+        if last is None or now - last > self.window_s:
+            return False
+        normalized = normalize_sql(statement)
+        if normalized not in self._statements:
+            if len(self._statements) >= MAX_READ_STATEMENTS:
+                normalized = "other"
+            else:
+                self._statements.add(normalized)
+        self.counter.add(1, {signals.ATTR_DB_STATEMENT: normalized})
+        return True
+
+
+def _install_sqlalchemy(instruments: AgentInstruments, config: AgentConfig) -> Callable[[], None] | None:
+    if config.repeated_read_window_s <= 0:
+        return None
+    try:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+    except ImportError:
+        return None
+    reads = RepeatedReads(instruments, config.repeated_read_window_s)
+
+    def before_cursor_execute(conn, cursor, statement, parameters, execution_context, executemany):
+        try:
+            reads.seen(statement, parameters)
+        except Exception:
+            _log.debug("chokepoint: repeated-read check failed", exc_info=True)
+
+    event.listen(Engine, "before_cursor_execute", before_cursor_execute)
+    return lambda: event.remove(Engine, "before_cursor_execute", before_cursor_execute)
+
+
+def install_client_flags(instruments: AgentInstruments, config: AgentConfig) -> list[Callable[[], None]]:
+    undo: list[Callable[[], None]] = []
+    for installer in (
+        lambda: _install_urllib3(instruments),
+        lambda: _install_httpx(instruments),
+        lambda: _install_sqlalchemy(instruments, config),
+    ):
+        try:
+            remover = installer()
+        except Exception:
+            _log.warning("chokepoint: a client flag patch failed to install", exc_info=True)
+            continue
+        if remover is not None:
+            undo.append(remover)
+    return undo

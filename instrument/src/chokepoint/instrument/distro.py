@@ -1,0 +1,93 @@
+"""chokepoint as an OpenTelemetry distro and configurator.
+
+Registered as entry points (``instrument/pyproject.toml``)::
+
+    opentelemetry_distro          chokepoint = chokepoint.instrument.distro:ChokepointDistro
+    opentelemetry_configurator    chokepoint = chokepoint.instrument.distro:ChokepointConfigurator
+    opentelemetry_post_instrument chokepoint = chokepoint.instrument.agent:post_instrument
+
+so both ``chokepoint-instrument python app.py`` and plain ``opentelemetry-instrument
+python app.py`` get chokepoint's defaults (if another distro is installed too, pick ours
+with ``OTEL_PYTHON_DISTRO=chokepoint OTEL_PYTHON_CONFIGURATOR=chokepoint``;
+``chokepoint-instrument`` sets both).
+
+Environment defaults (set only when unset):
+
+- ``OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf``
+- ``OTEL_SEMCONV_STABILITY_OPT_IN=http,database`` (stable attribute names)
+- ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE`` gains
+  ``content-length,content-encoding`` (response size and compression; no other values)
+
+Lighter instrumentor options (why: the overhead benchmark, docs/BENCHMARKS.md):
+
+- every instrumentor gets a no-op ``meter_provider``: the agent records the latency
+  histograms itself from finished spans (one record per span instead of the upstream
+  old+new semconv pairs, active-request up/down counters and size histograms);
+- FastAPI: ``exclude_spans=["receive", "send"]`` (no per-message ASGI spans);
+- ``system_metrics`` is skipped: the runtime probe reports process CPU/RSS/GC.
+
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` works as usual (handled by the loader).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk._configuration import _BaseConfigurator
+
+from chokepoint.instrument.instruments import CAPTURED_RESPONSE_HEADERS
+
+_log = logging.getLogger("chokepoint.instrument")
+
+SKIPPED_INSTRUMENTORS = frozenset({"system_metrics"})
+INSTRUMENTOR_OPTIONS: dict[str, dict] = {
+    "fastapi": {"exclude_spans": ["receive", "send"]},
+}
+_CAPTURE_RESPONSE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"
+
+
+def apply_environment_defaults(environ=None) -> None:
+    env = os.environ if environ is None else environ
+    env.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    env.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
+    existing = [h.strip().lower() for h in env.get(_CAPTURE_RESPONSE, "").split(",") if h.strip()]
+    for header in CAPTURED_RESPONSE_HEADERS.split(","):
+        if header not in existing:
+            existing.append(header)
+    env[_CAPTURE_RESPONSE] = ",".join(existing)
+
+
+def instrumentor_options(name: str) -> dict | None:
+    """Keyword arguments chokepoint passes to instrumentor ``name``; ``None`` to skip it."""
+    if name in SKIPPED_INSTRUMENTORS:
+        return None
+    options = {"meter_provider": NoOpMeterProvider()}
+    options.update(INSTRUMENTOR_OPTIONS.get(name, {}))
+    return options
+
+
+class ChokepointDistro(BaseDistro):
+    def _configure(self, **kwargs):
+        apply_environment_defaults()
+
+    def load_instrumentor(self, entry_point, **kwargs):
+        options = instrumentor_options(entry_point.name)
+        if options is None:
+            _log.debug("chokepoint: skipping instrumentor %s", entry_point.name)
+            return
+        options.update(kwargs)
+        instrumentor = entry_point.load()
+        instrumentor().instrument(**options)
+
+
+class ChokepointConfigurator(_BaseConfigurator):
+    def _configure(self, **kwargs):
+        from chokepoint.instrument.agent import start
+
+        try:
+            start()
+        except Exception:
+            _log.exception("chokepoint: set-up failed; the app runs uninstrumented")

@@ -1,0 +1,345 @@
+"""Keep-the-slow-traces sampling: buffer each local trace, export it only if it matters.
+
+Usage (the agent wires this; tests build it directly)::
+
+    processor = KeepSlowTracesProcessor(config, instruments, exporter)
+    tracer_provider.add_span_processor(processor)
+
+Every span is recorded (the sampler is always-on, so context propagates with the
+sampled flag), but nothing is exported on the request path:
+
+1. ``on_start`` of a *local root* (no parent, or a remote parent) opens a buffer for its
+   trace and, for a server span, a :class:`~chokepoint.instrument.context.RequestContext`.
+   A client HTTP span that starts while the request holds a DB connection is counted
+   (``chokepoint.http.client.calls_in_transaction``).
+2. ``on_end`` of any span records its latency histogram and appends it to the buffer.
+3. ``on_end`` of the local root computes the breakdown (every request) and decides:
+   keep if errored (``error``), slower than the route's rolling percentile or the floor
+   (``slow``), or randomly sampled (``random``, ``CHOKEPOINT_TRACE_SAMPLE_RATE``).
+   Kept traces go to a bounded queue; a daemon thread sanitizes and exports them.
+
+Bounded everywhere: open traces, spans per trace and the export queue; every overflow or
+failed export is counted in ``chokepoint.agent.dropped_spans`` by ``chokepoint.drop_reason``
+(``too_many_open_traces``, ``trace_too_large``, ``queue_full``, ``export_failed``).
+When the sidecar is down, exports fail in the background thread (at most one batch in
+flight, then a back-off) and the request path never waits.  No method raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections import deque
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
+
+from chokepoint.instrument import context, signals
+from chokepoint.instrument.breakdown import compute_breakdown, span_category, span_failed
+from chokepoint.instrument.config import AgentConfig
+from chokepoint.instrument.instruments import AgentInstruments, route_of
+from chokepoint.instrument.sanitize import sanitize_attributes
+
+_log = logging.getLogger(__name__)
+
+KEEP_ERROR = "error"
+KEEP_SLOW = "slow"
+KEEP_RANDOM = "random"
+
+DROP_TOO_MANY_TRACES = "too_many_open_traces"
+DROP_TRACE_TOO_LARGE = "trace_too_large"
+DROP_QUEUE_FULL = "queue_full"
+DROP_EXPORT_FAILED = "export_failed"
+
+MAX_ROUTES = 1000
+WINDOW = 256  # recent durations kept per route
+RECOMPUTE_EVERY = 32  # recompute a route's threshold every N samples
+
+
+class _RouteWindow:
+    __slots__ = ("count", "index", "samples", "threshold_s")
+
+    def __init__(self):
+        self.samples: list[float] = []
+        self.index = 0
+        self.count = 0
+        self.threshold_s = float("inf")
+
+
+class SlowTraceDecider:
+    """Is this duration slow for its route?  Rolling percentile per route plus a floor."""
+
+    def __init__(self, percentile: float = 95.0, floor_s: float = 1.0, min_samples: int = 50):
+        self.percentile = percentile
+        self.floor_s = floor_s
+        self.min_samples = min_samples
+        self._routes: dict[str, _RouteWindow] = {}
+
+    def threshold_s(self, route: str) -> float:
+        window = self._routes.get(route)
+        return min(self.floor_s, window.threshold_s) if window is not None else self.floor_s
+
+    def observe(self, route: str, duration_s: float) -> bool:
+        """Record ``duration_s`` for ``route``; ``True`` if it is slow (judged before it is added)."""
+        window = self._routes.get(route)
+        if window is None:
+            if len(self._routes) >= MAX_ROUTES:
+                route = "other"
+                window = self._routes.get(route)
+            if window is None:
+                window = self._routes[route] = _RouteWindow()
+        slow = duration_s >= self.floor_s or duration_s > window.threshold_s
+        if len(window.samples) < WINDOW:
+            window.samples.append(duration_s)
+        else:
+            window.samples[window.index] = duration_s
+            window.index = (window.index + 1) % WINDOW
+        window.count += 1
+        if (window.count >= self.min_samples and window.count % RECOMPUTE_EVERY == 0) or window.count == self.min_samples:
+            ordered = sorted(window.samples)
+            rank = min(len(ordered) - 1, max(0, int(len(ordered) * self.percentile / 100.0 + 0.5) - 1))
+            window.threshold_s = ordered[rank]
+        return slow
+
+
+def sanitized_copy(span: ReadableSpan, header_allowlist=frozenset()) -> ReadableSpan:
+    """A copy of ``span`` safe to export (see :mod:`chokepoint.instrument.sanitize`)."""
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=sanitize_attributes(span.attributes, header_allowlist),
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class TraceExportQueue:
+    """Bounded queue of kept spans, exported by one daemon thread.  ``put`` never blocks."""
+
+    def __init__(self, exporter: SpanExporter, instruments: AgentInstruments, max_spans: int, header_allowlist=frozenset()):
+        self.exporter = exporter
+        self.instruments = instruments
+        self.max_spans = max_spans
+        self.header_allowlist = header_allowlist
+        self.batch_spans = 512
+        self.backoff_max_s = 30.0
+        self._queue: deque[ReadableSpan] = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="chokepoint-trace-export", daemon=True)
+            self._thread.start()
+
+    def put(self, spans: list[ReadableSpan]) -> bool:
+        if self._stopped or len(self._queue) + len(spans) > self.max_spans:
+            self.instruments.dropped_spans.add(len(spans), {signals.ATTR_DROP_REASON: DROP_QUEUE_FULL})
+            return False
+        self._idle.clear()
+        self._queue.extend(spans)
+        self._wake.set()
+        return True
+
+    def _take_batch(self) -> list[ReadableSpan]:
+        batch = []
+        queue = self._queue
+        while queue and len(batch) < self.batch_spans:
+            batch.append(queue.popleft())
+        return batch
+
+    def export_pending(self) -> None:
+        """Export everything queued now (the daemon thread's loop body; also used by flush)."""
+        with self._lock:
+            while True:
+                batch = self._take_batch()
+                if not batch:
+                    return
+                if not self._export(batch):
+                    return
+
+    def _export(self, batch: list[ReadableSpan]) -> bool:
+        # The exporter's own HTTP request must not be traced (it would feed itself).
+        token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            clean = [sanitized_copy(span, self.header_allowlist) for span in batch]
+            ok = self.exporter.export(clean) is SpanExportResult.SUCCESS
+        except Exception:
+            _log.debug("chokepoint: span export raised", exc_info=True)
+            ok = False
+        finally:
+            otel_context.detach(token)
+        if not ok:
+            self.instruments.dropped_spans.add(len(batch), {signals.ATTR_DROP_REASON: DROP_EXPORT_FAILED})
+        return ok
+
+    def _run(self) -> None:
+        backoff_s = 0.0
+        while not self._stopped:
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            if backoff_s:
+                time.sleep(backoff_s)
+            with self._lock:
+                failed = False
+                while not failed:
+                    batch = self._take_batch()
+                    if not batch:
+                        break
+                    failed = not self._export(batch)
+            backoff_s = min(max(backoff_s * 2, 0.5), self.backoff_max_s) if failed else 0.0
+            if not self._queue:
+                self._idle.set()
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        if self._thread is None or not self._thread.is_alive():
+            self.export_pending()
+            return not self._queue
+        self._wake.set()
+        return self._idle.wait(timeout_s)
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        self.flush(timeout_s)
+        self._stopped = True
+        self._wake.set()
+        dropped = len(self._queue)
+        if dropped:
+            self._queue.clear()
+            self.instruments.dropped_spans.add(dropped, {signals.ATTR_DROP_REASON: DROP_EXPORT_FAILED})
+        try:
+            self.exporter.shutdown()
+        except Exception:
+            _log.debug("chokepoint: exporter shutdown raised", exc_info=True)
+
+
+class _OpenTrace:
+    __slots__ = ("request", "root_span_id", "spans", "token")
+
+    def __init__(self, root_span_id: int):
+        self.root_span_id = root_span_id
+        self.spans: list[ReadableSpan] = []
+        self.token = None
+        self.request: context.RequestContext | None = None
+
+
+class KeepSlowTracesProcessor(SpanProcessor):
+    """See the module docstring."""
+
+    def __init__(self, config: AgentConfig, instruments: AgentInstruments, exporter: SpanExporter, *, rng=None):
+        self.config = config
+        self.instruments = instruments
+        self.decider = SlowTraceDecider(config.slow_percentile, config.slow_floor_ms / 1000.0, config.slow_min_samples)
+        self.queue = TraceExportQueue(exporter, instruments, config.export_queue_spans, config.header_allowlist)
+        self._open: dict[int, _OpenTrace] = {}
+        self._random = (rng or random.Random()).random
+        self._sample_rate = config.trace_sample_rate
+        self.queue.start()
+
+    # ------------------------------------------------------------ SpanProcessor
+    def on_start(self, span, parent_context=None) -> None:
+        try:
+            parent = span.parent
+            if parent is None or parent.is_remote:
+                self._open_trace(span)
+            elif span.kind is SpanKind.CLIENT and context.db_connections_held() > 0 and span_category(span) == "http":
+                request = context.current()
+                attrs = {signals.ATTR_SERVER_ADDRESS: _start_host(span)}
+                if request is not None:
+                    attrs[signals.ATTR_HTTP_ROUTE] = request.route
+                self.instruments.calls_in_transaction.add(1, attrs)
+        except Exception:
+            _log.debug("chokepoint: on_start failed", exc_info=True)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            self.instruments.record_span(span)
+            trace = self._open.get(span.context.trace_id)
+            if trace is None:
+                return
+            if span.context.span_id == trace.root_span_id:
+                del self._open[span.context.trace_id]
+                self._close_trace(span, trace)
+            elif len(trace.spans) < self.config.max_spans_per_trace:
+                trace.spans.append(span)
+            else:
+                self.instruments.dropped_spans.add(1, {signals.ATTR_DROP_REASON: DROP_TRACE_TOO_LARGE})
+        except Exception:
+            _log.debug("chokepoint: on_end failed", exc_info=True)
+
+    def shutdown(self) -> None:
+        self.queue.shutdown(self.config.export_timeout_s)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.queue.flush(timeout_millis / 1000.0)
+
+    # ------------------------------------------------------------ internals
+    def _open_trace(self, span) -> None:
+        trace_id = span.context.trace_id
+        if trace_id in self._open:
+            return  # a second local root inside an open trace: its spans join that buffer
+        if len(self._open) >= self.config.max_open_traces:
+            self.instruments.dropped_spans.add(1, {signals.ATTR_DROP_REASON: DROP_TOO_MANY_TRACES})
+            return
+        trace = _OpenTrace(span.context.span_id)
+        if span.kind is SpanKind.SERVER:
+            trace.token = context.start_request(route_of(span))
+            trace.request = context.current()
+        self._open[trace_id] = trace
+
+    def _close_trace(self, root: ReadableSpan, trace: _OpenTrace) -> None:
+        if trace.token is not None:
+            # ValueError: the root ended in another context (copied by a task group)
+            with contextlib.suppress(ValueError):
+                context.end_request(trace.token)
+        route = route_of(root)
+        if trace.request is not None:
+            trace.request.route = route
+        duration_s = max((root.end_time - root.start_time) / 1e9, 0.0)
+        slow = self.decider.observe(route, duration_s)
+        if root.kind is SpanKind.SERVER:
+            breakdown = compute_breakdown(root, trace.spans, trace.request)
+            self.instruments.record_request(route, breakdown, slow)
+        if span_failed(root) or any(span_failed(s) for s in trace.spans):
+            reason = KEEP_ERROR
+        elif slow:
+            reason = KEEP_SLOW
+        elif self._sample_rate > 0.0 and self._random() < self._sample_rate:
+            reason = KEEP_RANDOM
+        else:
+            return
+        trace.spans.append(root)
+        if self.queue.put(trace.spans):
+            self.instruments.exported_traces.add(1, {signals.ATTR_KEEP_REASON: reason})
+
+
+def _start_host(span) -> str:
+    attributes = span.attributes or {}
+    host = attributes.get("server.address") or attributes.get("net.peer.name")
+    if host:
+        return str(host)
+    url = attributes.get("url.full") or attributes.get("http.url")
+    if url:
+        from urllib.parse import urlsplit
+
+        try:
+            return urlsplit(str(url)).hostname or "unknown"
+        except ValueError:
+            return "unknown"
+    return "unknown"
