@@ -1,0 +1,713 @@
+"""OTLP → store mapping: ``Ingestor.consume_traces`` / ``consume_metrics``.
+
+Usage::
+
+    ingestor = Ingestor(store)
+    result = ingestor.consume_traces(ExportTraceServiceRequest.FromString(body))
+    result.accepted, result.rejected, result.error_message   # for OTLP partial_success
+
+Spans (only the attributes listed in ``semconv.SPAN_KEYS`` are read, one pass per span)
+- SERVER spans → route latency and errors.  Route = ``"<method> <http.route>"``, else
+  method + normalized ``url.path``/``http.target`` (ids folded), else the span name.
+  Error = span status ERROR or HTTP status >= 500.
+- CLIENT spans → dependencies: DB when ``db.system(.name)`` is set (target = query
+  summary, else normalized statement, else operation), HTTP when an HTTP method or URL
+  is set (target = ``server.address``/``net.peer.name``/URL host, ``:port`` when not
+  80/443); PRODUCER/CONSUMER spans (and CLIENT spans with ``messaging.system``) → kind
+  ``kafka`` (or the messaging system's name) by ``messaging.destination(.name)``.
+  Error = status ERROR or HTTP status >= 500.
+- Breakdown for foreign SDKs: when a trace's root SERVER span is in the batch, its
+  CLIENT/PRODUCER descendants in the batch are summed per component (``db``,
+  ``http:<target>``, ``kafka``) and ``self`` = root - their sum (>= 0).
+- Kept traces: a trace with ``chokepoint.keep_reason`` on any span (our agent: it only
+  exports kept traces) is kept with that reason.  Any other trace is kept when its root
+  span errored (``error``) or is slower than the route's p99 over the last 5 minutes
+  (``slow``, needs >= 20 requests).  Spans arriving later for a kept trace are appended.
+  Limitation: child spans exported in an *earlier* batch than their root are not kept.
+
+No double counting (the authority rule): our agent sends histogram metrics for 100 % of
+requests and spans only for kept (biased) traces, so
+1. spans of a trace carrying ``chokepoint.keep_reason`` never feed route/dependency
+   latency (they feed kept traces only), and
+2. for a service that sent ``http.server.request.duration`` (or ``http.server.duration``)
+   in the last 5 minutes, SERVER spans do not feed route latency; likewise
+   ``http.client.request.duration`` for HTTP, ``db.client.operation.duration`` for DB,
+   ``messaging.*.duration`` for Kafka dependencies, and the
+   ``chokepoint.request.breakdown.time`` counter for the breakdown.  Otherwise spans do.
+
+Metrics: the names of ``chokepoint.instrument.signals`` plus semconv names from any SDK
+(old generation too: ``http.server.duration`` in ms, ``db.client.connections.*``,
+``process.runtime.cpython.*``).  Histograms (explicit and exponential) become sketches in
+seconds (unit ``ms``/``us``/``ns`` converted).  Sums: delta temporality is used as is;
+cumulative monotonic sums and cumulative histograms are turned into deltas per stream
+(resource + metric + point attributes); a new ``start_time_unix_nano`` or a value going
+down is a reset (the point counts in full).  The first point of a cumulative stream
+counts in full only when its start time is at or after the collector's start (the
+stream began while we watched); otherwise it is the baseline.  Non-monotonic sums
+(UpDownCounters such as ``db.client.connection.count``) and gauges are latest values.
+Unknown metric names are accepted and ignored.  Malformed points (bucket counts not
+matching bounds, negative counts) are rejected and counted, the rest of the request
+is kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from chokepoint.collector import semconv as sc
+from chokepoint.collector.sketch import Sketch
+from chokepoint.collector.store import Store
+from chokepoint.instrument import signals as sig
+
+SERVER = trace_pb2.Span.SPAN_KIND_SERVER
+CLIENT = trace_pb2.Span.SPAN_KIND_CLIENT
+PRODUCER = trace_pb2.Span.SPAN_KIND_PRODUCER
+CONSUMER = trace_pb2.Span.SPAN_KIND_CONSUMER
+STATUS_ERROR = trace_pb2.Status.STATUS_CODE_ERROR
+KIND_NAMES = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+
+CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
+NO_RECORDED_VALUE = metrics_pb2.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
+
+UNIT_TO_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "": 1.0}
+
+
+@dataclass
+class IngestResult:
+    accepted: int
+    rejected: int = 0
+    error_message: str = ""
+
+
+def any_value(v):
+    """Python value of an OTLP ``AnyValue`` (arrays/kvlists as strings; keys we read are scalars)."""
+    which = v.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "string_value":
+        return v.string_value
+    if which == "int_value":
+        return v.int_value
+    if which == "bool_value":
+        return v.bool_value
+    if which == "double_value":
+        return v.double_value
+    if which == "bytes_value":
+        return v.bytes_value.hex()
+    if which == "array_value":
+        return [any_value(x) for x in v.array_value.values]
+    return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
+
+
+def attributes(kvs) -> dict:
+    return {kv.key: any_value(kv.value) for kv in kvs}
+
+
+def resource_service(resource) -> tuple[str, tuple]:
+    """(service.name, identity of the resource for per-stream state)."""
+    attrs = attributes(resource.attributes)
+    svc = attrs.get(sig.ATTR_SERVICE_NAME) or "unknown_service"
+    ident = (svc, attrs.get("service.instance.id"), attrs.get("host.name"), attrs.get("process.pid"))
+    return str(svc), ident
+
+
+def _is_http_error(status) -> bool:
+    try:
+        return int(status) >= 500
+    except (TypeError, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------- metric name tables
+_ROUTE_LATENCY = {sig.HTTP_SERVER_DURATION: None, "http.server.duration": "ms"}
+_DEP_LATENCY = {
+    sig.HTTP_CLIENT_DURATION: ("http", None),
+    "http.client.duration": ("http", "ms"),
+    sig.DB_CLIENT_OPERATION_DURATION: ("db", None),
+    "db.client.operation.duration": ("db", None),
+    sig.MESSAGING_CLIENT_OPERATION_DURATION: ("kafka", None),
+    sig.MESSAGING_PROCESS_DURATION: ("kafka", None),
+    "messaging.publish.duration": ("kafka", "ms"),
+    "messaging.receive.duration": ("kafka", "ms"),
+}
+_POOL_GAUGES = {
+    sig.DB_POOL_CONNECTION_COUNT: ("db", "state"),
+    "db.client.connections.usage": ("db", "state"),
+    sig.DB_POOL_CONNECTION_MAX: ("db", "max"),
+    "db.client.connections.max": ("db", "max"),
+    sig.DB_POOL_PENDING_REQUESTS: ("db", "pending"),
+    "db.client.connections.pending_requests": ("db", "pending"),
+    sig.WORKER_POOL_BUSY: ("worker", "used"),
+    sig.WORKER_POOL_MAX: ("worker", "max"),
+    sig.WORKER_POOL_QUEUED: ("worker", "pending"),
+}
+_POOL_WAITS = {
+    sig.DB_POOL_WAIT_TIME: ("db", None),
+    "db.client.connections.wait_time": ("db", "ms"),
+    sig.WORKER_POOL_QUEUE_WAIT_TIME: ("worker", None),
+}
+_POOL_TIMEOUTS = {sig.DB_POOL_TIMEOUTS: "db", "db.client.connections.timeouts": "db"}
+_RUNTIME_GAUGES = {
+    sig.PROCESS_CPU_UTILIZATION: "cpu",
+    "process.runtime.cpython.cpu.utilization": "cpu",
+    sig.PROCESS_MEMORY_USAGE: "rss",
+    sig.PROCESS_THREAD_COUNT: "threads",
+    "process.runtime.cpython.thread_count": "threads",
+}
+_RUNTIME_SKETCHES = {sig.RUNTIME_GC_PAUSE_TIME: "gc_pause", sig.RUNTIME_EVENT_LOOP_LAG: "loop_lag"}
+_LAG_GAUGES = {
+    sig.KAFKA_CONSUMER_LAG: "lag",
+    sig.KAFKA_CONSUMER_TIME_LAG: "time_lag",
+    sig.KAFKA_CONSUMER_COMMITTED_OFFSET: "committed",
+    sig.KAFKA_CONSUMER_HIGH_WATERMARK: "log_end",
+}
+# analyzer signal counters: stored as store counters under the OTLP name, keyed by target/route
+_SIGNAL_COUNTERS = (
+    sig.HTTP_CLIENT_CALLS_IN_TRANSACTION,
+    sig.HTTP_CLIENT_CALLS_WITHOUT_TIMEOUT,
+    sig.HTTP_CLIENT_RETRIES,
+    sig.DB_REPEATED_READS,
+    sig.AGENT_DROPPED_SPANS,
+    sig.AGENT_EXPORTED_TRACES,
+)
+# analyzer signal histograms: stored as counters ``<name>.sum`` and ``<name>.count``
+_SIGNAL_HISTOGRAMS = (sig.REQUEST_DB_QUERIES, sig.HTTP_SERVER_RESPONSE_BODY_SIZE, sig.DB_POOL_USE_TIME, "db.client.connections.use_time")
+
+
+class _BadPoint(ValueError):
+    pass
+
+
+class Ingestor:
+    """Walks OTLP export requests into a ``Store``; see the module docstring."""
+
+    def __init__(self, store: Store, protocol: str = "otlp") -> None:
+        self.store = store
+        self.protocol = protocol
+        self._started_ns = int(store.clock() * 1e9)
+        # cumulative → delta state per stream: key -> (start_ns, previous point state)
+        self._prev: dict[tuple, tuple[int, object]] = {}
+        self.max_streams = 100_000
+
+    # ================================================================ traces
+    def consume_traces(self, request: ExportTraceServiceRequest, protocol: str | None = None) -> IngestResult:
+        store = self.store
+        accepted = 0
+        rejected = 0
+        errors: list[str] = []
+        wanted = sc.SPAN_KEYS
+        # per trace: list of span records; records are tuples (see _span_record)
+        traces: dict[bytes, list] = {}
+        for rs in request.resource_spans:
+            svc, _ident = resource_service(rs.resource)
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    start = span.start_time_unix_nano
+                    end = span.end_time_unix_nano
+                    if end < start or len(span.trace_id) != 16:
+                        rejected += 1
+                        if len(errors) < 3:
+                            errors.append(f"span {span.name!r}: end before start or bad trace id")
+                        continue
+                    attrs = {}
+                    for kv in span.attributes:
+                        k = kv.key
+                        if k in wanted:
+                            attrs[k] = any_value(kv.value)
+                    rec = (svc, span, attrs, (end - start) / 1e9)
+                    tl = traces.get(span.trace_id)
+                    if tl is None:
+                        traces[span.trace_id] = [rec]
+                    else:
+                        tl.append(rec)
+                    accepted += 1
+
+        route_acc: dict[tuple[str, str], list] = {}
+        dep_acc: dict[tuple[str, str, str], list] = {}
+        for trace_id, recs in traces.items():
+            keep_reason = None
+            for r in recs:
+                kr = r[2].get(sig.ATTR_KEEP_REASON)
+                if kr:
+                    keep_reason = str(kr)
+                    break
+            root = None
+            for r in recs:
+                if not r[1].parent_span_id:
+                    root = r
+                    break
+            if keep_reason is None:
+                self._aggregate(recs, route_acc, dep_acc)
+                if root is not None and root[1].kind == SERVER:
+                    self._span_breakdown(root, recs)
+            tid = trace_id.hex()
+            if store.is_trace_kept(tid):
+                store.add_spans_to_kept_trace(tid, [self._span_dict(r, recs) for r in recs])
+                continue
+            if keep_reason is None and root is not None:
+                keep_reason = self._foreign_keep_reason(root)
+            if keep_reason is not None:
+                store.keep_trace(self._trace_dict(tid, keep_reason, root, recs))
+
+        for (svc, route), (vals, errs) in route_acc.items():
+            store.add_requests(svc, route, vals, errs)
+        for (svc, kind, target), (vals, errs) in dep_acc.items():
+            store.add_dependency_calls(svc, kind, target, vals, errs)
+        store.count_ingested(protocol or self.protocol, spans=accepted)
+        if rejected:
+            store.count_rejected(protocol or self.protocol, "invalid_span", rejected)
+        return IngestResult(accepted, rejected, "; ".join(errors))
+
+    def _classify(self, r) -> tuple[str, str, str, bool] | None:
+        """(signal, route-or-target, dependency kind, error) of a span record, None if not aggregated."""
+        _svc, span, attrs, _dur = r
+        kind = span.kind
+        error = span.status.code == STATUS_ERROR
+        if kind == SERVER:
+            status = sc.first(attrs, sc.HTTP_STATUS_KEYS)
+            if status is not None and _is_http_error(status):
+                error = True
+            method = sc.first(attrs, sc.HTTP_METHOD_KEYS)
+            route = sc.route_name(method, sc.first(attrs, sc.HTTP_ROUTE_KEYS), sc.first(attrs, sc.URL_PATH_KEYS), span.name)
+            return "server", route, "", error
+        if kind in (CLIENT, PRODUCER, CONSUMER):
+            msys = sc.first(attrs, sc.MESSAGING_SYSTEM_KEYS)
+            if kind != CLIENT or msys is not None:
+                dest = sc.first(attrs, sc.MESSAGING_DESTINATION_KEYS) or span.name
+                dkind = "kafka" if msys in (None, "kafka") else str(msys)
+                return "kafka", str(dest), dkind, error
+            if sc.first(attrs, sc.DB_SYSTEM_KEYS) is not None:
+                return "db", sc.db_target(attrs), "db", error
+            if sc.first(attrs, sc.HTTP_METHOD_KEYS) is not None or sc.first(attrs, sc.URL_FULL_KEYS) is not None:
+                status = sc.first(attrs, sc.HTTP_STATUS_KEYS)
+                if status is not None and _is_http_error(status):
+                    error = True
+                return "http", sc.http_target(attrs), "http", error
+        return None
+
+    def _aggregate(self, recs, route_acc, dep_acc) -> None:
+        store = self.store
+        for r in recs:
+            c = self._classify(r)
+            if c is None:
+                continue
+            signal, name, dkind, error = c
+            svc = r[0]
+            if store.metric_authoritative(svc, signal):
+                continue
+            if signal == "server":
+                acc = route_acc.get((svc, name))
+                if acc is None:
+                    acc = route_acc[(svc, name)] = [[], 0]
+            else:
+                acc = dep_acc.get((svc, dkind, name))
+                if acc is None:
+                    acc = dep_acc[(svc, dkind, name)] = [[], 0]
+            acc[0].append(r[3])
+            if error:
+                acc[1] += 1
+
+    def _span_breakdown(self, root, recs) -> None:
+        svc = root[0]
+        if self.store.metric_authoritative(svc, "breakdown"):
+            return
+        c = self._classify(root)
+        if c is None:
+            return
+        components: dict[str, float] = {}
+        total = 0.0
+        for r in recs:
+            if r is root or r[1].kind not in (CLIENT, PRODUCER, CONSUMER):
+                continue
+            rc = self._classify(r)
+            if rc is None:
+                continue
+            signal, name, _dkind, _err = rc
+            comp = f"http:{name}" if signal == "http" else signal
+            components[comp] = components.get(comp, 0.0) + r[3]
+            total += r[3]
+        components["self"] = max(0.0, root[3] - total)
+        self.store.add_breakdown(svc, c[1], components, slow=False, requests=1)
+
+    def _foreign_keep_reason(self, root) -> str | None:
+        c = self._classify(root)
+        if c is None or c[0] != "server":
+            return "error" if root[1].status.code == STATUS_ERROR else None
+        if c[3]:
+            return "error"
+        p99 = self.store.route_p99_s(root[0], c[1])
+        if p99 is not None and root[3] > p99:
+            return "slow"
+        return None
+
+    def _span_dict(self, r, recs) -> dict:
+        svc, span, _attrs, dur = r
+        base = min(x[1].start_time_unix_nano for x in recs)
+        return {
+            "span_id": span.span_id.hex(),
+            "parent_span_id": span.parent_span_id.hex(),
+            "name": span.name,
+            "kind": KIND_NAMES.get(span.kind, "unspecified"),
+            "service": svc,
+            "start_offset_ms": round((span.start_time_unix_nano - base) / 1e6, 3),
+            "duration_ms": round(dur * 1000.0, 3),
+            "attributes": attributes(span.attributes),
+            "status": "error" if span.status.code == STATUS_ERROR else ("ok" if span.status.code else "unset"),
+        }
+
+    def _trace_dict(self, tid: str, keep_reason: str, root, recs) -> dict:
+        head = root or min(recs, key=lambda x: x[1].start_time_unix_nano)
+        c = self._classify(head)
+        route = c[1] if c is not None and c[0] == "server" else head[1].name
+        error = any(x[1].status.code == STATUS_ERROR for x in recs) or bool(c and c[3])
+        return {
+            "trace_id": tid,
+            "service": head[0],
+            "route": route,
+            "duration_ms": round(head[3] * 1000.0, 3),
+            "error": error,
+            "keep_reason": keep_reason,
+            "start": head[1].start_time_unix_nano / 1e9,
+            "spans": [self._span_dict(x, recs) for x in recs],
+        }
+
+    # ================================================================ metrics
+    def consume_metrics(self, request: ExportMetricsServiceRequest, protocol: str | None = None) -> IngestResult:
+        accepted = 0
+        rejected = 0
+        errors: list[str] = []
+        lag: dict[tuple[str, str, int], dict] = {}
+        for rm in request.resource_metrics:
+            svc, ident = resource_service(rm.resource)
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    which = m.WhichOneof("data")
+                    if which is None:
+                        continue
+                    points = getattr(m, which).data_points
+                    for p in points:
+                        try:
+                            self._metric_point(svc, ident, m, which, p, lag)
+                            accepted += 1
+                        except (_BadPoint, ValueError, OverflowError) as exc:
+                            rejected += 1
+                            if len(errors) < 3:
+                                errors.append(f"{m.name}: {exc}")
+        now = self.store.clock()
+        for (group, topic, partition), v in lag.items():
+            if "committed" in v and "log_end" in v:
+                self.store.record_consumer_offsets(
+                    group, topic, partition, int(v["committed"]), int(v["log_end"]), now, time_lag_s=v.get("time_lag"), source="agent"
+                )
+            else:
+                self.store.record_consumer_lag(group, topic, partition, v.get("lag"), v.get("time_lag"), now, source="agent")
+        self.store.count_ingested(protocol or self.protocol, points=accepted)
+        if rejected:
+            self.store.count_rejected(protocol or self.protocol, "invalid_point", rejected)
+        return IngestResult(accepted, rejected, "; ".join(errors))
+
+    # -------------------------------------------------------------- point decoding
+    def _number(self, key: tuple, m, which: str, p) -> float | None:
+        """Value of a gauge/sum point as the store wants it: latest for gauges/non-monotonic sums, delta for monotonic sums."""
+        if p.flags & NO_RECORDED_VALUE:
+            return None
+        v = p.as_double if p.WhichOneof("value") == "as_double" else float(p.as_int)
+        if v != v:
+            raise _BadPoint("NaN value")
+        if which == "gauge":
+            return v
+        s = m.sum
+        if not s.is_monotonic:
+            return v
+        if s.aggregation_temporality == DELTA:
+            return v
+        prev = self._prev.get(key)
+        self._remember(key, p.start_time_unix_nano, v)
+        if prev is None:
+            return v if self._counts_in_full(p.start_time_unix_nano) else 0.0
+        pstart, pv = prev
+        if p.start_time_unix_nano != pstart or v < pv:
+            return v
+        return v - pv
+
+    def _remember(self, key: tuple, start_ns: int, state) -> None:
+        if key not in self._prev and len(self._prev) >= self.max_streams:
+            self.store.count_dropped("streams")
+            self._prev.pop(next(iter(self._prev)))
+        self._prev[key] = (start_ns, state)
+
+    def _counts_in_full(self, start_ns: int) -> bool:
+        return start_ns >= self._started_ns and start_ns > 0
+
+    def _sketch(self, key: tuple, m, which: str, p, unit_override: str | None) -> Sketch | None:
+        """A delta sketch (seconds for durations) of a histogram point."""
+        if p.flags & NO_RECORDED_VALUE:
+            return None
+        unit = unit_override if unit_override is not None else m.unit
+        factor = UNIT_TO_SECONDS.get(unit, 1.0)
+        hist = getattr(m, which)
+        temporality = hist.aggregation_temporality
+        s = Sketch(self.store.config.relative_accuracy)
+        has_min = p.HasField("min")
+        has_max = p.HasField("max")
+        if which == "histogram":
+            bounds = [b * factor for b in p.explicit_bounds]
+            counts = list(p.bucket_counts)
+            if not counts:
+                return None
+            if len(counts) != len(bounds) + 1:
+                raise _BadPoint(f"{len(counts)} bucket counts for {len(bounds)} bounds")
+            if any(b2 <= b1 for b1, b2 in itertools.pairwise(bounds)):
+                raise _BadPoint("explicit bounds not increasing")
+            total = p.sum * factor if p.HasField("sum") else None
+            lo = p.min * factor if has_min else None
+            hi = p.max * factor if has_max else None
+            if temporality == CUMULATIVE:
+                prev = self._prev.get(key)
+                self._remember(key, p.start_time_unix_nano, (tuple(bounds), counts, total))
+                if prev is None:
+                    if not self._counts_in_full(p.start_time_unix_nano):
+                        return None
+                else:
+                    pstart, (pbounds, pcounts, ptotal) = prev
+                    if pstart == p.start_time_unix_nano and pbounds == tuple(bounds) and all(c >= pc for c, pc in zip(counts, pcounts, strict=False)):
+                        counts = [c - pc for c, pc in zip(counts, pcounts, strict=False)]
+                        total = total - ptotal if total is not None and ptotal is not None else None
+                        lo = hi = None  # min/max of a cumulative point are not the delta's
+            s.add_explicit_buckets(bounds, counts, total, lo, hi)
+            return s
+        # exponential
+        scale = p.scale
+        offset = p.positive.offset
+        counts = list(p.positive.bucket_counts)
+        noff = p.negative.offset
+        ncounts = list(p.negative.bucket_counts)
+        zero = p.zero_count
+        total = p.sum if p.HasField("sum") else None
+        lo = p.min if has_min else None
+        hi = p.max if has_max else None
+        if temporality == CUMULATIVE:
+            prev = self._prev.get(key)
+            self._remember(key, p.start_time_unix_nano, (scale, offset, counts, noff, ncounts, zero, total))
+            if prev is None:
+                if not self._counts_in_full(p.start_time_unix_nano):
+                    return None
+            else:
+                pstart, pstate = prev
+                delta = _exp_delta(pstate, (scale, offset, counts, noff, ncounts, zero, total)) if pstart == p.start_time_unix_nano else None
+                if delta is not None:
+                    scale, offset, counts, noff, ncounts, zero, total = delta
+                    lo = hi = None
+        if factor != 1.0:
+            total = total * factor if total is not None else None
+            lo = lo * factor if lo is not None else None
+            hi = hi * factor if hi is not None else None
+        s.add_exponential_buckets(scale, offset, counts, zero, total, lo, hi, noff, ncounts, unit_factor=factor)
+        return s
+
+    def _metric_point(self, svc: str, ident: tuple, m, which: str, p, lag: dict) -> None:
+        name = m.name
+        if which in ("summary",):
+            return
+        attrs = attributes(p.attributes)
+        key = (ident, name, tuple(sorted((k, str(v)) for k, v in attrs.items())))
+        store = self.store
+        is_hist = which in ("histogram", "exponential_histogram")
+        if is_hist:
+            for c in p.bucket_counts if which == "histogram" else p.positive.bucket_counts:
+                if c < 0:
+                    raise _BadPoint("negative bucket count")
+
+        if name in _ROUTE_LATENCY and is_hist:
+            store.mark_metric_authority(svc, "server")
+            sk = self._sketch(key, m, which, p, _ROUTE_LATENCY[name])
+            if sk is None or sk.count == 0:
+                return
+            method = sc.first(attrs, sc.HTTP_METHOD_KEYS)
+            route = sc.route_name(method, sc.first(attrs, sc.HTTP_ROUTE_KEYS), sc.first(attrs, sc.URL_PATH_KEYS))
+            err = _is_http_error(sc.first(attrs, sc.HTTP_STATUS_KEYS)) or bool(attrs.get(sig.ATTR_ERROR_TYPE))
+            store.merge_requests(svc, route, sk, sk.count if err else 0)
+            return
+        if name in _DEP_LATENCY and is_hist:
+            dkind, unit = _DEP_LATENCY[name]
+            store.mark_metric_authority(svc, dkind)
+            sk = self._sketch(key, m, which, p, unit)
+            if sk is None or sk.count == 0:
+                return
+            if dkind == "http":
+                target = sc.http_target(attrs)
+                err = _is_http_error(sc.first(attrs, sc.HTTP_STATUS_KEYS)) or bool(attrs.get(sig.ATTR_ERROR_TYPE))
+            elif dkind == "db":
+                target = sc.db_target(attrs)
+                err = bool(attrs.get(sig.ATTR_ERROR_TYPE))
+            else:
+                target = str(sc.first(attrs, sc.MESSAGING_DESTINATION_KEYS) or "unknown")
+                msys = sc.first(attrs, sc.MESSAGING_SYSTEM_KEYS)
+                dkind = "kafka" if msys in (None, "kafka") else str(msys)
+                err = bool(attrs.get(sig.ATTR_ERROR_TYPE))
+            store.merge_dependency(svc, dkind, target, sk, sk.count if err else 0)
+            return
+        if name in _POOL_GAUGES and not is_hist:
+            pkind, field = _POOL_GAUGES[name]
+            v = self._number(key, m, which, p)
+            if v is None:
+                return
+            pool = str(sc.first(attrs, sc.POOL_NAME_KEYS) or attrs.get(sig.ATTR_WORKER_POOL_KIND) or "default")
+            if field == "state":
+                state = sc.first(attrs, sc.POOL_STATE_KEYS)
+                if state == "used":
+                    store.set_pool(svc, pkind, pool, used=v)
+                elif state == "idle":
+                    store.set_pool(svc, pkind, pool, idle=v)
+                return
+            store.set_pool(svc, pkind, pool, **{field: v})
+            return
+        if name in _POOL_WAITS and is_hist:
+            pkind, unit = _POOL_WAITS[name]
+            sk = self._sketch(key, m, which, p, unit)
+            if sk is not None and sk.count:
+                pool = str(sc.first(attrs, sc.POOL_NAME_KEYS) or attrs.get(sig.ATTR_WORKER_POOL_KIND) or "default")
+                store.merge_pool_wait(svc, pkind, pool, sk)
+            return
+        if name in _POOL_TIMEOUTS and not is_hist:
+            v = self._number(key, m, which, p)
+            if v:
+                store.add_pool_timeouts(svc, _POOL_TIMEOUTS[name], str(sc.first(attrs, sc.POOL_NAME_KEYS) or "default"), v)
+            return
+        if name == sig.BREAKER_STATE and not is_hist:
+            v = self._number(key, m, which, p)
+            if v is not None:
+                store.set_breaker_state(svc, str(attrs.get(sig.ATTR_BREAKER_NAME) or "default"), int(v))
+            return
+        if name == sig.BREAKER_TRANSITIONS and not is_hist:
+            v = self._number(key, m, which, p)
+            if v:
+                store.add_breaker_transitions(svc, str(attrs.get(sig.ATTR_BREAKER_NAME) or "default"), str(attrs.get(sig.ATTR_BREAKER_TO) or "unknown"), v)
+            return
+        if name == sig.BREAKER_CALLS and not is_hist:
+            v = self._number(key, m, which, p)
+            if v:
+                store.add_breaker_calls(svc, str(attrs.get(sig.ATTR_BREAKER_NAME) or "default"), str(attrs.get(sig.ATTR_BREAKER_RESULT) or "unknown"), v)
+            return
+        if name in _LAG_GAUGES and not is_hist:
+            v = self._number(key, m, which, p)
+            if v is None:
+                return
+            group = str(sc.first(attrs, sc.MESSAGING_GROUP_KEYS) or "unknown")
+            topic = str(sc.first(attrs, sc.MESSAGING_DESTINATION_KEYS) or "unknown")
+            part = sc.first(attrs, sc.MESSAGING_PARTITION_KEYS)
+            try:
+                partition = int(part) if part is not None else 0
+            except (TypeError, ValueError):
+                raise _BadPoint(f"partition {part!r} is not an integer") from None
+            lag.setdefault((group, topic, partition), {})[_LAG_GAUGES[name]] = v
+            return
+        if name in _RUNTIME_GAUGES and not is_hist:
+            v = self._number(key, m, which, p)
+            if v is not None:
+                store.set_runtime(svc, **{_RUNTIME_GAUGES[name]: v})
+            return
+        if name == "process.runtime.cpython.memory" and not is_hist:
+            if attrs.get("type") == "rss":
+                v = self._number(key, m, which, p)
+                if v is not None:
+                    store.set_runtime(svc, rss=v)
+            return
+        if name in _RUNTIME_SKETCHES and is_hist:
+            sk = self._sketch(key, m, which, p, None)
+            if sk is not None and sk.count:
+                store.merge_runtime_sketch(svc, _RUNTIME_SKETCHES[name], sk)
+            return
+        if name == sig.REQUEST_BREAKDOWN_TIME and not is_hist:
+            store.mark_metric_authority(svc, "breakdown")
+            v = self._number(key, m, which, p)
+            if not v:
+                return
+            method = sc.first(attrs, sc.HTTP_METHOD_KEYS)
+            route = sc.route_name(method, sc.first(attrs, sc.HTTP_ROUTE_KEYS), sc.first(attrs, sc.URL_PATH_KEYS))
+            component = str(attrs.get(sig.ATTR_COMPONENT) or "self")
+            slow = attrs.get(sig.ATTR_SLOW) in (True, "true", "True", 1)
+            store.add_breakdown(svc, route, {component: v}, slow=slow)
+            return
+        if name in _SIGNAL_COUNTERS and not is_hist:
+            v = self._number(key, m, which, p)
+            if v:
+                store.add_counter(svc, name, _signal_key(attrs), v)
+            return
+        if name in _SIGNAL_HISTOGRAMS and is_hist:
+            sk = self._sketch(key, m, which, p, "")
+            if sk is not None and sk.count:
+                k = _signal_key(attrs)
+                store.add_counter(svc, f"{name}.sum", k, sk.sum)
+                store.add_counter(svc, f"{name}.count", k, sk.count)
+            return
+
+
+def _signal_key(attrs: dict) -> str:
+    """The label an analyzer signal counter is kept under: dependency target, else route, else ''."""
+    if sc.first(attrs, sc.SERVER_ADDRESS_KEYS) is not None or sc.first(attrs, sc.URL_FULL_KEYS) is not None:
+        return sc.http_target(attrs)
+    route = sc.first(attrs, sc.HTTP_ROUTE_KEYS)
+    if route:
+        return sc.route_name(sc.first(attrs, sc.HTTP_METHOD_KEYS), route)
+    if sc.first(attrs, sc.DB_STATEMENT_KEYS + sc.DB_SUMMARY_KEYS) is not None:
+        return sc.db_target(attrs)
+    for k in (sig.ATTR_DROP_REASON, sig.ATTR_KEEP_REASON, sig.ATTR_POOL_NAME, sig.ATTR_DB_POOL_NAME):
+        if attrs.get(k):
+            return str(attrs[k])
+    return ""
+
+
+def _downscale(offset: int, counts: list[int], by: int) -> tuple[int, list[int]]:
+    """Merge exponential buckets to a scale ``by`` steps coarser (index >> by)."""
+    if by <= 0 or not counts:
+        return offset, counts
+    new_off = offset >> by
+    out: list[int] = []
+    for j, c in enumerate(counts):
+        idx = ((offset + j) >> by) - new_off
+        while len(out) <= idx:
+            out.append(0)
+        out[idx] += c
+    return new_off, out
+
+
+def _sub_buckets(off_a: int, a: list[int], off_b: int, b: list[int]) -> list[int] | None:
+    """a - b aligned at a's offset; None if b has counts outside a or above a (a reset)."""
+    out = list(a)
+    for j, c in enumerate(b):
+        idx = off_b + j - off_a
+        if c == 0:
+            continue
+        if idx < 0 or idx >= len(out) or out[idx] < c:
+            return None
+        out[idx] -= c
+    return out
+
+
+def _exp_delta(prev: tuple, cur: tuple) -> tuple | None:
+    """cur - prev of two cumulative exponential points (scales aligned by downscaling); None on reset."""
+    pscale, poff, pcounts, pnoff, pncounts, pzero, ptotal = prev
+    scale, off, counts, noff, ncounts, zero, total = cur
+    if scale < pscale:
+        poff, pcounts = _downscale(poff, pcounts, pscale - scale)
+        pnoff, pncounts = _downscale(pnoff, pncounts, pscale - scale)
+    elif scale > pscale:
+        off, counts = _downscale(off, counts, scale - pscale)
+        noff, ncounts = _downscale(noff, ncounts, scale - pscale)
+        scale = pscale
+    if zero < pzero:
+        return None
+    pos = _sub_buckets(off, counts, poff, pcounts)
+    neg = _sub_buckets(noff, ncounts, pnoff, pncounts)
+    if pos is None or neg is None:
+        return None
+    d_total = total - ptotal if total is not None and ptotal is not None else None
+    return scale, off, pos, noff, neg, zero - pzero, d_total

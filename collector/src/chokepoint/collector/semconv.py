@@ -1,0 +1,154 @@
+"""Attribute-name aliases across OpenTelemetry semantic-convention generations, and the
+normalizers that turn raw attribute values into low-cardinality keys.
+
+Each ``*_KEYS`` tuple lists the current name first, then older names; readers take the
+first one present.  ``normalize_path`` folds ids out of URL paths (``/users/42`` →
+``/users/{id}``), ``normalize_statement`` replaces SQL literals (``WHERE id = 42`` →
+``WHERE id = ?``, ``IN (1, 2, 3)`` → ``IN (?)``) and ``route_name`` builds the route key
+used everywhere (``"GET /items/{id}"``).  Both normalizers are memoised (bounded).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from chokepoint.instrument import signals as sig
+
+HTTP_ROUTE_KEYS = (sig.ATTR_HTTP_ROUTE,)
+HTTP_METHOD_KEYS = (sig.ATTR_HTTP_METHOD, "http.method")
+HTTP_STATUS_KEYS = (sig.ATTR_HTTP_STATUS, "http.status_code")
+URL_PATH_KEYS = ("url.path", "http.target")
+URL_FULL_KEYS = ("url.full", "http.url")
+SERVER_ADDRESS_KEYS = (sig.ATTR_SERVER_ADDRESS, "net.peer.name", "server.socket.address", "net.sock.peer.addr", "net.peer.ip")
+SERVER_PORT_KEYS = ("server.port", "net.peer.port")
+DB_SYSTEM_KEYS = (sig.ATTR_DB_SYSTEM, "db.system")
+DB_SUMMARY_KEYS = (sig.ATTR_DB_QUERY_SUMMARY,)
+DB_STATEMENT_KEYS = (sig.ATTR_DB_STATEMENT, "db.statement")
+DB_OPERATION_KEYS = ("db.operation.name", "db.operation")
+MESSAGING_SYSTEM_KEYS = (sig.ATTR_MESSAGING_SYSTEM,)
+MESSAGING_DESTINATION_KEYS = (sig.ATTR_MESSAGING_DESTINATION, "messaging.destination", "messaging.kafka.destination")
+MESSAGING_PARTITION_KEYS = (sig.ATTR_MESSAGING_PARTITION, "messaging.kafka.destination.partition", "messaging.kafka.partition")
+MESSAGING_GROUP_KEYS = (sig.ATTR_MESSAGING_CONSUMER_GROUP, "messaging.kafka.consumer.group", "messaging.kafka.consumer_group")
+POOL_NAME_KEYS = (sig.ATTR_DB_POOL_NAME, sig.ATTR_POOL_NAME, "pool.name")
+POOL_STATE_KEYS = (sig.ATTR_DB_POOL_STATE, "state")
+
+# every attribute a span reader may need, for a single pass over span attributes
+SPAN_KEYS = frozenset(
+    HTTP_ROUTE_KEYS
+    + HTTP_METHOD_KEYS
+    + HTTP_STATUS_KEYS
+    + URL_PATH_KEYS
+    + URL_FULL_KEYS
+    + SERVER_ADDRESS_KEYS
+    + SERVER_PORT_KEYS
+    + DB_SYSTEM_KEYS
+    + DB_SUMMARY_KEYS
+    + DB_STATEMENT_KEYS
+    + DB_OPERATION_KEYS
+    + MESSAGING_SYSTEM_KEYS
+    + MESSAGING_DESTINATION_KEYS
+    + (sig.ATTR_KEEP_REASON, sig.ATTR_ERROR_TYPE)
+)
+
+
+def first(attrs: dict, keys: tuple[str, ...]):
+    for k in keys:
+        v = attrs.get(k)
+        if v is not None and v != "":
+            return v
+    return None
+
+
+_ID_SEGMENT = re.compile(
+    r"^(?:\d+|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}|[0-9a-fA-F]{16,}|(?=[^/]*\d)[A-Za-z0-9_\-]{20,})$"
+)
+_CACHE_MAX = 10000
+_path_cache: dict[str, str] = {}
+_stmt_cache: dict[str, str] = {}
+
+
+def normalize_path(path: str) -> str:
+    """``/users/42/orders/9f3c...`` → ``/users/{id}/orders/{id}``; query string dropped."""
+    got = _path_cache.get(path)
+    if got is not None:
+        return got
+    p = path.split("?", 1)[0].split("#", 1)[0] or "/"
+    out = "/".join("{id}" if seg and _ID_SEGMENT.match(seg) else seg for seg in p.split("/"))
+    if len(_path_cache) >= _CACHE_MAX:
+        _path_cache.clear()
+    _path_cache[path] = out
+    return out
+
+
+_SQL_STRING = re.compile(r"'(?:[^']|'')*'")
+_SQL_NUMBER = re.compile(r"(?<![\w$])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
+_SQL_IN_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)+\s*\)")
+_SQL_VALUES = re.compile(r"(VALUES\s*\(\?\))(?:\s*,\s*\(\?\))+", re.IGNORECASE)
+_SPACES = re.compile(r"\s+")
+STATEMENT_MAX_CHARS = 200
+
+
+def normalize_statement(statement: str) -> str:
+    """SQL literals → ``?``, lists folded, whitespace collapsed, at most 200 characters."""
+    got = _stmt_cache.get(statement)
+    if got is not None:
+        return got
+    s = _SQL_STRING.sub("?", statement)
+    s = _SQL_NUMBER.sub("?", s)
+    s = _SPACES.sub(" ", s).strip()
+    s = _SQL_IN_LIST.sub("(?)", s)
+    s = _SQL_VALUES.sub(r"\1", s)
+    if len(s) > STATEMENT_MAX_CHARS:
+        s = s[: STATEMENT_MAX_CHARS - 1] + "…"
+    if len(_stmt_cache) >= _CACHE_MAX:
+        _stmt_cache.clear()
+    _stmt_cache[statement] = s
+    return s
+
+
+def route_name(method: str | None, route: str | None, path: str | None = None, fallback: str | None = None) -> str:
+    """The route key: ``"GET /items/{id}"`` (method + template, else method + normalized path)."""
+    if route:
+        base = route
+    elif path:
+        base = normalize_path(path)
+    else:
+        base = None
+    if base is None:
+        return fallback or (method or "unknown")
+    return f"{method} {base}" if method else base
+
+
+def http_target(attrs: dict) -> str:
+    """Dependency target of an outbound HTTP call: ``host`` or ``host:port`` (non-default port)."""
+    host = first(attrs, SERVER_ADDRESS_KEYS)
+    port = first(attrs, SERVER_PORT_KEYS)
+    if host is None:
+        url = first(attrs, URL_FULL_KEYS)
+        if url:
+            try:
+                parts = urlsplit(str(url))
+                host = parts.hostname
+                port = port or parts.port
+            except ValueError:
+                host = None
+    if host is None:
+        return "unknown"
+    if port and int(port) not in (80, 443):
+        return f"{host}:{int(port)}"
+    return str(host)
+
+
+def db_target(attrs: dict) -> str:
+    """Dependency target of a DB call: query summary, else normalized statement, else operation, else system."""
+    summary = first(attrs, DB_SUMMARY_KEYS)
+    if summary:
+        return str(summary)
+    stmt = first(attrs, DB_STATEMENT_KEYS)
+    if stmt:
+        return normalize_statement(str(stmt))
+    op = first(attrs, DB_OPERATION_KEYS)
+    if op:
+        return str(op)
+    return str(first(attrs, DB_SYSTEM_KEYS) or "db")
