@@ -1,0 +1,113 @@
+"""Breaker probes on real pybreaker, aiobreaker and circuitbreaker objects."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import aiobreaker
+import circuitbreaker
+import pybreaker
+import pytest
+
+from chokepoint.instrument import signals
+from chokepoint.instrument.probes.breakers import AioBreakerProbe, CircuitBreakerPackageProbe, PyBreakerProbe
+
+NAME, RESULT = signals.ATTR_BREAKER_NAME, signals.ATTR_BREAKER_RESULT
+FROM, TO = signals.ATTR_BREAKER_FROM, signals.ATTR_BREAKER_TO
+
+
+def boom():
+    raise ConnectionError("dependency down")
+
+
+def calls(metrics, name, got):
+    return {p.attributes[RESULT]: p.value for p in metrics.points(signals.BREAKER_CALLS, {NAME: name}, got)}
+
+
+def transitions(metrics, name, got):
+    return {(p.attributes[FROM], p.attributes[TO]): p.value for p in metrics.points(signals.BREAKER_TRANSITIONS, {NAME: name}, got)}
+
+
+def test_pybreaker_opens_rejects_and_recovers(metrics, installed):
+    installed.append(PyBreakerProbe(metrics.meter))
+    breaker = pybreaker.CircuitBreaker(fail_max=2, reset_timeout=0.2, name="payments")
+    with pytest.raises(ConnectionError):
+        breaker.call(boom)
+    with pytest.raises(pybreaker.CircuitBreakerError):  # the failure that trips it
+        breaker.call(boom)
+    with pytest.raises(pybreaker.CircuitBreakerError):  # refused without running
+        breaker.call(boom)
+    got = metrics.collect()
+    assert metrics.value(signals.BREAKER_STATE, {NAME: "payments"}, got) == 2
+    assert calls(metrics, "payments", got) == {"failure": 2, "rejected": 1}
+    assert transitions(metrics, "payments", got) == {("closed", "open"): 1}
+
+    time.sleep(0.25)
+    assert breaker.call(lambda: "ok") == "ok"
+    got = metrics.collect()
+    assert metrics.value(signals.BREAKER_STATE, {NAME: "payments"}, got) == 0
+    assert calls(metrics, "payments", got) == {"failure": 2, "rejected": 1, "success": 1}
+    assert transitions(metrics, "payments", got) == {("closed", "open"): 1, ("open", "half_open"): 1, ("half_open", "closed"): 1}
+
+
+def test_pybreaker_decorator_and_breaker_created_before_install(metrics, installed):
+    early = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=60)  # unnamed, made before install
+
+    @early
+    def fetch():
+        return 42
+
+    installed.append(PyBreakerProbe(metrics.meter))
+    assert fetch() == 42
+    assert calls(metrics, "pybreaker-1", metrics.collect()) == {"success": 1}
+
+
+def test_aiobreaker_async_calls(metrics, installed):
+    installed.append(AioBreakerProbe(metrics.meter))
+    breaker = aiobreaker.CircuitBreaker(fail_max=2, timeout_duration=timedelta(seconds=60), name="inventory")
+
+    async def fail():
+        raise ConnectionError("down")
+
+    async def main():
+        for _ in range(3):
+            with pytest.raises((ConnectionError, aiobreaker.CircuitBreakerError)):
+                await breaker.call_async(fail)
+
+    asyncio.run(main())
+    got = metrics.collect()
+    assert metrics.value(signals.BREAKER_STATE, {NAME: "inventory"}, got) == 2
+    assert calls(metrics, "inventory", got) == {"failure": 2, "rejected": 1}
+    assert transitions(metrics, "inventory", got) == {("closed", "open"): 1}
+
+
+def test_circuitbreaker_package(metrics, installed):
+    installed.append(CircuitBreakerPackageProbe(metrics.meter))
+
+    @circuitbreaker.circuit(failure_threshold=2, recovery_timeout=60, name="search")
+    def search():
+        raise ConnectionError("down")
+
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            search()
+    with pytest.raises(circuitbreaker.CircuitBreakerError):
+        search()
+    got = metrics.collect()
+    assert metrics.value(signals.BREAKER_STATE, {NAME: "search"}, got) == 2
+    assert calls(metrics, "search", got) == {"failure": 2, "rejected": 1}
+    assert transitions(metrics, "search", got) == {("closed", "open"): 1}
+
+
+def test_uninstall_detaches_listener_and_restores_class(metrics):
+    original_call = pybreaker.CircuitBreaker.call
+    probe = PyBreakerProbe(metrics.meter)
+    breaker = pybreaker.CircuitBreaker(name="detach")
+    assert probe.listener in breaker.listeners
+    probe.uninstall()
+    assert probe.listener not in breaker.listeners
+    assert pybreaker.CircuitBreaker.call is original_call
+    breaker.call(lambda: None)
+    assert signals.BREAKER_CALLS not in metrics.collect()

@@ -1,0 +1,120 @@
+"""SQLAlchemy QueuePool probe against a real SQLite file pool (PostgreSQL is in tests/integration)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
+
+from chokepoint.instrument import context, signals
+from chokepoint.instrument.probes.db_pool import SQLAlchemyPoolProbe, _url_name
+
+POOL = signals.ATTR_DB_POOL_NAME
+
+
+@pytest.fixture
+def engine_and_probe(metrics, installed, tmp_path):
+    probe = SQLAlchemyPoolProbe(metrics.meter)
+    installed.append(probe)
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/db.sqlite", poolclass=QueuePool, pool_size=1, max_overflow=1, pool_timeout=0.2)
+    yield engine, probe, _url_name(engine.url)
+    engine.dispose()
+
+
+def _wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_url_name_drops_credentials_and_query():
+    url = make_url("postgresql+psycopg://alice:s3cret@db.internal:5433/shop?sslmode=require")
+    assert _url_name(url) == "postgresql+psycopg://db.internal:5433/shop"
+
+
+def test_gauges_count_used_idle_max_overflow(metrics, engine_and_probe):
+    engine, _, name = engine_and_probe
+    with engine.connect(), engine.connect():  # pool_size 1 + 1 overflow
+        got = metrics.collect()
+        assert metrics.value(signals.DB_POOL_CONNECTION_COUNT, {POOL: name, signals.ATTR_DB_POOL_STATE: "used"}, got) == 2
+        assert metrics.value(signals.DB_POOL_CONNECTION_COUNT, {POOL: name, signals.ATTR_DB_POOL_STATE: "idle"}, got) == 0
+        assert metrics.value(signals.DB_POOL_CONNECTION_MAX, {POOL: name}, got) == 2
+        assert metrics.value(signals.DB_POOL_IDLE_MAX, {POOL: name}, got) == 1
+        assert metrics.value(signals.DB_POOL_OVERFLOW, {POOL: name}, got) == 1
+    got = metrics.collect()
+    assert metrics.value(signals.DB_POOL_CONNECTION_COUNT, {POOL: name, signals.ATTR_DB_POOL_STATE: "used"}, got) == 0
+    wait = metrics.point(signals.DB_POOL_WAIT_TIME, {POOL: name}, got)
+    assert wait.count == 2
+    use = metrics.point(signals.DB_POOL_USE_TIME, {POOL: name}, got)
+    assert use.count == 2
+
+
+def test_waiters_are_pending_and_timeouts_counted(metrics, engine_and_probe):
+    engine, _, name = engine_and_probe
+    holding = [engine.connect(), engine.connect()]  # the pool is exhausted
+    errors: list[Exception] = []
+
+    def try_checkout():
+        try:
+            engine.connect().close()
+        except sa.exc.TimeoutError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=try_checkout) for _ in range(3)]
+    for t in threads:
+        t.start()
+    assert _wait_until(lambda: metrics.value(signals.DB_POOL_PENDING_REQUESTS, {POOL: name}) == 3)
+    for t in threads:
+        t.join()
+    for c in holding:
+        c.close()
+    got = metrics.collect()
+    assert len(errors) == 3
+    assert metrics.value(signals.DB_POOL_TIMEOUTS, {POOL: name}, got) == 3
+    assert metrics.value(signals.DB_POOL_PENDING_REQUESTS, {POOL: name}, got) == 0
+    wait = metrics.point(signals.DB_POOL_WAIT_TIME, {POOL: name}, got)
+    assert wait.count == 5
+    assert wait.max >= 0.2  # each timed-out waiter waited its pool_timeout
+
+
+def test_wait_goes_to_request_breakdown_and_connection_is_marked_held(engine_and_probe):
+    engine, _, _ = engine_and_probe
+    token = context.start_request("/orders")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+            assert context.db_connections_held() == 1
+        assert context.db_connections_held() == 0
+        ctx = context.current()
+        assert ctx is not None and ctx.component_seconds["pool_wait"] > 0
+    finally:
+        context.end_request(token)
+
+
+def test_pool_created_before_install_is_found_on_first_checkout(metrics, installed, tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/early.sqlite", poolclass=QueuePool, pool_size=3)
+    probe = SQLAlchemyPoolProbe(metrics.meter)
+    installed.append(probe)
+    with engine.connect():
+        pass
+    assert metrics.value(signals.DB_POOL_CONNECTION_MAX, {POOL: "sqlalchemy:sqlite"}) == 3 + 10
+
+
+def test_uninstall_restores_pool_and_stops_recording(metrics, tmp_path):
+    original = QueuePool._do_get
+    probe = SQLAlchemyPoolProbe(metrics.meter)
+    assert QueuePool._do_get is not original and QueuePool._do_get._chokepoint_probe == "sqlalchemy_pool"
+    probe.uninstall()
+    assert QueuePool._do_get is original
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/after.sqlite", poolclass=QueuePool)
+    with engine.connect():
+        pass
+    assert signals.DB_POOL_WAIT_TIME not in metrics.collect()
+    assert not sa.event.contains(sa.pool.Pool, "checkout", probe._on_checkout)

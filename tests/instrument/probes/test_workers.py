@@ -1,0 +1,128 @@
+"""Worker-pool probes with real executors, anyio limiters, sockets and an ASGI app."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio
+import anyio.to_thread
+
+from chokepoint.instrument import signals
+from chokepoint.instrument.probes.workers import AnyioThreadPoolProbe, AsgiInflightProbe, ThreadPoolProbe, listen_backlog, wrap_asgi_inflight
+
+KIND, NAME = signals.ATTR_WORKER_POOL_KIND, signals.ATTR_POOL_NAME
+
+
+def _wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_threadpool_busy_max_queued_and_wait(metrics, installed):
+    installed.append(ThreadPoolProbe(metrics.meter))
+    release = threading.Event()
+    attrs = {KIND: "threadpool", NAME: "probe-test"}
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe-test") as pool:
+        futures = [pool.submit(release.wait, 5) for _ in range(5)]
+        assert _wait_until(lambda: metrics.value(signals.WORKER_POOL_BUSY, attrs) == 2)
+        got = metrics.collect()
+        assert metrics.value(signals.WORKER_POOL_MAX, attrs, got) == 2
+        assert metrics.value(signals.WORKER_POOL_QUEUED, attrs, got) == 3
+        release.set()
+        assert [f.result() for f in futures] == [True] * 5
+        got = metrics.collect()
+        assert metrics.value(signals.WORKER_POOL_BUSY, attrs, got) == 0
+        assert metrics.value(signals.WORKER_POOL_QUEUED, attrs, got) == 0
+        assert metrics.point(signals.WORKER_POOL_QUEUE_WAIT_TIME, attrs, got).count == 5
+
+
+def test_threadpool_task_exception_reaches_caller_and_frees_worker(metrics, installed):
+    installed.append(ThreadPoolProbe(metrics.meter))
+    attrs = {KIND: "threadpool", NAME: "failing"}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="failing") as pool:
+        future = pool.submit(lambda: 1 / 0)
+        assert isinstance(future.exception(timeout=5), ZeroDivisionError)
+        assert metrics.value(signals.WORKER_POOL_BUSY, attrs) == 0
+
+
+def test_anyio_limiter_statistics_and_token_wait(metrics, installed):
+    installed.append(AnyioThreadPoolProbe(metrics.meter))
+    release = threading.Event()
+    seen: dict = {}
+
+    async def main():
+        limiter = anyio.CapacityLimiter(2)
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(lambda: anyio.to_thread.run_sync(release.wait, 5, limiter=limiter))
+            attrs = {KIND: "anyio", NAME: "anyio-limiter-1"}
+            while metrics.points(signals.WORKER_POOL_QUEUED, attrs) == [] or metrics.value(signals.WORKER_POOL_QUEUED, attrs) != 3:
+                await anyio.sleep(0.01)
+            got = metrics.collect()
+            seen.update(
+                busy=metrics.value(signals.WORKER_POOL_BUSY, attrs, got),
+                max=metrics.value(signals.WORKER_POOL_MAX, attrs, got),
+                queued=metrics.value(signals.WORKER_POOL_QUEUED, attrs, got),
+            )
+            release.set()
+        seen["waits"] = metrics.point(signals.WORKER_POOL_QUEUE_WAIT_TIME, attrs).count
+
+    anyio.run(main)
+    assert seen == {"busy": 2, "max": 2, "queued": 3, "waits": 5}
+
+
+def test_listen_backlog_counts_unaccepted_connections():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    clients = [socket.create_connection(server.getsockname()) for _ in range(3)]
+    try:
+        assert _wait_until(lambda: listen_backlog(server) == 3)
+        server.accept()[0].close()
+        assert listen_backlog(server) == 2
+        assert listen_backlog(clients[0]) is None  # not a listening socket
+    finally:
+        for c in clients:
+            c.close()
+        server.close()
+
+
+def test_asgi_inflight_counts_http_requests_only(metrics, installed):
+    installed.append(AsgiInflightProbe(metrics.meter))
+    seen: dict = {}
+
+    async def main():
+        release = anyio.Event()
+
+        async def app(scope, receive, send):
+            await release.wait()
+
+        wrapped = wrap_asgi_inflight(app, name="shop")
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(wrapped, {"type": "http"}, None, None)
+            tg.start_soon(wrapped, {"type": "lifespan"}, None, None)
+            await anyio.sleep(0.05)
+            seen["during"] = metrics.value(signals.WORKER_POOL_BUSY, {KIND: "asgi", NAME: "shop"})
+            release.set()
+        seen["after"] = metrics.value(signals.WORKER_POOL_BUSY, {KIND: "asgi", NAME: "shop"})
+
+    anyio.run(main)
+    assert seen == {"during": 3, "after": 0}
+
+
+def test_uninstalled_threadpool_probe_stops_wrapping(metrics):
+    original = ThreadPoolExecutor.submit
+    probe = ThreadPoolProbe(metrics.meter)
+    probe.uninstall()
+    assert ThreadPoolExecutor.submit is original
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="after") as pool:
+        assert pool.submit(lambda: 7).result() == 7
+    assert signals.WORKER_POOL_QUEUE_WAIT_TIME not in metrics.collect()
