@@ -444,6 +444,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         self.server.requests_served += 1  # type: ignore[attr-defined]
+        self.server.last_headers = dict(self.headers)  # type: ignore[attr-defined]
         status, body = self.data.answer(url.path, query)
         raw = json.dumps(body).encode()
         self.send_response(status)
@@ -465,6 +466,7 @@ class FakeApiServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.httpd.requests_served = 0  # type: ignore[attr-defined]
+        self.httpd.last_headers = {}  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="fake-collector-api", daemon=True)
 
     @property

@@ -1,0 +1,57 @@
+"""Fixtures for the dashboards' unit tests: the synthetic collector API on a free port."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from chokepoint.dashboards.client import ApiClient
+from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
+
+
+@pytest.fixture(scope="module")
+def fake_api():
+    with FakeApiServer(SyntheticData(routes=12)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def empty_api():
+    with FakeApiServer(SyntheticData(empty=True)) as server:
+        yield server
+
+
+@pytest.fixture
+def api(fake_api) -> ApiClient:
+    return ApiClient(fake_api.url, timeout_s=2.0)
+
+
+@pytest.fixture
+def empty(empty_api) -> ApiClient:
+    return ApiClient(empty_api.url, timeout_s=2.0)
+
+
+@pytest.fixture
+def unreachable() -> ApiClient:
+    """A client pointed at a loopback port nobody listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return ApiClient(f"http://127.0.0.1:{port}", timeout_s=0.5)
+
+
+def _texts(component) -> str:
+    if component is None:
+        return ""
+    if isinstance(component, str | int | float):
+        return str(component)
+    if isinstance(component, list | tuple):
+        return " ".join(_texts(c) for c in component)
+    return _texts(getattr(component, "children", None))
+
+
+@pytest.fixture
+def texts():
+    """``texts(component)``: all text inside a Dash component tree, for assertions."""
+    return _texts

@@ -1,0 +1,27 @@
+"""Messaging page: consumer lag per partition with status, lag over time."""
+
+from __future__ import annotations
+
+from chokepoint.dashboards.pages import messaging
+
+
+def test_worst_partition_first_with_status(api, texts):
+    status, rows, lag, time_lag = messaging.refresh(api, window_s=600)
+    assert [r["status"] for r in rows] == ["STALL", "WARN", "OK"]
+    assert rows[0]["lag"] == 18250 and rows[0]["log_end_offset"] - rows[0]["committed_offset"] == 18250
+    assert "worst: order-workers/orders/0 STALL" in texts(status)
+    assert [t.name for t in lag.data] == ["order-workers orders 0", "order-workers orders 1", "order-workers orders 2"]
+    assert lag.data[0].y[-1] > lag.data[0].y[0]  # growing lag
+    assert time_lag.data
+
+
+def test_status_colours_cover_every_status():
+    styled = {s["if"]["filter_query"] for s in messaging.STATUS_STYLES}
+    assert styled == {f'{{status}} = "{s}"' for s in ("OK", "WARN", "STALL", "STOP", "ERR")}
+
+
+def test_empty_and_unreachable(empty, unreachable, texts):
+    status, rows, *_ = messaging.refresh(empty)
+    assert "No consumer groups reported" in texts(status) and rows == []
+    status, *_ = messaging.refresh(unreachable)
+    assert "collector unreachable" in texts(status)

@@ -1,0 +1,49 @@
+"""chokepoint.dashboards.client: one call per endpoint, timeouts, one clear error type."""
+
+from __future__ import annotations
+
+import pytest
+
+from chokepoint.dashboards.client import ApiClient, CollectorUnavailable
+
+
+def test_contract_endpoints_return_their_lists(api):
+    assert {e["route"] for e in api.endpoints()} >= {"/checkout", "/cart"}
+    assert api.services()[0]["name"] == "shop"
+    assert {d["kind"] for d in api.dependencies()} == {"db", "http", "kafka"}
+    assert {p["kind"] for p in api.pools()} == {"db", "worker"}
+    assert {b["state"] for b in api.breakers()} == {"open", "closed"}
+    assert {r["status"] for r in api.consumer_lag()} == {"OK", "WARN", "STALL"}
+    assert api.bottlenecks()[0]["kind"] == "db_pool_saturation"
+    assert api.health()["status"] == "ok"
+
+
+def test_extensions_pass_their_parameters(api):
+    series = api.timeseries("latency_p99_ms", service="shop", target="/checkout", window_s=600)
+    assert [s["labels"]["route"] for s in series] == ["/checkout"]
+    assert len(series[0]["points"]) == 60  # 600 s in 10 s buckets
+    assert api.histogram("shop", "/checkout")[0]["le_ms"] > 0
+    assert set(api.breakdown("shop", "/checkout")["slow"]) >= {"pool_wait", "db"}
+    assert len(api.heatmap("shop", "/checkout", window_s=600)["times"]) == 60
+    assert all(t["route"] == "/cart" for t in api.traces(route="/cart"))
+
+
+def test_unreachable_collector_raises_one_clear_error(unreachable):
+    with pytest.raises(CollectorUnavailable, match=r"collector unreachable at http://127\.0\.0\.1:"):
+        unreachable.endpoints()
+
+
+def test_bad_parameter_error_message_is_passed_on(api):
+    with pytest.raises(CollectorUnavailable, match=r"400.*unknown metric 'nope'"):
+        api.timeseries("nope")
+
+
+def test_bearer_token_is_sent(fake_api):
+    ApiClient(fake_api.url, token="s3cret").health()
+    assert fake_api.httpd.last_headers.get("Authorization") == "Bearer s3cret"
+
+
+def test_token_from_environment(fake_api, monkeypatch):
+    monkeypatch.setenv("CHOKEPOINT_TOKEN", "from-env")
+    ApiClient(fake_api.url).health()
+    assert fake_api.httpd.last_headers.get("Authorization") == "Bearer from-env"
