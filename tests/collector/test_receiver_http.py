@@ -46,7 +46,7 @@ class FakeIngestor:
         self.entered = threading.Semaphore(0)
         self.fail = False
 
-    def consume_traces(self, request):
+    def consume_traces(self, request, protocol=None):
         self.entered.release()
         if self.gate is not None:
             self.gate.wait(10)
@@ -57,7 +57,7 @@ class FakeIngestor:
         bad = sum(1 for s in spans if s.name == "reject-me")
         return Result(len(spans) - bad, bad, f"{bad} spans rejected" if bad else "")
 
-    def consume_metrics(self, request):
+    def consume_metrics(self, request, protocol=None):
         self.metrics.append(request)
         return Result(1)
 

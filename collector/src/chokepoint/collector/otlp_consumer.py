@@ -108,7 +108,8 @@ class OtlpConsumer:
             self.stats.add_request(protocol, signal)
             return ExportLogsServiceResponse()
         try:
-            result = self.ingestor.consume_traces(request) if signal == "traces" else self.ingestor.consume_metrics(request)
+            consume = self.ingestor.consume_traces if signal == "traces" else self.ingestor.consume_metrics
+            result = consume(request, protocol=protocol)  # the ingestor counts accepted and invalid items
         except Exception as exc:
             log.exception("ingestor failed on an OTLP %s request (%s)", signal, protocol)
             self.reject(protocol, REASON_INTERNAL)
