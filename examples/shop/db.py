@@ -1,0 +1,235 @@
+"""The shop's PostgreSQL schema, seed data, engines and per-request query accounting.
+
+Schema (SQLAlchemy 2.0 ORM, created on start, idempotent under an advisory lock so the
+shop and the fulfilment worker may start together):
+
+``products``      200 000 rows (``SEED_PRODUCTS``); ``name`` has a prefix index on
+                  ``lower(name) text_pattern_ops`` — a prefix search uses it, a
+                  "contains" search (``LIKE '%term%'``) cannot and scans the table.
+``settings``      ``key``/``value`` (``currency`` = ``EUR``).
+``orders``        ``status``: ``placed`` → ``paid`` | ``payment_failed`` → ``fulfilled``.
+``order_lines``   one row per product in an order (``order_id`` indexed).
+
+Seed data is written once (when ``products`` is empty): products, the settings row and
+``SEED_ORDERS`` fulfilled orders spread over ``SEED_CUSTOMERS`` customers
+(``customer-1`` … ``customer-20``), so order listings have content from the first request.
+
+:func:`sqlalchemy_url` accepts ``postgresql://…`` DSNs and gives the psycopg 3 driver URL.
+
+Per-request accounting: :class:`QueryStats` counts the SQL statements a request runs,
+their time, and the time spent waiting for a pooled connection; ``shop.app`` returns
+them as ``X-DB-Queries``, ``X-DB-Time-ms`` and ``X-DB-Pool-Wait-ms`` response headers (the
+tests and the curious read them; nothing else depends on them).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, create_engine, event, func, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+SEED_PRODUCTS = 200_000
+SEED_CUSTOMERS = 20
+SEED_ORDERS = 200
+CATEGORIES = ("books", "garden", "kitchen", "toys", "music", "sports", "office", "outdoor", "tools", "games")
+ADJECTIVES = ("steel", "wooden", "plastic", "golden", "silver", "cotton", "glass", "paper", "stone", "leather",
+              "copper", "bamboo", "woolen", "linen", "velvet", "marble", "rubber", "carbon", "crystal", "ceramic")  # fmt: skip
+NOUNS = ("lamp", "chair", "table", "mug", "pen", "book", "kettle", "clock", "vase", "shelf", "bowl", "brush", "knife",
+         "plate", "spoon", "box", "bag", "hat", "ring", "rope", "drum", "kite", "ball", "frame", "bench")  # fmt: skip
+_SCHEMA_LOCK_ID = 7_311_2026
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Product(Base):
+    __tablename__ = "products"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(40), index=True)
+    price_cents: Mapped[int] = mapped_column(Integer)
+    stock: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "sku": self.sku, "name": self.name, "category": self.category, "price_cents": self.price_cents, "stock": self.stock}
+
+
+class Setting(Base):
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    customer: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    total_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    fulfilled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lines: Mapped[list[OrderLine]] = relationship(back_populates="order", order_by="OrderLine.id")
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "customer": self.customer,
+            "status": self.status,
+            "total_cents": self.total_cents,
+            "currency": self.currency,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "fulfilled_at": self.fulfilled_at.isoformat() if self.fulfilled_at else None,
+        }
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    price_cents: Mapped[int] = mapped_column(Integer)
+    order: Mapped[Order] = relationship(back_populates="lines")
+    product: Mapped[Product] = relationship()
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    """``postgresql://u@h:p/db`` (or ``postgres://``) -> ``postgresql+psycopg://u@h:p/db``; driver URLs pass through."""
+    for prefix in ("postgresql://", "postgres://"):
+        if dsn.startswith(prefix):
+            return "postgresql+psycopg://" + dsn[len(prefix) :]
+    if dsn.startswith("postgresql+"):
+        return dsn
+    raise ValueError(f"not a PostgreSQL DSN: {dsn!r} (expected postgresql://user@host:port/dbname)")
+
+
+# --------------------------------------------------------------------------- accounting
+
+
+@dataclass
+class QueryStats:
+    """What one request did on the database."""
+
+    queries: int = 0
+    db_time_s: float = 0.0
+    pool_wait_s: float = 0.0
+
+
+_current_stats: contextvars.ContextVar[QueryStats | None] = contextvars.ContextVar("shop_query_stats", default=None)
+
+
+def start_request_stats() -> tuple[QueryStats, contextvars.Token]:
+    stats = QueryStats()
+    return stats, _current_stats.set(stats)
+
+
+def end_request_stats(token: contextvars.Token) -> None:
+    _current_stats.reset(token)
+
+
+def _before_execute(conn, cursor, statement, parameters, context, executemany):
+    conn.info.setdefault("shop_query_start", []).append(time.perf_counter())
+
+
+def _after_execute(conn, cursor, statement, parameters, context, executemany):
+    started = conn.info["shop_query_start"].pop()
+    stats = _current_stats.get()
+    if stats is not None:
+        stats.queries += 1
+        stats.db_time_s += time.perf_counter() - started
+
+
+def make_engine(url: str, pool_size: int, max_overflow: int, pool_timeout_s: float = 30.0) -> Engine:
+    """A QueuePool engine with the per-request accounting hooks attached."""
+    engine = create_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout_s, pool_pre_ping=False)
+    event.listen(engine, "before_cursor_execute", _before_execute)
+    event.listen(engine, "after_cursor_execute", _after_execute)
+    return engine
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """An ORM session inside one transaction (commit on success), connection checked out up front.
+
+    The checkout is timed into the current request's ``pool_wait_s``.
+    """
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        started = time.perf_counter()
+        session.connection()
+        stats = _current_stats.get()
+        if stats is not None:
+            stats.pool_wait_s += time.perf_counter() - started
+        yield session
+
+
+# --------------------------------------------------------------------------- schema + seed
+
+_SEED_PRODUCTS_SQL = """
+INSERT INTO products (id, sku, name, category, price_cents, stock, description)
+SELECT i,
+       'SKU-' || lpad(i::text, 7, '0'),
+       (ARRAY[{adjectives}])[1 + (i % {n_adj})] || ' ' || (ARRAY[{nouns}])[1 + ((i / {n_adj}) % {n_nouns})] || ' ' || i,
+       (ARRAY[{categories}])[1 + (i % {n_cat})],
+       100 + (i * 7919) % 20000,
+       (i * 31) % 500,
+       'A fine product number ' || i || ' for everyday use.'
+FROM generate_series(1, :n) AS s(i)
+"""
+
+_SEED_ORDERS_SQL = """
+INSERT INTO orders (id, customer, status, total_cents, currency, payment_id, fulfilled_at)
+SELECT o, 'customer-' || (1 + o % :customers), 'fulfilled', 0, 'EUR', 'seed-' || o, now()
+FROM generate_series(1, :orders) AS s(o);
+INSERT INTO order_lines (order_id, product_id, quantity, price_cents)
+SELECT o, 1 + ((o * 104729 + l * 15485863) % :products), 1 + l, p.price_cents
+FROM generate_series(1, :orders) AS s(o)
+CROSS JOIN generate_series(1, 4) AS t(l)
+JOIN products p ON p.id = 1 + ((o * 104729 + l * 15485863) % :products);
+UPDATE orders o SET total_cents = sub.total FROM (
+    SELECT order_id, sum(quantity * price_cents) AS total FROM order_lines GROUP BY order_id
+) sub WHERE sub.order_id = o.id;
+SELECT setval(pg_get_serial_sequence('orders', 'id'), (SELECT max(id) FROM orders));
+"""
+
+
+def _sql_array(words: tuple[str, ...]) -> str:
+    return ", ".join(f"'{w}'" for w in words)
+
+
+def ensure_schema(engine: Engine, products: int = SEED_PRODUCTS) -> bool:
+    """Create tables, the name prefix index and seed data if missing; True when seeding happened."""
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK_ID})
+        Base.metadata.create_all(conn)
+        conn.execute(text("CREATE INDEX IF NOT EXISTS products_name_prefix_idx ON products (lower(name) text_pattern_ops)"))
+        if conn.execute(text("SELECT EXISTS (SELECT 1 FROM products)")).scalar():
+            return False
+        sql = _SEED_PRODUCTS_SQL.format(
+            adjectives=_sql_array(ADJECTIVES),
+            n_adj=len(ADJECTIVES),
+            nouns=_sql_array(NOUNS),
+            n_nouns=len(NOUNS),
+            categories=_sql_array(CATEGORIES),
+            n_cat=len(CATEGORIES),
+        )
+        conn.execute(text(sql), {"n": products})
+        conn.execute(text("INSERT INTO settings (key, value) VALUES ('currency', 'EUR') ON CONFLICT (key) DO NOTHING"))
+        params = {"customers": SEED_CUSTOMERS, "orders": SEED_ORDERS, "products": products}
+        for statement in _SEED_ORDERS_SQL.strip().split(";"):
+            if statement.strip():
+                conn.execute(text(statement), params)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
+    return True
