@@ -73,3 +73,37 @@ def artifacts_dir() -> Path:
     """Where tests save screenshots and reports (kept after the run)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+# ---------------------------------------------------------------- collector (owned by collector edges)
+# A real chokepoint collector (OTLP gRPC + HTTP receivers, REST API, /metrics, SQLite
+# persistence in tmp_path) started in-process on free loopback ports, stopped after the test.
+# Config overrides via indirect parametrization:
+#   @pytest.mark.parametrize("collector", [{"bucket_seconds": 1, "token": "t"}], indirect=True)
+
+
+class RunningCollector:
+    """Handle on a started ``CollectorService``: ``.otlp_http``, ``.otlp_grpc``, ``.api`` URLs, ``.store``."""
+
+    def __init__(self, service) -> None:
+        self.service = service
+        self.otlp_http = service.otlp_http_url  # http://127.0.0.1:PORT (append /v1/traces)
+        self.otlp_grpc = service.otlp_grpc_endpoint  # 127.0.0.1:PORT
+        self.api = service.api_url  # http://127.0.0.1:PORT (append /api/v1/... or /metrics)
+        self.store = service.store
+
+
+@pytest.fixture
+def collector(request, tmp_path):
+    from chokepoint.collector.config import CollectorConfig
+    from chokepoint.collector.service import CollectorService
+
+    overrides = dict(getattr(request, "param", None) or {})
+    overrides.setdefault("sqlite_path", tmp_path / "collector.sqlite")
+    config = CollectorConfig(otlp_grpc_port=0, otlp_http_port=0, api_port=0, data_dir=tmp_path, **overrides)
+    service = CollectorService(config)
+    service.start()
+    try:
+        yield RunningCollector(service)
+    finally:
+        service.shutdown()

@@ -163,7 +163,8 @@ class CollectorService:
         self.ingestor = Ingestor(self.store)
         self.consumer = OtlpConsumer(self.ingestor, self.store, self.stats)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(StoreCollector(self.store))
+        findings = _default_findings(self.store)
+        self.registry.register(StoreCollector(self.store, findings=(lambda: findings(60.0)) if findings else None))
         self.registry.register(ReceiverStatsCollector(self.stats))
         auth = BearerAuth(cfg.token)
         admission = Admission(cfg.max_inflight_requests, cfg.max_inflight_bytes)
@@ -183,7 +184,7 @@ class CollectorService:
         log.info("OTLP/gRPC listening on %s", self.otlp_grpc_endpoint)
         # 5. OTLP/HTTP + API
         otlp_app = create_otlp_http_app(self.consumer, admission, auth, cfg.max_body_bytes, cfg.retry_after_s, cfg.ingest_threads)
-        api_app = create_api_app(self.store, self.registry, auth, findings=_default_findings(self.store))
+        api_app = create_api_app(self.store, self.registry, auth, findings=findings)
         self.http = AsgiServers()
         self.http.add("otlp-http", otlp_app, cfg.bind_host, cfg.otlp_http_port)
         self.http.add("api", api_app, cfg.bind_host, cfg.api_port)
@@ -240,4 +241,4 @@ class CollectorService:
     def _close_persistence(self) -> None:
         persistence, self.persistence = self.persistence, None
         if persistence is not None:
-            persistence.close()
+            persistence.close(self.store)
