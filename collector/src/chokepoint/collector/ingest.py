@@ -7,33 +7,39 @@ Usage::
     result.accepted, result.rejected, result.error_message   # for OTLP partial_success
 
 Spans (only the attributes listed in ``semconv.SPAN_KEYS`` are read, one pass per span)
-- SERVER spans → route latency and errors.  Route = ``"<method> <http.route>"``, else
-  method + normalized ``url.path``/``http.target`` (ids folded), else the span name.
-  Error = span status ERROR or HTTP status >= 500.
+- SERVER spans → route latency and errors.  Route = the ``http.route`` template, else
+  the normalized ``url.path``/``http.target`` (ids folded), else the span name (the
+  method is not part of the key: the agent's per-route signals carry ``http.route``
+  only).  Error = span status ERROR or HTTP status >= 500.
 - CLIENT spans → dependencies: DB when ``db.system(.name)`` is set (target = query
   summary, else normalized statement, else operation), HTTP when an HTTP method or URL
   is set (target = ``server.address``/``net.peer.name``/URL host, ``:port`` when not
   80/443); PRODUCER/CONSUMER spans (and CLIENT spans with ``messaging.system``) → kind
   ``kafka`` (or the messaging system's name) by ``messaging.destination(.name)``.
   Error = status ERROR or HTTP status >= 500.
-- Breakdown for foreign SDKs: when a trace's root SERVER span is in the batch, its
-  CLIENT/PRODUCER descendants in the batch are summed per component (``db``,
+- Breakdown for foreign SDKs: when a trace's local root SERVER span is in the batch, its
+  CLIENT/PRODUCER/CONSUMER spans in the batch are summed per component (``db``,
   ``http:<target>``, ``kafka``) and ``self`` = root - their sum (>= 0).
-- Kept traces: a trace with ``chokepoint.keep_reason`` on any span (our agent: it only
-  exports kept traces) is kept with that reason.  Any other trace is kept when its root
-  span errored (``error``) or is slower than the route's p99 over the last 5 minutes
-  (``slow``, needs >= 20 requests).  Spans arriving later for a kept trace are appended.
-  Limitation: child spans exported in an *earlier* batch than their root are not kept.
 
-No double counting (the authority rule): our agent sends histogram metrics for 100 % of
-requests and spans only for kept (biased) traces, so
-1. spans of a trace carrying ``chokepoint.keep_reason`` never feed route/dependency
-   latency (they feed kept traces only), and
-2. for a service that sent ``http.server.request.duration`` (or ``http.server.duration``)
-   in the last 5 minutes, SERVER spans do not feed route latency; likewise
-   ``http.client.request.duration`` for HTTP, ``db.client.operation.duration`` for DB,
-   ``messaging.*.duration`` for Kafka dependencies, and the
-   ``chokepoint.request.breakdown.time`` counter for the breakdown.  Otherwise spans do.
+Agent-sampled vs foreign traces.  A trace is *agent-sampled* when any span carries
+``chokepoint.keep_reason``, or its resource has ``telemetry.distro.name`` starting with
+``chokepoint``, or its service sent any ``chokepoint.*`` metric in the last 5 minutes
+(our agent does).  The agent exports only the traces it kept, so
+- agent-sampled traces are all kept (reason: the span attribute if present, else
+  ``error`` when a span failed, ``slow`` when the root is at/above the route's p95, else
+  ``random``) and never feed route/dependency latency or the breakdown (they are a
+  biased sample; the agent's metrics cover 100 % of requests);
+- a foreign trace is kept when its root errored (``error``) or is slower than the
+  route's p99 over the last 5 minutes (``slow``, once the route has >= 20 requests).
+Spans arriving later for a kept trace are appended.  Limitation: child spans exported
+in an *earlier* batch than their root are not part of the kept trace.
+
+No double counting (the authority rule): for a service that sent
+``http.server.request.duration`` (or ``http.server.duration``) in the last 5 minutes,
+SERVER spans do not feed route latency; likewise ``http.client.request.duration`` for
+HTTP, ``db.client.operation.duration`` for DB, ``messaging.*.duration`` for Kafka
+dependencies, and the ``chokepoint.request.breakdown.time`` counter for the breakdown.
+Otherwise (a foreign SDK sending spans only) spans do.
 
 Metrics: the names of ``chokepoint.instrument.signals`` plus semconv names from any SDK
 (old generation too: ``http.server.duration`` in ms, ``db.client.connections.*``,
@@ -118,6 +124,30 @@ def resource_service(resource) -> tuple[str, tuple]:
     return str(svc), ident
 
 
+AGENT = "agent"  # authority signal: the service runs chokepoint's agent (its spans are pre-sampled)
+AGENT_DISTRO = "chokepoint"
+AGENT_METRIC_PREFIX = "chokepoint."
+
+
+def _is_agent_resource(resource) -> bool:
+    for kv in resource.attributes:
+        if kv.key == "telemetry.distro.name":
+            return kv.value.string_value.startswith(AGENT_DISTRO)
+    return False
+
+
+def _local_root(recs):
+    """The span without a parent; else a SERVER span whose parent is not in the batch (remote parent)."""
+    for r in recs:
+        if not r[1].parent_span_id:
+            return r
+    ids = {r[1].span_id for r in recs}
+    for r in recs:
+        if r[1].kind == SERVER and r[1].parent_span_id not in ids:
+            return r
+    return None
+
+
 def _is_http_error(status) -> bool:
     try:
         return int(status) >= 500
@@ -185,6 +215,57 @@ class _BadPoint(ValueError):
     pass
 
 
+def _classify(span, attrs: dict) -> tuple[str, str, str, bool] | None:
+    """(signal, route-or-target, dependency kind, error) of a span; None if it feeds no aggregate."""
+    kind = span.kind
+    error = span.status.code == STATUS_ERROR
+    if kind == SERVER:
+        status = sc.first(attrs, sc.HTTP_STATUS_KEYS)
+        if status is not None and _is_http_error(status):
+            error = True
+        route = sc.route_name(sc.first(attrs, sc.HTTP_ROUTE_KEYS), sc.first(attrs, sc.URL_PATH_KEYS), span.name)
+        return "server", route, "", error
+    if kind in (CLIENT, PRODUCER, CONSUMER):
+        msys = sc.first(attrs, sc.MESSAGING_SYSTEM_KEYS)
+        if kind != CLIENT or msys is not None:
+            dest = sc.first(attrs, sc.MESSAGING_DESTINATION_KEYS) or span.name
+            dkind = "kafka" if msys in (None, "kafka") else str(msys)
+            return "kafka", str(dest), dkind, error
+        if sc.first(attrs, sc.DB_SYSTEM_KEYS) is not None:
+            return "db", sc.db_target(attrs), "db", error
+        if sc.first(attrs, sc.HTTP_METHOD_KEYS) is not None or sc.first(attrs, sc.URL_FULL_KEYS) is not None:
+            status = sc.first(attrs, sc.HTTP_STATUS_KEYS)
+            if status is not None and _is_http_error(status):
+                error = True
+            return "http", sc.http_target(attrs), "http", error
+    return None
+
+
+def _span_breakdown(root, recs, breakdown_acc: dict, authority: dict, store: Store) -> None:
+    """Fold one foreign trace into the batch's breakdown sums (components per route)."""
+    svc = root[0]
+    auth = authority.get((svc, "breakdown"))
+    if auth is None:
+        auth = authority[(svc, "breakdown")] = store.metric_authoritative(svc, "breakdown")
+    c = root[5]
+    if auth or c is None:
+        return
+    acc = breakdown_acc.get((svc, c[1]))
+    if acc is None:
+        acc = breakdown_acc[(svc, c[1])] = [{}, 0]
+    components = acc[0]
+    total = 0.0
+    for r in recs:
+        rc = r[5]
+        if r is root or rc is None or rc[0] == "server":
+            continue
+        comp = "http:" + rc[1] if rc[0] == "http" else rc[0]
+        components[comp] = components.get(comp, 0.0) + r[3]
+        total += r[3]
+    components["self"] = components.get("self", 0.0) + max(0.0, root[3] - total)
+    acc[1] += 1
+
+
 class Ingestor:
     """Walks OTLP export requests into a ``Store``; see the module docstring."""
 
@@ -203,25 +284,27 @@ class Ingestor:
         rejected = 0
         errors: list[str] = []
         wanted = sc.SPAN_KEYS
-        # per trace: list of span records; records are tuples (see _span_record)
+        classify = _classify
+        # per trace: span records (service, span, wanted attributes, duration_s, agent-sampled, _classify())
         traces: dict[bytes, list] = {}
         for rs in request.resource_spans:
             svc, _ident = resource_service(rs.resource)
+            sampled = store.metric_authoritative(svc, AGENT) or _is_agent_resource(rs.resource)
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     start = span.start_time_unix_nano
                     end = span.end_time_unix_nano
-                    if end < start or len(span.trace_id) != 16:
+                    if end < start or len(span.trace_id) != 16 or len(span.span_id) != 8:
                         rejected += 1
                         if len(errors) < 3:
-                            errors.append(f"span {span.name!r}: end before start or bad trace id")
+                            errors.append(f"span {span.name!r}: end before start or bad trace/span id")
                         continue
                     attrs = {}
                     for kv in span.attributes:
                         k = kv.key
                         if k in wanted:
                             attrs[k] = any_value(kv.value)
-                    rec = (svc, span, attrs, (end - start) / 1e9)
+                    rec = (svc, span, attrs, (end - start) / 1e9, sampled, classify(span, attrs))
                     tl = traces.get(span.trace_id)
                     if tl is None:
                         traces[span.trace_id] = [rec]
@@ -231,6 +314,8 @@ class Ingestor:
 
         route_acc: dict[tuple[str, str], list] = {}
         dep_acc: dict[tuple[str, str, str], list] = {}
+        breakdown_acc: dict[tuple[str, str], list] = {}
+        authority: dict[tuple[str, str], bool] = {}
         for trace_id, recs in traces.items():
             keep_reason = None
             for r in recs:
@@ -238,21 +323,18 @@ class Ingestor:
                 if kr:
                     keep_reason = str(kr)
                     break
-            root = None
-            for r in recs:
-                if not r[1].parent_span_id:
-                    root = r
-                    break
-            if keep_reason is None:
-                self._aggregate(recs, route_acc, dep_acc)
+            root = _local_root(recs)
+            sampled = keep_reason is not None or recs[0][4]
+            if not sampled:
+                self._aggregate(recs, route_acc, dep_acc, authority)
                 if root is not None and root[1].kind == SERVER:
-                    self._span_breakdown(root, recs)
+                    _span_breakdown(root, recs, breakdown_acc, authority, store)
             tid = trace_id.hex()
             if store.is_trace_kept(tid):
-                store.add_spans_to_kept_trace(tid, [self._span_dict(r, recs) for r in recs])
+                store.add_spans_to_kept_trace(tid, self._span_dicts(recs))
                 continue
             if keep_reason is None and root is not None:
-                keep_reason = self._foreign_keep_reason(root)
+                keep_reason = self._sampled_keep_reason(root, recs) if sampled else self._foreign_keep_reason(root)
             if keep_reason is not None:
                 store.keep_trace(self._trace_dict(tid, keep_reason, root, recs))
 
@@ -260,47 +342,25 @@ class Ingestor:
             store.add_requests(svc, route, vals, errs)
         for (svc, kind, target), (vals, errs) in dep_acc.items():
             store.add_dependency_calls(svc, kind, target, vals, errs)
+        for (svc, route), (components, n) in breakdown_acc.items():
+            store.add_breakdown(svc, route, components, slow=False, requests=n)
         store.count_ingested(protocol or self.protocol, spans=accepted)
         if rejected:
             store.count_rejected(protocol or self.protocol, "invalid_span", rejected)
         return IngestResult(accepted, rejected, "; ".join(errors))
 
-    def _classify(self, r) -> tuple[str, str, str, bool] | None:
-        """(signal, route-or-target, dependency kind, error) of a span record, None if not aggregated."""
-        _svc, span, attrs, _dur = r
-        kind = span.kind
-        error = span.status.code == STATUS_ERROR
-        if kind == SERVER:
-            status = sc.first(attrs, sc.HTTP_STATUS_KEYS)
-            if status is not None and _is_http_error(status):
-                error = True
-            method = sc.first(attrs, sc.HTTP_METHOD_KEYS)
-            route = sc.route_name(method, sc.first(attrs, sc.HTTP_ROUTE_KEYS), sc.first(attrs, sc.URL_PATH_KEYS), span.name)
-            return "server", route, "", error
-        if kind in (CLIENT, PRODUCER, CONSUMER):
-            msys = sc.first(attrs, sc.MESSAGING_SYSTEM_KEYS)
-            if kind != CLIENT or msys is not None:
-                dest = sc.first(attrs, sc.MESSAGING_DESTINATION_KEYS) or span.name
-                dkind = "kafka" if msys in (None, "kafka") else str(msys)
-                return "kafka", str(dest), dkind, error
-            if sc.first(attrs, sc.DB_SYSTEM_KEYS) is not None:
-                return "db", sc.db_target(attrs), "db", error
-            if sc.first(attrs, sc.HTTP_METHOD_KEYS) is not None or sc.first(attrs, sc.URL_FULL_KEYS) is not None:
-                status = sc.first(attrs, sc.HTTP_STATUS_KEYS)
-                if status is not None and _is_http_error(status):
-                    error = True
-                return "http", sc.http_target(attrs), "http", error
-        return None
-
-    def _aggregate(self, recs, route_acc, dep_acc) -> None:
+    def _aggregate(self, recs, route_acc, dep_acc, authority) -> None:
         store = self.store
         for r in recs:
-            c = self._classify(r)
+            c = r[5]
             if c is None:
                 continue
             signal, name, dkind, error = c
             svc = r[0]
-            if store.metric_authoritative(svc, signal):
+            auth = authority.get((svc, signal))
+            if auth is None:
+                auth = authority[(svc, signal)] = store.metric_authoritative(svc, signal)
+            if auth:
                 continue
             if signal == "server":
                 acc = route_acc.get((svc, name))
@@ -314,57 +374,51 @@ class Ingestor:
             if error:
                 acc[1] += 1
 
-    def _span_breakdown(self, root, recs) -> None:
-        svc = root[0]
-        if self.store.metric_authoritative(svc, "breakdown"):
-            return
-        c = self._classify(root)
-        if c is None:
-            return
-        components: dict[str, float] = {}
-        total = 0.0
-        for r in recs:
-            if r is root or r[1].kind not in (CLIENT, PRODUCER, CONSUMER):
-                continue
-            rc = self._classify(r)
-            if rc is None:
-                continue
-            signal, name, _dkind, _err = rc
-            comp = f"http:{name}" if signal == "http" else signal
-            components[comp] = components.get(comp, 0.0) + r[3]
-            total += r[3]
-        components["self"] = max(0.0, root[3] - total)
-        self.store.add_breakdown(svc, c[1], components, slow=False, requests=1)
-
     def _foreign_keep_reason(self, root) -> str | None:
-        c = self._classify(root)
+        """A foreign SDK sends every trace: keep errors and roots slower than the route's p99."""
+        c = root[5]
         if c is None or c[0] != "server":
             return "error" if root[1].status.code == STATUS_ERROR else None
         if c[3]:
             return "error"
-        p99 = self.store.route_p99_s(root[0], c[1])
+        p99 = self.store.route_quantile_s(root[0], c[1], 0.99)
         if p99 is not None and root[3] > p99:
             return "slow"
         return None
 
-    def _span_dict(self, r, recs) -> dict:
-        svc, span, _attrs, dur = r
-        base = min(x[1].start_time_unix_nano for x in recs)
-        return {
-            "span_id": span.span_id.hex(),
-            "parent_span_id": span.parent_span_id.hex(),
-            "name": span.name,
-            "kind": KIND_NAMES.get(span.kind, "unspecified"),
-            "service": svc,
-            "start_offset_ms": round((span.start_time_unix_nano - base) / 1e6, 3),
-            "duration_ms": round(dur * 1000.0, 3),
-            "attributes": attributes(span.attributes),
-            "status": "error" if span.status.code == STATUS_ERROR else ("ok" if span.status.code else "unset"),
-        }
+    def _sampled_keep_reason(self, root, recs) -> str:
+        """Our agent already sampled the trace: name why (error, slow = at/above the route's p95, else random)."""
+        c = root[5]
+        if (c is not None and c[3]) or any(r[1].status.code == STATUS_ERROR for r in recs):
+            return "error"
+        if c is not None and c[0] == "server":
+            p95 = self.store.route_quantile_s(root[0], c[1], 0.95)
+            if p95 is not None and root[3] >= p95:
+                return "slow"
+        return "random"
+
+    def _span_dicts(self, recs) -> list[dict]:
+        base = min(r[1].start_time_unix_nano for r in recs)
+        out = []
+        for svc, span, _attrs, dur, _sampled, _cls in recs:
+            out.append(
+                {
+                    "span_id": span.span_id.hex(),
+                    "parent_span_id": span.parent_span_id.hex(),
+                    "name": span.name,
+                    "kind": KIND_NAMES.get(span.kind, "unspecified"),
+                    "service": svc,
+                    "start_offset_ms": round((span.start_time_unix_nano - base) / 1e6, 3),
+                    "duration_ms": round(dur * 1000.0, 3),
+                    "attributes": attributes(span.attributes),
+                    "status": "error" if span.status.code == STATUS_ERROR else ("ok" if span.status.code else "unset"),
+                }
+            )
+        return out
 
     def _trace_dict(self, tid: str, keep_reason: str, root, recs) -> dict:
         head = root or min(recs, key=lambda x: x[1].start_time_unix_nano)
-        c = self._classify(head)
+        c = head[5]
         route = c[1] if c is not None and c[0] == "server" else head[1].name
         error = any(x[1].status.code == STATUS_ERROR for x in recs) or bool(c and c[3])
         return {
@@ -375,7 +429,7 @@ class Ingestor:
             "error": error,
             "keep_reason": keep_reason,
             "start": head[1].start_time_unix_nano / 1e9,
-            "spans": [self._span_dict(x, recs) for x in recs],
+            "spans": self._span_dicts(recs),
         }
 
     # ================================================================ metrics
@@ -391,6 +445,8 @@ class Ingestor:
                     which = m.WhichOneof("data")
                     if which is None:
                         continue
+                    if m.name.startswith(AGENT_METRIC_PREFIX):
+                        self.store.mark_metric_authority(svc, AGENT)
                     points = getattr(m, which).data_points
                     for p in points:
                         try:
@@ -530,8 +586,7 @@ class Ingestor:
             sk = self._sketch(key, m, which, p, _ROUTE_LATENCY[name])
             if sk is None or sk.count == 0:
                 return
-            method = sc.first(attrs, sc.HTTP_METHOD_KEYS)
-            route = sc.route_name(method, sc.first(attrs, sc.HTTP_ROUTE_KEYS), sc.first(attrs, sc.URL_PATH_KEYS))
+            route = sc.route_name(sc.first(attrs, sc.HTTP_ROUTE_KEYS), sc.first(attrs, sc.URL_PATH_KEYS))
             err = _is_http_error(sc.first(attrs, sc.HTTP_STATUS_KEYS)) or bool(attrs.get(sig.ATTR_ERROR_TYPE))
             store.merge_requests(svc, route, sk, sk.count if err else 0)
             return
@@ -630,8 +685,7 @@ class Ingestor:
             v = self._number(key, m, which, p)
             if not v:
                 return
-            method = sc.first(attrs, sc.HTTP_METHOD_KEYS)
-            route = sc.route_name(method, sc.first(attrs, sc.HTTP_ROUTE_KEYS), sc.first(attrs, sc.URL_PATH_KEYS))
+            route = sc.route_name(sc.first(attrs, sc.HTTP_ROUTE_KEYS), sc.first(attrs, sc.URL_PATH_KEYS))
             component = str(attrs.get(sig.ATTR_COMPONENT) or "self")
             slow = attrs.get(sig.ATTR_SLOW) in (True, "true", "True", 1)
             store.add_breakdown(svc, route, {component: v}, slow=slow)
@@ -656,7 +710,7 @@ def _signal_key(attrs: dict) -> str:
         return sc.http_target(attrs)
     route = sc.first(attrs, sc.HTTP_ROUTE_KEYS)
     if route:
-        return sc.route_name(sc.first(attrs, sc.HTTP_METHOD_KEYS), route)
+        return sc.route_name(route)
     if sc.first(attrs, sc.DB_STATEMENT_KEYS + sc.DB_SUMMARY_KEYS) is not None:
         return sc.db_target(attrs)
     for k in (sig.ATTR_DROP_REASON, sig.ATTR_KEEP_REASON, sig.ATTR_POOL_NAME, sig.ATTR_DB_POOL_NAME):

@@ -5,7 +5,7 @@ Each ``*_KEYS`` tuple lists the current name first, then older names; readers ta
 first one present.  ``normalize_path`` folds ids out of URL paths (``/users/42`` →
 ``/users/{id}``), ``normalize_statement`` replaces SQL literals (``WHERE id = 42`` →
 ``WHERE id = ?``, ``IN (1, 2, 3)`` → ``IN (?)``) and ``route_name`` builds the route key
-used everywhere (``"GET /items/{id}"``).  Both normalizers are memoised (bounded).
+used everywhere (the ``http.route`` template, e.g. ``"/items/{id}"``).  Both normalizers are memoised (bounded).
 """
 
 from __future__ import annotations
@@ -107,17 +107,17 @@ def normalize_statement(statement: str) -> str:
     return s
 
 
-def route_name(method: str | None, route: str | None, path: str | None = None, fallback: str | None = None) -> str:
-    """The route key: ``"GET /items/{id}"`` (method + template, else method + normalized path)."""
+def route_name(route: str | None, path: str | None = None, fallback: str | None = None) -> str:
+    """The route key: the ``http.route`` template, else the normalized path, else ``fallback``.
+
+    The method is not part of the key: our agent labels its breakdown and per-route
+    counters with ``http.route`` alone, and every reader joins on this key.
+    """
     if route:
-        base = route
-    elif path:
-        base = normalize_path(path)
-    else:
-        base = None
-    if base is None:
-        return fallback or (method or "unknown")
-    return f"{method} {base}" if method else base
+        return str(route)
+    if path:
+        return normalize_path(str(path))
+    return fallback or "unknown"
 
 
 def http_target(attrs: dict) -> str:

@@ -345,7 +345,7 @@ class Store:
         self._log_end_history: dict[tuple[str, int], deque[tuple[float, int]]] = {}
         self._traces: OrderedDict[str, dict] = OrderedDict()
         self._authority: dict[tuple[str, str], float] = {}
-        self._p99_cache: dict[tuple[str, str], tuple[float, float | None]] = {}
+        self._p99_cache: dict[tuple[str, str, float], tuple[float, float | None]] = {}
         self.ingested_spans: dict[str, int] = {}
         self.ingested_points: dict[str, int] = {}
         self.rejected: dict[tuple[str, str], int] = {}
@@ -745,9 +745,9 @@ class Store:
         t = self._authority.get((service, signal))
         return t is not None and self.clock() - t <= self.config.authority_ttl_s
 
-    def route_p99_s(self, service: str, route: str) -> float | None:
-        """The route's p99 (seconds) over ``slow_trace_window_s``; cached per bucket; None if too few requests."""
-        key = (service, route)
+    def route_quantile_s(self, service: str, route: str, q: float = 0.99) -> float | None:
+        """The route's ``q``-quantile (seconds) over ``slow_trace_window_s``; cached per bucket; None if too few requests."""
+        key = (service, route, q)
         now_bucket = self._bucket_start(self.clock())
         cached = self._p99_cache.get(key)
         if cached is not None and cached[0] == now_bucket:
@@ -755,12 +755,14 @@ class Store:
         with self._lock:
             s = self._new_sketch()
             for b in self._window_list(self.config.slow_trace_window_s):
-                agg = b.routes.get(key)
+                agg = b.routes.get((service, route))
                 if agg is not None:
                     s.merge(agg.sketch)
-            p99 = s.quantile(0.99) if s.count >= self.config.slow_trace_min_count else None
-            self._p99_cache[key] = (now_bucket, p99)
-            return p99
+            value = s.quantile(q) if s.count >= self.config.slow_trace_min_count else None
+            if len(self._p99_cache) > 10 * self.config.max_routes_per_service:
+                self._p99_cache.clear()
+            self._p99_cache[key] = (now_bucket, value)
+            return value
 
     # ------------------------------------------------------------ queries
     def health(self) -> dict:
