@@ -297,8 +297,11 @@ def bottlenecks() -> dict:
         _panel(lay, "Spans ingested per second", [(f"sum by (protocol) (rate({c.INGEST_SPANS.sample_name}[$__rate_interval]))", "{{protocol}}")], "ops", w=8),
         _panel(
             lay,
-            "Metric points ingested per second",
-            [(f"sum by (protocol) (rate({c.INGEST_POINTS.sample_name}[$__rate_interval]))", "{{protocol}}")],
+            "Metric points and log records ingested per second",
+            [
+                (f"sum by (protocol) (rate({c.INGEST_POINTS.sample_name}[$__rate_interval]))", "points {{protocol}}"),
+                (f"sum by (protocol) (rate({c.INGEST_LOG_RECORDS.sample_name}[$__rate_interval]))", "log records {{protocol}}"),
+            ],
             "ops",
             w=8,
         ),
