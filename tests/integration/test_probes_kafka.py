@@ -1,0 +1,77 @@
+"""Kafka consumer-lag probe against the real broker: lag grows while paused, drains after."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import confluent_kafka
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from chokepoint.instrument import signals
+from chokepoint.instrument.probes.kafka_lag import KafkaLagProbe
+from tests.instrument.probes.points import Metrics
+
+
+def _poll_n(consumer, n, timeout=30.0):
+    got, deadline = [], time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            got.append(msg)
+    assert len(got) == n, f"polled {len(got)} of {n}"
+    return got
+
+
+def test_offset_and_time_lag_grow_while_paused_and_drain_after(kafka):
+    topic, group = f"orders-{uuid.uuid4().hex[:8]}", f"billing-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    for f in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+        f.result(30)
+    producer = confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap})
+
+    def produce(n):
+        for i in range(n):
+            producer.produce(topic, value=f"order-{i}".encode())
+        assert producer.flush(30) == 0
+
+    metrics = Metrics()
+    probe = KafkaLagProbe(metrics.meter, refresh_interval_s=0)
+    try:
+        consumer = confluent_kafka.Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group, "auto.offset.reset": "earliest"})
+        assert isinstance(consumer, probe.consumer_class)
+        consumer.subscribe([topic])
+        attrs = {signals.ATTR_MESSAGING_CONSUMER_GROUP: group, signals.ATTR_MESSAGING_DESTINATION: topic, signals.ATTR_MESSAGING_PARTITION: "0"}
+
+        produce(5)
+        _poll_n(consumer, 5)
+        consumer.commit(asynchronous=False)
+        got = metrics.collect()
+        assert metrics.value(signals.KAFKA_CONSUMER_LAG, attrs, got) == 0
+        assert metrics.value(signals.KAFKA_CONSUMER_HIGH_WATERMARK, attrs, got) == 5
+        assert metrics.value(signals.KAFKA_CONSUMER_COMMITTED_OFFSET, attrs, got) == 5
+
+        consumer.pause(consumer.assignment())
+        produce(20)
+        time.sleep(1.0)
+        assert consumer.poll(0.5) is None  # paused: nothing is delivered
+        got = metrics.collect()
+        assert metrics.value(signals.KAFKA_CONSUMER_LAG, attrs, got) == 20
+        paused_time_lag = metrics.value(signals.KAFKA_CONSUMER_TIME_LAG, attrs, got)
+        assert paused_time_lag >= 1.0  # behind since the last processed record
+        time.sleep(0.5)
+        assert metrics.value(signals.KAFKA_CONSUMER_TIME_LAG, attrs) >= paused_time_lag + 0.4  # still growing
+
+        consumer.resume(consumer.assignment())
+        _poll_n(consumer, 20)
+        got = metrics.collect()
+        assert metrics.value(signals.KAFKA_CONSUMER_LAG, attrs, got) == 0
+        caught_up_time_lag = metrics.value(signals.KAFKA_CONSUMER_TIME_LAG, attrs, got)
+        time.sleep(0.3)
+        assert metrics.value(signals.KAFKA_CONSUMER_TIME_LAG, attrs) == caught_up_time_lag  # caught up: no longer growing
+        consumer.close()
+        assert signals.KAFKA_CONSUMER_LAG not in metrics.collect()  # closed consumers are dropped
+    finally:
+        probe.uninstall()
+        metrics.close()
+    assert confluent_kafka.Consumer is not probe.consumer_class
