@@ -1,0 +1,96 @@
+"""gunicorn probe in a real gthread worker process (probe installed in the master, as the agent does)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from chokepoint.instrument import signals
+
+HARNESS = """
+    # Imported by the gunicorn config, i.e. in the master before it forks its workers.
+    import json
+    from chokepoint.instrument.probes import install_all
+    from tests.instrument.probes.points import Metrics
+
+    metrics = Metrics()
+    probes = install_all(metrics.meter, enabled={"gunicorn"})
+
+    def snapshot():
+        got = metrics.collect()
+        return {name: [[dict(p.attributes), p.value] for p in points] for name, points in got.items() if name.startswith("chokepoint.worker_pool")}
+"""
+
+APP = """
+    import json, time
+    import probe_harness
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            time.sleep(1.5)
+            body = b"slow"
+        else:
+            body = json.dumps(probe_harness.snapshot()).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 10.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+def _values(snapshot: dict, name: str) -> dict:
+    return {attrs[signals.ATTR_POOL_NAME]: value for attrs, value in snapshot.get(name, []) if attrs[signals.ATTR_WORKER_POOL_KIND] == "gunicorn"}
+
+
+def test_gthread_worker_busy_threads_and_processes(tmp_path: Path):
+    (tmp_path / "probe_harness.py").write_text(textwrap.dedent(HARNESS))
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    (tmp_path / "conf.py").write_text("import probe_harness\n")
+    port = _free_port()
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "conf.py", "-k", "gthread", "--threads", "3", "-w", "1", "-b", f"127.0.0.1:{port}", "app:app"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": f"{tmp_path}:{repo}", "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                idle = json.loads(_get(f"http://127.0.0.1:{port}/metrics"))
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode() if proc.poll() is not None else "gunicorn did not start"
+                time.sleep(0.1)
+        assert _values(idle, signals.WORKER_POOL_BUSY) == {"gunicorn": 1}  # the /metrics request itself
+        assert _values(idle, signals.WORKER_POOL_MAX) == {"gunicorn": 3}
+        assert _values(idle, signals.WORKER_POOL_PROCESSES) == {"gunicorn": 1}
+
+        with ThreadPoolExecutor(2) as clients:
+            slow = [clients.submit(_get, f"http://127.0.0.1:{port}/slow") for _ in range(2)]
+            time.sleep(0.5)
+            busy = json.loads(_get(f"http://127.0.0.1:{port}/metrics"))
+            assert [f.result() for f in slow] == [b"slow", b"slow"]
+        assert _values(busy, signals.WORKER_POOL_BUSY) == {"gunicorn": 3}
+        assert _values(busy, signals.WORKER_POOL_QUEUED) == {"gunicorn": 0}
+    finally:
+        proc.terminate()
+        proc.wait(10)
