@@ -1,0 +1,751 @@
+"""The bottleneck analyzer: names the likely bottleneck, with evidence and the fix.
+
+A pure component over a data source (``AnalyzerSource``; the embedded ``Store`` is one,
+a Prometheus-backed source can be another).  Every ``interval_s`` the service calls
+``Analyzer.analyze()``; it reads the recent window (``window_s``, default 60 s) and a
+baseline before it, runs one rule per finding kind (the vocabulary of
+``catalog.FINDING_KINDS``) and returns ``Finding`` objects ranked best first.
+
+How a finding is scored
+-----------------------
+Each rule produces a candidate with two numbers in 0..1:
+
+- ``explained``: how much of the **slow requests' time** the cause accounts for, from the
+  per-request breakdown the agent reports for 100% of requests (components ``self``,
+  ``db``, ``pool_wait``, ``http:<host>``, ``kafka``, ``queue``).  When a service sends no
+  breakdown (a foreign OpenTelemetry SDK), dependency time relative to request time is
+  used instead.
+- ``strength``: how far the direct evidence is past its threshold (pool wait p99 vs
+  200 ms, CPU vs one core, loop lag vs 500 ms, lag growth, ...).
+
+``score = 0.55 * explained + 0.45 * strength`` plus a small ``specificity`` bonus for
+the more specific explanation of the same symptom (an external call inside a
+transaction explains an exhausted pool better than "the pool is too small"; a missing
+timeout or a retry loop explains a slow dependency's damage better than "the
+dependency is slow"; a hot endpoint explains a busy worker pool).  Severity:
+``critical`` ≥ 0.7, ``warning`` ≥ 0.4, else ``info``.  Rules only fire past their gates,
+so a healthy service under light load yields nothing above ``info``.
+
+Thresholds (``AnalyzerConfig``) encode what an engineer does under a load test (see
+the project's domain notes): CPU near one core → processes, not threads; workers all
+busy with CPU low → more threads; waiting for connections while queries are fast →
+bigger pool; and so on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from chokepoint.collector.catalog import FINDINGS_BY_KIND
+from chokepoint.instrument import signals as sig
+
+
+class AnalyzerSource(Protocol):
+    """What the analyzer reads (``Store`` implements it)."""
+
+    def clock(self) -> float: ...
+    def window(self, window_s: float, end_s: float | None = None): ...
+    def buckets(self, window_s: float, end_s: float | None = None) -> list: ...
+    def pools(self, window_s: float = 60) -> list[dict]: ...
+    def breakers(self, window_s: float = 60) -> list[dict]: ...
+    def consumer_lag(self) -> list[dict]: ...
+
+
+@dataclass
+class AnalyzerConfig:
+    """Thresholds; defaults are for production traffic (tests shorten the windows)."""
+
+    window_s: float = 60.0
+    baseline_window_s: float = 300.0
+    min_requests: int = 20  # per service in the window before latency rules judge it
+    degraded_p99_ms: float = 100.0  # a route is "slow" above this p99 ...
+    degraded_ratio: float = 2.0  # ... or this many times its baseline p99
+    pool_wait_p99_ms: float = 20.0
+    worker_queue_wait_p99_ms: float = 20.0
+    cpu_busy: float = 0.85  # fraction of one core
+    cpu_low: float = 0.6
+    loop_lag_p99_ms: float = 50.0
+    slow_query_p99_ms: float = 50.0
+    n_plus_one_queries: float = 8.0  # mean queries per request
+    dependency_share: float = 0.3  # share of slow time for a slow dependency
+    dependency_p99_ms: float = 100.0
+    retry_ratio: float = 0.2  # retries per call
+    hot_share: float = 0.6  # share of a service's busy time
+    lag_min_messages: float = 100.0
+    rss_growth_mb_per_min: float = 30.0
+    gc_time_fraction: float = 0.05
+    large_response_bytes: float = 100_000.0
+    repeated_read_ratio: float = 0.5
+    repeated_read_rps: float = 2.0
+
+
+@dataclass
+class Finding:
+    kind: str
+    service: str
+    target: str
+    score: float
+    severity: str
+    since: str
+    summary: str
+    evidence: dict
+    recommendation: str
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "service": self.service,
+            "target": self.target,
+            "score": self.score,
+            "severity": self.severity,
+            "since": self.since,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "recommendation": self.recommendation,
+        }
+
+
+@dataclass
+class Candidate:
+    kind: str
+    service: str
+    target: str
+    explained: float
+    strength: float
+    summary: str
+    evidence: dict
+    recommendation: str = ""
+    specificity: float = 0.0
+
+    @property
+    def score(self) -> float:
+        raw = 0.55 * _clamp(self.explained) + 0.45 * _clamp(self.strength) + self.specificity
+        return round(_clamp(raw), 3)
+
+
+def _clamp(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
+    return lo if x != x else max(lo, min(hi, x))  # NaN -> lo
+
+
+def severity_of(score: float) -> str:
+    return "critical" if score >= 0.7 else "warning" if score >= 0.4 else "info"
+
+
+def _ms(seconds: float | None) -> float:
+    return round((seconds or 0.0) * 1000.0, 1)
+
+
+# ---------------------------------------------------------------- the window view
+
+
+@dataclass
+class ServiceView:
+    """Per-service numbers the rules share (computed once per analysis)."""
+
+    name: str
+    requests: int = 0
+    request_time_s: float = 0.0
+    degraded: bool = False
+    slow_share: dict[str, float] = field(default_factory=dict)  # component -> share of slow requests' time
+    has_breakdown: bool = False
+    worst_route: str = ""
+    worst_p99_ms: float = 0.0
+
+    def share(self, component: str) -> float:
+        return self.slow_share.get(component, 0.0)
+
+    def share_prefix(self, prefix: str) -> float:
+        return sum(v for k, v in self.slow_share.items() if k == prefix or k.startswith(prefix + ":"))
+
+
+class WindowView:
+    """The current window, its baseline and the latest state, as the rules read them."""
+
+    def __init__(self, source: AnalyzerSource, config: AnalyzerConfig) -> None:
+        self.config = config
+        self.now = source.clock()
+        self.window_s = config.window_s
+        self.cur = source.window(config.window_s)
+        self.base_buckets = source.buckets(config.baseline_window_s, end_s=self.now - config.window_s)
+        self._base_p99: dict[tuple[str, str], float | None] = {}
+        self.buckets = source.buckets(config.window_s)
+        self.pools = source.pools(config.window_s)
+        self.breakers = source.breakers(config.window_s)
+        self.lags = source.consumer_lag()
+        self.lag_history = source.buckets(config.window_s * 2)
+        self.services: dict[str, ServiceView] = {}
+        self._build_services()
+
+    def counter(self, service: str, name: str, key: str | None = None) -> float:
+        if key is not None:
+            return self.cur.counters.get((service, name, key), 0.0)
+        return sum(v for (s, n, _), v in self.cur.counters.items() if s == service and n == name)
+
+    def counters_by_key(self, name: str) -> dict[tuple[str, str], float]:
+        return {(s, k): v for (s, n, k), v in self.cur.counters.items() if n == name}
+
+    def route_p99_ms(self, service: str, route: str, baseline: bool = False) -> float | None:
+        """p99 in the window; with ``baseline``, the best (lowest) per-bucket p99 before it.
+
+        The best recent bucket, not the merged baseline, so a problem that started inside
+        the baseline period does not raise the bar it is measured against.
+        """
+        if not baseline:
+            agg = self.cur.routes.get((service, route))
+            return _ms(agg.sketch.quantile(0.99)) if agg is not None and agg.count else None
+        key = (service, route)
+        if key not in self._base_p99:
+            p99s = [_ms(a.sketch.quantile(0.99)) for b in self.base_buckets if (a := b.routes.get(key)) is not None and a.count >= 5]
+            self._base_p99[key] = min(p99s) if p99s else None
+        return self._base_p99[key]
+
+    def _build_services(self) -> None:
+        cfg = self.config
+        for (svc, route), agg in self.cur.routes.items():
+            sv = self.services.setdefault(svc, ServiceView(svc))
+            sv.requests += agg.count
+            sv.request_time_s += agg.sketch.sum
+            p99 = _ms(agg.sketch.quantile(0.99))
+            base = self.route_p99_ms(svc, route, baseline=True)
+            if agg.count >= max(3, cfg.min_requests // 4) and (p99 >= cfg.degraded_p99_ms or (base and p99 >= cfg.degraded_ratio * base and p99 >= 20)):
+                sv.degraded = True
+            if p99 > sv.worst_p99_ms and agg.count >= 3:
+                sv.worst_p99_ms, sv.worst_route = p99, route
+        # slow requests' time by component (fallback: all requests')
+        for svc, sv in self.services.items():
+            slow: dict[str, float] = {}
+            everything: dict[str, float] = {}
+            for (s, _route), b in self.cur.breakdown.items():
+                if s != svc:
+                    continue
+                for c, v in b.slow.items():
+                    slow[c] = slow.get(c, 0.0) + v
+                for c, v in b.all.items():
+                    everything[c] = everything.get(c, 0.0) + v
+            source = slow if sum(slow.values()) > 0 else everything
+            total = sum(source.values())
+            if total > 0:
+                sv.has_breakdown = True
+                sv.slow_share = {c: v / total for c, v in source.items()}
+            elif sv.request_time_s > 0:
+                # no breakdown from this service: dependency time over request time
+                for (s, kind, target), dep in self.cur.deps.items():
+                    if s == svc:
+                        comp = f"http:{target}" if kind == "http" else kind
+                        sv.slow_share[comp] = sv.slow_share.get(comp, 0.0) + min(1.0, dep.sketch.sum / sv.request_time_s)
+
+    def deps_of(self, service: str, kind: str) -> list[tuple[str, object]]:
+        return [(t, agg) for (s, k, t), agg in self.cur.deps.items() if s == service and k == kind and agg.count > 0]
+
+    def runtime_series(self, service: str, attr: str) -> list[tuple[float, float]]:
+        out = []
+        for b in self.buckets:
+            r = b.runtime.get(service)
+            v = getattr(r, attr, None) if r is not None else None
+            if v is not None:
+                out.append((b.start, float(v)))
+        return out
+
+
+# ---------------------------------------------------------------- rules
+
+
+def _rec(kind: str, extra: str = "") -> str:
+    base = FINDINGS_BY_KIND[kind].recommendation
+    return f"{base}. {extra}".strip() if extra else base
+
+
+def rule_db_pool_saturation(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    for p in v.pools:
+        if p["kind"] != "db":
+            continue
+        wait_p99 = p.get("wait_p99_ms") or 0.0
+        pending = p.get("pending") or 0.0
+        timeouts = p.get("timeouts") or 0.0
+        if wait_p99 < cfg.pool_wait_p99_ms and pending < 1 and timeouts <= 0:
+            continue
+        svc = p["service"]
+        sv = v.services.get(svc, ServiceView(svc))
+        query_p99 = max((_ms(agg.sketch.quantile(0.99)) for _, agg in v.deps_of(svc, "db")), default=0.0)
+        if query_p99 and wait_p99 < query_p99:
+            continue  # the queries, not the wait, dominate: slow_query's business
+        used, mx = p.get("used"), p.get("max")
+        in_tx = v.counter(svc, sig.HTTP_CLIENT_CALLS_IN_TRANSACTION)
+        summary = (
+            f"Requests wait {wait_p99:.0f} ms (p99) for a DB connection; pool {used:.0f}/{mx:.0f} busy, DB queries themselves take {query_p99:.0f} ms"
+            if used is not None and mx
+            else f"Requests wait {wait_p99:.0f} ms (p99) for a DB connection; DB queries themselves take {query_p99:.0f} ms"
+        )
+        extra = f"Pool max is {mx:.0f}: try {int(mx * 2)} and watch DB CPU." if mx else ""
+        yield Candidate(
+            "db_pool_saturation",
+            svc,
+            p["name"],
+            explained=sv.share("pool_wait") if sv.has_breakdown else min(1.0, wait_p99 / max(sv.worst_p99_ms, 1.0)),
+            strength=min(1.0, wait_p99 / 200.0) + (0.2 if timeouts > 0 else 0.0),
+            summary=summary,
+            evidence={
+                "pool_used": used,
+                "pool_max": mx,
+                "pending": pending,
+                "wait_p99_ms": wait_p99,
+                "query_p99_ms": query_p99,
+                "timeouts": timeouts,
+                "calls_in_transaction": in_tx,
+            },
+            recommendation=_rec("db_pool_saturation", extra),
+        )
+
+
+def rule_worker_pool_saturation(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    for p in v.pools:
+        if p["kind"] != "worker":
+            continue
+        used, mx, pending = p.get("used") or 0.0, p.get("max") or 0.0, p.get("pending") or 0.0
+        wait_p99 = p.get("wait_p99_ms") or 0.0
+        saturated = mx > 0 and used >= 0.9 * mx
+        if not ((saturated and pending >= 1) or wait_p99 >= cfg.worker_queue_wait_p99_ms):
+            continue
+        svc = p["service"]
+        sv = v.services.get(svc, ServiceView(svc))
+        cpu = _avg([x for _, x in v.runtime_series(svc, "cpu")])
+        if cpu is not None and cpu >= cfg.cpu_busy:
+            continue  # CPU-bound: cpu_saturation's business (threads will not help)
+        queue_share = sv.share("queue")
+        yield Candidate(
+            "worker_pool_saturation",
+            svc,
+            p["name"],
+            explained=queue_share if queue_share > 0 else min(1.0, wait_p99 / max(sv.worst_p99_ms, 1.0)),
+            strength=min(1.0, max(wait_p99 / 200.0, pending / max(mx, 1.0))),
+            summary=f"All {mx:.0f} workers of '{p['name']}' busy, {pending:.0f} requests queued (queue wait p99 {wait_p99:.0f} ms) while CPU is {100 * (cpu or 0):.0f}% of a core",
+            evidence={"workers_busy": used, "workers_max": mx, "queued": pending, "queue_wait_p99_ms": wait_p99, "cpu_utilization": cpu},
+            recommendation=_rec("worker_pool_saturation", f"Pool '{p['name']}' has {mx:.0f} workers: try {int(max(mx, 1) * 2)}."),
+        )
+
+
+def rule_cpu_saturation(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    for svc, sv in v.services.items():
+        cpu = _avg([x for _, x in v.runtime_series(svc, "cpu")])
+        if cpu is None or cpu < cfg.cpu_busy or not sv.degraded:
+            continue
+        self_share = sv.share("self") if sv.has_breakdown else 0.5
+        yield Candidate(
+            "cpu_saturation",
+            svc,
+            "process",
+            explained=self_share,
+            strength=min(1.0, (cpu - 0.5) / 0.5),
+            summary=f"The process uses {100 * cpu:.0f}% of one core; {100 * self_share:.0f}% of slow requests' time is the app's own code",
+            evidence={
+                "cpu_utilization": round(cpu, 3),
+                "self_time_share": round(self_share, 3),
+                "worst_route": sv.worst_route,
+                "worst_p99_ms": sv.worst_p99_ms,
+            },
+            recommendation=_rec("cpu_saturation"),
+            specificity=0.05,
+        )
+
+
+def rule_event_loop_blocked(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    for svc, rt in v.cur.runtime.items():
+        lag_p99 = _ms(rt.loop_lag.quantile(0.99)) if rt.loop_lag.count else 0.0
+        if lag_p99 < cfg.loop_lag_p99_ms:
+            continue
+        sv = v.services.get(svc, ServiceView(svc))
+        yield Candidate(
+            "event_loop_blocked",
+            svc,
+            "event_loop",
+            explained=min(1.0, lag_p99 / max(sv.worst_p99_ms, lag_p99, 1.0)),
+            strength=min(1.0, lag_p99 / 500.0),
+            summary=f"The asyncio event loop lags {lag_p99:.0f} ms (p99): blocking calls run on the loop",
+            evidence={"event_loop_lag_p99_ms": lag_p99, "worst_route": sv.worst_route, "worst_p99_ms": sv.worst_p99_ms},
+            recommendation=_rec("event_loop_blocked"),
+            specificity=0.05,
+        )
+
+
+def rule_slow_query(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    for svc, sv in v.services.items():
+        dbs = v.deps_of(svc, "db")
+        total_db = sum(agg.sketch.sum for _, agg in dbs)
+        for target, agg in dbs:
+            p99 = _ms(agg.sketch.quantile(0.99))
+            if p99 < cfg.slow_query_p99_ms or total_db <= 0:
+                continue
+            statement_share = agg.sketch.sum / total_db
+            db_share = sv.share("db") if sv.has_breakdown else min(1.0, total_db / max(sv.request_time_s, 1e-9))
+            yield Candidate(
+                "slow_query",
+                svc,
+                target,
+                explained=db_share * statement_share,
+                strength=min(1.0, p99 / 500.0),
+                summary=f"'{target}' takes {p99:.0f} ms (p99) and is {100 * statement_share:.0f}% of DB time",
+                evidence={
+                    "query_p99_ms": p99,
+                    "query_p50_ms": _ms(agg.sketch.quantile(0.5)),
+                    "calls": agg.count,
+                    "share_of_db_time": round(statement_share, 3),
+                },
+                recommendation=_rec("slow_query"),
+            )
+
+
+def rule_n_plus_one(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    sums = v.counters_by_key(sig.REQUEST_DB_QUERIES + ".sum")
+    counts = v.counters_by_key(sig.REQUEST_DB_QUERIES + ".count")
+    for (svc, route), total in sums.items():
+        n = counts.get((svc, route), 0.0)
+        if n < 3:
+            continue
+        per_request = total / n
+        if per_request < cfg.n_plus_one_queries:
+            continue
+        sv = v.services.get(svc, ServiceView(svc))
+        yield Candidate(
+            "n_plus_one",
+            svc,
+            route,
+            explained=sv.share("db") if sv.has_breakdown else 0.3,
+            strength=min(1.0, per_request / 30.0),
+            summary=f"{route} issues {per_request:.0f} DB queries per request",
+            evidence={"queries_per_request": round(per_request, 1), "requests": n},
+            recommendation=_rec("n_plus_one"),
+            specificity=0.05,
+        )
+
+
+def rule_connection_held_during_external_call(v: WindowView) -> Iterable[Candidate]:
+    for (svc, target), n in v.counters_by_key(sig.HTTP_CLIENT_CALLS_IN_TRANSACTION).items():
+        if n <= 0:
+            continue
+        sv = v.services.get(svc, ServiceView(svc))
+        dep = v.cur.deps.get((svc, "http", target))
+        calls = dep.count if dep is not None else n
+        fraction = min(1.0, n / max(calls, 1))
+        dep_p99 = _ms(dep.sketch.quantile(0.99)) if dep is not None and dep.count else 0.0
+        pool_wait = max((p.get("wait_p99_ms") or 0.0 for p in v.pools if p["service"] == svc and p["kind"] == "db"), default=0.0)
+        yield Candidate(
+            "connection_held_during_external_call",
+            svc,
+            target,
+            explained=sv.share("pool_wait") + sv.share_prefix(f"http:{target}") if sv.has_breakdown else fraction * 0.5,
+            strength=fraction * min(1.0, 0.3 + dep_p99 / 300.0),
+            summary=f"{n:.0f} calls to {target} ({100 * fraction:.0f}%) ran while a DB connection was held; they take {dep_p99:.0f} ms (p99), requests wait {pool_wait:.0f} ms for a connection",
+            evidence={"calls_in_transaction": n, "fraction_of_calls": round(fraction, 3), "dependency_p99_ms": dep_p99, "pool_wait_p99_ms": pool_wait},
+            recommendation=_rec("connection_held_during_external_call"),
+            specificity=0.15,
+        )
+
+
+def rule_external_dependency_slow(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    for svc, sv in v.services.items():
+        for target, agg in v.deps_of(svc, "http"):
+            p99 = _ms(agg.sketch.quantile(0.99))
+            share = sv.share_prefix(f"http:{target}")
+            if p99 < cfg.dependency_p99_ms or share < cfg.dependency_share:
+                continue
+            yield Candidate(
+                "external_dependency_slow",
+                svc,
+                target,
+                explained=share,
+                strength=min(1.0, p99 / 1000.0),
+                summary=f"Calls to {target} take {p99:.0f} ms (p99) and are {100 * share:.0f}% of slow requests' time",
+                evidence={
+                    "dependency_p99_ms": p99,
+                    "dependency_p50_ms": _ms(agg.sketch.quantile(0.5)),
+                    "share_of_slow_time": round(share, 3),
+                    "calls": agg.count,
+                    "errors": agg.errors,
+                },
+                recommendation=_rec("external_dependency_slow"),
+            )
+
+
+def rule_circuit_open(v: WindowView) -> Iterable[Candidate]:
+    for b in v.breakers:
+        rejected = b.get("rejected") or 0.0
+        if b.get("state") != "open" and rejected <= 0:
+            continue
+        calls = sum((b.get("calls") or {}).values()) or 1.0
+        yield Candidate(
+            "circuit_open",
+            b["service"],
+            b["name"],
+            explained=min(1.0, rejected / calls),
+            strength=1.0 if b.get("state") == "open" else 0.6,
+            summary=f"Breaker '{b['name']}' is {b.get('state')}: {rejected:.0f} calls rejected, error rate {100 * (b.get('error_rate') or 0):.0f}%",
+            evidence={"state": b.get("state"), "rejected": rejected, "error_rate": b.get("error_rate"), "transitions": b.get("transitions")},
+            recommendation=_rec("circuit_open"),
+            specificity=0.1,
+        )
+
+
+def rule_retry_storm(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    for (svc, target), retries in v.counters_by_key(sig.HTTP_CLIENT_RETRIES).items():
+        dep = v.cur.deps.get((svc, "http", target))
+        calls = dep.count if dep is not None else 0
+        ratio = retries / max(calls, 1)
+        if retries <= 0 or ratio < cfg.retry_ratio:
+            continue
+        sv = v.services.get(svc, ServiceView(svc))
+        yield Candidate(
+            "retry_storm",
+            svc,
+            target,
+            explained=max(sv.share_prefix(f"http:{target}"), 0.3),
+            strength=min(1.0, ratio),
+            summary=f"{retries:.0f} retries for {calls} calls to {target} ({ratio:.1f} retries per call)",
+            evidence={"retries": retries, "calls": calls, "retries_per_call": round(ratio, 2)},
+            recommendation=_rec("retry_storm"),
+            specificity=0.2,
+        )
+
+
+def rule_missing_timeout(v: WindowView) -> Iterable[Candidate]:
+    for (svc, target), n in v.counters_by_key(sig.HTTP_CLIENT_CALLS_WITHOUT_TIMEOUT).items():
+        if n <= 0:
+            continue
+        dep = v.cur.deps.get((svc, "http", target))
+        calls = dep.count if dep is not None else n
+        fraction = min(1.0, n / max(calls, 1))
+        p99 = _ms(dep.sketch.quantile(0.99)) if dep is not None and dep.count else 0.0
+        sv = v.services.get(svc, ServiceView(svc))
+        slow_dep = p99 >= v.config.dependency_p99_ms
+        yield Candidate(
+            "missing_timeout",
+            svc,
+            target,
+            # against a slow dependency the missing timeout is what lets it hold requests: it
+            # explains the dependency's share of slow time, and ranks above "dependency slow"
+            explained=sv.share_prefix(f"http:{target}") if slow_dep else 0.0,
+            strength=min(1.0, p99 / 1000.0) if slow_dep else 0.3 * fraction,
+            summary=f"{n:.0f} calls to {target} ({100 * fraction:.0f}%) were made without a timeout; they take {p99:.0f} ms (p99)",
+            evidence={"calls_without_timeout": n, "fraction_of_calls": round(fraction, 3), "dependency_p99_ms": p99},
+            recommendation=_rec("missing_timeout"),
+            specificity=0.1 if slow_dep and fraction >= 0.5 else 0.0,
+        )
+
+
+def rule_consumer_lag(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    groups: dict[tuple[str, str], dict] = {}
+    for p in v.lags:
+        g = groups.setdefault((p["group"], p["topic"]), {"lag": 0.0, "time_lag_s": 0.0, "statuses": set(), "partitions": 0})
+        g["lag"] += p.get("lag") or 0.0
+        g["time_lag_s"] = max(g["time_lag_s"], p.get("time_lag_s") or 0.0)
+        g["statuses"].add(p.get("status") or "OK")
+        g["partitions"] += 1
+    earliest: dict[tuple[str, str], float] = {}
+    for b in v.lag_history:  # oldest first: the first bucket that saw the group sets its starting lag
+        per_group: dict[tuple[str, str], float] = {}
+        for (group, topic, _partition), lp in b.lag.items():
+            if lp.lag is not None:
+                per_group[(group, topic)] = per_group.get((group, topic), 0.0) + lp.lag
+        for k, lag in per_group.items():
+            earliest.setdefault(k, lag)
+    for (group, topic), g in groups.items():
+        growth = g["lag"] - earliest.get((group, topic), g["lag"])
+        bad_status = bool(g["statuses"] & {"WARN", "STALL", "STOP"})
+        if g["lag"] < cfg.lag_min_messages or (growth <= 0 and not bad_status):
+            continue
+        yield Candidate(
+            "consumer_lag",
+            group,
+            f"{group}/{topic}",
+            explained=0.5 if growth > 0 else 0.3,
+            strength=min(1.0, max(g["lag"] / 10_000.0, g["time_lag_s"] / 60.0, 0.4 if bad_status else 0.0)),
+            summary=f"Consumer group '{group}' is {g['lag']:.0f} messages ({g['time_lag_s']:.0f} s) behind on '{topic}', lag grew by {growth:.0f} in the window",
+            evidence={"lag": g["lag"], "time_lag_s": g["time_lag_s"], "lag_growth": growth, "statuses": sorted(g["statuses"]), "partitions": g["partitions"]},
+            recommendation=_rec("consumer_lag"),
+        )
+
+
+def rule_hot_endpoint(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    for svc, sv in v.services.items():
+        routes = [(r, agg) for (s, r), agg in v.cur.routes.items() if s == svc and agg.count > 0]
+        if len(routes) < 2 or sv.request_time_s <= 0 or not sv.degraded:
+            continue
+        hot_route, hot = max(routes, key=lambda ra: ra[1].sketch.sum)
+        share = hot.sketch.sum / sv.request_time_s
+        if share < cfg.hot_share:
+            continue
+        starved = []
+        for r, agg in routes:
+            if r == hot_route:
+                continue
+            now_p99 = _ms(agg.sketch.quantile(0.99))
+            base = v.route_p99_ms(svc, r, baseline=True)
+            if base and now_p99 >= cfg.degraded_ratio * base:
+                starved.append((r, base, now_p99))
+        if not starved:
+            continue
+        yield Candidate(
+            "hot_endpoint",
+            svc,
+            hot_route,
+            explained=share,
+            strength=min(1.0, len(starved) / max(len(routes) - 1, 1)),
+            summary=f"{hot_route} takes {100 * share:.0f}% of the service's busy time; {len(starved)} other route(s) slowed down (e.g. {starved[0][0]} p99 {starved[0][1]:.0f} → {starved[0][2]:.0f} ms)",
+            evidence={"busy_time_share": round(share, 3), "starved_routes": [r for r, _, _ in starved], "hot_route_rps": round(hot.count / v.window_s, 2)},
+            recommendation=_rec("hot_endpoint"),
+            specificity=0.1,
+        )
+
+
+def rule_memory_pressure(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    for svc in {s for b in v.buckets for s in b.runtime}:
+        rss = v.runtime_series(svc, "rss")
+        growth_mb_min = 0.0
+        if len(rss) >= 3 and rss[-1][0] > rss[0][0]:
+            growth_mb_min = (rss[-1][1] - rss[0][1]) / 1e6 / ((rss[-1][0] - rss[0][0]) / 60.0)
+        rt = v.cur.runtime.get(svc)
+        gc_fraction = (rt.gc_pause.sum / v.window_s) if rt is not None and rt.gc_pause.count else 0.0
+        if growth_mb_min < cfg.rss_growth_mb_per_min and gc_fraction < cfg.gc_time_fraction:
+            continue
+        yield Candidate(
+            "memory_pressure",
+            svc,
+            "process",
+            explained=min(1.0, gc_fraction * 5),
+            strength=min(1.0, max(growth_mb_min / (4 * cfg.rss_growth_mb_per_min), gc_fraction / (4 * cfg.gc_time_fraction))),
+            summary=f"RSS grows {growth_mb_min:.0f} MB/min (now {rss[-1][1] / 1e6:.0f} MB); GC pauses take {100 * gc_fraction:.1f}% of the time"
+            if rss
+            else f"GC pauses take {100 * gc_fraction:.1f}% of the time",
+            evidence={"rss_growth_mb_per_min": round(growth_mb_min, 1), "rss_bytes": rss[-1][1] if rss else None, "gc_time_fraction": round(gc_fraction, 4)},
+            recommendation=_rec("memory_pressure"),
+        )
+
+
+def rule_uncompressed_response(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    sums = v.counters_by_key(sig.HTTP_SERVER_RESPONSE_BODY_SIZE + ".sum")
+    counts = v.counters_by_key(sig.HTTP_SERVER_RESPONSE_BODY_SIZE + ".count")
+    for (svc, route), total in sums.items():
+        n = counts.get((svc, route), 0.0)
+        if n < 3:
+            continue
+        avg_bytes = total / n
+        if avg_bytes < cfg.large_response_bytes:
+            continue
+        yield Candidate(
+            "uncompressed_response",
+            svc,
+            route,
+            explained=0.2,
+            strength=min(1.0, avg_bytes / (10 * cfg.large_response_bytes)),
+            summary=f"{route} sends {avg_bytes / 1000:.0f} KB per response uncompressed ({n / v.window_s:.1f}/s, {total / v.window_s / 1e6:.1f} MB/s)",
+            evidence={"avg_response_bytes": round(avg_bytes), "responses": n, "bytes_per_s": round(total / v.window_s)},
+            recommendation=_rec("uncompressed_response"),
+        )
+
+
+def rule_cacheable_reads(v: WindowView) -> Iterable[Candidate]:
+    cfg = v.config
+    for (svc, target), repeated in v.counters_by_key(sig.DB_REPEATED_READS).items():
+        dep = v.cur.deps.get((svc, "db", target))
+        calls = dep.count if dep is not None else repeated
+        ratio = repeated / max(calls, 1)
+        rate = repeated / v.window_s
+        if ratio < cfg.repeated_read_ratio or rate < cfg.repeated_read_rps:
+            continue
+        yield Candidate(
+            "cacheable_reads",
+            svc,
+            target,
+            explained=0.2,
+            strength=min(1.0, ratio * min(1.0, rate / 20.0)),
+            summary=f"'{target}' returned the same read {repeated:.0f} times ({100 * ratio:.0f}% of its calls, {rate:.1f}/s)",
+            evidence={"repeated_reads": repeated, "calls": calls, "repeated_ratio": round(ratio, 3), "repeated_per_s": round(rate, 2)},
+            recommendation=_rec("cacheable_reads"),
+        )
+
+
+RULES = (
+    rule_worker_pool_saturation,
+    rule_cpu_saturation,
+    rule_event_loop_blocked,
+    rule_db_pool_saturation,
+    rule_slow_query,
+    rule_n_plus_one,
+    rule_connection_held_during_external_call,
+    rule_external_dependency_slow,
+    rule_circuit_open,
+    rule_retry_storm,
+    rule_missing_timeout,
+    rule_consumer_lag,
+    rule_hot_endpoint,
+    rule_memory_pressure,
+    rule_uncompressed_response,
+    rule_cacheable_reads,
+)
+
+
+def _avg(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+# ---------------------------------------------------------------- the analyzer
+
+
+class Analyzer:
+    """Runs the rules over a source; remembers since when each finding holds."""
+
+    def __init__(self, source: AnalyzerSource, config: AnalyzerConfig | None = None) -> None:
+        self.source = source
+        self.config = config or AnalyzerConfig()
+        self._since: dict[tuple[str, str, str], float] = {}
+        self.latest: list[Finding] = []
+        self.last_run_s: float | None = None
+
+    def analyze(self) -> list[Finding]:
+        view = WindowView(self.source, self.config)
+        candidates: list[Candidate] = []
+        for rule in RULES:
+            try:
+                candidates.extend(rule(view))
+            except Exception:  # one broken rule must not hide the others
+                continue
+        best: dict[tuple[str, str, str], Candidate] = {}
+        for c in candidates:
+            key = (c.kind, c.service, c.target)
+            if key not in best or c.score > best[key].score:
+                best[key] = c
+        now = view.now
+        self._since = {k: self._since.get(k, now) for k in best}
+        findings = [
+            Finding(
+                kind=c.kind,
+                service=c.service,
+                target=c.target,
+                score=c.score,
+                severity=severity_of(c.score),
+                since=datetime.fromtimestamp(self._since[k], UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                summary=c.summary,
+                evidence=c.evidence,
+                recommendation=c.recommendation or FINDINGS_BY_KIND[c.kind].recommendation,
+            )
+            for k, c in best.items()
+        ]
+        findings.sort(key=lambda f: (-f.score, f.kind, f.service, f.target))
+        self.latest = findings
+        self.last_run_s = time.time()
+        return findings

@@ -1,0 +1,227 @@
+"""The analyzer over fixture data: each bottleneck's signature ranks its kind first.
+
+Every case writes the numbers an instrumented service would send under that bottleneck
+(through the store's own write methods, on a fake clock), next to healthy background
+traffic, and asserts the top finding's kind and target; the healthy case asserts that
+nothing rises above ``info``.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from chokepoint.collector.analyzer import Analyzer, AnalyzerConfig, severity_of
+from chokepoint.collector.catalog import FINDING_KINDS
+from chokepoint.collector.store import Store, StoreConfig
+from chokepoint.instrument import signals as sig
+
+SVC = "shop"
+
+
+class Clock:
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _lognormal(rng: random.Random, median_s: float, n: int, sigma: float = 0.3) -> list[float]:
+    import math
+
+    return [median_s * math.exp(rng.gauss(0.0, sigma)) for _ in range(n)]
+
+
+def healthy_tick(store: Store, rng: random.Random, routes=("GET /products", "GET /orders", "POST /orders")) -> None:
+    """One second of a healthy service: fast routes, fast queries, idle pools, low CPU."""
+    for route in routes:
+        durations = _lognormal(rng, 0.008, 10)
+        store.add_requests(SVC, route, durations)
+        store.add_breakdown(SVC, route, {"self": sum(durations) * 0.6, "db": sum(durations) * 0.4}, slow=False, requests=10)
+        store.add_counter(SVC, sig.REQUEST_DB_QUERIES + ".sum", route, 20)
+        store.add_counter(SVC, sig.REQUEST_DB_QUERIES + ".count", route, 10)
+    store.add_dependency_calls(SVC, "db", "SELECT products", _lognormal(rng, 0.002, 20))
+    store.add_dependency_calls(SVC, "http", "payment:8001", _lognormal(rng, 0.010, 5))
+    store.set_pool(SVC, "db", "sqlalchemy:postgresql", used=2, max=10, pending=0)
+    store.add_pool_waits(SVC, "db", "sqlalchemy:postgresql", [0.0001] * 30)
+    store.set_pool(SVC, "worker", "anyio", used=3, max=40, pending=0)
+    store.set_runtime(SVC, cpu=0.2, rss=120e6, threads=45)
+    store.set_breaker_state(SVC, "payment", "closed")
+    store.add_breaker_calls(SVC, "payment", "success", 5)
+
+
+def run(feed, seconds: int = 90, baseline_seconds: int = 240) -> list:
+    clock = Clock()
+    store = Store(StoreConfig(bucket_seconds=5), clock=clock)
+    rng = random.Random(7)
+    for i in range(baseline_seconds + seconds):
+        clock.t += 1
+        healthy_tick(store, rng)
+        if i >= baseline_seconds:
+            feed(store, rng, i - baseline_seconds)
+        store.flush_due()
+    return Analyzer(store, AnalyzerConfig(window_s=60, baseline_window_s=180)).analyze()
+
+
+def test_healthy_service_has_nothing_above_info():
+    findings = run(lambda store, rng, i: None)
+    assert [f for f in findings if f.severity != "info"] == []
+
+
+def slow_pool(store, rng, i):
+    durations = _lognormal(rng, 0.4, 20)
+    store.add_requests(SVC, "GET /orders", durations)
+    store.add_breakdown(SVC, "GET /orders", {"pool_wait": 0.38 * 20, "db": 0.004 * 20, "self": 0.016 * 20}, slow=True, requests=20)
+    store.set_pool(SVC, "db", "sqlalchemy:postgresql", used=10, max=10, pending=12)
+    store.add_pool_waits(SVC, "db", "sqlalchemy:postgresql", _lognormal(rng, 0.38, 20))
+
+
+def cpu_bound(store, rng, i):
+    durations = _lognormal(rng, 0.3, 10)
+    store.add_requests(SVC, "GET /report", durations)
+    store.add_breakdown(SVC, "GET /report", {"self": sum(durations)}, slow=True, requests=10)
+    store.set_runtime(SVC, cpu=0.98)
+    store.set_pool(SVC, "worker", "anyio", used=40, max=40, pending=5)
+    store.add_pool_waits(SVC, "worker", "anyio", _lognormal(rng, 0.1, 10))
+
+
+def worker_pool(store, rng, i):
+    durations = _lognormal(rng, 0.5, 10)
+    store.add_requests(SVC, "GET /products", durations)
+    store.add_breakdown(SVC, "GET /products", {"queue": 0.4 * 10, "self": 0.1 * 10}, slow=True, requests=10)
+    store.set_pool(SVC, "worker", "anyio", used=4, max=4, pending=30)
+    store.add_pool_waits(SVC, "worker", "anyio", _lognormal(rng, 0.4, 10))
+
+
+def blocked_loop(store, rng, i):
+    from chokepoint.collector.sketch import Sketch
+
+    store.add_requests(SVC, "GET /async", _lognormal(rng, 0.25, 10))
+    lag = Sketch()
+    lag.add_many(_lognormal(rng, 0.2, 5))
+    store.merge_runtime_sketch(SVC, "loop_lag", lag)
+
+
+def slow_query(store, rng, i):
+    durations = _lognormal(rng, 0.9, 5)
+    store.add_requests(SVC, "GET /search", durations)
+    store.add_breakdown(SVC, "GET /search", {"db": sum(durations) * 0.95, "self": sum(durations) * 0.05}, slow=True, requests=5)
+    store.add_dependency_calls(SVC, "db", "SELECT products WHERE lower(name) LIKE ?", _lognormal(rng, 0.85, 5))
+
+
+def n_plus_one(store, rng, i):
+    durations = _lognormal(rng, 0.15, 10)
+    store.add_requests(SVC, "GET /orders", durations)
+    store.add_breakdown(SVC, "GET /orders", {"db": sum(durations) * 0.8, "self": sum(durations) * 0.2}, slow=True, requests=10)
+    store.add_counter(SVC, sig.REQUEST_DB_QUERIES + ".sum", "GET /orders", 10 * 51)
+    store.add_counter(SVC, sig.REQUEST_DB_QUERIES + ".count", "GET /orders", 10)
+    store.add_dependency_calls(SVC, "db", "SELECT products WHERE id = ?", _lognormal(rng, 0.002, 500))
+
+
+def held_connection(store, rng, i):
+    durations = _lognormal(rng, 0.6, 10)
+    store.add_requests(SVC, "POST /orders", durations)
+    store.add_breakdown(
+        SVC, "POST /orders", {"pool_wait": 0.3 * 10, "http:payment:8001": 0.28 * 10, "db": 0.01 * 10, "self": 0.01 * 10}, slow=True, requests=10
+    )
+    store.add_dependency_calls(SVC, "http", "payment:8001", _lognormal(rng, 0.28, 10))
+    store.add_counter(SVC, sig.HTTP_CLIENT_CALLS_IN_TRANSACTION, "payment:8001", 10)
+    store.set_pool(SVC, "db", "sqlalchemy:postgresql", used=10, max=10, pending=8)
+    store.add_pool_waits(SVC, "db", "sqlalchemy:postgresql", _lognormal(rng, 0.3, 10))
+
+
+def slow_dependency(store, rng, i):
+    durations = _lognormal(rng, 0.35, 10)
+    store.add_requests(SVC, "POST /orders", durations)
+    store.add_breakdown(SVC, "POST /orders", {"http:payment:8001": 0.32 * 10, "db": 0.01 * 10, "self": 0.02 * 10}, slow=True, requests=10)
+    store.add_dependency_calls(SVC, "http", "payment:8001", _lognormal(rng, 0.32, 10))
+
+
+def open_breaker(store, rng, i):
+    store.add_requests(SVC, "POST /orders", _lognormal(rng, 0.01, 10), errors=10)
+    store.set_breaker_state(SVC, "payment", "open")
+    store.add_breaker_calls(SVC, "payment", "rejected", 10)
+
+
+def retries(store, rng, i):
+    slow_dependency(store, rng, i)
+    store.add_dependency_calls(SVC, "http", "payment:8001", _lognormal(rng, 0.3, 30), errors=20)
+    store.add_counter(SVC, sig.HTTP_CLIENT_RETRIES, "payment:8001", 30)
+
+
+def no_timeout(store, rng, i):
+    slow_dependency(store, rng, i)
+    store.add_counter(SVC, sig.HTTP_CLIENT_CALLS_WITHOUT_TIMEOUT, "payment:8001", 10)
+
+
+def lagging_consumer(store, rng, i):
+    store.record_consumer_offsets("fulfilment", "orders", 0, committed_offset=100 + i * 2, log_end_offset=100 + i * 12, timestamp_s=store.clock())
+
+
+def hot_route(store, rng, i):
+    store.add_requests(SVC, "GET /search", _lognormal(rng, 0.4, 40))
+    for route in ("GET /products", "GET /orders"):
+        store.add_requests(SVC, route, _lognormal(rng, 0.12, 10))
+
+
+def leaking(store, rng, i):
+    store.set_runtime(SVC, rss=200e6 + i * 2e6)
+
+
+def big_responses(store, rng, i):
+    store.add_counter(SVC, sig.HTTP_SERVER_RESPONSE_BODY_SIZE + ".sum", "GET /export", 10 * 450_000)
+    store.add_counter(SVC, sig.HTTP_SERVER_RESPONSE_BODY_SIZE + ".count", "GET /export", 10)
+
+
+def repeated_reads(store, rng, i):
+    store.add_dependency_calls(SVC, "db", "SELECT settings WHERE key = ?", _lognormal(rng, 0.002, 20))
+    store.add_counter(SVC, sig.DB_REPEATED_READS, "SELECT settings WHERE key = ?", 19)
+
+
+CASES = [
+    ("db_pool_saturation", "sqlalchemy:postgresql", slow_pool),
+    ("cpu_saturation", "process", cpu_bound),
+    ("worker_pool_saturation", "anyio", worker_pool),
+    ("event_loop_blocked", "event_loop", blocked_loop),
+    ("slow_query", "SELECT products WHERE lower(name) LIKE ?", slow_query),
+    ("n_plus_one", "GET /orders", n_plus_one),
+    ("connection_held_during_external_call", "payment:8001", held_connection),
+    ("external_dependency_slow", "payment:8001", slow_dependency),
+    ("circuit_open", "payment", open_breaker),
+    ("retry_storm", "payment:8001", retries),
+    ("missing_timeout", "payment:8001", no_timeout),
+    ("consumer_lag", "fulfilment/orders", lagging_consumer),
+    ("hot_endpoint", "GET /search", hot_route),
+    ("memory_pressure", "process", leaking),
+    ("uncompressed_response", "GET /export", big_responses),
+    ("cacheable_reads", "SELECT settings WHERE key = ?", repeated_reads),
+]
+
+
+def test_every_kind_has_a_case():
+    assert {k for k, _, _ in CASES} == {k.kind for k in FINDING_KINDS}
+
+
+@pytest.mark.parametrize(("kind", "target", "feed"), CASES, ids=[c[0] for c in CASES])
+def test_bottleneck_ranks_first(kind, target, feed):
+    findings = run(feed)
+    assert findings, "no finding"
+    top = findings[0]
+    assert (top.kind, top.target) == (kind, target), [(f.kind, f.target, f.score) for f in findings[:4]]
+    assert top.summary and top.recommendation and top.evidence
+    assert top.since.endswith("Z")
+
+
+def test_finding_dict_has_the_contract_shape():
+    top = run(slow_pool)[0].to_dict()
+    assert set(top) == {"kind", "service", "target", "score", "severity", "since", "summary", "evidence", "recommendation"}
+    assert top["evidence"]["pool_max"] == 10
+    assert top["evidence"]["wait_p99_ms"] > top["evidence"]["query_p99_ms"]
+    assert 0.0 <= top["score"] <= 1.0
+
+
+@pytest.mark.parametrize(("score", "severity"), [(0.9, "critical"), (0.7, "critical"), (0.5, "warning"), (0.39, "info")])
+def test_severity_bands(score, severity):
+    assert severity_of(score) == severity
