@@ -111,3 +111,60 @@ def test_uninstall_detaches_listener_and_restores_class(metrics):
     assert pybreaker.CircuitBreaker.call is original_call
     breaker.call(lambda: None)
     assert signals.BREAKER_CALLS not in metrics.collect()
+
+
+def test_aiobreaker_half_open_trial_closes_the_breaker(metrics, installed):
+    installed.append(AioBreakerProbe(metrics.meter))
+    breaker = aiobreaker.CircuitBreaker(fail_max=1, timeout_duration=timedelta(seconds=0.1), name="pricing")
+
+    async def fail():
+        raise ConnectionError("down")
+
+    async def ok():
+        return "ok"
+
+    async def main():
+        with pytest.raises(aiobreaker.CircuitBreakerError):
+            await breaker.call_async(fail)
+        await asyncio.sleep(0.15)
+        return await breaker.call_async(ok)
+
+    assert asyncio.run(main()) == "ok"
+    got = metrics.collect()
+    assert metrics.value(signals.BREAKER_STATE, {NAME: "pricing"}, got) == 0
+    assert calls(metrics, "pricing", got) == {"failure": 1, "success": 1}
+    assert transitions(metrics, "pricing", got) == {("closed", "open"): 1, ("open", "half_open"): 1, ("half_open", "closed"): 1}
+
+
+def test_circuitbreaker_package_recovery_and_breaker_decorated_before_install(metrics, installed):
+    healthy = {"now": False}
+
+    @circuitbreaker.circuit(failure_threshold=1, recovery_timeout=0.1, name="geo")
+    def geo():
+        if not healthy["now"]:
+            raise ConnectionError("down")
+        return "ok"
+
+    installed.append(CircuitBreakerPackageProbe(metrics.meter))  # finds "geo" in CircuitBreakerMonitor
+    assert metrics.value(signals.BREAKER_STATE, {NAME: "geo"}) == 0
+    with pytest.raises(ConnectionError):
+        geo()
+    assert metrics.value(signals.BREAKER_STATE, {NAME: "geo"}) == 2
+    time.sleep(0.15)  # recovery timeout elapsed: implicitly half-open
+    assert metrics.value(signals.BREAKER_STATE, {NAME: "geo"}) == 1
+    healthy["now"] = True
+    assert geo() == "ok"
+    got = metrics.collect()
+    assert metrics.value(signals.BREAKER_STATE, {NAME: "geo"}, got) == 0
+    assert calls(metrics, "geo", got) == {"failure": 1, "success": 1}
+    assert transitions(metrics, "geo", got) == {("closed", "open"): 1, ("open", "half_open"): 1, ("half_open", "closed"): 1}
+
+
+def test_breaker_probe_never_raises_into_user_code(metrics, installed):
+    probe = PyBreakerProbe(metrics.meter)
+    installed.append(probe)
+    probe.calls = None  # break the probe's own bookkeeping
+    breaker = pybreaker.CircuitBreaker(name="robust")
+    assert breaker.call(lambda: 5) == 5
+    with pytest.raises(ConnectionError):
+        breaker.call(boom)

@@ -188,6 +188,8 @@ class KafkaLagProbe(BaseProbe):
                 self.refresh(consumer, st)
             except Exception:
                 report_error("confluent_kafka.refresh")
+            if consumer not in self.consumers:
+                continue  # closed meanwhile
             for (topic, partition), p in list(st.partitions.items()):
                 yield (
                     {
