@@ -759,9 +759,10 @@ class Store:
                 if agg is not None:
                     s.merge(agg.sketch)
             value = s.quantile(q) if s.count >= self.config.slow_trace_min_count else None
-            if len(self._p99_cache) > 10 * self.config.max_routes_per_service:
-                self._p99_cache.clear()
-            self._p99_cache[key] = (now_bucket, value)
+            if value is not None:  # unknown stays uncached: the route may reach the minimum any moment
+                if len(self._p99_cache) > 10 * self.config.max_routes_per_service:
+                    self._p99_cache.clear()
+                self._p99_cache[key] = (now_bucket, value)
             return value
 
     # ------------------------------------------------------------ queries
