@@ -82,3 +82,13 @@ def test_uninstall_removes_gc_callback(metrics):
     probe.uninstall()
     assert probe._on_gc not in gc.callbacks
     assert asyncio.events._set_running_loop.__name__ == "_set_running_loop" and not hasattr(asyncio.events._set_running_loop, "_chokepoint_probe")
+
+
+def test_short_young_generation_pauses_are_not_recorded(metrics, installed):
+    installed.append(RuntimeProbe(metrics.meter, gc_min_pause_s=10.0))
+    gen0 = {signals.ATTR_GC_GENERATION: 0}
+    for _ in range(5):
+        gc.collect(0)
+    assert metrics.points(signals.RUNTIME_GC_PAUSE_TIME, gen0) == []
+    gc.collect(1)
+    assert metrics.point(signals.RUNTIME_GC_PAUSE_TIME, {signals.ATTR_GC_GENERATION: 1}).count >= 1

@@ -48,10 +48,11 @@ _MAX_TRACKED_CHECKOUTS = 100_000
 class _PoolState:
     """What the probe keeps per pool: its name and the number of waiting callers."""
 
-    __slots__ = ("lock", "name", "pending")
+    __slots__ = ("attrs", "lock", "name", "pending")
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.attrs = {signals.ATTR_DB_POOL_NAME: name}  # built once: recorded with every checkout
         self.pending = 0
         self.lock = threading.Lock()
 
@@ -62,7 +63,7 @@ class _PoolProbe(BaseProbe):
     def __init__(self, meter) -> None:
         super().__init__(meter)
         self.pools: weakref.WeakKeyDictionary[Any, _PoolState] = weakref.WeakKeyDictionary()
-        self._checked_out_at: dict[int, tuple[float, str]] = {}
+        self._checked_out_at: dict[int, tuple[float, dict]] = {}
         inst = self.instruments
         self.wait_time = inst.histogram(signals.DB_POOL_WAIT_TIME, "s", "Time to obtain a connection from the pool")
         self.use_time = inst.histogram(signals.DB_POOL_USE_TIME, "s", "Time a connection is held between checkout and return")
@@ -103,10 +104,9 @@ class _PoolProbe(BaseProbe):
             waited = time.perf_counter() - t0
             with st.lock:
                 st.pending -= 1
-            attrs = {signals.ATTR_DB_POOL_NAME: st.name}
-            self.wait_time.record(waited, attrs)
+            self.wait_time.record(waited, st.attrs)
             if timed_out:
-                self.timeouts.add(1, attrs)
+                self.timeouts.add(1, st.attrs)
             context.record_component_time("pool_wait", waited)
         except Exception:
             report_error(f"{self.name}.end_wait")
@@ -114,14 +114,14 @@ class _PoolProbe(BaseProbe):
     def checked_out(self, key: int, pool: Any) -> None:
         if len(self._checked_out_at) > _MAX_TRACKED_CHECKOUTS:
             self._checked_out_at.clear()  # leaked entries (never returned): start over
-        self._checked_out_at[key] = (time.perf_counter(), self.state(pool).name)
+        self._checked_out_at[key] = (time.perf_counter(), self.state(pool).attrs)
         context.db_connection_acquired()
 
     def checked_in(self, key: int) -> None:
         out = self._checked_out_at.pop(key, None)
         context.db_connection_released()
         if out is not None:
-            self.use_time.record(time.perf_counter() - out[0], {signals.ATTR_DB_POOL_NAME: out[1]})
+            self.use_time.record(time.perf_counter() - out[0], out[1])
 
     # --------------------------------------------------------------- gauges
     def _each(self):

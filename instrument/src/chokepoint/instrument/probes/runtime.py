@@ -6,13 +6,18 @@
                                        process pinned by the GIL sits near 1.0)
 ``process.memory.usage``               gauge, resident set size in bytes
 ``process.thread.count``               gauge, live Python threads
-``chokepoint.runtime.gc.pause_time``   histogram (s), one sample per collection, with
-                                       ``cpython.gc.generation``
+``chokepoint.runtime.gc.pause_time``   histogram (s), one sample per generation-1/2
+                                       collection and per generation-0 collection of at
+                                       least ``CHOKEPOINT_GC_MIN_PAUSE_S`` (default 0.0005),
+                                       with ``cpython.gc.generation``
 ``chokepoint.runtime.event_loop.lag``  histogram (s), how late a timer on each running
                                        asyncio loop fires: blocking code in async handlers
 =====================================  ==================================================
 
-Gauges are read only at collection (no thread).  GC pauses come from ``gc.callbacks``.
+Gauges are read only at collection (no thread).  GC pauses come from ``gc.callbacks``;
+young-generation collections run hundreds of times a second in allocation-heavy code
+and a histogram record costs a few µs, so sub-threshold gen-0 pauses are not recorded
+(``bench/probes/run.py`` measures the cost).
 Event-loop lag needs a timer on the loop: the probe notices every loop that starts
 running (``asyncio`` sets its running loop through ``asyncio.events._set_running_loop``,
 which the probe wraps) and the loop already running when the probe is installed, and
@@ -57,9 +62,10 @@ def rss_bytes() -> int | None:
 class RuntimeProbe(BaseProbe):
     name = "runtime"
 
-    def __init__(self, meter, *, loop_interval_s: float | None = None) -> None:
+    def __init__(self, meter, *, loop_interval_s: float | None = None, gc_min_pause_s: float | None = None) -> None:
         super().__init__(meter)
         self.loop_interval_s = loop_interval_s or float(os.environ.get("CHOKEPOINT_LOOP_LAG_INTERVAL_S", "0.1"))
+        self.gc_min_pause_s = float(os.environ.get("CHOKEPOINT_GC_MIN_PAUSE_S", "0.0005")) if gc_min_pause_s is None else gc_min_pause_s
         self._cpu_lock = threading.Lock()
         self._last_cpu = (time.process_time(), time.perf_counter())
         self._gc_started: float | None = None
@@ -113,8 +119,10 @@ class RuntimeProbe(BaseProbe):
             if phase == "start":
                 self._gc_started = time.perf_counter()
             elif self._gc_started is not None:
-                self.gc_pause.record(time.perf_counter() - self._gc_started, {signals.ATTR_GC_GENERATION: info.get("generation", -1)})
+                pause, generation = time.perf_counter() - self._gc_started, info.get("generation", -1)
                 self._gc_started = None
+                if generation != 0 or pause >= self.gc_min_pause_s:
+                    self.gc_pause.record(pause, {signals.ATTR_GC_GENERATION: generation})
         except Exception:
             report_error("runtime.gc")
 
