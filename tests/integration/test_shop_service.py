@@ -1,8 +1,8 @@
 """The demo shop end to end: payment + shop + fulfilment as real processes on real PostgreSQL and Kafka.
 
-The three processes are started once for this module (``python -m shop.payment``,
-``shop.app``, ``shop.fulfilment`` on free ports, their own database and topic), and killed
-by process group at the end.  The tests place real orders and check that each bottleneck
+The three processes are started once for this module by ``shop.launch.ShopStack``
+(``python -m shop.payment``, ``shop.app``, ``shop.fulfilment`` on free ports, with their
+own database and topic) and killed by process group at the end.  The tests place real orders and check that each bottleneck
 switch really injects its cause at the application level: query counts and DB time
 (the shop's ``X-DB-*`` response headers), pool waits, breaker state, calls received by
 the payment service, PostgreSQL's own ``pg_stat_activity``, bytes on the wire.
@@ -13,11 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
-import signal
 import statistics
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,71 +22,16 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from shop.launch import LaunchError, ShopStack
 
-from devservices import free_port
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-READY_TIMEOUT_S = 90
 LAG_SLEEP_S = 0.4
 HANG_S = 1.5
 
 
-class ShopProcess:
-    """One demo process: output captured to a log file, "ready" line awaited, killed by process group."""
-
-    def __init__(self, name: str, args: list[str], log_dir: Path) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("SHOP_SWITCHES", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"shop.{name}", *args],
-            cwd=EXAMPLES,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        with open(self.log_path, "w") as log:
-            for line in self.proc.stdout:
-                log.write(line)
-                log.flush()
-                self.lines.append(line.rstrip("\n"))
-                if " ready http://" in line:
-                    self.ready.set()
-
-    def wait_ready(self) -> str:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not self.ready.wait(0.2):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = "\n".join(self.lines[-20:])
-                pytest.fail(f"{self.name} did not become ready (exit code {self.proc.poll()}):\n{tail}", pytrace=False)
-        return next(line for line in self.lines if " ready http://" in line)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self._reader.join(timeout=5)
-
-
 class Stack:
-    def __init__(self, dsn: str, shop: str, payment: str, fulfilment: str, ready_lines: dict[str, str]) -> None:
+    def __init__(self, dsn: str, shop: str, payment: str, fulfilment: str, ready_lines: dict[str, str], shop_pid: int) -> None:
         self.dsn, self.shop, self.payment, self.fulfilment, self.ready_lines = dsn, shop, payment, fulfilment, ready_lines
+        self.shop_pid = shop_pid
         self.http = httpx.Client(timeout=30)
 
     def get(self, path: str, **kwargs) -> httpx.Response:
@@ -131,33 +72,27 @@ def stack(postgres, kafka, tmp_path_factory) -> Iterator[Stack]:
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {dbname}")
     dsn = f"postgresql://postgres@127.0.0.1:{postgres.port}/{dbname}"
-    topic = f"orders-{uuid.uuid4().hex[:8]}"
-    ports = {name: free_port() for name in ("payment", "app", "fulfilment")}
-    log_dir = tmp_path_factory.mktemp("shop-logs")
-    common = ["--db", dsn, "--kafka", kafka.bootstrap, "--topic", topic]
-    procs = [ShopProcess("payment", ["--port", str(ports["payment"]), "--hang-s", str(HANG_S)], log_dir)]
+    launched = ShopStack(
+        dsn,
+        kafka.bootstrap,
+        topic=f"orders-{uuid.uuid4().hex[:8]}",
+        log_dir=tmp_path_factory.mktemp("shop-logs"),
+        shop_args=["--breaker-reset-s", "2"],
+        payment_args=["--hang-s", str(HANG_S)],
+        fulfilment_args=["--lag-sleep-s", str(LAG_SLEEP_S)],
+    )
     try:
-        procs.append(
-            ShopProcess(
-                "app",
-                ["--port", str(ports["app"]), *common, "--payment-url", f"http://127.0.0.1:{ports['payment']}", "--breaker-reset-s", "2"],
-                log_dir,
-            )
-        )
-        ready = {p.name: p.wait_ready() for p in procs}  # the shop has created the schema and the topic
-        procs.append(ShopProcess("fulfilment", ["--port", str(ports["fulfilment"]), *common, "--lag-sleep-s", str(LAG_SLEEP_S)], log_dir))
-        ready["fulfilment"] = procs[-1].wait_ready()
-        url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        stack = Stack(dsn, url["app"], url["payment"], url["fulfilment"], ready)
-        deadline = time.monotonic() + 60
-        while not stack.http.get(stack.fulfilment + "/health").json()["partitions_assigned"]:
-            assert time.monotonic() < deadline, "fulfilment consumer got no partitions within 60 s"
-            time.sleep(0.2)
+        launched.start()
+    except LaunchError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        ready = {name: proc.ready_line or "" for name, proc in launched.processes.items()}
+        stack = Stack(dsn, launched.shop_url, launched.payment_url, launched.fulfilment_url, ready, shop_pid=launched.processes["shop"].pid)
         yield stack
         stack.http.close()
     finally:
-        for proc in reversed(procs):
-            proc.stop()
+        launched.stop()
+    assert all(proc.proc.poll() is not None for proc in launched.processes.values())
 
 
 def _headers_ms(response: httpx.Response, name: str) -> float:
@@ -168,7 +103,7 @@ def _headers_ms(response: httpx.Response, name: str) -> float:
 
 
 def test_each_process_prints_one_ready_line(stack):
-    assert stack.ready_lines["app"].startswith("shop ready http://127.0.0.1:")
+    assert stack.ready_lines["shop"].startswith("shop ready http://127.0.0.1:")
     assert stack.ready_lines["payment"].startswith("payment ready http://127.0.0.1:")
     assert stack.ready_lines["fulfilment"].startswith("fulfilment ready http://127.0.0.1:")
     assert all(line.endswith("switches=-") for line in stack.ready_lines.values())
@@ -389,3 +324,51 @@ def test_switches_on_another_process_are_refused_with_the_owner_named(stack):
     assert response.status_code == 422
     assert "payment" in response.json()["detail"]
     assert stack.http.get(stack.payment + "/admin/switches").json()["switches"]["circuit_open"] is False
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_cpu_saturation_spends_cpu_in_the_recommendations_route(stack):
+    def cpu_for_requests(n: int) -> float:
+        before = _cpu_seconds(stack.shop_pid)
+        for i in range(n):
+            assert stack.get(f"/recommendations/{1000 + i}").status_code == 200
+        return _cpu_seconds(stack.shop_pid) - before
+
+    cheap = cpu_for_requests(10)
+    with stack.switched(stack.shop, cpu_saturation=True):
+        heavy = cpu_for_requests(10)
+    assert heavy >= 0.15  # >= 15 ms of pure-Python work per request
+    assert heavy > 2 * cheap
+
+
+def test_event_loop_blocked_serialises_concurrent_async_requests(stack):
+    with stack.switched(stack.shop, event_loop_blocked=True):
+        started = time.monotonic()
+        responses = _burst(stack, "/quote?amount_cents=1000&currency=USD", 6)
+        elapsed = time.monotonic() - started
+    assert all(r.status_code == 200 and r.json()["converted_cents"] == 1080 for r in responses)
+    assert elapsed >= 6 * 0.02  # the blocking sleeps cannot overlap: the loop runs one at a time
+
+
+def test_external_dependency_slow_delays_every_payment_call(stack):
+    with stack.switched(stack.payment, external_dependency_slow=True):
+        started = time.monotonic()
+        response = stack.get("/quote?amount_cents=500&currency=GBP")
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert elapsed >= 0.3
+
+
+def test_hot_endpoint_search_takes_every_worker_thread(stack):
+    with stack.switched(stack.shop, hot_endpoint=True), concurrent.futures.ThreadPoolExecutor(17) as pool:
+        searches = [pool.submit(stack.get, "/search?q=glass+vase") for _ in range(16)]
+        time.sleep(0.2)
+        busy = stack.stats(stack.shop)["threads"]
+        product = pool.submit(stack.get, "/products/3")
+        assert all(f.result().status_code == 200 for f in searches)
+        assert product.result().status_code == 200
+    assert busy == {"total": 16, "borrowed": 16}  # the other sync routes queue behind search

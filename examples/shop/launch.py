@@ -1,0 +1,221 @@
+"""Start the whole demo (payment + shop + fulfilment) as real processes, and stop it for sure.
+
+For launchers (``make demo``), scenario tests and the integration tests::
+
+    from shop.launch import ShopStack
+
+    with ShopStack(db="postgresql://postgres@127.0.0.1:5432/shop", kafka="127.0.0.1:9092",
+                   switches="slow_query", wrapper=["chokepoint-instrument"]) as stack:
+        print(stack.shop_url, stack.payment_url, stack.fulfilment_url)
+        ...  # put load on stack.shop_url (shop.load.run_load), flip switches at runtime
+
+or from a shell: ``python -m shop.launch --db ... --kafka ...`` (runs until Ctrl-C).
+
+Each process runs in its own session (process group) with ``OTEL_SERVICE_NAME`` set to
+``shop``, ``payment`` or ``fulfilment`` and ``SHOP_SWITCHES`` set to ``switches`` (each
+keeps the switches it owns).  ``wrapper`` is put in front of each command (e.g.
+``["chokepoint-instrument"]``).  Ports are free loopback ports unless given.  Start order:
+payment and shop together (the shop creates the schema, seed data and topic), then the
+fulfilment worker; ``start()`` returns when all three printed their "ready" line and the
+worker has its partitions, or raises :class:`LaunchError` with the log tail (everything
+already started is stopped).  ``stop()`` sends SIGTERM to each process group (SIGKILL
+after 15 s) and is idempotent.  Output of each process goes to ``log_dir/<name>.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from shop.events import DEFAULT_TOPIC
+
+READY_MARK = " ready http://"
+
+
+class LaunchError(RuntimeError):
+    """A demo process did not start; the message holds its exit code and log tail."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DemoProcess:
+    """One ``python -m shop.<module>`` process: output to a log file, "ready" line awaited."""
+
+    def __init__(self, name: str, module: str, args: Sequence[str], log_dir: Path, env: dict[str, str], wrapper: Sequence[str] = ()) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self.proc = subprocess.Popen(
+            [*wrapper, sys.executable, "-m", module, *args],
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, name=f"{name}-output", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def ready_line(self) -> str | None:
+        return next((line for line in self.lines if READY_MARK in line), None)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with open(self.log_path, "w") as log:
+            for line in self.proc.stdout:
+                log.write(line)
+                log.flush()
+                self.lines.append(line.rstrip("\n"))
+                if READY_MARK in line:
+                    self._ready.set()
+
+    def wait_ready(self, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while not self._ready.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self._reader.join(timeout=1)
+                why = f"exited with code {self.proc.returncode}" if self.proc.poll() is not None else f"not ready after {timeout_s:.0f}s"
+                tail = "\n    ".join(self.lines[-20:])
+                raise LaunchError(f"{self.name} {why}; log {self.log_path}:\n    {tail}")
+        return self.ready_line or ""
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._reader.join(timeout=5)
+
+
+class ShopStack:
+    """payment + shop + fulfilment on free ports; a context manager."""
+
+    def __init__(
+        self,
+        db: str,
+        kafka: str,
+        *,
+        switches: str = "",
+        topic: str = DEFAULT_TOPIC,
+        wrapper: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+        ports: dict[str, int] | None = None,
+        shop_args: Sequence[str] = (),
+        payment_args: Sequence[str] = (),
+        fulfilment_args: Sequence[str] = (),
+        ready_timeout_s: float = 90.0,
+    ) -> None:
+        self.db, self.kafka, self.switches, self.topic = db, kafka, switches, topic
+        self.wrapper = list(wrapper)
+        self.base_env = dict(os.environ if env is None else env)
+        self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="shop-logs-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        ports = ports or {}
+        self.ports = {name: ports.get(name) or free_port() for name in ("shop", "payment", "fulfilment")}
+        self.extra = {"shop": list(shop_args), "payment": list(payment_args), "fulfilment": list(fulfilment_args)}
+        self.ready_timeout_s = ready_timeout_s
+        self.processes: dict[str, DemoProcess] = {}
+
+    @property
+    def shop_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['shop']}"
+
+    @property
+    def payment_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['payment']}"
+
+    @property
+    def fulfilment_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['fulfilment']}"
+
+    def _spawn(self, name: str, module: str, args: list[str]) -> DemoProcess:
+        env = {**self.base_env, "SHOP_SWITCHES": self.switches, "OTEL_SERVICE_NAME": name}
+        proc = DemoProcess(name, module, [*args, *self.extra[name]], self.log_dir, env, self.wrapper)
+        self.processes[name] = proc
+        return proc
+
+    def start(self) -> ShopStack:
+        try:
+            common = ["--db", self.db, "--kafka", self.kafka, "--topic", self.topic]
+            payment = self._spawn("payment", "shop.payment", ["--port", str(self.ports["payment"])])
+            shop = self._spawn("shop", "shop.app", ["--port", str(self.ports["shop"]), *common, "--payment-url", self.payment_url])
+            payment.wait_ready(self.ready_timeout_s)
+            shop.wait_ready(self.ready_timeout_s)
+            self._spawn("fulfilment", "shop.fulfilment", ["--port", str(self.ports["fulfilment"]), *common]).wait_ready(self.ready_timeout_s)
+            self._wait_partitions()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_partitions(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        while not httpx.get(self.fulfilment_url + "/health", timeout=5).json().get("partitions_assigned"):
+            if time.monotonic() > deadline:
+                raise LaunchError(f"fulfilment consumer got no partitions of {self.topic!r} within {self.ready_timeout_s:.0f}s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.processes.values())):
+            proc.stop()
+
+    def __enter__(self) -> ShopStack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shop.launch", description="run payment + shop + fulfilment until Ctrl-C")
+    parser.add_argument("--db", default=os.environ.get("SHOP_DB_URL") or "postgresql://postgres@127.0.0.1:5432/shop")
+    parser.add_argument("--kafka", default=os.environ.get("SHOP_KAFKA_BOOTSTRAP") or "127.0.0.1:9092")
+    parser.add_argument("--switches", default=os.environ.get("SHOP_SWITCHES", ""))
+    parser.add_argument("--shop-port", type=int, default=0)
+    parser.add_argument("--instrument", action="store_true", help="run each process under chokepoint-instrument")
+    args = parser.parse_args(argv)
+    wrapper = ["chokepoint-instrument"] if args.instrument else []
+    try:
+        with ShopStack(args.db, args.kafka, switches=args.switches, wrapper=wrapper, ports={"shop": args.shop_port}) as stack:
+            for proc in stack.processes.values():
+                print(proc.ready_line, flush=True)
+            print(f"demo ready {stack.shop_url} (logs in {stack.log_dir}); Ctrl-C to stop", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while all(p.proc.poll() is None for p in stack.processes.values()):
+                    time.sleep(0.5)
+    except LaunchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

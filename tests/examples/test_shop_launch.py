@@ -1,0 +1,22 @@
+"""Unit tests for shop.launch: a process that cannot start is reported with its log tail, nothing is left running."""
+
+from __future__ import annotations
+
+import pytest
+from shop.launch import LaunchError, ShopStack
+
+
+def test_a_bad_switch_fails_the_launch_loudly_and_stops_everything(tmp_path):
+    stack = ShopStack("postgresql://nobody@127.0.0.1:1/none", "127.0.0.1:1", switches="slow_qeury", log_dir=tmp_path, ready_timeout_s=60)
+    with pytest.raises(LaunchError, match="exited with code 2") as info:
+        stack.start()
+    assert "unknown switch 'slow_qeury'" in str(info.value)
+    assert (tmp_path / "payment.log").read_text().startswith("error: unknown switch")
+    assert all(proc.proc.poll() is not None for proc in stack.processes.values())
+
+
+def test_ports_are_distinct_and_urls_are_loopback():
+    stack = ShopStack("postgresql://u@127.0.0.1:1/db", "127.0.0.1:1", ports={"shop": 18123})
+    assert stack.shop_url == "http://127.0.0.1:18123"
+    assert len(set(stack.ports.values())) == 3
+    assert stack.payment_url.startswith("http://127.0.0.1:") and stack.fulfilment_url.startswith("http://127.0.0.1:")
