@@ -104,3 +104,36 @@ def test_psycopg_pool_stats_and_waits(postgres):
     finally:
         probe.uninstall()
         metrics.close()
+
+
+def test_psycopg_async_pool_waits(postgres):
+    import asyncio
+
+    metrics = Metrics()
+    probe = PsycopgPoolProbe(metrics.meter)
+
+    async def main():
+        async with psycopg_pool.AsyncConnectionPool(postgres.dsn, min_size=1, max_size=1, name="async-db", open=False) as pool:
+            await pool.wait(10)
+
+            async def hold():
+                async with pool.connection() as conn:
+                    await conn.execute("select pg_sleep(0.1)")
+
+            tasks = [asyncio.create_task(hold()) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            during = metrics.collect()
+            await asyncio.gather(*tasks)
+            return during
+
+    try:
+        during = asyncio.run(main())
+        assert metrics.value(signals.DB_POOL_PENDING_REQUESTS, {POOL: "async-db"}, during) == 2
+        assert metrics.value(signals.DB_POOL_CONNECTION_COUNT, {POOL: "async-db", signals.ATTR_DB_POOL_STATE: "used"}, during) == 1
+        got = metrics.collect()
+        wait = metrics.point(signals.DB_POOL_WAIT_TIME, {POOL: "async-db"}, got)
+        assert wait.count == 3 and wait.max >= 0.15  # the third task waited for two holds
+        assert metrics.point(signals.DB_POOL_USE_TIME, {POOL: "async-db"}, got).count == 3
+    finally:
+        probe.uninstall()
+        metrics.close()
