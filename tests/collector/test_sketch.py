@@ -157,3 +157,11 @@ def test_cumulative_counts_for_prometheus_buckets():
     s.add_many([0.0005, 0.002, 0.002, 0.03, 0.4, 7.0])
     assert s.cumulative_counts([0.001, 0.005, 0.05, 0.5, 5.0, 10.0]) == [1, 3, 4, 5, 5, 6]
     assert s.count_le(0.005) == 3
+
+
+def test_quantiles_in_one_pass_equal_single_quantiles():
+    s = Sketch()
+    s.add_many([*pareto(3000, seed=9), 0.0, 0.0, -0.25])
+    qs = (0.999, 0.0, 0.5, 0.0001, 0.9, 1.0, 0.99)
+    assert s.quantiles(qs) == [s.quantile(q) for q in qs]
+    assert Sketch().quantiles((0.5, 0.9)) == [None, None]

@@ -376,8 +376,31 @@ class Sketch:
         return self.max
 
     def quantiles(self, qs: Sequence[float]) -> list[float | None]:
-        """Several quantiles in one pass over the sorted bins."""
-        return [self.quantile(q) for q in qs]
+        """Several quantiles (ascending or not) with one sort of the bins."""
+        if self.count == 0:
+            return [None for _ in qs]
+        order = sorted(range(len(qs)), key=lambda i: qs[i])
+        out: list[float | None] = [None] * len(qs)
+        walk = [(-self.value_of(k), self.negative_bins[k]) for k in sorted(self.negative_bins, reverse=True)]
+        if self.zero_count:
+            walk.append((0.0, self.zero_count))
+        walk.extend((self.value_of(k), self.bins[k]) for k in sorted(self.bins))
+        seen = 0
+        j = 0
+        for i in order:
+            q = qs[i]
+            if q <= 0.0:
+                out[i] = self.min
+                continue
+            if q >= 1.0:
+                out[i] = self.max
+                continue
+            rank = q * (self.count - 1)
+            while j < len(walk) and seen + walk[j][1] <= rank:
+                seen += walk[j][1]
+                j += 1
+            out[i] = self._clamp(walk[j][0]) if j < len(walk) else self.max
+        return out
 
     def _clamp(self, v: float) -> float:
         if v < self.min:

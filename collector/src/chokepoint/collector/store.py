@@ -823,16 +823,17 @@ class Store:
                 if service is not None and svc != service:
                     continue
                 s = agg.sketch
+                p50, p90, p99, p999 = s.quantiles((0.5, 0.9, 0.99, 0.999))
                 out.append(
                     {
                         "service": svc,
                         "route": route,
                         "rps": _rate(s.count, span),
                         "error_rate": _rate(agg.errors, s.count),
-                        "p50_ms": _ms(s.quantile(0.5)),
-                        "p90_ms": _ms(s.quantile(0.9)),
-                        "p99_ms": _ms(s.quantile(0.99)),
-                        "p999_ms": _ms(s.quantile(0.999)),
+                        "p50_ms": _ms(p50),
+                        "p90_ms": _ms(p90),
+                        "p99_ms": _ms(p99),
+                        "p999_ms": _ms(p999),
                         "count": s.count,
                     }
                 )
