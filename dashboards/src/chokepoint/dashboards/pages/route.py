@@ -41,7 +41,20 @@ def histogram_figure(buckets: list[dict], route: str) -> go.Figure:
     title = f"Latency distribution — {route}"
     if not buckets or not any(b.get("count") for b in buckets):
         return empty_figure(title=title)
-    fig = go.Figure(go.Bar(x=[b["le_ms"] for b in buckets], y=[b["count"] for b in buckets], name="requests", marker_color="#1565c0"))
+    # each bar spans its bucket (previous bound .. le), so widths look even on the log axis
+    uppers = [b["le_ms"] for b in buckets]
+    lowers = [uppers[0] / 1.5, *uppers[:-1]]
+    fig = go.Figure(
+        go.Bar(
+            x=[(lo + hi) / 2 for lo, hi in zip(lowers, uppers, strict=True)],
+            width=[hi - lo for lo, hi in zip(lowers, uppers, strict=True)],
+            y=[b["count"] for b in buckets],
+            customdata=uppers,
+            hovertemplate="≤ %{customdata} ms: %{y} requests<extra></extra>",
+            name="requests",
+            marker_color="#1565c0",
+        )
+    )
     fig.update_layout(
         title=title, xaxis_title="latency ≤ ms (log)", yaxis_title="requests", height=300, margin={"l": 50, "r": 10, "t": 40, "b": 40}, bargap=0.05
     )
@@ -138,7 +151,14 @@ def layout(service: str | None = None, route: str | None = None, **_query) -> ht
     return html.Div(
         [
             dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
-            dcc.Dropdown(id=ROUTE_PICKER, value=selected, placeholder="route", clearable=False, style={"maxWidth": "600px"}),
+            dcc.Dropdown(
+                id=ROUTE_PICKER,
+                value=selected,
+                options=[{"label": f"{service} {route}", "value": selected}] if selected else [],
+                placeholder="route",
+                clearable=False,
+                style={"maxWidth": "600px"},
+            ),
             html.Div(id=STATUS),
             html.Div([dcc.Graph(id=HISTOGRAM), dcc.Graph(id=BREAKDOWN)], style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"}),
             html.H3("Kept traces (slow, errored, sampled)"),

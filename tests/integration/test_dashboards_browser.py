@@ -1,0 +1,183 @@
+"""The Dash dashboard in real headless Chromium (chromedriver + selenium), fed by a live REST server.
+
+Each page is loaded, its key elements and numbers must appear, and the browser console
+must have no errors.  Screenshots go to ``artifacts_dir`` (and ``docs/images/`` for the
+README).  Also: the red banner while the collector is unreachable, the empty state for a
+collector nobody feeds, and live refresh without a page reload.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+from werkzeug.serving import make_server
+
+from chokepoint.dashboards.app import COLLECTOR_BANNER, create_app
+from chokepoint.dashboards.components import NO_DATA
+from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
+from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
+from devservices import CHROMIUM_FLAGS, free_port
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+WAIT_S = 20
+
+
+class DashServer:
+    """``create_app(api_url)`` served by werkzeug on a free loopback port, in a thread."""
+
+    def __init__(self, api_url: str) -> None:
+        self.port = free_port()
+        self.httpd = make_server("127.0.0.1", self.port, create_app(api_url, timeout_s=1.0).server, threaded=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def api_server():
+    with FakeApiServer(SyntheticData(routes=200)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def dashboard(api_server):
+    server = DashServer(api_server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    if not Path(CHROMEDRIVER).exists():
+        pytest.fail("chromedriver not found: sudo apt-get install -y chromium-driver", pytrace=False)
+    options = Options()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag.replace("--headless", "--headless=new"))
+    options.add_argument("--window-size=1400,1800")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_text(driver, element_id: str, needle: str) -> str:
+    """Text of ``#element_id`` once it contains ``needle`` (fails after WAIT_S)."""
+    WebDriverWait(driver, WAIT_S).until(lambda d: needle in (d.find_element(By.ID, element_id).text if d.find_elements(By.ID, element_id) else ""))
+    return driver.find_element(By.ID, element_id).text
+
+
+def wait_plots(driver, count: int) -> None:
+    WebDriverWait(driver, WAIT_S).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")) >= count)
+
+
+def console_errors(driver) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def snap(driver, artifacts_dir: Path, name: str) -> None:
+    out = artifacts_dir / f"dashboard-{name}.png"
+    driver.save_screenshot(str(out))
+    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out, DOCS_IMAGES / out.name)
+
+
+PAGES = [
+    # (name, path, [(element id, text that must appear)], plots)
+    (
+        "overview",
+        "/",
+        [
+            (overview.BOTTLENECK_BANNER, "DB connection pool exhausted"),
+            (overview.BOTTLENECK_BANNER, "wait_p99_ms: 410"),
+            (overview.FINDINGS_LIST, "Circuit breaker open"),
+            (overview.RED_TABLE, "/checkout"),
+            (overview.RED_TABLE, "774"),  # p99 of /checkout: 180 ms × 4.3
+            (overview.STATUS, "200 routes, 3 findings"),
+        ],
+        2,
+    ),
+    ("route", "/route?service=shop&route=%2Fcheckout", [(route.STATUS, "shop /checkout: 6 kept traces"), (route.TRACES_TABLE, "kept because")], 3),
+    ("resources", "/resources", [(resources.POOLS_TABLE, "sqlalchemy:postgresql"), (resources.POOLS_TABLE, "410"), (resources.STATUS, "2 pools")], 7),
+    (
+        "dependencies",
+        "/dependencies",
+        [(dependencies.DEPENDENCIES_TABLE, "payments.internal"), (dependencies.BREAKER_CARDS, "OPEN"), (dependencies.BREAKER_CARDS, "rejected 812")],
+        2,
+    ),
+    ("messaging", "/messaging", [(messaging.LAG_TABLE, "STALL"), (messaging.LAG_TABLE, "18250"), (messaging.STATUS, "worst: order-workers/orders/0 STALL")], 2),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "expected", "plots"), PAGES, ids=[p[0] for p in PAGES])
+def test_page_shows_its_data_without_console_errors(browser, dashboard, artifacts_dir, name, path, expected, plots):
+    browser.get_log("browser")  # drop earlier entries
+    browser.get(dashboard.url + path)
+    for element_id, needle in expected:
+        wait_text(browser, element_id, needle)
+    wait_plots(browser, plots)
+    time.sleep(0.5)  # let the figures finish drawing for the screenshot
+    snap(browser, artifacts_dir, name)
+    assert browser.find_element(By.ID, COLLECTOR_BANNER).text == ""
+    assert console_errors(browser) == []
+
+
+def test_pages_refresh_live_without_reload(browser, dashboard, api_server):
+    browser.get(dashboard.url + "/messaging")
+    wait_text(browser, messaging.LAG_TABLE, "STALL")
+    browser.execute_script("window.__chokepointMarker = 1")
+    before = api_server.requests_served
+    time.sleep(4.5)  # two 2-s refresh ticks
+    assert api_server.requests_served >= before + 6  # 3 API calls per messaging tick, plus /health
+    assert browser.execute_script("return window.__chokepointMarker") == 1  # same document: no reload
+
+
+def test_navigation_between_pages_keeps_the_app_loaded(browser, dashboard):
+    browser.get(dashboard.url + "/")
+    wait_text(browser, overview.STATUS, "routes")
+    browser.find_element(By.LINK_TEXT, "Dependencies").click()
+    wait_text(browser, dependencies.BREAKER_CARDS, "payments")
+    assert browser.current_url.endswith("/dependencies")
+
+
+def test_unreachable_collector_shows_red_banner(browser, artifacts_dir):
+    with FakeApiServer(SyntheticData()) as doomed:
+        url = doomed.url
+    server = DashServer(url)  # its collector is gone
+    try:
+        browser.get_log("browser")
+        browser.get(server.url + "/")
+        text = wait_text(browser, COLLECTOR_BANNER, "collector unreachable")
+        assert "showing no data until it answers again" in text
+        wait_text(browser, overview.STATUS, "collector unreachable")
+        snap(browser, artifacts_dir, "unreachable")
+        assert console_errors(browser) == []
+    finally:
+        server.stop()
+
+
+def test_empty_collector_shows_no_data_yet(browser):
+    with FakeApiServer(SyntheticData(empty=True)) as api:
+        server = DashServer(api.url)
+        try:
+            browser.get(server.url + "/resources")
+            wait_text(browser, resources.STATUS, NO_DATA)
+            WebDriverWait(browser, WAIT_S).until(lambda d: NO_DATA in d.find_element(By.ID, resources.POOL_USED).text)
+        finally:
+            server.stop()
