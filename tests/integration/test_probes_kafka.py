@@ -75,3 +75,72 @@ def test_offset_and_time_lag_grow_while_paused_and_drain_after(kafka):
         probe.uninstall()
         metrics.close()
     assert confluent_kafka.Consumer is not probe.consumer_class
+
+
+def test_aiokafka_lag_grows_while_paused_and_drains_after(kafka):
+    import asyncio
+
+    import aiokafka
+
+    from chokepoint.instrument.probes.kafka_lag import AiokafkaLagProbe
+
+    topic, group = f"payments-{uuid.uuid4().hex[:8]}", f"ledger-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    for f in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+        f.result(30)
+    producer = confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap})
+
+    def produce(n):
+        for i in range(n):
+            producer.produce(topic, value=f"payment-{i}".encode())
+        assert producer.flush(30) == 0
+
+    metrics = Metrics()
+    probe = AiokafkaLagProbe(metrics.meter, refresh_interval_s=0)
+    attrs = {signals.ATTR_MESSAGING_CONSUMER_GROUP: group, signals.ATTR_MESSAGING_DESTINATION: topic, signals.ATTR_MESSAGING_PARTITION: "0"}
+
+    async def lag_after_refresh():
+        metrics.collect()  # schedules the broker queries on this loop
+        await asyncio.sleep(0.5)
+        return metrics.value(signals.KAFKA_CONSUMER_LAG, attrs)
+
+    async def consume(consumer, n):
+        got = 0
+        while got < n:
+            batches = await consumer.getmany(timeout_ms=500)
+            got += sum(len(records) for records in batches.values())
+        assert got == n
+
+    async def main():
+        consumer = aiokafka.AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap, group_id=group, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            produce(5)
+            await asyncio.wait_for(consume(consumer, 5), 30)
+            await consumer.commit()
+            assert await lag_after_refresh() == 0
+            consumer.pause(*consumer.assignment())
+            produce(20)
+            await asyncio.sleep(0.5)
+            assert await consumer.getmany(timeout_ms=200) == {}
+            paused_lag = await lag_after_refresh()
+            got = metrics.collect()
+            paused_time_lag = metrics.value(signals.KAFKA_CONSUMER_TIME_LAG, attrs, got)
+            committed = metrics.value(signals.KAFKA_CONSUMER_COMMITTED_OFFSET, attrs, got)
+            consumer.resume(*consumer.assignment())
+            await asyncio.wait_for(consume(consumer, 20), 30)
+            drained_lag = await lag_after_refresh()
+            return paused_lag, paused_time_lag, committed, drained_lag
+        finally:
+            await consumer.stop()
+
+    try:
+        paused_lag, paused_time_lag, committed, drained_lag = asyncio.run(main())
+        assert paused_lag == 20
+        assert paused_time_lag >= 0.5
+        assert committed == 5
+        assert drained_lag == 0
+        assert signals.KAFKA_CONSUMER_LAG not in metrics.collect()  # stopped consumers are dropped
+    finally:
+        probe.uninstall()
+        metrics.close()

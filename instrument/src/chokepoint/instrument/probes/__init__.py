@@ -13,7 +13,7 @@ Usage (the agent core does this; tests do it with an ``InMemoryMetricReader``)::
 
 Probe names (module): ``sqlalchemy_pool``, ``psycopg_pool`` (:mod:`.db_pool`);
 ``threadpool``, ``anyio``, ``gunicorn``, ``asgi`` (:mod:`.workers`); ``pybreaker``,
-``aiobreaker``, ``circuitbreaker`` (:mod:`.breakers`); ``confluent_kafka``
+``aiobreaker``, ``circuitbreaker`` (:mod:`.breakers`); ``confluent_kafka``, ``aiokafka``
 (:mod:`.kafka_lag`); ``runtime`` (:mod:`.runtime`).
 
 Rules every probe follows: a library that is not installed is a quiet skip when
@@ -25,7 +25,7 @@ when the meter collects.
 
 Environment: ``CHOKEPOINT_DISABLED_PROBES`` (comma-separated names) is honoured when
 ``enabled`` is not given; ``CHOKEPOINT_LOOP_LAG_INTERVAL_S`` (runtime) and
-``CHOKEPOINT_KAFKA_LAG_REFRESH_S`` (confluent_kafka) tune the two periodic reads.
+``CHOKEPOINT_KAFKA_LAG_REFRESH_S`` (Kafka probes) tune the two periodic reads.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from opentelemetry.metrics import Meter
 
 from chokepoint.instrument.probes.breakers import AioBreakerProbe, CircuitBreakerPackageProbe, PyBreakerProbe
 from chokepoint.instrument.probes.db_pool import PsycopgPoolProbe, SQLAlchemyPoolProbe
-from chokepoint.instrument.probes.kafka_lag import KafkaLagProbe
+from chokepoint.instrument.probes.kafka_lag import AiokafkaLagProbe, KafkaLagProbe
 from chokepoint.instrument.probes.patching import ProbeUnavailable
 from chokepoint.instrument.probes.runtime import RuntimeProbe
 from chokepoint.instrument.probes.workers import AnyioThreadPoolProbe, AsgiInflightProbe, GunicornProbe, ThreadPoolProbe, inflight, wrap_asgi_inflight
@@ -69,6 +69,7 @@ PROBES: dict[str, Callable[[Meter], Probe]] = {
     "aiobreaker": AioBreakerProbe,
     "circuitbreaker": CircuitBreakerPackageProbe,
     "confluent_kafka": KafkaLagProbe,
+    "aiokafka": AiokafkaLagProbe,
 }
 
 

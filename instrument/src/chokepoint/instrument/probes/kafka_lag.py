@@ -1,4 +1,5 @@
-"""Kafka consumer-lag probe (``confluent_kafka``) for confluent-kafka ``Consumer``.
+"""Kafka consumer-lag probes: ``confluent_kafka`` (confluent-kafka ``Consumer``) and
+``aiokafka`` (aiokafka ``AIOKafkaConsumer``).
 
 Per consumer group / topic / partition (attributes ``messaging.consumer.group.name``,
 ``messaging.destination.name``, ``messaging.destination.partition.id``,
@@ -24,7 +25,13 @@ most every ``CHOKEPOINT_KAFKA_LAG_REFRESH_S`` seconds (default 5) per consumer: 
 partition, so lag keeps growing while the consumer is paused or stuck.  Between
 refreshes the locally cached high watermark (updated by every fetch) is used.
 
-Only consumers created after install are tracked (code that did
+aiokafka: ``AIOKafkaConsumer.start/getone/getmany/stop`` are wrapped the same way;
+its broker queries are coroutines, so at collection the probe schedules
+``end_offsets()`` + ``committed()`` on the consumer's own event loop (without waiting)
+and their answers show at the next collection; the locally known high watermark
+(``highwater()``) is used meanwhile.
+
+confluent-kafka: only consumers created after install are tracked (code that did
 ``from confluent_kafka import Consumer`` earlier keeps the original class), and
 ``DeserializingConsumer`` is not covered.  Install after the OpenTelemetry
 confluent-kafka instrumentor, which also replaces the class: the probe subclasses
@@ -33,6 +40,7 @@ whatever ``confluent_kafka.Consumer`` is at install time.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -72,114 +80,31 @@ class _ConsumerState:
         return p
 
 
-class KafkaLagProbe(BaseProbe):
-    name = "confluent_kafka"
+class _LagProbe(BaseProbe):
+    """Shared by the client probes: consumer registry, per-record bookkeeping, the four gauges."""
 
-    def __init__(self, meter, *, refresh_interval_s: float | None = None) -> None:
-        try:
-            import confluent_kafka
-        except ImportError as e:
-            raise ProbeUnavailable(f"probe {self.name!r} needs confluent-kafka: {e}") from e
+    def __init__(self, meter, refresh_interval_s: float | None) -> None:
         super().__init__(meter)
         if refresh_interval_s is None:
             refresh_interval_s = float(os.environ.get("CHOKEPOINT_KAFKA_LAG_REFRESH_S", "5"))
         self.refresh_interval_s = refresh_interval_s
         self.consumers: weakref.WeakKeyDictionary[Any, _ConsumerState] = weakref.WeakKeyDictionary()
-        self._kafka = confluent_kafka
-        self._no_timestamp = confluent_kafka.TIMESTAMP_NOT_AVAILABLE
         self.observe(signals.KAFKA_CONSUMER_LAG, "{message}", "High watermark minus consumer position", self._lags)
         self.observe(signals.KAFKA_CONSUMER_TIME_LAG, "s", "How far behind in time the consumer is", self._time_lags)
         self.observe(signals.KAFKA_CONSUMER_HIGH_WATERMARK, "{offset}", "Partition high watermark", self._high_watermarks)
         self.observe(signals.KAFKA_CONSUMER_COMMITTED_OFFSET, "{offset}", "Committed offset of the group", self._committed)
-        self.consumer_class = self._make_consumer_class(confluent_kafka.Consumer)
-        self.patch(confluent_kafka, "Consumer", lambda original: self.consumer_class)
 
-    def _make_consumer_class(self, base: type) -> type:
-        probe = self
+    @staticmethod
+    def note(st: _ConsumerState, topic: str, partition: int, offset: int, ts_ms: int | None, now: float) -> None:
+        """One processed record: the position moves past it; remember its timestamp."""
+        p = st.partition(topic, partition)
+        p.position = offset + 1
+        if ts_ms is not None and ts_ms >= 0:
+            p.last_ts = ts_ms / 1000.0
+            p.processed_lag_s = max(0.0, now - p.last_ts)
 
-        class LagTrackingConsumer(base):
-            """``confluent_kafka.Consumer`` that reports consumer lag to chokepoint."""
-
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, **kwargs)
-                if probe.active:
-                    probe.track(self, args, kwargs)
-
-            def poll(self, *args, **kwargs):
-                msg = super().poll(*args, **kwargs)
-                if msg is not None and probe.active:
-                    probe.seen(self, (msg,))
-                return msg
-
-            def consume(self, *args, **kwargs):
-                msgs = super().consume(*args, **kwargs)
-                if msgs and probe.active:
-                    probe.seen(self, msgs)
-                return msgs
-
-            def close(self, *args, **kwargs):
-                probe.consumers.pop(self, None)
-                return super().close(*args, **kwargs)
-
-        LagTrackingConsumer.__name__ = LagTrackingConsumer.__qualname__ = "Consumer"
-        LagTrackingConsumer.__module__ = base.__module__
-        return LagTrackingConsumer
-
-    # ------------------------------------------------------------------ hot path
-    def track(self, consumer, args, kwargs) -> None:
-        try:
-            conf = args[0] if args and isinstance(args[0], dict) else kwargs
-            self.consumers[consumer] = _ConsumerState(str(conf.get("group.id", "")))
-        except Exception:
-            report_error("confluent_kafka.track")
-
-    def seen(self, consumer, msgs) -> None:
-        try:
-            st = self.consumers.get(consumer)
-            if st is None:
-                return
-            now = time.time()
-            for msg in msgs:
-                if msg.error() is not None:
-                    continue
-                p = st.partition(msg.topic(), msg.partition())
-                p.position = msg.offset() + 1
-                ts_type, ts_ms = msg.timestamp()
-                if ts_type != self._no_timestamp and ts_ms >= 0:
-                    p.last_ts = ts_ms / 1000.0
-                    p.processed_lag_s = max(0.0, now - p.last_ts)
-        except Exception:
-            report_error("confluent_kafka.seen")
-
-    # ------------------------------------------------------------------ collection
-    def refresh(self, consumer, st: _ConsumerState) -> None:
-        """Bring high watermarks (and, every refresh interval, broker state) up to date."""
-        TopicPartition = self._kafka.TopicPartition
-        with st.lock:
-            due = time.monotonic() - st.refreshed_at >= self.refresh_interval_s
-            try:
-                if due:
-                    st.refreshed_at = time.monotonic()
-                    assignment = consumer.assignment()
-                    for tp in assignment:
-                        st.partition(tp.topic, tp.partition)
-                    if assignment:
-                        for tp in consumer.committed(assignment, timeout=_QUERY_TIMEOUT_S):
-                            if tp.error is None and tp.offset >= 0:
-                                p = st.partition(tp.topic, tp.partition)
-                                p.committed = tp.offset
-                for (topic, partition), p in list(st.partitions.items()):
-                    tp = TopicPartition(topic, partition)
-                    if due:
-                        _, high = consumer.get_watermark_offsets(tp, timeout=_QUERY_TIMEOUT_S, cached=False)
-                    else:
-                        _, high = consumer.get_watermark_offsets(tp, cached=True)
-                    if high is not None and high >= 0:
-                        p.high_watermark = max(p.high_watermark, high) if not due else high
-            except RuntimeError:  # consumer closed meanwhile
-                self.consumers.pop(consumer, None)
-            except self._kafka.KafkaException:
-                report_error("confluent_kafka.refresh")
+    def refresh(self, consumer, st: _ConsumerState) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
 
     def _rows(self):
         """``(attributes, partition state)`` for every tracked partition, refreshed."""
@@ -231,3 +156,214 @@ class KafkaLagProbe(BaseProbe):
         for attrs, p in self._rows():
             if p.committed >= 0:
                 yield Observation(p.committed, attrs)
+
+
+class KafkaLagProbe(_LagProbe):
+    name = "confluent_kafka"
+
+    def __init__(self, meter, *, refresh_interval_s: float | None = None) -> None:
+        try:
+            import confluent_kafka
+        except ImportError as e:
+            raise ProbeUnavailable(f"probe {self.name!r} needs confluent-kafka: {e}") from e
+        super().__init__(meter, refresh_interval_s)
+        self._kafka = confluent_kafka
+        self._no_timestamp = confluent_kafka.TIMESTAMP_NOT_AVAILABLE
+        self.consumer_class = self._make_consumer_class(confluent_kafka.Consumer)
+        self.patch(confluent_kafka, "Consumer", lambda original: self.consumer_class)
+
+    def _make_consumer_class(self, base: type) -> type:
+        probe = self
+
+        class LagTrackingConsumer(base):
+            """``confluent_kafka.Consumer`` that reports consumer lag to chokepoint."""
+
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                if probe.active:
+                    probe.track(self, args, kwargs)
+
+            def poll(self, *args, **kwargs):
+                msg = super().poll(*args, **kwargs)
+                if msg is not None and probe.active:
+                    probe.seen(self, (msg,))
+                return msg
+
+            def consume(self, *args, **kwargs):
+                msgs = super().consume(*args, **kwargs)
+                if msgs and probe.active:
+                    probe.seen(self, msgs)
+                return msgs
+
+            def close(self, *args, **kwargs):
+                probe.consumers.pop(self, None)
+                return super().close(*args, **kwargs)
+
+        LagTrackingConsumer.__name__ = LagTrackingConsumer.__qualname__ = "Consumer"
+        LagTrackingConsumer.__module__ = base.__module__
+        return LagTrackingConsumer
+
+    # ------------------------------------------------------------------ hot path
+    def track(self, consumer, args, kwargs) -> None:
+        try:
+            conf = args[0] if args and isinstance(args[0], dict) else kwargs
+            self.consumers[consumer] = _ConsumerState(str(conf.get("group.id", "")))
+        except Exception:
+            report_error("confluent_kafka.track")
+
+    def seen(self, consumer, msgs) -> None:
+        try:
+            st = self.consumers.get(consumer)
+            if st is None:
+                return
+            now = time.time()
+            for msg in msgs:
+                if msg.error() is not None:
+                    continue
+                ts_type, ts_ms = msg.timestamp()
+                self.note(st, msg.topic(), msg.partition(), msg.offset(), None if ts_type == self._no_timestamp else ts_ms, now)
+        except Exception:
+            report_error("confluent_kafka.seen")
+
+    # ------------------------------------------------------------------ collection
+    def refresh(self, consumer, st: _ConsumerState) -> None:
+        """Bring high watermarks (and, every refresh interval, broker state) up to date."""
+        TopicPartition = self._kafka.TopicPartition
+        with st.lock:
+            due = time.monotonic() - st.refreshed_at >= self.refresh_interval_s
+            try:
+                if due:
+                    st.refreshed_at = time.monotonic()
+                    assignment = consumer.assignment()
+                    for tp in assignment:
+                        st.partition(tp.topic, tp.partition)
+                    if assignment:
+                        for tp in consumer.committed(assignment, timeout=_QUERY_TIMEOUT_S):
+                            if tp.error is None and tp.offset >= 0:
+                                p = st.partition(tp.topic, tp.partition)
+                                p.committed = tp.offset
+                for (topic, partition), p in list(st.partitions.items()):
+                    tp = TopicPartition(topic, partition)
+                    if due:
+                        _, high = consumer.get_watermark_offsets(tp, timeout=_QUERY_TIMEOUT_S, cached=False)
+                    else:
+                        _, high = consumer.get_watermark_offsets(tp, cached=True)
+                    if high is not None and high >= 0:
+                        p.high_watermark = max(p.high_watermark, high) if not due else high
+            except RuntimeError:  # consumer closed meanwhile
+                self.consumers.pop(consumer, None)
+            except self._kafka.KafkaException:
+                report_error("confluent_kafka.refresh")
+
+
+class AiokafkaLagProbe(_LagProbe):
+    """aiokafka ``AIOKafkaConsumer``: records from ``getone()`` / ``getmany()``; broker
+    queries (``end_offsets``, ``committed``) run as a task on the consumer's own loop,
+    scheduled at collection — their answers show at the next collection."""
+
+    name = "aiokafka"
+
+    def __init__(self, meter, *, refresh_interval_s: float | None = None) -> None:
+        try:
+            import aiokafka
+        except ImportError as e:
+            raise ProbeUnavailable(f"probe {self.name!r} needs aiokafka: {e}") from e
+        super().__init__(meter, refresh_interval_s)
+        self._loops: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._queries: set = set()
+        probe = self
+
+        def wrap_start(original):
+            async def start(consumer, *args, **kwargs):
+                result = await original(consumer, *args, **kwargs)
+                if probe.active:
+                    probe.register(consumer)
+                return result
+
+            return start
+
+        def wrap_getone(original):
+            async def getone(consumer, *partitions):
+                record = await original(consumer, *partitions)
+                if probe.active:
+                    probe.seen(consumer, (record,))
+                return record
+
+            return getone
+
+        def wrap_getmany(original):
+            async def getmany(consumer, *partitions, **kwargs):
+                batches = await original(consumer, *partitions, **kwargs)
+                if probe.active and batches:
+                    for records in batches.values():
+                        probe.seen(consumer, records)
+                return batches
+
+            return getmany
+
+        def wrap_stop(original):
+            async def stop(consumer, *args, **kwargs):
+                probe.consumers.pop(consumer, None)
+                return await original(consumer, *args, **kwargs)
+
+            return stop
+
+        cls = aiokafka.AIOKafkaConsumer
+        self.patch(cls, "start", wrap_start)
+        self.patch(cls, "getone", wrap_getone)
+        self.patch(cls, "getmany", wrap_getmany)
+        self.patch(cls, "stop", wrap_stop)
+
+    def register(self, consumer) -> _ConsumerState | None:
+        try:
+            st = self.consumers.get(consumer)
+            if st is None:
+                st = self.consumers[consumer] = _ConsumerState(str(getattr(consumer, "_group_id", None) or ""))
+                self._loops[consumer] = asyncio.get_running_loop()
+            return st
+        except Exception:
+            report_error("aiokafka.register")
+            return None
+
+    def seen(self, consumer, records) -> None:
+        try:
+            st = self.register(consumer)
+            if st is None:
+                return
+            now = time.time()
+            for r in records:
+                self.note(st, r.topic, r.partition, r.offset, r.timestamp, now)
+        except Exception:
+            report_error("aiokafka.seen")
+
+    def refresh(self, consumer, st: _ConsumerState) -> None:
+        with st.lock:
+            for tp in list(consumer.assignment()):  # local state: cheap
+                p = st.partition(tp.topic, tp.partition)
+                high = consumer.highwater(tp)
+                if high is not None and high >= 0:
+                    p.high_watermark = max(p.high_watermark, high)
+            if time.monotonic() - st.refreshed_at < self.refresh_interval_s:
+                return
+            loop = self._loops.get(consumer)
+            if loop is None or loop.is_closed():
+                return
+            st.refreshed_at = time.monotonic()
+            future = asyncio.run_coroutine_threadsafe(self._query(consumer, st), loop)
+            self._queries.add(future)
+            future.add_done_callback(self._queries.discard)
+
+    async def _query(self, consumer, st: _ConsumerState) -> None:
+        try:
+            assigned = list(consumer.assignment())
+            if not assigned:
+                return
+            ends = await asyncio.wait_for(consumer.end_offsets(assigned), _QUERY_TIMEOUT_S)
+            for tp, high in ends.items():
+                st.partition(tp.topic, tp.partition).high_watermark = high
+            for tp in assigned:
+                committed = await asyncio.wait_for(consumer.committed(tp), _QUERY_TIMEOUT_S)
+                if committed is not None and committed >= 0:
+                    st.partition(tp.topic, tp.partition).committed = committed
+        except Exception:
+            report_error("aiokafka.query")
