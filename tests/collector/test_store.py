@@ -237,3 +237,23 @@ def test_merge_requests_from_a_metric_sketch(store):
     store.merge_requests("shop", "/m", s, errors=4)
     [row] = store.endpoints()
     assert row["count"] == 4 and row["error_rate"] == 1.0
+
+
+def test_agent_and_pull_lag_sources_are_judged_separately(store, clock):
+    # the pull monitor saw committed 120 a moment after the agent reported 100: no rewind
+    for i in range(3):
+        store.record_consumer_offsets("g", "t", 0, 100 + 50 * i, 200 + 50 * i, clock.t, source="agent")
+        clock.t += 1
+        store.record_consumer_offsets("g", "t", 0, 120 + 50 * i, 210 + 50 * i, clock.t, source="pull")
+        clock.t += 9
+    [row] = store.consumer_lag()
+    assert row["source"] == "pull" and row["status"] == "OK"
+
+
+def test_analyzer_counter_keys_are_capped(clock):
+    store = Store(StoreConfig(max_dependencies_per_service=1), clock=clock)
+    for i in range(6):
+        store.add_counter("shop", "retries", f"host{i}", 1)
+    counters = store.window(60).counters
+    assert counters[("shop", "retries", OTHER)] == 2
+    assert len(counters) == 5

@@ -59,6 +59,7 @@ is kept.
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -275,6 +276,7 @@ class Ingestor:
         self._started_ns = int(store.clock() * 1e9)
         # cumulative → delta state per stream: key -> (start_ns, previous point state)
         self._prev: dict[tuple, tuple[int, object]] = {}
+        self._metrics_lock = threading.Lock()
         self.max_streams = 100_000
 
     # ================================================================ traces
@@ -434,6 +436,11 @@ class Ingestor:
 
     # ================================================================ metrics
     def consume_metrics(self, request: ExportMetricsServiceRequest, protocol: str | None = None) -> IngestResult:
+        # one request at a time: the cumulative→delta state is read-modify-write per stream
+        with self._metrics_lock:
+            return self._consume_metrics(request, protocol)
+
+    def _consume_metrics(self, request: ExportMetricsServiceRequest, protocol: str | None) -> IngestResult:
         accepted = 0
         rejected = 0
         errors: list[str] = []

@@ -341,7 +341,9 @@ class Store:
         self._totals = Bucket(0.0)  # all closed buckets merged (for /metrics counters)
         self._services: set[str] = set()
         self._names: dict[tuple[str, str], set[str]] = {}  # (service, "route"|"dep"|"pool"|"breaker") -> names
-        self._lag_samples: dict[tuple[str, str, int], deque[lag_rules.LagSample]] = {}
+        # samples per (group, topic, partition, source): the agent and the pull monitor see the
+        # same partition at different moments; mixing them would look like offset rewinds
+        self._lag_samples: dict[tuple[str, str, int, str], deque[lag_rules.LagSample]] = {}
         self._log_end_history: dict[tuple[str, int], deque[tuple[float, int]]] = {}
         self._traces: OrderedDict[str, dict] = OrderedDict()
         self._authority: dict[tuple[str, str], float] = {}
@@ -403,7 +405,9 @@ class Store:
             self._closed_upto = max(self._closed_upto, bucket.start + self.config.bucket_seconds)
             for k, lp in bucket.lag.items():
                 if lp.committed_offset is not None and lp.log_end_offset is not None:
-                    self._lag_samples.setdefault(k, deque(maxlen=256)).append(lag_rules.LagSample(lp.timestamp_s, lp.committed_offset, lp.log_end_offset))
+                    self._lag_samples.setdefault((*k, lp.source), deque(maxlen=256)).append(
+                        lag_rules.LagSample(lp.timestamp_s, lp.committed_offset, lp.log_end_offset)
+                    )
             return True
 
     def buckets(self, window_s: float, end_s: float | None = None) -> list[Bucket]:
@@ -533,6 +537,7 @@ class Store:
         """Add to an analyzer signal counter (e.g. retries per target, calls without timeout)."""
         with self._lock:
             service = self._service(service)
+            key = self._name(service, "counter", f"{name}\x00{key}", self.config.max_dependencies_per_service * 4).split("\x00")[-1]
             counters = self._open().counters
             ck = (service, name, key)
             counters[ck] = counters.get(ck, 0.0) + value
@@ -639,7 +644,8 @@ class Store:
         """One observation of a partition; time lag is interpolated from log-end history when not given."""
         key = (group, topic, int(partition))
         with self._lock:
-            if key not in self._lag_samples and len(self._lag_samples) >= self.config.max_lag_partitions:
+            skey = (*key, source)
+            if skey not in self._lag_samples and len(self._lag_samples) >= self.config.max_lag_partitions:
                 self.dropped["cardinality"] = self.dropped.get("cardinality", 0) + 1
                 return
             hist = self._log_end_history.get((topic, key[2]))
@@ -652,9 +658,9 @@ class Store:
                 hist.popleft()
             if time_lag_s is None:
                 time_lag_s = lag_rules.time_lag_s(int(committed_offset), list(hist), timestamp_s)
-            samples = self._lag_samples.get(key)
+            samples = self._lag_samples.get(skey)
             if samples is None:
-                samples = self._lag_samples[key] = deque(maxlen=256)
+                samples = self._lag_samples[skey] = deque(maxlen=256)
             samples.append(lag_rules.LagSample(timestamp_s, int(committed_offset), int(log_end_offset)))
             while samples and samples[0].timestamp_s < timestamp_s - self.config.lag_rules.window_s * 2 and len(samples) > 2:
                 samples.popleft()
@@ -933,7 +939,7 @@ class Store:
             now = self.clock()
             out = []
             for (group, topic, partition), lp in sorted(latest.items()):
-                samples = self._lag_samples.get((group, topic, partition))
+                samples = self._lag_samples.get((group, topic, partition, lp.source))
                 status = lag_rules.evaluate(list(samples), now, self.config.lag_rules) if samples else lp.status
                 out.append(
                     {
