@@ -63,6 +63,7 @@ class _PoolProbe(BaseProbe):
     def __init__(self, meter) -> None:
         super().__init__(meter)
         self.pools: weakref.WeakKeyDictionary[Any, _PoolState] = weakref.WeakKeyDictionary()
+        self._registry_lock = threading.Lock()
         self._checked_out_at: dict[int, tuple[float, dict]] = {}
         inst = self.instruments
         self.wait_time = inst.histogram(signals.DB_POOL_WAIT_TIME, "s", "Time to obtain a connection from the pool")
@@ -76,7 +77,10 @@ class _PoolProbe(BaseProbe):
     def state(self, pool: Any) -> _PoolState:
         st = self.pools.get(pool)
         if st is None:
-            st = self.pools[pool] = _PoolState(self.pool_name(pool))
+            with self._registry_lock:  # first checkouts may race: one state per pool
+                st = self.pools.get(pool)
+                if st is None:
+                    st = self.pools[pool] = _PoolState(self.pool_name(pool))
         return st
 
     def pool_name(self, pool: Any) -> str:  # pragma: no cover - overridden

@@ -18,12 +18,15 @@ Gauges are read only at collection (no thread).  GC pauses come from ``gc.callba
 young-generation collections run hundreds of times a second in allocation-heavy code
 and a histogram record costs a few µs, so sub-threshold gen-0 pauses are not recorded
 (``bench/probes/run.py`` measures the cost).
-Event-loop lag needs a timer on the loop: the probe notices every loop that starts
-running (``asyncio`` sets its running loop through ``asyncio.events._set_running_loop``,
-which the probe wraps) and the loop already running when the probe is installed, and
-schedules a self-rescheduling ``call_at`` every ``CHOKEPOINT_LOOP_LAG_INTERVAL_S``
-seconds (default 0.1) — a handle, not a task, so it never shows up in
-``asyncio.all_tasks()``.  uvloop sets its running loop in C and is not seen.
+
+Event-loop lag needs a timer on the loop.  The probe notices every loop that starts
+running — asyncio sets its running loop through ``asyncio.events._set_running_loop``,
+which the probe wraps (and the ``asyncio._set_running_loop`` re-export) — and the loop
+already running when the probe is installed, and schedules a self-rescheduling
+``call_at`` every ``CHOKEPOINT_LOOP_LAG_INTERVAL_S`` seconds (default 0.1): a handle,
+not a task, so it never shows up in ``asyncio.all_tasks()``.  A loop implementation
+that bound ``_set_running_loop`` before the probe was installed (uvloop imported
+earlier) is seen only if it is already running at install.
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ class RuntimeProbe(BaseProbe):
 
             return _set_running_loop
 
-        self.patch(asyncio.events, "_set_running_loop", wrap_set_running_loop)
+        self.patch(asyncio.events, "_set_running_loop", wrap_set_running_loop)  # what asyncio's loops call
+        self.patch(asyncio, "_set_running_loop", wrap_set_running_loop)  # the package re-export other loops may bind
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:

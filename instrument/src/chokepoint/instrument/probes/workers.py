@@ -93,6 +93,7 @@ class ThreadPoolProbe(_WorkerProbe):
 
         super().__init__(meter)
         self.executors: weakref.WeakKeyDictionary[Any, _ExecutorState] = weakref.WeakKeyDictionary()
+        self._registry_lock = threading.Lock()
         probe = self
 
         def wrap_submit(original):
@@ -113,7 +114,11 @@ class ThreadPoolProbe(_WorkerProbe):
     def _timed_task(self, executor, fn):
         st = self.executors.get(executor)
         if st is None:
-            st = self.executors[executor] = _ExecutorState(getattr(executor, "_thread_name_prefix", "") or f"ThreadPoolExecutor-{id(executor):x}")
+            with self._registry_lock:  # two threads submitting to a new executor must share one state
+                st = self.executors.get(executor)
+                if st is None:
+                    name = getattr(executor, "_thread_name_prefix", "") or f"ThreadPoolExecutor-{id(executor):x}"
+                    st = self.executors[executor] = _ExecutorState(name)
         submitted, wait_time, attrs = time.perf_counter(), self.wait_time, _pool_attrs(self.kind, st.name)
 
         def task(*args, **kwargs):
