@@ -59,3 +59,6 @@ fi
 for part in "${wanted[@]}"; do
   if [ "$part" = kafka ]; then "$here/provision-kafka.sh"; fi
 done
+
+# telemetrygen (Go OTLP client for the collector's integration tests), with the default set only
+if [ $# -eq 0 ]; then "$here/provision-telemetrygen.sh"; fi

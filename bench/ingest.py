@@ -1,0 +1,345 @@
+"""Collector ingest benchmark: sustained spans/s per core over OTLP, CPU per million spans, RSS; store memory.
+
+One command (from the repo root)::
+
+    .venv/bin/python bench/ingest.py                 # 5 repeats x 8 s per transport, ~2 min
+    .venv/bin/python bench/ingest.py --repeats 3 --seconds 5 --markdown
+
+What it measures
+----------------
+1. **Ingest** — ``chokepoint serve --no-dashboard --sqlite-path none`` runs as its own
+   process on free ports.  A sender in *another* process posts pre-serialized
+   512-span ``ExportTraceServiceRequest`` batches (20 routes, HTTP server spans with
+   route/method/status attributes and realistic durations) as fast as the collector
+   answers, over 4 keep-alive connections, for ``--seconds``.  Side by side:
+   OTLP/HTTP protobuf, OTLP/HTTP JSON and OTLP/gRPC protobuf.  Per repeat: accepted
+   spans/s (wall clock), collector CPU seconds per million spans and spans per
+   collector CPU-second (= spans/s on one fully used core), collector RSS at the end.
+   The collector's CPU is read from ``/proc/<pid>/stat`` (user + system).
+2. **Memory for 1000 routes x 1 h** — in a fresh process, a ``Store`` with 10 s buckets
+   and 1 h memory retention receives 10 services x 100 routes x 20 requests per bucket
+   for 360 buckets (a fake clock), closing buckets as the service loop does; reported:
+   the process's RSS growth (after a ``gc.collect()``), per route-bucket too.
+
+Medians over the repeats are printed (and the per-repeat figures); ``--markdown``
+prints the table for docs/BENCHMARKS.md.  The machine is shared: the sender and the
+collector compete for the same cores, so spans/s per *collector CPU-second* is the
+figure that transfers to other machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BATCH_SPANS = 512
+ROUTES = [f"/api/v1/resource{i}/{{id}}" for i in range(20)]
+
+
+# ---------------------------------------------------------------- payloads
+
+
+def make_batches(n_batches: int, seed: int = 7):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    rng = random.Random(seed)
+    batches = []
+    base_ns = time.time_ns()
+    for b in range(n_batches):
+        request = ExportTraceServiceRequest()
+        rs = request.resource_spans.add()
+        rs.resource.attributes.add(key="service.name").value.string_value = "bench-shop"
+        rs.resource.attributes.add(key="telemetry.sdk.language").value.string_value = "python"
+        scope = rs.scope_spans.add()
+        scope.scope.name = "opentelemetry.instrumentation.asgi"
+        for i in range(BATCH_SPANS):
+            route = ROUTES[rng.randrange(len(ROUTES))]
+            span = scope.spans.add(
+                name=f"GET {route}",
+                trace_id=rng.getrandbits(128).to_bytes(16, "big"),
+                span_id=rng.getrandbits(64).to_bytes(8, "big"),
+                kind=2,
+            )
+            start = base_ns + (b * BATCH_SPANS + i) * 1000
+            span.start_time_unix_nano = start
+            span.end_time_unix_nano = start + int(rng.lognormvariate(-4.5, 0.8) * 1e9)
+            for key, value in (("http.route", route), ("http.request.method", "GET"), ("url.scheme", "http"), ("server.address", "shop")):
+                span.attributes.add(key=key).value.string_value = value
+            span.attributes.add(key="http.response.status_code").value.int_value = 500 if rng.random() < 0.01 else 200
+        batches.append(request)
+    return batches
+
+
+def to_otlp_json(request) -> bytes:
+    from google.protobuf import json_format
+
+    doc = json_format.MessageToDict(request)
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                import base64
+
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(doc).encode()
+
+
+# ---------------------------------------------------------------- sender (another process)
+
+
+def sender_main(transport: str, target: str, seconds: float, connections: int, result_queue) -> None:
+    batches = make_batches(16)
+    if transport == "grpc":
+        bodies = batches
+    elif transport == "http-json":
+        bodies = [to_otlp_json(b) for b in batches]
+    else:
+        bodies = [b.SerializeToString() for b in batches]
+    stop_at = time.monotonic() + seconds
+    counts = [0] * connections
+    errors = [0] * connections
+
+    def http_worker(k: int) -> None:
+        import http.client
+
+        host, port = target.split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        content_type = "application/json" if transport == "http-json" else "application/x-protobuf"
+        i = k
+        while time.monotonic() < stop_at:
+            body = bodies[i % len(bodies)]
+            i += 1
+            conn.request("POST", "/v1/traces", body=body, headers={"Content-Type": content_type})
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status == 200:
+                counts[k] += BATCH_SPANS
+            else:
+                errors[k] += 1
+                if resp.status == 429:
+                    time.sleep(0.01)
+        conn.close()
+
+    def grpc_worker(k: int) -> None:
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+        channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        i = k
+        while time.monotonic() < stop_at:
+            try:
+                stub.Export(bodies[i % len(bodies)], timeout=30)
+                counts[k] += BATCH_SPANS
+            except grpc.RpcError:
+                errors[k] += 1
+                time.sleep(0.01)
+            i += 1
+        channel.close()
+
+    worker = grpc_worker if transport == "grpc" else http_worker
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(connections)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result_queue.put({"spans": sum(counts), "errors": sum(errors), "wall_s": time.monotonic() - t0})
+
+
+# ---------------------------------------------------------------- collector process
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.ports = {"grpc": free_port(), "http": free_port(), "api": free_port()}
+        exe = Path(sys.executable).with_name("chokepoint")
+        argv = [str(exe), "serve", "--no-dashboard", "--sqlite-path", "none"]
+        argv += ["--otlp-grpc-port", str(self.ports["grpc"]), "--otlp-http-port", str(self.ports["http"]), "--api-port", str(self.ports["api"])]
+        env = {**os.environ, "CHOKEPOINT_MAX_INFLIGHT": "256"}
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if "ready" in line:
+                break
+            if not line and self.proc.poll() is not None:
+                raise RuntimeError("collector exited before it was ready")
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+
+    def target(self, transport: str) -> str:
+        return f"127.0.0.1:{self.ports['grpc' if transport == 'grpc' else 'http']}"
+
+    def ingested(self) -> float:
+        import urllib.request
+
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.ports['api']}/metrics", timeout=10).read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("chokepoint_ingest_spans_total{"))
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def run_ingest(transport: str, seconds: float, connections: int) -> dict:
+    collector = Collector()
+    try:
+        ctx = mp.get_context("spawn")
+        # warm-up (imports, first allocations) is not measured
+        queue = ctx.Queue()
+        warm = ctx.Process(target=sender_main, args=(transport, collector.target(transport), 1.0, connections, queue))
+        warm.start()
+        queue.get(timeout=120)
+        warm.join()
+        before_spans, before_cpu = collector.ingested(), proc_cpu_s(collector.proc.pid)
+        sender = ctx.Process(target=sender_main, args=(transport, collector.target(transport), seconds, connections, queue))
+        sender.start()
+        sent = queue.get(timeout=seconds + 120)
+        sender.join()
+        spans = collector.ingested() - before_spans
+        cpu = proc_cpu_s(collector.proc.pid) - before_cpu
+        rss = proc_rss_mib(collector.proc.pid)
+    finally:
+        collector.stop()
+    return {
+        "transport": transport,
+        "spans": spans,
+        "sender_spans": sent["spans"],
+        "refused_requests": sent["errors"],
+        "spans_per_s": spans / sent["wall_s"],
+        "cpu_s_per_million": cpu / spans * 1e6 if spans else float("nan"),
+        "spans_per_cpu_s": spans / cpu if cpu else float("nan"),
+        "collector_cpu_util": cpu / sent["wall_s"],
+        "rss_mib": rss,
+    }
+
+
+# ---------------------------------------------------------------- memory for 1000 routes x 1 h
+
+
+def memory_main(result_queue) -> None:
+    import gc
+
+    from chokepoint.collector.store import Store, StoreConfig
+
+    rng = random.Random(3)
+    now = [1_800_000_000.0]
+    rss_before = proc_rss_mib(os.getpid())
+    store = Store(StoreConfig(bucket_seconds=10.0, memory_retention_s=3600.0), clock=lambda: now[0])
+    services, routes_per_service, per_bucket = 10, 100, 20
+    for _bucket in range(360):
+        for s in range(services):
+            for r in range(routes_per_service):
+                store.add_requests(f"svc{s}", f"/route{r}/{{id}}", [rng.lognormvariate(-4.5, 0.8) for _ in range(per_bucket)], errors=0)
+        now[0] += 10.0
+        store.flush_due()
+    gc.collect()
+    rss_growth = proc_rss_mib(os.getpid()) - rss_before
+    rows = store.endpoints(None, window_s=3600)
+    result_queue.put(
+        {
+            "routes": len(rows),
+            "requests": sum(r["count"] for r in rows),
+            "rss_growth_mib": rss_growth,
+            "rss_per_route_bucket_kib": rss_growth * 1024 / (len(rows) * 360) if rows else float("nan"),
+        }
+    )
+
+
+def run_memory() -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=memory_main, args=(queue,))
+    proc.start()
+    result = queue.get(timeout=900)
+    proc.join()
+    return result
+
+
+# ---------------------------------------------------------------- main
+
+
+def median(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--transports", default="http-protobuf,http-json,grpc")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--markdown", action="store_true", help="print the docs/BENCHMARKS.md table")
+    args = parser.parse_args(argv)
+
+    results: dict[str, list[dict]] = {}
+    for repeat in range(args.repeats):
+        for transport in args.transports.split(","):  # interleaved, so drift hits every transport alike
+            row = run_ingest(transport, args.seconds, args.connections)
+            results.setdefault(transport, []).append(row)
+            print(
+                f"[{repeat + 1}/{args.repeats}] {transport:14s} {row['spans_per_s']:9.0f} spans/s  "
+                f"{row['cpu_s_per_million']:6.2f} CPU s/M spans  {row['spans_per_cpu_s']:9.0f} spans/CPU-s  "
+                f"collector CPU {row['collector_cpu_util']:.2f}  RSS {row['rss_mib']:.0f} MiB  refused {row['refused_requests']}",
+                flush=True,
+            )
+    memory = None if args.skip_memory else run_memory()
+
+    print(f"\nmedians of {args.repeats} repeats x {args.seconds:.0f} s, {BATCH_SPANS}-span batches, {args.connections} connections, nproc={os.cpu_count()}")
+    header = "| transport | spans/s (wall) | collector CPU s per 1M spans | spans per collector CPU-second | collector CPU used | collector RSS |"
+    lines = [header, "|---|---:|---:|---:|---:|---:|"]
+    for transport, rows in results.items():
+        lines.append(
+            f"| {transport} | {median(rows, 'spans_per_s'):,.0f} | {median(rows, 'cpu_s_per_million'):.1f} | "
+            f"{median(rows, 'spans_per_cpu_s'):,.0f} | {median(rows, 'collector_cpu_util'):.2f} cores | {median(rows, 'rss_mib'):.0f} MiB |"
+        )
+    if memory:
+        lines.append("")
+        lines.append(
+            f"Store memory, {memory['routes']} routes x 1 h (360 buckets of 10 s, {memory['requests']:,} requests): "
+            f"RSS growth {memory['rss_growth_mib']:.0f} MiB ({memory['rss_per_route_bucket_kib']:.2f} KiB per route-bucket)."
+        )
+    print("\n".join(lines))
+    if args.markdown:
+        print("\nraw:", json.dumps({"ingest": results, "memory": memory}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
