@@ -472,3 +472,24 @@ def test_unknown_metrics_are_accepted_and_ignored(ingestor, store):
     result = ingestor.consume_metrics(metrics_request("shop", [number("some.other.metric", 1)]))
     assert (result.accepted, result.rejected) == (1, 0)
     assert store.endpoints() == [] and store.pools() == []
+
+
+def test_children_exported_before_their_root_join_the_trace(ingestor, store):
+    tid = os.urandom(16)
+    root = span("GET /a", SERVER, 100, {"http.route": "/a", "http.response.status_code": 500}, trace_id=tid)
+    db = span("SELECT", CLIENT, 60, {"db.system": "postgresql", "db.statement": "SELECT 1"}, tid, root.span_id)
+    ingestor.consume_traces(traces_request("shop", [db]))  # batch 1: the child only
+    assert store.traces() == [] and one(store.dependencies(), kind="db")["count"] == 1
+    ingestor.consume_traces(traces_request("shop", [root]))  # batch 2: the root
+    [t] = store.traces()
+    assert t["keep_reason"] == "error" and [s["name"] for s in t["spans"]] == ["SELECT", "GET /a"]
+    assert store.breakdown("shop", "/a")["all"] == pytest.approx({"db": 60.0, "self": 40.0})
+    assert one(store.dependencies(), kind="db")["count"] == 1  # not counted twice
+    assert ingestor._pending_spans == 0
+
+
+def test_pending_children_are_bounded(ingestor, store):
+    ingestor.max_pending_spans = 3
+    for _ in range(5):
+        ingestor.consume_traces(traces_request("shop", [span("SELECT", CLIENT, 1, {"db.system": "postgresql"}, parent=os.urandom(8))]))
+    assert ingestor._pending_spans == 3 and len(ingestor._pending) == 3

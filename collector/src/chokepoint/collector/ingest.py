@@ -31,8 +31,11 @@ Agent-sampled vs foreign traces.  A trace is *agent-sampled* when any span carri
   biased sample; the agent's metrics cover 100 % of requests);
 - a foreign trace is kept when its root errored (``error``) or is slower than the
   route's p99 over the last 5 minutes (``slow``, once the route has >= 20 requests).
-Spans arriving later for a kept trace are appended.  Limitation: child spans exported
-in an *earlier* batch than their root are not part of the kept trace.
+Spans arriving later for a kept trace are appended.  Spans of a foreign trace whose root
+has not arrived yet (the SDK exported them in an earlier batch) wait in a bounded buffer
+(``max_pending_spans`` 5000, ``pending_ttl_s`` 30 s, oldest evicted) and join the
+trace's breakdown and kept-trace decision when the root comes; their latencies are
+aggregated on arrival, never twice.
 
 No double counting (the authority rule): for a service that sent
 ``http.server.request.duration`` (or ``http.server.duration``) in the last 5 minutes,
@@ -60,6 +63,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -278,6 +282,39 @@ class Ingestor:
         self._prev: dict[tuple, tuple[int, object]] = {}
         self._metrics_lock = threading.Lock()
         self.max_streams = 100_000
+        # spans of foreign traces whose local root has not arrived yet (exported in an
+        # earlier batch than their root): trace id -> (arrival time, records with copied spans)
+        self._pending: OrderedDict[bytes, tuple[float, list]] = OrderedDict()
+        self._pending_spans = 0
+        self._pending_lock = threading.Lock()
+        self.max_pending_spans = 5000
+        self.pending_ttl_s = 30.0
+
+    def _stash(self, trace_id: bytes, recs: list) -> None:
+        copied = []
+        for svc, span, attrs, dur, sampled, cls in recs:
+            c = trace_pb2.Span()
+            c.CopyFrom(span)  # don't pin the whole request's memory
+            copied.append((svc, c, attrs, dur, sampled, cls))
+        now = self.store.clock()
+        with self._pending_lock:
+            have = self._pending.get(trace_id)
+            if have is None:
+                self._pending[trace_id] = (now, copied)
+            else:
+                have[1].extend(copied)
+            self._pending_spans += len(copied)
+            while self._pending and (self._pending_spans > self.max_pending_spans or next(iter(self._pending.values()))[0] < now - self.pending_ttl_s):
+                _tid, (_t, old) = self._pending.popitem(last=False)
+                self._pending_spans -= len(old)
+
+    def _take_pending(self, trace_id: bytes) -> list:
+        with self._pending_lock:
+            got = self._pending.pop(trace_id, None)
+            if got is None:
+                return []
+            self._pending_spans -= len(got[1])
+            return got[1]
 
     # ================================================================ traces
     def consume_traces(self, request: ExportTraceServiceRequest, protocol: str | None = None) -> IngestResult:
@@ -314,6 +351,7 @@ class Ingestor:
                         tl.append(rec)
                     accepted += 1
 
+        pending = self._pending
         route_acc: dict[tuple[str, str], list] = {}
         dep_acc: dict[tuple[str, str, str], list] = {}
         breakdown_acc: dict[tuple[str, str], list] = {}
@@ -329,14 +367,25 @@ class Ingestor:
             sampled = keep_reason is not None or recs[0][4]
             if not sampled:
                 self._aggregate(recs, route_acc, dep_acc, authority)
-                if root is not None and root[1].kind == SERVER:
-                    _span_breakdown(root, recs, breakdown_acc, authority, store)
+            if pending and trace_id in pending:
+                earlier = self._take_pending(trace_id)
+                if earlier:
+                    recs = earlier + recs
+                    root = _local_root(recs)
+            if not sampled and root is not None and root[1].kind == SERVER:
+                _span_breakdown(root, recs, breakdown_acc, authority, store)
             tid = trace_id.hex()
             if store.is_trace_kept(tid):
                 store.add_spans_to_kept_trace(tid, self._span_dicts(recs))
                 continue
-            if keep_reason is None and root is not None:
-                keep_reason = self._sampled_keep_reason(root, recs) if sampled else self._foreign_keep_reason(root)
+            if keep_reason is None:
+                if sampled:
+                    keep_reason = self._sampled_keep_reason(root, recs)
+                elif root is not None:
+                    keep_reason = self._foreign_keep_reason(root)
+                else:
+                    self._stash(trace_id, recs)  # children before their root: wait for it
+                    continue
             if keep_reason is not None:
                 store.keep_trace(self._trace_dict(tid, keep_reason, root, recs))
 
@@ -390,7 +439,7 @@ class Ingestor:
 
     def _sampled_keep_reason(self, root, recs) -> str:
         """Our agent already sampled the trace: name why (error, slow = at/above the route's p95, else random)."""
-        c = root[5]
+        c = root[5] if root is not None else None
         if (c is not None and c[3]) or any(r[1].status.code == STATUS_ERROR for r in recs):
             return "error"
         if c is not None and c[0] == "server":
