@@ -87,35 +87,52 @@ class Breakdown:
     retried_calls: dict[str, int] = field(default_factory=dict)  # host -> repeated-after-failure calls
 
 
-def compute_breakdown(root, spans: Iterable, request: RequestContext | None = None) -> Breakdown:
-    """Split ``root``'s duration over the components (module docstring)."""
+def classify(span) -> tuple:
+    """``(span, category, detail)`` as the processor stores it.
+
+    detail: the host for HTTP; for DB ``None`` when the span carries a statement (a
+    query), else the operation name (``connect``), which is not counted as a query.
+    """
+    category = span_category(span)
+    if category == CATEGORY_HTTP:
+        return span, category, http_host(span)
+    if category == CATEGORY_DB and not first_attribute(span.attributes, ("db.query.text", "db.statement")):
+        return span, category, span.name
+    return span, category, None
+
+
+def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None = None, *, classified: list | None = None) -> Breakdown:
+    """Split ``root``'s duration over the components (module docstring).
+
+    ``classified``: ``(span, category, host)`` entries already computed by the caller;
+    otherwise ``spans`` are classified here.
+    """
     total_s = max((root.end_time - root.start_time) / 1e9, 0.0)
     result = Breakdown(total_s=total_s)
-    categorized = []
+    entries = classified if classified is not None else [classify(span) for span in spans]
     ids_by_category: dict[str, set[int]] = {}
-    for span in spans:
-        category = span_category(span)
+    for span, category, _host in entries:
         if category is not None:
-            categorized.append((category, span))
             ids_by_category.setdefault(category, set()).add(span.context.span_id)
     components = result.components
     failed_calls: set[tuple] = set()
-    for category, span in sorted(categorized, key=lambda item: item[1].start_time):
+    ordered = sorted((e for e in entries if e[1] is not None), key=lambda e: e[0].start_time) if ids_by_category else ()
+    for span, category, host in ordered:
         parent = span.parent
         if parent is not None and parent.span_id in ids_by_category[category]:
             continue  # nested under a span of the same kind: counted by its parent
         seconds = max((span.end_time - span.start_time) / 1e9, 0.0)
         if category == CATEGORY_HTTP:
-            host = http_host(span)
             name = f"http:{host}"
-            call = (host, first_attribute(span.attributes, HTTP_METHOD_KEYS), span.attributes.get("url.full"), span.name)
+            attributes = span.attributes or {}
+            call = (host, first_attribute(attributes, HTTP_METHOD_KEYS), attributes.get("url.full") or attributes.get("http.url"), span.name)
             if call in failed_calls:
                 result.retried_calls[host] = result.retried_calls.get(host, 0) + 1
             if span_failed(span):
                 failed_calls.add(call)
         else:
             name = category
-            if category == CATEGORY_DB:
+            if category == CATEGORY_DB and host is None:
                 result.db_queries += 1
         components[name] = components.get(name, 0.0) + seconds
     if request is not None:

@@ -234,7 +234,7 @@ class _OpenTrace:
 
     def __init__(self, root_span_id: int):
         self.root_span_id = root_span_id
-        self.spans: list[ReadableSpan] = []
+        self.spans: list[tuple] = []  # (span, category, http host)
         self.token = None
         self.request: context.RequestContext | None = None
 
@@ -250,6 +250,7 @@ class KeepSlowTracesProcessor(SpanProcessor):
         self._open: dict[int, _OpenTrace] = {}
         self._random = (rng or random.Random()).random
         self._sample_rate = config.trace_sample_rate
+        self._max_spans = config.max_spans_per_trace
         self.queue.start()
 
     # ------------------------------------------------------------ SpanProcessor
@@ -269,15 +270,16 @@ class KeepSlowTracesProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            self.instruments.record_span(span)
-            trace = self._open.get(span.context.trace_id)
+            category, host = self.instruments.record_span(span)
+            span_context = span.context
+            trace = self._open.get(span_context.trace_id)
             if trace is None:
                 return
-            if span.context.span_id == trace.root_span_id:
-                del self._open[span.context.trace_id]
+            if span_context.span_id == trace.root_span_id:
+                del self._open[span_context.trace_id]
                 self._close_trace(span, trace)
-            elif len(trace.spans) < self.config.max_spans_per_trace:
-                trace.spans.append(span)
+            elif len(trace.spans) < self._max_spans:
+                trace.spans.append((span, category, host))
             else:
                 self.instruments.dropped_spans.add(1, {signals.ATTR_DROP_REASON: DROP_TRACE_TOO_LARGE})
         except Exception:
@@ -314,9 +316,9 @@ class KeepSlowTracesProcessor(SpanProcessor):
         duration_s = max((root.end_time - root.start_time) / 1e9, 0.0)
         slow = self.decider.observe(route, duration_s)
         if root.kind is SpanKind.SERVER:
-            breakdown = compute_breakdown(root, trace.spans, trace.request)
+            breakdown = compute_breakdown(root, request=trace.request, classified=trace.spans)
             self.instruments.record_request(route, breakdown, slow)
-        if span_failed(root) or any(span_failed(s) for s in trace.spans):
+        if span_failed(root) or any(span_failed(entry[0]) for entry in trace.spans):
             reason = KEEP_ERROR
         elif slow:
             reason = KEEP_SLOW
@@ -324,8 +326,9 @@ class KeepSlowTracesProcessor(SpanProcessor):
             reason = KEEP_RANDOM
         else:
             return
-        trace.spans.append(root)
-        if self.queue.put(trace.spans):
+        spans = [entry[0] for entry in trace.spans]
+        spans.append(root)
+        if self.queue.put(spans):
             self.instruments.exported_traces.add(1, {signals.ATTR_KEEP_REASON: reason})
 
 

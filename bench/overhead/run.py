@@ -1,0 +1,198 @@
+"""Agent overhead benchmark: uninstrumented vs chokepoint vs stock OpenTelemetry, side by side.
+
+One command (from the repository root)::
+
+    .venv/bin/python bench/overhead/run.py [--repeats 3] [--duration 6] [--connections 16]
+
+What it does: starts a real PostgreSQL (``scripts/devservices.py``), a small local HTTP
+dependency (``downstream.py``) and an OTLP/HTTP sink (``tests/integration/otlp_sink.py``,
+standing in for the sidecar); then, for each repeat and each variant in turn, starts
+``app.py`` under uvicorn (1 worker, pinned to CPU 0) and drives it with ``loadgen.py``
+(pinned to CPU 1):
+
+- max rate (closed loop, ``--connections`` keep-alive connections): throughput, p50, p99,
+  and the app's CPU time per request (from ``/proc/<pid>/stat``);
+- fixed rate (open loop at ``--rate-fraction`` of the uninstrumented max throughput of the
+  same repeat): p50, p99.
+
+Variants: ``none`` (plain uvicorn), ``chokepoint`` (``chokepoint-instrument uvicorn ...``),
+``otel`` (``stock_otel.py``: the SDK configurator + every instrumentor with default
+options, exporting OTLP to the same sink).  Reports medians over repeats and the ratios to
+``none``; writes ``bench/overhead/results.json``.  Prints a Markdown table for
+docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+from otlp_sink import OtlpSink  # noqa: E402
+
+from devservices import PostgresService  # noqa: E402
+
+PY = str(Path(sys.executable))
+BIN = Path(sys.executable).parent
+VARIANTS = ("none", "chokepoint", "otel")
+APP_CPU = 0
+LOAD_CPU = 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {timeout_s}s")
+        time.sleep(0.1)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def app_command(variant: str, port: int) -> list[str]:
+    uvicorn = ["uvicorn", "app:app", "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"]
+    if variant == "none":
+        return [PY, "-m", *uvicorn]
+    if variant == "chokepoint":
+        return [str(BIN / "chokepoint-instrument"), PY, "-m", *uvicorn]
+    return [PY, str(HERE / "stock_otel.py"), *uvicorn]
+
+
+def load(port: int, duration_s: float, connections: int, rate: float | None = None) -> dict:
+    cmd = [PY, str(HERE / "loadgen.py"), "--port", str(port), "--duration", str(duration_s), "--connections", str(connections), "--cpu", str(LOAD_CPU)]
+    if rate:
+        cmd += ["--rate", str(rate)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def measure(variant: str, env: dict, args, rate: float | None) -> dict:
+    port = free_port()
+    app = subprocess.Popen(app_command(variant, port), cwd=HERE, env=env, preexec_fn=lambda: os.sched_setaffinity(0, {APP_CPU}))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")
+        load(port, args.warmup, args.connections)
+        cpu_before = cpu_seconds(app.pid)
+        max_rate = load(port, args.duration, args.connections)
+        cpu_ms_per_request = (cpu_seconds(app.pid) - cpu_before) * 1000 / max(max_rate["requests"], 1)
+        fixed = load(port, args.duration, args.connections, rate or max_rate["rps"] * args.rate_fraction)
+    finally:
+        app.terminate()
+        try:
+            app.wait(15)
+        except subprocess.TimeoutExpired:
+            app.kill()
+    return {
+        "rps": max_rate["rps"],
+        "max_p50_ms": max_rate["p50_ms"],
+        "max_p99_ms": max_rate["p99_ms"],
+        "cpu_ms_per_request": cpu_ms_per_request,
+        "fixed_rps": fixed["rps"],
+        "fixed_p50_ms": fixed["p50_ms"],
+        "fixed_p99_ms": fixed["p99_ms"],
+        "errors": max_rate["errors"] + fixed["errors"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=6.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rate-fraction", type=float, default=0.5)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+
+    with PostgresService() as pg, OtlpSink() as sink:
+        import psycopg
+
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
+            conn.execute("INSERT INTO items SELECT g, 'item-' || g FROM generate_series(0, 99) g")
+        down_port = free_port()
+        downstream = subprocess.Popen([PY, str(HERE / "downstream.py"), str(down_port)])
+        try:
+            wait_http(f"http://127.0.0.1:{down_port}/")
+            env = dict(
+                os.environ,
+                BENCH_DB_URL=pg.url,
+                BENCH_DOWNSTREAM_URL=f"http://127.0.0.1:{down_port}/",
+                OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
+                OTEL_SERVICE_NAME="bench-overhead",
+                PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+            )
+            results: dict[str, list[dict]] = {v: [] for v in variants}
+            for repeat in range(args.repeats):
+                rate = None
+                order = variants[repeat % len(variants) :] + variants[: repeat % len(variants)]
+                if "none" in order:  # the fixed rate comes from this repeat's uninstrumented max
+                    order.remove("none")
+                    order.insert(0, "none")
+                for variant in order:
+                    result = measure(variant, env, args, rate)
+                    if variant == "none":
+                        rate = result["rps"] * args.rate_fraction
+                    results[variant].append(result)
+                    print(f"repeat {repeat + 1} {variant:10s} " + " ".join(f"{k}={v:.2f}" for k, v in result.items()), flush=True)
+        finally:
+            downstream.terminate()
+            downstream.wait(10)
+        spans_at_sink = len(sink.spans())
+
+    summary = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in results.items()}
+    (HERE / "results.json").write_text(json.dumps({"args": vars(args), "runs": results, "median": summary, "spans_at_sink": spans_at_sink}, indent=2))
+    print_table(summary, args)
+
+
+def print_table(summary: dict, args) -> None:
+    base = summary.get("none")
+    print(f"\nmedians over {args.repeats} repeats ({args.duration:.0f} s each, {args.connections} connections)\n")
+    print("| variant | max rps | rps vs none | CPU ms/req | p50 ms @max | p99 ms @max | p50 ms @fixed | p99 ms @fixed | p50 added @fixed |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for variant, s in summary.items():
+        ratio = s["rps"] / base["rps"] if base else float("nan")
+        added = s["fixed_p50_ms"] - base["fixed_p50_ms"] if base else float("nan")
+        print(
+            f"| {variant} | {s['rps']:.0f} | {ratio:.2f} | {s['cpu_ms_per_request']:.2f} | {s['max_p50_ms']:.1f} | {s['max_p99_ms']:.1f} "
+            f"| {s['fixed_p50_ms']:.2f} | {s['fixed_p99_ms']:.2f} | {added:+.2f} |"
+        )
+    if base and "chokepoint" in summary and "otel" in summary:
+        ours = summary["chokepoint"]["fixed_p50_ms"] - base["fixed_p50_ms"]
+        stock = summary["otel"]["fixed_p50_ms"] - base["fixed_p50_ms"]
+        cpu_ours = summary["chokepoint"]["cpu_ms_per_request"] - base["cpu_ms_per_request"]
+        cpu_stock = summary["otel"]["cpu_ms_per_request"] - base["cpu_ms_per_request"]
+        print(f"\nchokepoint adds {ours:+.2f} ms p50 vs stock {stock:+.2f} ms ({ours / stock:.2f} of stock) at fixed rate;")
+        print(f"CPU per request: chokepoint {cpu_ours:+.2f} ms vs stock {cpu_stock:+.2f} ms ({cpu_ours / cpu_stock:.2f} of stock)")
+
+
+if __name__ == "__main__":
+    main()
