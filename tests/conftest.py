@@ -100,7 +100,7 @@ def collector(request, tmp_path):
 
     overrides = dict(getattr(request, "param", None) or {})
     overrides.setdefault("sqlite_path", tmp_path / "collector.sqlite")
-    config = CollectorConfig(otlp_grpc_port=0, otlp_http_port=0, api_port=0, data_dir=tmp_path, **overrides)
+    config = CollectorConfig(**{"otlp_grpc_port": 0, "otlp_http_port": 0, "api_port": 0, "data_dir": tmp_path, **overrides})
     service = CollectorService(config)
     service.start()
     try:
