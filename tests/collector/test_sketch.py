@@ -165,3 +165,10 @@ def test_quantiles_in_one_pass_equal_single_quantiles():
     qs = (0.999, 0.0, 0.5, 0.0001, 0.9, 1.0, 0.99)
     assert s.quantiles(qs) == [s.quantile(q) for q in qs]
     assert Sketch().quantiles((0.5, 0.9)) == [None, None]
+
+
+def test_exponential_negative_buckets_without_min_get_a_finite_bound():
+    s = Sketch()
+    s.add_exponential_buckets(0, 0, [2], negative_offset=1, negative_counts=[1])  # (-4, -2] and (1, 2]
+    assert s.min == -4.0 and s.max == 2.0
+    assert s.quantile(0.0) == -4.0 and s.count == 3

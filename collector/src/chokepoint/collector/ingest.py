@@ -752,7 +752,7 @@ class Ingestor:
                 store.add_counter(svc, name, _signal_key(attrs), v)
             return
         if name in _SIGNAL_HISTOGRAMS and is_hist:
-            sk = self._sketch(key, m, which, p, "")
+            sk = self._sketch(key, m, which, p, None)  # unit: "{query}"/"By" stay, "ms" → s
             if sk is not None and sk.count:
                 k = _signal_key(attrs)
                 store.add_counter(svc, f"{name}.sum", k, sk.sum)

@@ -25,8 +25,9 @@ import threading
 import zlib
 from pathlib import Path
 
+from chokepoint.collector.protocol import BreakdownAgg, BreakerAgg, Bucket, LagPoint, PoolAgg, RouteAgg, RuntimeAgg
 from chokepoint.collector.sketch import Sketch
-from chokepoint.collector.store import BreakdownAgg, BreakerAgg, Bucket, LagPoint, PoolAgg, RouteAgg, RuntimeAgg, Store
+from chokepoint.collector.store import Store
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS buckets (start REAL PRIMARY KEY, data BLOB NOT NULL, written_at REAL NOT NULL)"
 FORMAT_VERSION = 1

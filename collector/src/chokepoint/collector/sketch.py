@@ -209,7 +209,8 @@ class Sketch:
         self.sum += total if total is not None else approx_sum
         if minimum is None:
             if neg_n:
-                minimum = -math.inf if self.min == math.inf else self.min
+                deepest = negative_offset + max(j for j, c in enumerate(negative_counts) if c > 0)
+                minimum = -math.exp((deepest + 1) * ln_base + shift)
             elif zero_count > 0:
                 minimum = 0.0
             elif lo_key is not None:
