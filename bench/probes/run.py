@@ -6,7 +6,9 @@ Usage::
 
 Each case runs ``--repeats`` times ``--number`` calls without the probe, then the same
 with the probe installed (a real SDK MeterProvider, nothing exported), and prints the
-median µs per call of each side and the difference.  Cases: SQLAlchemy QueuePool
+median µs per call of each side and the difference — with the probe's histograms and
+counters in the OpenTelemetry SDK, and (when ``chokepoint.instrument.lean_metrics`` is
+importable) in the agent's lean registry, as ``install_all(meter, lean=...)`` does.  Cases: SQLAlchemy QueuePool
 checkout+return (SQLite in memory), ThreadPoolExecutor submit+result, anyio
 ``to_thread.run_sync`` (what sync FastAPI endpoints go through), pybreaker ``call``,
 and a generation-0 ``gc.collect()`` (GC pause callback).
@@ -29,6 +31,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from chokepoint.instrument.probes import install
+from chokepoint.instrument.probes.patching import instruments_for
 
 
 def _median_us(fn, number: int, repeats: int) -> float:
@@ -102,24 +105,33 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--number", type=int, default=20000)
     args = parser.parse_args()
-    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    meter = provider.get_meter("bench")
+    try:
+        from chokepoint.instrument.lean_metrics import LeanMetrics
+    except ImportError:
+        LeanMetrics = None
+    sdk_meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("bench")
+    lean_meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("bench-lean")
+    if LeanMetrics is not None:
+        instruments_for(lean_meter).use_lean(LeanMetrics("bench"))
     print(f"load average before: {os.getloadavg()[0]:.1f} (2-core machine shared with other work: compare the columns, not runs)")
-    print(f"{'case':40s} {'without µs':>11s} {'with µs':>9s} {'added µs':>9s}   (median of {args.repeats})")
+    lean_header = f" {'lean µs':>9s} {'added':>7s}" if LeanMetrics is not None else ""
+    print(f"{'case':38s} {'without µs':>11s} {'SDK µs':>9s} {'added':>7s}{lean_header}   (median of {args.repeats})")
     for label, probe_name, make, scale in CASES:
         number = max(100, int(args.number * scale))
         run = make(number)
         run(min(number, 500))  # warm up
         without = _median_us(run, number, args.repeats)
-        probe = install(probe_name, meter)
-        try:
-            run = make(number)
-            run(min(number, 500))
-            with_probe = _median_us(run, number, args.repeats)
-        finally:
-            probe.uninstall()
-        print(f"{label:40s} {without:11.2f} {with_probe:9.2f} {with_probe - without:9.2f}")
-    provider.shutdown()
+        row = f"{label:38s} {without:11.2f}"
+        for meter in (sdk_meter, lean_meter) if LeanMetrics is not None else (sdk_meter,):
+            probe = install(probe_name, meter)
+            try:
+                run = make(number)
+                run(min(number, 500))
+                with_probe = _median_us(run, number, args.repeats)
+            finally:
+                probe.uninstall()
+            row += f" {with_probe:9.2f} {with_probe - without:7.2f}"
+        print(row)
 
 
 if __name__ == "__main__":

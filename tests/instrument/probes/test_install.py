@@ -46,3 +46,46 @@ def test_unknown_name_and_disabled_env(metrics, installed, monkeypatch):
     only = install_all(metrics.meter, enabled={"runtime"})
     installed.extend(only)
     assert _names(only) == ["runtime"]
+
+
+class FakeLean:
+    """Duck-typed lean registry: remembers every record/add."""
+
+    def __init__(self):
+        self.records: list = []
+
+    def histogram(self, name, unit, description=""):
+        return FakeLeanInstrument(name, self.records)
+
+    def counter(self, name, unit, description=""):
+        return FakeLeanInstrument(name, self.records)
+
+
+class FakeLeanInstrument:
+    def __init__(self, name, records):
+        self.name, self.records = name, records
+
+    def record(self, value, values, keys):
+        self.records.append((self.name, values, keys))
+
+    def add(self, amount, values, keys):
+        self.records.append((self.name, values, keys))
+
+
+def test_hot_path_instruments_go_to_a_lean_registry_when_given(metrics, installed, tmp_path):
+    import sqlalchemy as sa
+
+    from chokepoint.instrument import signals
+
+    lean = FakeLean()
+    installed.extend(install_all(metrics.meter, enabled={"sqlalchemy_pool"}, lean=lean))
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/lean.sqlite", poolclass=sa.pool.QueuePool)
+    with engine.connect():
+        pass
+    name = f"sqlite:///{tmp_path}/lean.sqlite"
+    keys = (signals.ATTR_DB_POOL_NAME,)
+    assert (signals.DB_POOL_WAIT_TIME, (name,), keys) in lean.records
+    assert (signals.DB_POOL_USE_TIME, (name,), keys) in lean.records
+    got = metrics.collect()
+    assert signals.DB_POOL_WAIT_TIME not in got  # not in the SDK ...
+    assert metrics.value(signals.DB_POOL_CONNECTION_MAX, {signals.ATTR_DB_POOL_NAME: name}, got) == 15  # ... gauges still are

@@ -8,6 +8,7 @@ Usage (the agent core does this; tests do it with an ``InMemoryMetricReader``)::
     from chokepoint.instrument.probes import install_all, wrap_asgi_inflight
     probes = install_all(meter)                      # every probe whose library is importable
     probes = install_all(meter, enabled={"sqlalchemy_pool", "runtime"})   # only these; missing lib → ProbeUnavailable
+    probes = install_all(meter, lean=lean_metrics)   # hot-path histograms/counters in the agent's LeanMetrics
     app = wrap_asgi_inflight(app)                    # ASGI requests in flight (probe "asgi")
     for probe in probes: probe.uninstall()           # undoes every patch, listener and callback
 
@@ -33,14 +34,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry.metrics import Meter
 
 from chokepoint.instrument.probes.breakers import AioBreakerProbe, CircuitBreakerPackageProbe, PyBreakerProbe
 from chokepoint.instrument.probes.db_pool import PsycopgPoolProbe, SQLAlchemyPoolProbe
 from chokepoint.instrument.probes.kafka_lag import AiokafkaLagProbe, KafkaLagProbe
-from chokepoint.instrument.probes.patching import ProbeUnavailable
+from chokepoint.instrument.probes.patching import ProbeUnavailable, instruments_for
 from chokepoint.instrument.probes.runtime import RuntimeProbe
 from chokepoint.instrument.probes.workers import AnyioThreadPoolProbe, AsgiInflightProbe, GunicornProbe, ThreadPoolProbe, inflight, wrap_asgi_inflight
 
@@ -82,8 +83,12 @@ def install(name: str, meter: Meter) -> Probe:
     return factory(meter)
 
 
-def install_all(meter: Meter, *, enabled: set[str] | None = None, disabled: set[str] | None = None) -> list[Probe]:
+def install_all(meter: Meter, *, enabled: set[str] | None = None, disabled: set[str] | None = None, lean: Any = None) -> list[Probe]:
     """Install probes and return them (uninstall each to undo).
+
+    ``lean``: optional lean metrics registry (``chokepoint.instrument.lean_metrics.LeanMetrics``
+    or anything with its ``histogram`` / ``counter`` methods) for the hot-path histograms
+    and counters; gauges always go through ``meter``.
 
     ``enabled=None``: every probe whose library is importable, minus ``disabled`` and
     ``CHOKEPOINT_DISABLED_PROBES``; missing libraries are skipped quietly and any other
@@ -91,6 +96,8 @@ def install_all(meter: Meter, *, enabled: set[str] | None = None, disabled: set[
     name raises ``ValueError``, a missing library ``ProbeUnavailable`` (after undoing
     the probes already installed by this call).
     """
+    if lean is not None:
+        instruments_for(meter).use_lean(lean)
     if enabled is not None:
         unknown = set(enabled) - PROBES.keys()
         if unknown:

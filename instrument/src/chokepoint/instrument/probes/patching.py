@@ -71,25 +71,69 @@ class ObservableFamily:
         return out
 
 
+class _LeanHistogram:
+    """SDK-shaped ``record(value, attributes)`` onto a lean histogram's ``record(value, values, keys)``."""
+
+    __slots__ = ("_lean",)
+
+    def __init__(self, lean: Any) -> None:
+        self._lean = lean
+
+    def record(self, amount: float, attributes: dict | None = None) -> None:
+        attributes = attributes or {}
+        self._lean.record(amount, tuple(attributes.values()), tuple(attributes))
+
+
+class _LeanCounter(_LeanHistogram):
+    __slots__ = ()
+
+    def add(self, amount: float, attributes: dict | None = None) -> None:
+        attributes = attributes or {}
+        self._lean.add(amount, tuple(attributes.values()), tuple(attributes))
+
+
 class Instruments:
-    """The instruments of one meter, created on first use and shared by all probes."""
+    """The instruments of one meter, created on first use and shared by all probes.
+
+    Synchronous instruments (histograms, counters) are recorded on hot paths (every
+    pool checkout, every breaker call), where the SDK's ``record`` costs several µs.
+    Given a lean registry (``use_lean``: an object with ``histogram(name, unit,
+    description)`` / ``counter(...)`` returning ``record(value, values, keys)`` /
+    ``add(amount, values, keys)``, such as the agent's
+    ``chokepoint.instrument.lean_metrics.LeanMetrics``), they are created there instead
+    and exported with the agent's other lean metrics.
+    """
 
     def __init__(self, meter: Meter) -> None:
         self.meter = meter
+        self.lean: Any = None
         self._sync: dict[str, Any] = {}
         self._families: dict[str, ObservableFamily] = {}
         self._lock = threading.Lock()
 
+    def use_lean(self, lean: Any) -> None:
+        """Create histograms and counters in ``lean`` from now on (call before installing probes)."""
+        with self._lock:
+            self.lean = lean
+
     def histogram(self, name: str, unit: str, description: str, boundaries: tuple[float, ...] = SECONDS_BUCKETS):
         with self._lock:
             if name not in self._sync:
-                self._sync[name] = self.meter.create_histogram(name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(boundaries))
+                if self.lean is not None:
+                    self._sync[name] = _LeanHistogram(self.lean.histogram(name, unit, description))
+                else:
+                    self._sync[name] = self.meter.create_histogram(
+                        name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(boundaries)
+                    )
             return self._sync[name]
 
     def counter(self, name: str, unit: str, description: str):
         with self._lock:
             if name not in self._sync:
-                self._sync[name] = self.meter.create_counter(name, unit=unit, description=description)
+                if self.lean is not None:
+                    self._sync[name] = _LeanCounter(self.lean.counter(name, unit, description))
+                else:
+                    self._sync[name] = self.meter.create_counter(name, unit=unit, description=description)
             return self._sync[name]
 
     def gauge_family(self, name: str, unit: str, description: str) -> ObservableFamily:
