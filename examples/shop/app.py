@@ -61,7 +61,7 @@ Bottleneck switches owned by the shop (all off = healthy: fast, no errors, no gr
 ``hot_endpoint``            ``/search`` waits 400 ms on a (simulated) search backend while
                             holding its worker thread — search traffic takes most of the
                             threadpool and starves the other sync routes.
-``memory_pressure``         ``/products/{id}`` keeps every view (with copies of the product) in
+``memory_pressure``         ``/products/{id}`` keeps every view (with 300 copies of the product) in
                             an ever-growing list and makes cyclic garbage — RSS grows and
                             GC pauses lengthen (the list is released when switched off).
 ``uncompressed_response``   the GZip middleware is bypassed: ``/catalog/export`` sends ~300 KB
@@ -112,6 +112,7 @@ BLOCKING_SLEEP_S = 0.02
 CURRENCY_CACHE_TTL_S = 60.0
 CPU_SCORING_ROUNDS = 2000
 RECENT_VIEWS_KEPT = 100
+LEAK_COPIES_PER_VIEW = 300
 
 
 @dataclass
@@ -241,7 +242,7 @@ class Shop:
                 raise HTTPException(404, f"no product {product_id}")
             data = {**product.as_dict(), "currency": self.currency(s)}
         if self.switches.on("memory_pressure"):
-            self.view_history.append({"product": data, "viewed_at": time.time(), "snapshots": [dict(data) for _ in range(50)]})
+            self.view_history.append({"product": data, "viewed_at": time.time(), "snapshots": [dict(data) for _ in range(LEAK_COPIES_PER_VIEW)]})
             self._make_garbage()
         else:
             self.recent_views.append(product_id)
@@ -390,7 +391,7 @@ class SwitchableGZip:
 
     def __init__(self, app, switches: Switches) -> None:
         self.app = app
-        self.gzip = GZipMiddleware(app, minimum_size=1000)
+        self.gzip = GZipMiddleware(app, minimum_size=1000, compresslevel=6)
         self.switches = switches
 
     async def __call__(self, scope, receive, send) -> None:

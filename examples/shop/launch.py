@@ -9,12 +9,13 @@ For launchers (``make demo``), scenario tests and the integration tests::
         print(stack.shop_url, stack.payment_url, stack.fulfilment_url)
         ...  # put load on stack.shop_url (shop.load.run_load), flip switches at runtime
 
-or from a shell: ``python -m shop.launch --db ... --kafka ...`` (runs until Ctrl-C).
+or from a shell: ``python -m shop.launch --db ... --kafka ...`` (runs until Ctrl-C or SIGTERM,
+then stops the three processes).
 
 Each process runs in its own session (process group) with ``OTEL_SERVICE_NAME`` set to
 ``shop``, ``payment`` or ``fulfilment`` and ``SHOP_SWITCHES`` set to ``switches`` (each
 keeps the switches it owns).  ``wrapper`` is put in front of each command (e.g.
-``["chokepoint-instrument"]``).  Ports are free loopback ports unless given.  Start order:
+``["chokepoint-instrument"]``; a bare name is looked up next to this Python first).  Ports are free loopback ports unless given.  Start order:
 payment and shop together (the shop creates the schema, seed data and topic), then the
 fulfilment worker; ``start()`` returns when all three printed their "ready" line and the
 worker has its partitions, or raises :class:`LaunchError` with the log tail (everything
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +54,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def resolve_command(argv: Sequence[str]) -> list[str]:
+    """Find a bare command name next to this Python first (the venv's ``bin``), then on PATH."""
+    argv = list(argv)
+    if argv and os.sep not in argv[0]:
+        beside = Path(sys.executable).parent / argv[0]
+        found = str(beside) if beside.exists() else shutil.which(argv[0])
+        if found is None:
+            raise LaunchError(f"command {argv[0]!r} not found next to {sys.executable} or on PATH")
+        argv[0] = found
+    return argv
 
 
 class DemoProcess:
@@ -134,7 +148,7 @@ class ShopStack:
         ready_timeout_s: float = 90.0,
     ) -> None:
         self.db, self.kafka, self.switches, self.topic = db, kafka, switches, topic
-        self.wrapper = list(wrapper)
+        self.wrapper = resolve_command(wrapper)
         self.base_env = dict(os.environ if env is None else env)
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="shop-logs-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -208,9 +222,11 @@ def main(argv: list[str] | None = None) -> int:
             for proc in stack.processes.values():
                 print(proc.ready_line, flush=True)
             print(f"demo ready {stack.shop_url} (logs in {stack.log_dir}); Ctrl-C to stop", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                while all(p.proc.poll() is None for p in stack.processes.values()):
-                    time.sleep(0.5)
+            stopping = threading.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stopping.set())
+            while not stopping.is_set() and all(p.proc.poll() is None for p in stack.processes.values()):
+                stopping.wait(0.5)
     except LaunchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
