@@ -118,3 +118,20 @@ def test_uninstall_restores_pool_and_stops_recording(metrics, tmp_path):
         pass
     assert signals.DB_POOL_WAIT_TIME not in metrics.collect()
     assert not sa.event.contains(sa.pool.Pool, "checkout", probe._on_checkout)
+
+
+def test_new_engine_pool_is_reported_before_any_checkout_and_nullpool_is_not(metrics, installed, tmp_path):
+    installed.append(SQLAlchemyPoolProbe(metrics.meter))
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/fresh.sqlite", poolclass=QueuePool, pool_size=4, max_overflow=2)
+    got = metrics.collect()
+    assert metrics.value(signals.DB_POOL_CONNECTION_MAX, {POOL: _url_name(engine.url)}, got) == 6
+    null_engine = sa.create_engine(f"sqlite:///{tmp_path}/null.sqlite", poolclass=sa.pool.NullPool)
+    token = context.start_request("/null")
+    try:
+        with null_engine.connect():
+            assert context.db_connections_held() == 1
+    finally:
+        context.end_request(token)
+    got = metrics.collect()
+    assert metrics.points(signals.DB_POOL_CONNECTION_MAX, {POOL: _url_name(null_engine.url)}, got) == []
+    assert metrics.points(signals.DB_POOL_CONNECTION_COUNT, {POOL: _url_name(null_engine.url)}, got) == []

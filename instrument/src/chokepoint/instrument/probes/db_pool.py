@@ -23,7 +23,9 @@ Pool names: SQLAlchemy pools are named from their engine URL without credentials
 (``postgresql+psycopg://127.0.0.1:5432/shop``); pools created before the probe was
 installed, or without an engine, are named ``sqlalchemy:<dialect>``.  psycopg pools use
 their own ``name`` (``pool-1`` unless given).  Pools are found when created or on
-their first checkout after install.
+their first checkout after install.  SQLAlchemy pools without a size (``NullPool``,
+``StaticPool``, ``SingletonThreadPool``) still mark connections held for the request
+breakdown but report no gauges.
 
 Probe names for ``install_all(enabled=...)``: ``sqlalchemy_pool``, ``psycopg_pool``.
 """
@@ -86,7 +88,7 @@ class _PoolProbe(BaseProbe):
     def pool_name(self, pool: Any) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def sizes(self, pool: Any) -> dict[str, int]:  # pragma: no cover - overridden
+    def sizes(self, pool: Any) -> dict[str, int] | None:  # pragma: no cover - overridden
         raise NotImplementedError
 
     # --------------------------------------------------------------- timing
@@ -131,9 +133,12 @@ class _PoolProbe(BaseProbe):
     def _each(self):
         for pool, st in list(self.pools.items()):
             try:
-                yield st, self.sizes(pool)
+                sizes = self.sizes(pool)
             except Exception:
                 report_error(f"{self.name}.sizes")
+                continue
+            if sizes is not None:  # None: a pool without a size (SQLAlchemy NullPool, StaticPool, ...)
+                yield st, sizes
 
     def _counts(self):
         for st, s in self._each():
@@ -167,7 +172,7 @@ class SQLAlchemyPoolProbe(_PoolProbe):
         except ImportError as e:
             raise ProbeUnavailable(f"probe {self.name!r} needs SQLAlchemy: {e}") from e
         super().__init__(meter)
-        self._event, self._Pool = event, Pool
+        self._event, self._Pool, self._QueuePool = event, Pool, QueuePool
         self._engine_names: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self.observe(signals.DB_POOL_OVERFLOW, "{connection}", "Connections opened beyond pool_size", self._overflows)
         probe, timeout_error = self, exc.TimeoutError
@@ -196,6 +201,8 @@ class SQLAlchemyPoolProbe(_PoolProbe):
                 if probe.active:
                     try:
                         probe._engine_names[pool] = _url_name(url)
+                        if isinstance(pool, QueuePool):
+                            probe.state(pool)  # in the gauges from creation, before any checkout
                     except Exception:
                         report_error("sqlalchemy_pool.engine_init")
 
@@ -244,9 +251,9 @@ class SQLAlchemyPoolProbe(_PoolProbe):
         dialect = getattr(pool, "_dialect", None)
         return f"sqlalchemy:{getattr(dialect, 'name', 'pool')}"
 
-    def sizes(self, pool) -> dict[str, int]:
-        if not hasattr(pool, "checkedout"):
-            return {"used": 0, "idle": 0, "max": -1, "base": 0, "overflow": 0}
+    def sizes(self, pool) -> dict[str, int] | None:
+        if not isinstance(pool, self._QueuePool):
+            return None
         size, max_overflow = pool.size(), pool._max_overflow
         return {
             "used": pool.checkedout(),
