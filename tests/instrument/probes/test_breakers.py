@@ -168,3 +168,16 @@ def test_breaker_probe_never_raises_into_user_code(metrics, installed):
     assert breaker.call(lambda: 5) == 5
     with pytest.raises(ConnectionError):
         breaker.call(boom)
+
+
+def test_nested_breakers_count_their_own_rejections(metrics, installed):
+    installed.append(PyBreakerProbe(metrics.meter))
+    inner = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=60, name="inner")
+    outer = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60, name="outer")
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        inner.call(boom)  # trips inner
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        outer.call(lambda: inner.call(boom))  # outer ran; inner refused
+    got = metrics.collect()
+    assert calls(metrics, "inner", got) == {"failure": 1, "rejected": 1}
+    assert calls(metrics, "outer", got) == {"failure": 1}

@@ -38,9 +38,11 @@ from chokepoint.instrument.probes.patching import BaseProbe, ProbeUnavailable, r
 
 _STATE_INDEX = {name: i for i, name in enumerate(signals.BREAKER_STATES)}
 
-# Set by the outermost patched ``call`` to a one-item list; our listener's before_call
-# flips it, so a CircuitBreakerError with the flag unset means "rejected, never ran".
-_call_box: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("chokepoint_breaker_call", default=None)
+# Set by the outermost patched ``call`` of a breaker to ``(breaker, [False])``; our
+# listener's before_call for that breaker flips the flag, so a CircuitBreakerError with
+# the flag unset means "rejected, never ran".  A nested call of the same breaker
+# (pybreaker's open → half-open retry) passes through; another breaker gets its own box.
+_call_box: contextvars.ContextVar[tuple[Any, list[bool]] | None] = contextvars.ContextVar("chokepoint_breaker_call", default=None)
 
 
 def state_name(state: Any) -> str:
@@ -124,15 +126,16 @@ class _ListenerBreakerProbe(_BreakerProbe):
 
         def wrap_call(original):
             def call(breaker, func, *args, **kwargs):
-                if not probe.active or _call_box.get() is not None:
+                outer = _call_box.get()
+                if not probe.active or (outer is not None and outer[0] is breaker):
                     return original(breaker, func, *args, **kwargs)
                 probe.attach(breaker)
-                box = [False]
-                token = _call_box.set(box)
+                ran = [False]
+                token = _call_box.set((breaker, ran))
                 try:
                     return original(breaker, func, *args, **kwargs)
                 except probe.error_type:
-                    if not box[0]:
+                    if not ran[0]:
                         probe.count_call(breaker, "rejected")
                     raise
                 finally:
@@ -142,15 +145,16 @@ class _ListenerBreakerProbe(_BreakerProbe):
 
         def wrap_call_async(original):
             async def call_async(breaker, func, *args, **kwargs):
-                if not probe.active or _call_box.get() is not None:
+                outer = _call_box.get()
+                if not probe.active or (outer is not None and outer[0] is breaker):
                     return await original(breaker, func, *args, **kwargs)
                 probe.attach(breaker)
-                box = [False]
-                token = _call_box.set(box)
+                ran = [False]
+                token = _call_box.set((breaker, ran))
                 try:
                     return await original(breaker, func, *args, **kwargs)
                 except probe.error_type:
-                    if not box[0]:
+                    if not ran[0]:
                         probe.count_call(breaker, "rejected")
                     raise
                 finally:
@@ -190,8 +194,8 @@ class _ListenerBreakerProbe(_BreakerProbe):
 
             def before_call(self, cb, func, *args, **kwargs):
                 box = _call_box.get()
-                if box is not None:
-                    box[0] = True
+                if box is not None and box[0] is cb:
+                    box[1][0] = True
 
             def success(self, cb):
                 if probe.active:

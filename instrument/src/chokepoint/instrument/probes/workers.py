@@ -78,10 +78,11 @@ class _WorkerProbe(BaseProbe):
 
 # ---------------------------------------------------------------------- ThreadPoolExecutor
 class _ExecutorState:
-    __slots__ = ("busy", "lock", "name")
+    __slots__ = ("attrs", "busy", "lock", "name")
 
     def __init__(self, name: str) -> None:
         self.name, self.busy, self.lock = name, 0, threading.Lock()
+        self.attrs = _pool_attrs("threadpool", name)
 
 
 class ThreadPoolProbe(_WorkerProbe):
@@ -119,7 +120,7 @@ class ThreadPoolProbe(_WorkerProbe):
                 if st is None:
                     name = getattr(executor, "_thread_name_prefix", "") or f"ThreadPoolExecutor-{id(executor):x}"
                     st = self.executors[executor] = _ExecutorState(name)
-        submitted, wait_time, attrs = time.perf_counter(), self.wait_time, _pool_attrs(self.kind, st.name)
+        submitted, wait_time, attrs = time.perf_counter(), self.wait_time, st.attrs
 
         def task(*args, **kwargs):
             try:
@@ -161,6 +162,7 @@ class AnyioThreadPoolProbe(_WorkerProbe):
             raise ProbeUnavailable(f"probe {self.name!r} needs anyio: {e}") from e
         super().__init__(meter)
         self.limiters: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._attrs: dict[str, dict[str, str]] = {}
         self._numbers = itertools.count(1)
         default_limiter, probe = anyio.to_thread.current_default_thread_limiter, self
 
@@ -185,7 +187,8 @@ class AnyioThreadPoolProbe(_WorkerProbe):
         self.patch(anyio.to_thread, "run_sync", wrap_run_sync)
 
     def _timed(self, func, name: str):
-        queued_at, wait_time, attrs = time.perf_counter(), self.wait_time, _pool_attrs(self.kind, name)
+        attrs = self._attrs.get(name) or self._attrs.setdefault(name, _pool_attrs(self.kind, name))
+        queued_at, wait_time = time.perf_counter(), self.wait_time
 
         def in_thread(*args):
             try:
