@@ -65,3 +65,8 @@ def test_time_lag_interpolates_committed_offset_in_log_end_history(committed, no
 
 def test_time_lag_without_history_is_unknown():
     assert time_lag_s(5, [], 10.0) is None
+
+
+def test_time_lag_with_a_single_history_point_below_the_offset_is_unknown():
+    assert time_lag_s(5, [(10.0, 8)], 10.0) is None
+    assert time_lag_s(5, [(10.0, 8)], 25.0) == 15.0  # but at least the time since that point

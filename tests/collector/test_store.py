@@ -257,3 +257,15 @@ def test_analyzer_counter_keys_are_capped(clock):
     counters = store.window(60).counters
     assert counters[("shop", "retries", OTHER)] == 2
     assert len(counters) == 5
+
+
+def test_pull_monitor_row_wins_and_borrows_the_agent_time_lag(store, clock):
+    store.record_consumer_offsets("g", "t", 0, 100, 200, clock.t, source="pull")
+    clock.t += 1
+    store.record_consumer_offsets("g", "t", 0, 110, 205, clock.t, time_lag_s=3.5, source="agent")
+    [row] = store.consumer_lag()
+    assert (row["source"], row["committed_offset"], row["lag"], row["time_lag_s"]) == ("pull", 100, 100, 3.5)
+    clock.t += 400  # the pull monitor went quiet: the fresher agent row is shown
+    store.record_consumer_offsets("g", "t", 0, 300, 305, clock.t, time_lag_s=0.5, source="agent")
+    [row] = store.consumer_lag()
+    assert (row["source"], row["committed_offset"]) == ("agent", 300)

@@ -35,7 +35,8 @@ offsets ``[(timestamp, log_end_offset), ...]``: the time at which the log end pa
 committed offset is linearly interpolated between the two history samples around it,
 and ``time lag = now - that time``.  A committed offset at or past the newest log end
 gives 0.  An offset older than the whole history is extrapolated with the history's
-average produce rate, and never less than ``now - oldest sample``.
+average produce rate, and never less than ``now - oldest sample``; with a single
+history point and the offset below it the time lag is unknown (``None``).
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def time_lag_s(committed_offset: int, log_end_history: Sequence[tuple[float, int
     span_t = newest_t - oldest_t
     span_offsets = newest_end - oldest_end
     if span_t <= 0 or span_offsets <= 0:
-        return floor
+        return floor if floor > 0 else None  # one history point: unknown, not zero
     rate = span_offsets / span_t
     passed_at = oldest_t - (oldest_end - committed_offset) / rate
     return max(floor, now_s - passed_at)

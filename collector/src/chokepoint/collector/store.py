@@ -3,9 +3,22 @@
 Usage::
 
     store = Store(StoreConfig(bucket_seconds=10))        # clock=time.time by default
-    store.add_requests("shop", "GET /items/{id}", [0.012, 0.020], errors=0)
+    store.add_requests("shop", "/items/{id}", [0.012, 0.020], errors=0)
     store.endpoints("shop", window_s=60)                 # JSON-ready, shapes of CONTRACT.md
     store.flush_due()                                     # every second: close finished buckets
+
+Writes (the ingestor and the lag monitor call these; durations in seconds):
+``add_requests`` / ``merge_requests`` (route latency), ``add_dependency_calls`` /
+``merge_dependency``, ``add_breakdown``, ``set_pool`` / ``add_pool_waits`` /
+``merge_pool_wait`` / ``add_pool_timeouts``, ``set_breaker_state`` /
+``add_breaker_transitions`` / ``add_breaker_calls``, ``set_runtime`` /
+``merge_runtime_sketch``, ``record_consumer_offsets`` / ``record_consumer_lag``,
+``add_counter``, ``keep_trace``, ``count_ingested`` / ``count_rejected`` / ``count_dropped``.
+Reads: ``health``, ``services``, ``endpoints``, ``dependencies``, ``pools`` and
+``breakers`` (latest gauges; waits, timeouts, calls over the last 60 s),
+``consumer_lag``, ``traces``, ``timeseries`` (``TIMESERIES_METRICS``), ``histogram``,
+``heatmap``, ``breakdown``; for the analyzer ``window``/``buckets``; for ``/metrics``
+``exposition_snapshot``.
 
 Layout
 - Everything written lands in the **open bucket** (``floor(now / bucket_seconds)``, by
@@ -152,6 +165,7 @@ class Store:
         # samples per (group, topic, partition, source): the agent and the pull monitor see the
         # same partition at different moments; mixing them would look like offset rewinds
         self._lag_samples: dict[tuple[str, str, int, str], deque[lag_rules.LagSample]] = {}
+        self._lag_latest: dict[tuple[str, str, int, str], LagPoint] = {}  # newest point per partition and source
         self._log_end_history: dict[tuple[str, int], deque[tuple[float, int]]] = {}
         self._traces: OrderedDict[str, dict] = OrderedDict()
         self._authority: dict[tuple[str, str], float] = {}
@@ -473,7 +487,7 @@ class Store:
             while samples and samples[0].timestamp_s < timestamp_s - self.config.lag_rules.window_s * 2 and len(samples) > 2:
                 samples.popleft()
             status = lag_rules.evaluate(list(samples), timestamp_s, self.config.lag_rules)
-            self._open().lag[key] = LagPoint(
+            self._open().lag[key] = self._lag_latest[skey] = LagPoint(
                 committed_offset=int(committed_offset),
                 log_end_offset=int(log_end_offset),
                 lag=float(log_end_offset - committed_offset),
@@ -489,9 +503,14 @@ class Store:
         """A lag observation without offsets (agent gauges); status from the lag trend only."""
         key = (group, topic, int(partition))
         with self._lock:
+            skey = (*key, source)
+            if skey not in self._lag_latest and len(self._lag_latest) >= self.config.max_lag_partitions:
+                self.dropped["cardinality"] = self.dropped.get("cardinality", 0) + 1
+                return
             lp = self._open().lag.get(key)
-            if lp is None:
+            if lp is None or lp.source != source:
                 lp = self._open().lag[key] = LagPoint(source=source)
+            self._lag_latest[skey] = lp
             if lag is not None:
                 lp.lag = float(lag)
                 lp.status = LAG_STATUSES[4] if lag < 0 else lp.status
@@ -739,12 +758,32 @@ class Store:
             return out
 
     def consumer_lag(self) -> list[dict]:
+        """One row per partition.  When both the pull monitor and the agent report a
+        partition, the pull monitor's row wins while it is fresh (< 5 min; it reads the
+        broker, like Burrow), and a missing time lag is taken from the other source."""
         with self._lock:
             latest: dict[tuple[str, str, int], LagPoint] = {}
             for b in self._window_list(self.config.memory_retention_s):
                 for k, v in b.lag.items():
                     latest[k] = v
             now = self.clock()
+            for (group, topic, partition, source), lp in self._lag_latest.items():
+                if now - lp.timestamp_s > self.config.memory_retention_s:
+                    continue
+                key = (group, topic, partition)
+                have = latest.get(key)
+                if (
+                    have is None
+                    or source == have.source
+                    or (source == "pull" and now - lp.timestamp_s < 300)
+                    or (have.source != "pull" and lp.timestamp_s > have.timestamp_s)
+                ):
+                    other = have
+                    latest[key] = lp
+                else:
+                    other = lp
+                if latest[key].time_lag_s is None and other is not None and other.time_lag_s is not None:
+                    latest[key] = LagPoint(**{**vars(latest[key]), "time_lag_s": other.time_lag_s})
             out = []
             for (group, topic, partition), lp in sorted(latest.items()):
                 samples = self._lag_samples.get((group, topic, partition, lp.source))
