@@ -35,7 +35,7 @@ the request did on the database.
 Bottleneck switches owned by the shop (all off = healthy: fast, no errors, no growth)
 -------------------------------------------------------------------------------------
 ``worker_pool_saturation``  the anyio threadpool shrinks from ``--threads`` (16) to 4 tokens
-                            and every sync route waits 50 ms on I/O (``time.sleep``) — all
+                            and every sync route waits 150 ms on I/O (``time.sleep``) — all
                             sync routes queue for a worker thread; CPU stays low.
 ``cpu_saturation``          ``/recommendations`` scores candidates in pure Python (~30 ms of
                             CPU per request) — the process pins one core (the GIL).
@@ -43,8 +43,8 @@ Bottleneck switches owned by the shop (all off = healthy: fast, no errors, no gr
                             blocking 20 ms ``time.sleep`` on the event loop — every async
                             request (and the loop itself) stalls.
 ``db_pool_saturation``      requests use a second engine whose QueuePool has
-                            ``pool_size=2, max_overflow=0`` and hold the connection across a
-                            50 ms sleep — requests wait for a connection while each query
+                            ``pool_size=2, max_overflow=0`` and hold the connection across an
+                            80 ms sleep — requests wait for a connection while each query
                             stays fast.
 ``slow_query``              ``/search`` matches anywhere in the name (``lower(name) LIKE
                             '%term%'``): the prefix index cannot be used, a sequential scan
@@ -58,7 +58,7 @@ Bottleneck switches owned by the shop (all off = healthy: fast, no errors, no gr
                             any error/timeout (pair with the payment service's ``retry_storm``).
 ``missing_timeout``         the payment call is made with ``timeout=None`` instead of 1 s
                             (pair with the payment service's ``missing_timeout``: it hangs 3 s).
-``hot_endpoint``            ``/search`` waits 400 ms on a (simulated) search backend while
+``hot_endpoint``            ``/search`` waits 800 ms on a (simulated) search backend while
                             holding its worker thread — search traffic takes most of the
                             threadpool and starves the other sync routes.
 ``memory_pressure``         ``/products/{id}`` keeps every view (with 300 copies of the product) in
@@ -105,9 +105,9 @@ from shop.serving import env, run
 from shop.switches import ENV_VAR, SwitchError, Switches, admin_router
 
 SATURATED_THREADS = 4
-IO_WAIT_S = 0.05
-POOL_HOLD_S = 0.05
-HOT_SEARCH_WAIT_S = 0.4
+IO_WAIT_S = 0.15
+POOL_HOLD_S = 0.08
+HOT_SEARCH_WAIT_S = 0.8
 BLOCKING_SLEEP_S = 0.02
 CURRENCY_CACHE_TTL_S = 60.0
 CPU_SCORING_ROUNDS = 2000

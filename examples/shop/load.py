@@ -3,7 +3,7 @@
 Usage::
 
     python -m shop.load --url http://127.0.0.1:8000 --rate 50 --duration 30 \\
-        [--concurrency 32] [--mix product=35,search=20,place_order=10] [--seed 1]
+        [--concurrency 32] [--mix product=35,search=20,place_order=10 | --focus slow_query] [--seed 1]
 
 or from Python (tests, the demo launcher)::
 
@@ -12,7 +12,8 @@ or from Python (tests, the demo launcher)::
 
 Requests are started on a fixed schedule (``rate_rps``, open model) for ``duration_s``
 seconds, each picking a route by the weights of ``mix`` (default :data:`DEFAULT_MIX`,
-the same mix as ``examples/locustfile.py``).  At most ``concurrency`` requests are in
+the same mix as ``examples/locustfile.py``; ``--focus SWITCH`` / :func:`mix_for` use a
+mix that puts that switch's route in focus, :data:`SWITCH_MIX`).  At most ``concurrency`` requests are in
 flight; a request that has to wait for a free slot is counted as ``late``.  Latency is
 measured from the request's *scheduled* start, so waiting for a slot counts (no
 coordinated omission).  A response with status >= 400, a timeout or a connection
@@ -78,6 +79,41 @@ ROUTES: dict[str, Callable[[random.Random], RequestSpec]] = {
 
 #: Relative weights of the default route mix (shared with examples/locustfile.py).
 DEFAULT_MIX: dict[str, float] = {"product": 35, "search": 20, "recommendations": 10, "quote": 10, "orders": 10, "place_order": 10, "export": 5}
+
+
+#: Route mixes that put a switch's route in focus (for demos and scenario tests), so its
+#: effect dominates at a moderate rate (~40 rps); :func:`mix_for` combines them.
+SWITCH_MIX: dict[str, dict[str, float]] = {
+    "worker_pool_saturation": {"product": 50, "search": 20, "orders": 20, "quote": 10},
+    "cpu_saturation": {"recommendations": 60, "product": 30, "quote": 10},
+    "event_loop_blocked": {"quote": 50, "product": 40, "search": 10},
+    "db_pool_saturation": {"product": 60, "search": 20, "orders": 20},
+    "slow_query": {"search": 50, "product": 40, "orders": 10},
+    "n_plus_one": {"orders": 50, "product": 40, "search": 10},
+    "connection_held_during_external_call": {"place_order": 50, "product": 50},
+    "external_dependency_slow": {"place_order": 40, "quote": 20, "product": 40},
+    "circuit_open": {"place_order": 50, "product": 50},
+    "retry_storm": {"place_order": 50, "product": 50},
+    "missing_timeout": {"place_order": 50, "product": 50},
+    "consumer_lag": {"place_order": 60, "product": 40},
+    "hot_endpoint": {"search": 60, "product": 30, "orders": 10},
+    "memory_pressure": {"product": 80, "search": 20},
+    "uncompressed_response": {"export": 30, "product": 60, "search": 10},
+    "cacheable_reads": {"product": 60, "search": 20, "recommendations": 20},
+}
+
+
+def mix_for(switches: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """The focus mix of the given switches (summed), or :data:`DEFAULT_MIX` for none."""
+    if not switches:
+        return dict(DEFAULT_MIX)
+    mix: dict[str, float] = {}
+    for name in switches:
+        if name not in SWITCH_MIX:
+            raise ValueError(f"no focus mix for {name!r}; known: {', '.join(SWITCH_MIX)}")
+        for route, weight in SWITCH_MIX[name].items():
+            mix[route] = mix.get(route, 0.0) + weight
+    return mix
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -254,11 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds")
     parser.add_argument("--concurrency", type=int, default=32, help="max requests in flight")
     parser.add_argument("--mix", default="", help="route weights, e.g. product=35,search=20 (default: the standard mix)")
+    parser.add_argument("--focus", default="", help="comma-separated switches: use their focus mix (SWITCH_MIX) instead of --mix")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
     try:
-        mix = parse_mix(args.mix) if args.mix else None
+        focus = [name.strip() for name in args.focus.split(",") if name.strip()]
+        mix = mix_for(focus) if focus else parse_mix(args.mix) if args.mix else None
         result = asyncio.run(
             run_load(args.url, args.rate, args.duration, args.concurrency, mix, args.timeout, args.seed, progress=lambda s: print(s, flush=True))
         )

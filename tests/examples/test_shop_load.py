@@ -99,3 +99,15 @@ def test_locustfile_uses_the_same_mix():
     out = subprocess.run([sys.executable, "-c", code], cwd=EXAMPLES, capture_output=True, text=True, timeout=60, check=True).stdout
     counts = json.loads(out.strip().splitlines()[-1])
     assert collections.Counter({k.removeprefix("request_"): v for k, v in counts.items()}) == collections.Counter({k: int(v) for k, v in DEFAULT_MIX.items()})
+
+
+def test_every_switch_has_a_focus_mix_of_known_routes():
+    from shop.load import SWITCH_MIX, mix_for
+    from shop.switches import SWITCH_NAMES
+
+    assert set(SWITCH_MIX) == set(SWITCH_NAMES)
+    assert all(set(mix) <= set(ROUTES) for mix in SWITCH_MIX.values())
+    assert mix_for([]) == DEFAULT_MIX
+    assert mix_for(["slow_query", "n_plus_one"]) == {"search": 60, "product": 80, "orders": 60}
+    with pytest.raises(ValueError, match="no focus mix"):
+        mix_for(["nope"])
