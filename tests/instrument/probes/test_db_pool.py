@@ -135,3 +135,11 @@ def test_new_engine_pool_is_reported_before_any_checkout_and_nullpool_is_not(met
     got = metrics.collect()
     assert metrics.points(signals.DB_POOL_CONNECTION_MAX, {POOL: _url_name(null_engine.url)}, got) == []
     assert metrics.points(signals.DB_POOL_CONNECTION_COUNT, {POOL: _url_name(null_engine.url)}, got) == []
+
+
+def test_probe_failures_never_reach_the_application(engine_and_probe, caplog):
+    engine, probe, _ = engine_and_probe
+    probe.wait_time = probe.use_time = None  # break the probe's own bookkeeping
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select 41 + 1")).scalar() == 42
+    assert "chokepoint probe error" in caplog.text

@@ -126,3 +126,12 @@ def test_uninstalled_threadpool_probe_stops_wrapping(metrics):
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="after") as pool:
         assert pool.submit(lambda: 7).result() == 7
     assert signals.WORKER_POOL_QUEUE_WAIT_TIME not in metrics.collect()
+
+
+def test_threadpool_probe_failures_never_reach_the_application(metrics, installed):
+    probe = ThreadPoolProbe(metrics.meter)
+    installed.append(probe)
+    probe.wait_time = None  # break the probe's own bookkeeping
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="robust") as pool:
+        assert pool.submit(sum, [1, 2]).result() == 3
+        assert _wait_until(lambda: metrics.value(signals.WORKER_POOL_BUSY, {KIND: "threadpool", NAME: "robust"}) == 0)

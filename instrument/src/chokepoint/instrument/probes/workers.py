@@ -123,10 +123,10 @@ class ThreadPoolProbe(_WorkerProbe):
         submitted, wait_time, attrs = time.perf_counter(), self.wait_time, st.attrs
 
         def task(*args, **kwargs):
+            with st.lock:
+                st.busy += 1
             try:
                 wait_time.record(time.perf_counter() - submitted, attrs)
-                with st.lock:
-                    st.busy += 1
             except Exception:
                 report_error("threadpool.task")
             try:
