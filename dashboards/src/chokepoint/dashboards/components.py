@@ -8,7 +8,6 @@ without a browser.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import plotly.graph_objects as go
 from dash import dash_table, html
@@ -32,67 +31,82 @@ def error_banner(message: str) -> html.Div:
     )
 
 
+def figure(data: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain trace/layout dicts, without Plotly's per-property validation.
+
+    Validation dominates the callbacks' cost with an hour of data (see bench/dashboard.py);
+    the dicts here are written against Plotly's schema and checked by the browser tests.
+    """
+    return go.Figure(data=data, layout=layout, _validate=False)
+
+
 def empty_figure(message: str = NO_DATA, title: str = "") -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(
-        title=title,
-        xaxis={"visible": False},
-        yaxis={"visible": False},
-        annotations=[{"text": message, "showarrow": False, "font": {"size": 14, "color": "#666"}, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}],
-        height=260,
-        margin={"l": 40, "r": 10, "t": 40, "b": 30},
+    return figure(
+        [],
+        {
+            "title": {"text": title},
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "annotations": [{"text": message, "showarrow": False, "font": {"size": 14, "color": "#666"}, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}],
+            "height": 260,
+            "margin": {"l": 40, "r": 10, "t": 40, "b": 30},
+        },
     )
-    return fig
 
 
-def to_datetimes(timestamps: Iterable[float]) -> list[datetime]:
-    return [datetime.fromtimestamp(ts, tz=UTC) for ts in timestamps]
+def to_epoch_ms(timestamps: Iterable[float]) -> list[float]:
+    """Unix seconds → epoch milliseconds, which a ``type="date"`` axis plots directly."""
+    return [ts * 1000.0 for ts in timestamps]
 
 
 def series_name(labels: dict, keys: Iterable[str]) -> str:
     return " ".join(str(labels[k]) for k in keys if labels.get(k) not in (None, ""))
 
 
-def lines_figure(
-    series: list[dict], title: str, yaxis_title: str, label_keys: Iterable[str], *, step: bool = False, dash_style: str | None = None
-) -> go.Figure:
-    """One line per ``{"labels", "points"}`` series (``points`` = ``[[ts, value], ...]``)."""
-    if not series or not any(s.get("points") for s in series):
-        return empty_figure(title=title)
-    fig = go.Figure()
-    add_lines(fig, series, label_keys, step=step, dash_style=dash_style)
-    style_time_figure(fig, title, yaxis_title)
-    return fig
-
-
-def add_lines(fig: go.Figure, series: list[dict], label_keys: Iterable[str], *, suffix: str = "", step: bool = False, dash_style: str | None = None) -> None:
+def line_traces(series: list[dict], label_keys: Iterable[str], *, suffix: str = "", step: bool = False, dash_style: str | None = None) -> list[dict]:
+    """One scatter-line trace dict per ``{"labels", "points"}`` series (``points`` = ``[[ts, value], ...]``)."""
     keys = list(label_keys)
+    traces = []
     for s in series:
         points = s.get("points") or []
         line = {"shape": "hv" if step else "linear"}
         if dash_style:
             line["dash"] = dash_style
-        fig.add_trace(
-            go.Scatter(
-                x=to_datetimes(p[0] for p in points),
-                y=[p[1] for p in points],
-                mode="lines",
-                name=f"{series_name(s.get('labels', {}), keys)}{suffix}".strip() or "value",
-                line=line,
-            )
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": to_epoch_ms(p[0] for p in points),
+                "y": [p[1] for p in points],
+                "name": f"{series_name(s.get('labels', {}), keys)}{suffix}".strip() or "value",
+                "line": line,
+            }
         )
+    return traces
 
 
-def style_time_figure(fig: go.Figure, title: str, yaxis_title: str, height: int = 280) -> go.Figure:
-    fig.update_layout(
-        title=title,
-        yaxis_title=yaxis_title,
-        height=height,
-        margin={"l": 50, "r": 10, "t": 40, "b": 30},
-        legend={"orientation": "h", "y": -0.2},
-        uirevision="keep",  # keep zoom/legend choices across live refreshes
-    )
-    return fig
+def time_figure(traces: list[dict], title: str, yaxis_title: str, height: int = 280, **layout) -> go.Figure:
+    """Traces over a date x axis, with the dashboard's common layout."""
+    base = {
+        "title": {"text": title},
+        "xaxis": {"type": "date"},
+        "yaxis": {"title": {"text": yaxis_title}},
+        "height": height,
+        "margin": {"l": 50, "r": 10, "t": 40, "b": 30},
+        "legend": {"orientation": "h", "y": -0.2},
+        "uirevision": "keep",  # keep zoom/legend choices across live refreshes
+    }
+    base.update(layout)
+    return figure(traces, base)
+
+
+def lines_figure(
+    series: list[dict], title: str, yaxis_title: str, label_keys: Iterable[str], *, step: bool = False, dash_style: str | None = None, **layout
+) -> go.Figure:
+    """One line per series, or the empty state when there are no points."""
+    if not series or not any(s.get("points") for s in series):
+        return empty_figure(title=title)
+    return time_figure(line_traces(series, label_keys, step=step, dash_style=dash_style), title, yaxis_title, **layout)
 
 
 def table(table_id: str, columns: list[tuple[str, str, str]], rows: list[dict], **kwargs) -> dash_table.DataTable:

@@ -83,16 +83,26 @@ def refresh(client: ApiClient, window_s: float = 60, history_s: float = 3600):
         states = client.timeseries("breaker_state", window_s=history_s)
     except CollectorUnavailable as exc:
         return error_banner(str(exc)), [], empty_figure(str(exc)), empty_state(str(exc)), empty_figure(str(exc))
-    timeline = lines_figure(states, "Breaker state (0 closed, 1 half-open, 2 open)", "state", ("service", "breaker"), step=True)
-    if states:
-        timeline.update_yaxes(tickvals=list(range(len(BREAKER_STATES))), ticktext=list(BREAKER_STATES), range=[-0.2, len(BREAKER_STATES) - 0.8])
+    state_axis = {
+        "title": {"text": "state"},
+        "tickvals": list(range(len(BREAKER_STATES))),
+        "ticktext": list(BREAKER_STATES),
+        "range": [-0.2, len(BREAKER_STATES) - 0.8],
+    }
+    timeline = lines_figure(states, "Breaker state (0 closed, 1 half-open, 2 open)", "state", ("service", "breaker"), step=True, yaxis=state_axis)
     cards = (
         html.Div([breaker_card(b) for b in breakers], style={"display": "flex", "gap": "8px", "flexWrap": "wrap"})
         if breakers
         else empty_state("No circuit breakers reported.")
     )
     status = empty_state() if not deps and not breakers else html.Div(f"{len(deps)} dependencies, {len(breakers)} breakers", className="status-ok")
-    return status, dependency_rows(deps), lines_figure(p99, "Dependency latency p99", "ms", ("kind", "target")), cards, timeline
+    return (
+        status,
+        dependency_rows(deps),
+        lines_figure(p99, "Dependency latency p99 (log)", "ms", ("kind", "target"), yaxis={"title": {"text": "ms"}, "type": "log"}),
+        cards,
+        timeline,
+    )
 
 
 def layout(**_query) -> html.Div:

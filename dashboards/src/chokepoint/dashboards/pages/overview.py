@@ -22,15 +22,15 @@ from ..components import (
     NO_DATA,
     REFRESH_MS,
     SEVERITY_COLOURS,
-    add_lines,
     empty_figure,
     empty_state,
     error_banner,
+    line_traces,
     ms,
     pct,
-    style_time_figure,
     table,
-    to_datetimes,
+    time_figure,
+    to_epoch_ms,
 )
 
 PATH = "/"
@@ -159,18 +159,15 @@ def heatmap_figure(heat: dict, route: str) -> go.Figure:
     title = f"Latency heatmap — {route}"
     if not heat.get("times") or not heat.get("le_ms"):
         return empty_figure(title=title)
-    fig = go.Figure(
-        go.Heatmap(
-            x=to_datetimes(heat["times"]),
-            y=[str(le) for le in heat["le_ms"]],
-            z=list(map(list, zip(*heat["counts"], strict=True))) if heat["counts"] else [],
-            colorscale="Viridis",
-            colorbar={"title": "requests"},
-        )
-    )
-    style_time_figure(fig, title, "latency ≤ ms")
-    fig.update_yaxes(type="category")
-    return fig
+    trace = {
+        "type": "heatmap",
+        "x": to_epoch_ms(heat["times"]),
+        "y": [str(le) for le in heat["le_ms"]],
+        "z": [list(row) for row in zip(*heat["counts"], strict=True)] if heat["counts"] else [],
+        "colorscale": "Viridis",
+        "colorbar": {"title": {"text": "requests"}},
+    }
+    return time_figure([trace], title, "latency ≤ ms", yaxis={"title": {"text": "latency ≤ ms"}, "type": "category"})
 
 
 def refresh_route_charts(client: ApiClient, selected: str | None, window_s: float = 3600):
@@ -180,12 +177,12 @@ def refresh_route_charts(client: ApiClient, selected: str | None, window_s: floa
     service, route = selected.split("|", 1)
     try:
         heat = client.heatmap(service, route, window_s=window_s)
-        fig = go.Figure()
+        traces = []
         for metric, label in PERCENTILE_METRICS:
-            add_lines(fig, client.timeseries(metric, service=service, target=route, window_s=window_s), [], suffix=label)
+            traces += line_traces(client.timeseries(metric, service=service, target=route, window_s=window_s), [], suffix=label)
     except CollectorUnavailable as exc:
         return empty_figure(str(exc), "Latency heatmap"), empty_figure(str(exc), "Latency percentiles")
-    lines = style_time_figure(fig, f"Latency percentiles — {route}", "ms") if fig.data else empty_figure(title="Latency percentiles")
+    lines = time_figure(traces, f"Latency percentiles — {route}", "ms") if traces else empty_figure(title="Latency percentiles")
     return heatmap_figure(heat, route), lines
 
 

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
 from ..client import ApiClient, CollectorUnavailable
-from ..components import REFRESH_MS, add_lines, empty_figure, empty_state, error_banner, lines_figure, ms, style_time_figure, table
+from ..components import REFRESH_MS, empty_figure, empty_state, error_banner, line_traces, lines_figure, ms, table, time_figure
 
 PATH = "/resources"
 NAME = "Resources"
@@ -59,10 +59,8 @@ def pool_rows(pools: list[dict]) -> list[dict]:
 def used_vs_max_figure(used: list[dict], cap: list[dict]) -> go.Figure:
     if not used:
         return empty_figure(title="Pool members in use vs capacity")
-    fig = go.Figure()
-    add_lines(fig, used, POOL_LABELS, suffix=" used")
-    add_lines(fig, cap, POOL_LABELS, suffix=" max", dash_style="dash")
-    return style_time_figure(fig, "Pool members in use vs capacity", "members")
+    traces = line_traces(used, POOL_LABELS, suffix=" used") + line_traces(cap, POOL_LABELS, suffix=" max", dash_style="dash")
+    return time_figure(traces, "Pool members in use vs capacity", "members")
 
 
 def refresh(client: ApiClient, window_s: float = 3600):
