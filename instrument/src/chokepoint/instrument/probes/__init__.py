@@ -26,7 +26,12 @@ when the meter collects.
 
 Environment: ``CHOKEPOINT_DISABLED_PROBES`` (comma-separated names) is honoured when
 ``enabled`` is not given; ``CHOKEPOINT_LOOP_LAG_INTERVAL_S`` (runtime) and
-``CHOKEPOINT_KAFKA_LAG_REFRESH_S`` (Kafka probes) tune the two periodic reads.
+``CHOKEPOINT_KAFKA_LAG_REFRESH_S`` (Kafka probes) tune the two periodic reads;
+``CHOKEPOINT_GC_MIN_PAUSE_S`` (runtime) the shortest young-generation GC pause recorded.
+
+Install after the OpenTelemetry instrumentors: the confluent-kafka one replaces
+``confluent_kafka.Consumer`` too, and the probe subclasses whatever is there.
+Per-call cost of each hot path: ``bench/probes/run.py``.
 """
 
 from __future__ import annotations

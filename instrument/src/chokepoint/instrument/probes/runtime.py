@@ -2,8 +2,10 @@
 
 =====================================  ==================================================
 ``process.cpu.utilization``            gauge, CPU time / wall time since the previous
-                                       collection, as a fraction of ONE core (a CPython
-                                       process pinned by the GIL sits near 1.0)
+                                       collection (by any reader), as a fraction of ONE
+                                       core (a CPython process pinned by the GIL sits
+                                       near 1.0; several busy threads in C code can
+                                       exceed it)
 ``process.memory.usage``               gauge, resident set size in bytes
 ``process.thread.count``               gauge, live Python threads
 ``chokepoint.runtime.gc.pause_time``   histogram (s), one sample per generation-1/2
