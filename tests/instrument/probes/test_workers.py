@@ -135,3 +135,20 @@ def test_threadpool_probe_failures_never_reach_the_application(metrics, installe
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="robust") as pool:
         assert pool.submit(sum, [1, 2]).result() == 3
         assert _wait_until(lambda: metrics.value(signals.WORKER_POOL_BUSY, {KIND: "threadpool", NAME: "robust"}) == 0)
+
+
+def test_anyio_token_wait_goes_to_the_request_breakdown(metrics, installed):
+    from chokepoint.instrument import context
+
+    installed.append(AnyioThreadPoolProbe(metrics.meter))
+
+    async def main():
+        token = context.start_request("/report")
+        try:
+            assert await anyio.to_thread.run_sync(lambda: context.current().route) == "/report"
+            return dict(context.current().component_seconds)
+        finally:
+            context.end_request(token)
+
+    components = anyio.run(main)
+    assert components["queue"] > 0
