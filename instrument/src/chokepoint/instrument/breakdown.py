@@ -115,7 +115,7 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
         if category is not None:
             ids_by_category.setdefault(category, set()).add(span.context.span_id)
     components = result.components
-    failed_calls: set[tuple] = set()
+    last_failed: dict[tuple, bool] = {}
     ordered = sorted((e for e in entries if e[1] is not None), key=lambda e: e[0].start_time) if ids_by_category else ()
     for span, category, host in ordered:
         parent = span.parent
@@ -126,10 +126,9 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
             name = f"http:{host}"
             attributes = span.attributes or {}
             call = (host, first_attribute(attributes, HTTP_METHOD_KEYS), attributes.get("url.full") or attributes.get("http.url"), span.name)
-            if call in failed_calls:
+            if last_failed.get(call):  # the previous identical call failed: this is a retry
                 result.retried_calls[host] = result.retried_calls.get(host, 0) + 1
-            if span_failed(span):
-                failed_calls.add(call)
+            last_failed[call] = span_failed(span)
         else:
             name = category
             if category == CATEGORY_DB and host is None:

@@ -1,0 +1,64 @@
+from chokepoint.instrument.config import DEFAULT_ENDPOINT, AgentConfig
+
+
+def test_defaults_without_environment():
+    config = AgentConfig.from_env({})
+    assert config.enabled is True
+    assert config.endpoint == DEFAULT_ENDPOINT == "http://127.0.0.1:4318"
+    assert config.traces_url == "http://127.0.0.1:4318/v1/traces"
+    assert config.metrics_url == "http://127.0.0.1:4318/v1/metrics"
+    assert config.trace_sample_rate == 0.05
+    assert config.slow_percentile == 95.0
+    assert config.slow_floor_ms == 1000.0
+    assert config.metric_export_interval_ms == 5000
+    assert config.probes is None
+    assert config.problems == ()
+
+
+def test_values_are_read_from_the_environment():
+    config = AgentConfig.from_env(
+        {
+            "CHOKEPOINT_ENABLED": "false",
+            "CHOKEPOINT_TRACE_SAMPLE_RATE": "0.25",
+            "CHOKEPOINT_SLOW_FLOOR_MS": "250",
+            "CHOKEPOINT_PROBES": "runtime, sqlalchemy_pool",
+            "CHOKEPOINT_HEADER_ALLOWLIST": "X-Tenant,x_region",
+            "OTEL_SERVICE_NAME": "shop",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://10.0.0.5:4318/",
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+        }
+    )
+    assert config.enabled is False
+    assert config.trace_sample_rate == 0.25
+    assert config.slow_floor_ms == 250.0
+    assert config.probes == frozenset({"runtime", "sqlalchemy_pool"})
+    assert config.header_allowlist == frozenset({"x-tenant", "x-region"})
+    assert config.service_name == "shop"
+    assert config.traces_url == "http://10.0.0.5:4318/v1/traces"
+    assert config.metric_export_interval_ms == 1000
+    assert config.problems == ()
+
+
+def test_probes_none_disables_all_probes():
+    assert AgentConfig.from_env({"CHOKEPOINT_PROBES": "none"}).probes == frozenset()
+    assert AgentConfig.from_env({"CHOKEPOINT_PROBES": "all"}).probes is None
+
+
+def test_bad_values_fall_back_to_defaults_with_one_clear_problem_each():
+    config = AgentConfig.from_env(
+        {
+            "CHOKEPOINT_TRACE_SAMPLE_RATE": "lots",
+            "CHOKEPOINT_SLOW_PERCENTILE": "150",
+            "CHOKEPOINT_ENABLED": "maybe",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4318",
+        }
+    )
+    assert config.trace_sample_rate == 0.05
+    assert config.slow_percentile == 95.0
+    assert config.enabled is True
+    assert config.endpoint == DEFAULT_ENDPOINT
+    assert len(config.problems) == 4
+    joined = "\n".join(config.problems)
+    for name in ("CHOKEPOINT_TRACE_SAMPLE_RATE", "CHOKEPOINT_SLOW_PERCENTILE", "CHOKEPOINT_ENABLED", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        assert name in joined
+    assert "'lots' is not a number" in joined

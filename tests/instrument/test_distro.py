@@ -1,0 +1,57 @@
+from importlib.metadata import entry_points
+
+from opentelemetry.metrics import NoOpMeterProvider
+
+from chokepoint.instrument.distro import ChokepointConfigurator, ChokepointDistro, apply_environment_defaults, instrumentor_options
+
+
+def test_entry_points_are_registered():
+    def names(group):
+        return {ep.name: ep.value for ep in entry_points(group=group)}
+
+    assert names("opentelemetry_distro")["chokepoint"] == "chokepoint.instrument.distro:ChokepointDistro"
+    assert names("opentelemetry_configurator")["chokepoint"] == "chokepoint.instrument.distro:ChokepointConfigurator"
+    assert names("opentelemetry_post_instrument")["chokepoint"] == "chokepoint.instrument.agent:post_instrument"
+    assert ChokepointConfigurator and ChokepointDistro
+
+
+def test_environment_defaults_only_fill_gaps_and_merge_captured_headers():
+    env = {"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE": "X-Cache"}
+    apply_environment_defaults(env)
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    assert env["OTEL_SEMCONV_STABILITY_OPT_IN"] == "http"  # the user's choice stays
+    assert env["OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"] == "x-cache,content-length,content-encoding"
+    apply_environment_defaults(env)  # idempotent
+    assert env["OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"] == "x-cache,content-length,content-encoding"
+
+
+def test_instrumentor_options():
+    assert instrumentor_options("system_metrics") is None
+    fastapi = instrumentor_options("fastapi")
+    assert fastapi["exclude_spans"] == ["receive", "send"]
+    assert isinstance(fastapi["meter_provider"], NoOpMeterProvider)
+    assert set(instrumentor_options("requests")) == {"meter_provider"}
+
+
+class FakeEntryPoint:
+    def __init__(self, name):
+        self.name = name
+        self.calls = []
+
+    def load(self):
+        calls = self.calls
+
+        class Instrumentor:
+            def instrument(self, **kwargs):
+                calls.append(kwargs)
+
+        return Instrumentor
+
+
+def test_distro_passes_options_and_skips():
+    distro = ChokepointDistro()
+    fastapi, system = FakeEntryPoint("fastapi"), FakeEntryPoint("system_metrics")
+    distro.load_instrumentor(fastapi, skip_dep_check=True)
+    distro.load_instrumentor(system, skip_dep_check=True)
+    assert fastapi.calls[0]["exclude_spans"] == ["receive", "send"] and fastapi.calls[0]["skip_dep_check"] is True
+    assert system.calls == []
