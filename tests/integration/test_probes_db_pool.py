@@ -137,3 +137,39 @@ def test_psycopg_async_pool_waits(postgres):
     finally:
         probe.uninstall()
         metrics.close()
+
+
+def test_sqlalchemy_async_engine_pool_waits(postgres):
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    metrics = Metrics()
+    probe = SQLAlchemyPoolProbe(metrics.meter)
+
+    async def main():
+        engine = create_async_engine(postgres.url, pool_size=1, max_overflow=0, pool_timeout=30)
+        name = f"{engine.url.drivername}://{engine.url.host}:{engine.url.port}/{engine.url.database}"
+
+        async def hold():
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("select pg_sleep(0.1)"))
+
+        async with engine.connect():
+            pass  # the pool's one connection exists: the tasks below only wait, none connects
+        tasks = [asyncio.create_task(hold()) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        during = metrics.collect()
+        await asyncio.gather(*tasks)
+        await engine.dispose()
+        return name, during
+
+    try:
+        name, during = asyncio.run(main())
+        assert metrics.value(signals.DB_POOL_PENDING_REQUESTS, {POOL: name}, during) == 2
+        assert metrics.value(signals.DB_POOL_CONNECTION_COUNT, {POOL: name, signals.ATTR_DB_POOL_STATE: "used"}, during) == 1
+        wait = metrics.point(signals.DB_POOL_WAIT_TIME, {POOL: name})
+        assert wait.count == 4 and wait.max >= 0.15
+    finally:
+        probe.uninstall()
+        metrics.close()
