@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
+import requests
 
 from chokepoint.collector.cli import build_parser, main
 from chokepoint.dashboards.grafana import generate
@@ -54,3 +59,24 @@ def test_grafana_push_without_the_extra_says_how_to_install(capsys, monkeypatch)
     monkeypatch.setenv("GRAFANA_TOKEN", "t")
     assert main(["grafana", "push", "--url", "http://127.0.0.1:3000"]) == 1
     assert "pip install 'chokepoint-dashboards[grafana]'" in capsys.readouterr().err
+
+
+def test_dashboard_command_serves_the_app(fake_api):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "chokepoint.collector.cli", "dashboard", "--api", fake_api.url, "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                resp = requests.get(f"http://127.0.0.1:{port}/_dash-layout", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+                time.sleep(0.2)
+        assert resp.status_code == 200 and "Overview" in resp.text
+    finally:
+        proc.terminate()
+        proc.wait(10)

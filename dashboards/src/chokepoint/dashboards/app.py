@@ -20,7 +20,7 @@ import dash
 from dash import Input, Output, dcc, html
 
 from .client import ApiClient, CollectorUnavailable
-from .components import REFRESH_MS, error_banner
+from .components import REFRESH_MS, error_banner, tolerant
 from .pages import dependencies, messaging, overview, resources, route
 
 PAGES = (overview, route, resources, dependencies, messaging)
@@ -30,6 +30,7 @@ COLLECTOR_BANNER = "collector-banner"
 HEALTH_INTERVAL = "health-interval"
 
 
+@tolerant(lambda msg: error_banner(f"{msg} — showing no data until it answers again"))
 def collector_banner(client: ApiClient):
     """Nothing while the collector answers ``/health``; a red banner otherwise."""
     try:

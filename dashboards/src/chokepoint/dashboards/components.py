@@ -7,10 +7,16 @@ without a browser.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import logging
+from collections.abc import Callable, Iterable
 
 import plotly.graph_objects as go
 from dash import dash_table, html
+
+from .client import CollectorUnavailable
+
+log = logging.getLogger(__name__)
 
 REFRESH_MS = 2000  # live pages poll the collector every 2 s
 NO_DATA = "No data yet — is the app instrumented?"
@@ -19,6 +25,29 @@ UNREACHABLE = "Collector unreachable"
 STATUS_COLOURS = {"OK": "#2e7d32", "WARN": "#f9a825", "STALL": "#ef6c00", "STOP": "#c62828", "ERR": "#6a1b9a"}
 STATE_COLOURS = {"closed": "#2e7d32", "half_open": "#f9a825", "open": "#c62828"}
 SEVERITY_COLOURS = {"info": "#1565c0", "warning": "#ef6c00", "critical": "#c62828"}
+
+
+MALFORMED_ANSWER = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def tolerant(on_error: Callable[[str], object]):
+    """Decorate a page's refresh: an unreachable collector or a malformed answer becomes
+    ``on_error(message)`` (the page's error outputs) instead of a failed callback."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except CollectorUnavailable as exc:
+                return on_error(str(exc))
+            except MALFORMED_ANSWER as exc:
+                log.warning("unexpected answer from the collector in %s", fn.__qualname__, exc_info=True)
+                return on_error(f"unexpected answer from the collector ({type(exc).__name__}: {exc})")
+
+        return inner
+
+    return wrap
 
 
 def empty_state(message: str = NO_DATA) -> html.Div:

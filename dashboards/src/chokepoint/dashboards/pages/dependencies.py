@@ -12,7 +12,7 @@ from dash import Input, Output, dcc, html
 from chokepoint.collector.catalog import BREAKER_STATES
 
 from ..client import ApiClient, CollectorUnavailable
-from ..components import REFRESH_MS, STATE_COLOURS, empty_figure, empty_state, error_banner, lines_figure, ms, pct, table
+from ..components import REFRESH_MS, STATE_COLOURS, empty_figure, empty_state, error_banner, lines_figure, ms, pct, table, tolerant
 
 PATH = "/dependencies"
 NAME = "Dependencies"
@@ -74,6 +74,7 @@ def breaker_card(b: dict) -> html.Div:
     )
 
 
+@tolerant(lambda msg: (error_banner(msg), [], empty_figure(msg), empty_state(msg), empty_figure(msg)))
 def refresh(client: ApiClient, window_s: float = 60, history_s: float = 3600):
     """(status, dependency rows, p99 figure, breaker cards, breaker timeline) for one tick."""
     try:

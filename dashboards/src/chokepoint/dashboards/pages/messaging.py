@@ -12,7 +12,7 @@ from dash import Input, Output, dcc, html
 from chokepoint.collector.catalog import LAG_STATUSES
 
 from ..client import ApiClient, CollectorUnavailable
-from ..components import REFRESH_MS, STATUS_COLOURS, empty_figure, empty_state, error_banner, lines_figure, table
+from ..components import REFRESH_MS, STATUS_COLOURS, empty_figure, empty_state, error_banner, lines_figure, table, tolerant
 
 PATH = "/messaging"
 NAME = "Messaging"
@@ -47,6 +47,7 @@ def lag_rows(lags: list[dict]) -> list[dict]:
     return rows
 
 
+@tolerant(lambda msg: (error_banner(msg), [], empty_figure(msg), empty_figure(msg)))
 def refresh(client: ApiClient, window_s: float = 3600):
     """(status, lag rows, lag figure, time-lag figure) for one tick."""
     try:

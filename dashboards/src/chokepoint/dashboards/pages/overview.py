@@ -31,6 +31,7 @@ from ..components import (
     table,
     time_figure,
     to_epoch_ms,
+    tolerant,
 )
 
 PATH = "/"
@@ -141,6 +142,7 @@ def red_rows(endpoints: list[dict]) -> list[dict]:
     return rows
 
 
+@tolerant(lambda msg: (error_banner(msg), bottleneck_banner([]), empty_state(msg), [], [], None))
 def refresh(client: ApiClient, window_s: float = 60):
     """(status, banner, findings, RED rows, route options, default route) for one tick."""
     try:
@@ -170,6 +172,7 @@ def heatmap_figure(heat: dict, route: str) -> go.Figure:
     return time_figure([trace], title, "latency ≤ ms", yaxis={"title": {"text": "latency ≤ ms"}, "type": "category"})
 
 
+@tolerant(lambda msg: (empty_figure(msg, "Latency heatmap"), empty_figure(msg, "Latency percentiles")))
 def refresh_route_charts(client: ApiClient, selected: str | None, window_s: float = 3600):
     """(heatmap, percentile lines) for ``selected`` = ``"service|route"``."""
     if not selected or "|" not in selected:

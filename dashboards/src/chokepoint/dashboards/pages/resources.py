@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
 from ..client import ApiClient, CollectorUnavailable
-from ..components import REFRESH_MS, empty_figure, empty_state, error_banner, line_traces, lines_figure, ms, table, time_figure
+from ..components import REFRESH_MS, empty_figure, empty_state, error_banner, line_traces, lines_figure, ms, table, time_figure, tolerant
 
 PATH = "/resources"
 NAME = "Resources"
@@ -63,6 +63,7 @@ def used_vs_max_figure(used: list[dict], cap: list[dict]) -> go.Figure:
     return time_figure(traces, "Pool members in use vs capacity", "members")
 
 
+@tolerant(lambda msg: (error_banner(msg), [], *[empty_figure(msg) for _ in GRAPHS]))
 def refresh(client: ApiClient, window_s: float = 3600):
     """(status, pool rows, 7 figures) for one tick."""
     try:

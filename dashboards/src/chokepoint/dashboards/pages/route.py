@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
 from ..client import ApiClient, CollectorUnavailable
-from ..components import REFRESH_MS, empty_figure, empty_state, error_banner, table
+from ..components import REFRESH_MS, empty_figure, empty_state, error_banner, table, tolerant
 from .overview import route_value
 
 PATH = "/route"
@@ -107,6 +107,7 @@ def waterfall_figure(trace: dict | None) -> go.Figure:
     return fig
 
 
+@tolerant(lambda msg: (error_banner(msg), [], empty_figure(msg), empty_figure(msg), [], []))
 def refresh(client: ApiClient, selected: str | None, window_s: float = 60):
     """(status, route options, histogram, breakdown, trace rows, trace options) for ``"service|route"``."""
     try:
@@ -136,6 +137,7 @@ def refresh(client: ApiClient, selected: str | None, window_s: float = 60):
     return status, options, histogram_figure(buckets, route), breakdown_figure(breakdown, route), rows, trace_options
 
 
+@tolerant(lambda msg: empty_figure(msg, "Trace waterfall"))
 def refresh_waterfall(client: ApiClient, selected: str | None, trace_id: str | None) -> go.Figure:
     if not selected or "|" not in selected or not trace_id:
         return waterfall_figure(None)

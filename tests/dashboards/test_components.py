@@ -1,0 +1,77 @@
+"""chokepoint.dashboards.components: figures, empty states, and tolerance of bad collector answers."""
+
+from __future__ import annotations
+
+import json
+
+import plotly.utils
+import pytest
+
+from chokepoint.dashboards.app import collector_banner
+from chokepoint.dashboards.client import ApiClient
+from chokepoint.dashboards.components import NO_DATA, empty_figure, lines_figure, tolerant
+from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
+from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
+
+
+class MalformedData(SyntheticData):
+    """A collector answering the right endpoints with the wrong shapes."""
+
+    def endpoints(self, service=None):
+        return {"endpoints": [{"route": 5}]}
+
+    def bottlenecks(self):
+        return {"findings": [{"kind": "cpu_saturation", "score": "high"}]}
+
+    def pools(self):
+        return {"pools": [None]}
+
+    def breakers(self):
+        return {"breakers": [{"name": "x", "calls": 3}]}
+
+    def consumer_lag(self):
+        return {"consumer_lag": [{"partition": 0, "lag": "many"}]}
+
+    def health(self):
+        return {"status": "degraded"}
+
+    def timeseries(self, metric, service=None, target=None, window_s=3600):
+        return {"metric": metric, "series": [{"labels": {}, "points": [[1.0]]}]}
+
+
+@pytest.fixture(scope="module")
+def malformed():
+    with FakeApiServer(MalformedData()) as server:
+        yield ApiClient(server.url)
+
+
+def test_lines_figure_uses_epoch_ms_on_a_date_axis():
+    fig = lines_figure([{"labels": {"route": "/a"}, "points": [[1700000000, 1.5], [1700000010, 2.5]]}], "t", "ms", ["route"])
+    assert fig.layout.xaxis.type == "date"
+    assert list(fig.data[0].x) == [1700000000000.0, 1700000010000.0] and fig.data[0].name == "/a"
+    encoded = json.loads(json.dumps(fig, cls=plotly.utils.PlotlyJSONEncoder))
+    assert encoded["data"][0]["type"] == "scatter"
+
+
+def test_no_points_is_the_empty_state():
+    assert lines_figure([{"labels": {}, "points": []}], "t", "ms", []).layout.annotations[0].text == NO_DATA
+    assert empty_figure("boom").layout.annotations[0].text == "boom"
+
+
+def test_tolerant_turns_bad_shapes_into_the_error_outputs():
+    @tolerant(lambda msg: ("failed", msg))
+    def refresh(payload):
+        return payload["missing"]
+
+    status, message = refresh({})
+    assert status == "failed" and message == "unexpected answer from the collector (KeyError: 'missing')"
+
+
+def test_every_page_survives_a_malformed_collector(malformed, texts):
+    assert "unexpected answer" in texts(overview.refresh(malformed)[0])
+    assert "unexpected answer" in overview.refresh_route_charts(malformed, "shop|/x")[1].layout.annotations[0].text
+    assert "unexpected answer" in texts(route.refresh(malformed, "shop|/x")[0])
+    assert "unexpected answer" in texts(resources.refresh(malformed)[0])
+    assert "unexpected answer" in texts(dependencies.refresh(malformed)[0])
+    assert "unexpected answer" in texts(messaging.refresh(malformed)[0])
+    assert "collector status: 'degraded'" in texts(collector_banner(malformed))
