@@ -94,3 +94,35 @@ def test_sdk_histogram_metrics_over_http(collector):
     assert 10.0 <= endpoints[0]["p50_ms"] <= 25.0
     metrics = wait_for(lambda: scrape(collector).get((catalog.INGEST_POINTS.sample_name, (("protocol", "http"),))))
     assert metrics >= 1
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_sdk_logs_are_accepted_and_counted_not_stored(collector, protocol):
+    import logging
+
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    if protocol == "http":
+        exporter = HttpLogExporter(endpoint=f"{collector.otlp_http}/v1/logs")
+    else:
+        exporter = GrpcLogExporter(endpoint=collector.otlp_grpc, insecure=True)
+    provider = LoggerProvider(resource=Resource.create({signals.ATTR_SERVICE_NAME: "shop"}))
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    logger = logging.getLogger(f"chokepoint-test-{protocol}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = LoggingHandler(logger_provider=provider)
+    logger.addHandler(handler)
+    try:
+        for i in range(7):
+            logger.info("order %d shipped", i)
+        assert provider.force_flush(10_000)
+    finally:
+        logger.removeHandler(handler)
+        provider.shutdown()
+    metrics = scrape(collector)
+    assert metrics[(catalog.INGEST_LOG_RECORDS.sample_name, (("protocol", protocol),))] == 7
+    assert api(collector, "services")["services"] == []
