@@ -4,14 +4,15 @@ Usage::
 
     .venv/bin/python bench/probes/run.py [--repeats 7] [--number 20000]
 
-Each case runs ``--repeats`` times ``--number`` calls without the probe, then the same
-with the probe installed (a real SDK MeterProvider, nothing exported), and prints the
-median µs per call of each side and the difference — with the probe's histograms and
-counters in the OpenTelemetry SDK, and (when ``chokepoint.instrument.lean_metrics`` is
-importable) in the agent's lean registry, as ``install_all(meter, lean=...)`` does.  Cases: SQLAlchemy QueuePool
-checkout+return (SQLite in memory), ThreadPoolExecutor submit+result, anyio
-``to_thread.run_sync`` (what sync FastAPI endpoints go through), pybreaker ``call``,
-and a generation-0 ``gc.collect()`` (GC pause callback).
+Each case runs ``--number`` calls without the probe and with it installed (a real SDK
+MeterProvider, nothing exported), round-robin ``--repeats`` times, and prints the
+median µs per call of each variant and the difference: with the probe's histograms
+and counters in the OpenTelemetry SDK, and (when ``chokepoint.instrument.lean_metrics``
+is importable) in the agent's lean registry, as ``install_all(meter, lean=...)`` does.
+
+Cases: SQLAlchemy QueuePool checkout+return (SQLite in memory), ThreadPoolExecutor
+submit+result, anyio ``to_thread.run_sync`` (what sync FastAPI endpoints go through),
+pybreaker ``call``, and a generation-0 ``gc.collect()`` (GC pause callback).
 """
 
 from __future__ import annotations
@@ -34,13 +35,10 @@ from chokepoint.instrument.probes import install
 from chokepoint.instrument.probes.patching import instruments_for
 
 
-def _median_us(fn, number: int, repeats: int) -> float:
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(number)
-        runs.append((time.perf_counter() - t0) / number * 1e6)
-    return statistics.median(runs)
+def _us_per_call(run, number: int) -> float:
+    t0 = time.perf_counter()
+    run(number)
+    return (time.perf_counter() - t0) / number * 1e6
 
 
 def case_sqlalchemy(n):
@@ -116,21 +114,24 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f} (2-core machine shared with other work: compare the columns, not runs)")
     lean_header = f" {'lean µs':>9s} {'added':>7s}" if LeanMetrics is not None else ""
     print(f"{'case':38s} {'without µs':>11s} {'SDK µs':>9s} {'added':>7s}{lean_header}   (median of {args.repeats})")
+    variants = [None, sdk_meter, lean_meter] if LeanMetrics is not None else [None, sdk_meter]
     for label, probe_name, make, scale in CASES:
         number = max(100, int(args.number * scale))
-        run = make(number)
-        run(min(number, 500))  # warm up
-        without = _median_us(run, number, args.repeats)
-        row = f"{label:38s} {without:11.2f}"
-        for meter in (sdk_meter, lean_meter) if LeanMetrics is not None else (sdk_meter,):
-            probe = install(probe_name, meter)
-            try:
-                run = make(number)
-                run(min(number, 500))
-                with_probe = _median_us(run, number, args.repeats)
-            finally:
-                probe.uninstall()
-            row += f" {with_probe:9.2f} {with_probe - without:7.2f}"
+        runs: dict[int, list[float]] = {i: [] for i in range(len(variants))}
+        for _ in range(args.repeats):  # round-robin, so load changes hit every variant alike
+            for i, meter in enumerate(variants):
+                probe = install(probe_name, meter) if meter is not None else None
+                try:
+                    run = make(number)
+                    run(min(number, 200))  # warm up
+                    runs[i].append(_us_per_call(run, number))
+                finally:
+                    if probe is not None:
+                        probe.uninstall()
+        medians = [statistics.median(runs[i]) for i in range(len(variants))]
+        row = f"{label:38s} {medians[0]:11.2f}"
+        for median in medians[1:]:
+            row += f" {median:9.2f} {median - medians[0]:7.2f}"
         print(row)
 
 
