@@ -25,6 +25,7 @@ field                           environment variable            default
 ``retry_after_s``               ``CHOKEPOINT_RETRY_AFTER_S``    ``1``
 ``grpc_workers``                ``CHOKEPOINT_GRPC_WORKERS``     ``8``
 ``ingest_threads``              ``CHOKEPOINT_INGEST_THREADS``   ``4``
+``analyze_interval_s``          ``CHOKEPOINT_ANALYZE_S``        ``5`` (bottleneck analysis period)
 ==============================  ==============================  ==========================
 
 A port of ``0`` binds a free port (tests); the service reports the bound ports.
@@ -76,13 +77,14 @@ class CollectorConfig:
     retry_after_s: int = 1
     grpc_workers: int = 8
     ingest_threads: int = 4
+    analyze_interval_s: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("otlp_grpc_port", "otlp_http_port", "api_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be 0..65535, got {port}")
-        for name in ("bucket_seconds", "memory_retention_s", "disk_retention_s", "kafka_poll_interval_s"):
+        for name in ("bucket_seconds", "memory_retention_s", "disk_retention_s", "kafka_poll_interval_s", "analyze_interval_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("max_body_bytes", "max_inflight_requests", "max_inflight_bytes", "grpc_workers", "ingest_threads"):
@@ -166,6 +168,7 @@ _ENV = {
     "retry_after_s": ("CHOKEPOINT_RETRY_AFTER_S", _int),
     "grpc_workers": ("CHOKEPOINT_GRPC_WORKERS", _int),
     "ingest_threads": ("CHOKEPOINT_INGEST_THREADS", _int),
+    "analyze_interval_s": ("CHOKEPOINT_ANALYZE_S", _float),
 }
 
 # flag name -> (type, help); the dest equals the config field

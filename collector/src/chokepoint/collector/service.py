@@ -11,7 +11,8 @@ Start order (answerers before askers)::
 
     1. Store(StoreConfig(bucket_seconds, memory_retention_s, disk_retention_s))
     2. SqlitePersistence(sqlite_path).load_into(store)        (unless persistence is off)
-    3. maintenance loop: store.flush_due() + persistence.flush(store) every second
+    3. maintenance loop: store.flush_due() + persistence.flush(store) every second,
+       the bottleneck analyzer every analyze_interval_s (findings.py)
     4. OTLP/gRPC receiver        (bind_host:otlp_grpc_port)
     5. OTLP/HTTP receiver + REST API + /metrics on one uvicorn loop (otlp_http_port, api_port)
     6. Kafka lag monitor         (only with kafka_bootstrap)
@@ -46,6 +47,7 @@ from chokepoint.collector.api import create_api_app
 from chokepoint.collector.asgi_server import AsgiServers
 from chokepoint.collector.auth import BearerAuth
 from chokepoint.collector.config import CollectorConfig
+from chokepoint.collector.findings import BottleneckFindings
 from chokepoint.collector.otlp_consumer import OtlpConsumer, ReceiverStats, ReceiverStatsCollector
 from chokepoint.collector.receiver_grpc import OtlpGrpcReceiver
 from chokepoint.collector.receiver_http import create_otlp_http_app
@@ -53,23 +55,6 @@ from chokepoint.collector.receiver_http import create_otlp_http_app
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 1.0
-
-
-def _default_findings(store) -> Callable[[float], list[dict]] | None:
-    """The analyzer's findings for ``/bottlenecks`` when the analyzer is installed, else None."""
-    try:
-        from chokepoint.collector import analyzer
-    except ImportError:
-        return None
-    fn = getattr(analyzer, "findings_for_store", None) or getattr(analyzer, "analyze", None)
-    if fn is None:
-        return None
-
-    def findings(window_s: float) -> list[dict]:
-        result = fn(store, window_s=window_s)
-        return [f.to_dict() if hasattr(f, "to_dict") else f for f in result]
-
-    return findings
 
 
 class CollectorService:
@@ -85,6 +70,8 @@ class CollectorService:
         self.grpc: OtlpGrpcReceiver | None = None
         self.http: AsgiServers | None = None
         self.lag_monitor = None
+        self.findings: BottleneckFindings | None = None
+        self._next_analysis = 0.0
         self.restored_buckets = 0
         self._stops: list[tuple[str, Callable[[], None]]] = []
         self._loop_stop = threading.Event()
@@ -163,8 +150,8 @@ class CollectorService:
         self.ingestor = Ingestor(self.store)
         self.consumer = OtlpConsumer(self.ingestor, self.store, self.stats)
         self.registry = CollectorRegistry(auto_describe=False)
-        findings = _default_findings(self.store)
-        self.registry.register(StoreCollector(self.store, findings=(lambda: findings(60.0)) if findings else None))
+        self.findings = BottleneckFindings(self.store)
+        self.registry.register(StoreCollector(self.store, findings=self.findings.latest))
         self.registry.register(ReceiverStatsCollector(self.stats))
         auth = BearerAuth(cfg.token)
         admission = Admission(cfg.max_inflight_requests, cfg.max_inflight_bytes)
@@ -184,7 +171,7 @@ class CollectorService:
         log.info("OTLP/gRPC listening on %s", self.otlp_grpc_endpoint)
         # 5. OTLP/HTTP + API
         otlp_app = create_otlp_http_app(self.consumer, admission, auth, cfg.max_body_bytes, cfg.retry_after_s, cfg.ingest_threads)
-        api_app = create_api_app(self.store, self.registry, auth, findings=findings)
+        api_app = create_api_app(self.store, self.registry, auth, findings=self.findings.for_window)
         self.http = AsgiServers()
         self.http.add("otlp-http", otlp_app, cfg.bind_host, cfg.otlp_http_port)
         self.http.add("api", api_app, cfg.bind_host, cfg.api_port)
@@ -223,13 +210,17 @@ class CollectorService:
             self.maintain()
 
     def maintain(self) -> None:
-        """One maintenance tick: close due buckets, write them to SQLite.  Never raises."""
+        """One maintenance tick: close due buckets, write them to SQLite, analyze when due.  Never raises."""
         try:
             self.store.flush_due()
             if self.persistence is not None:
                 self.persistence.flush(self.store)
         except Exception:
             log.exception("collector maintenance tick failed")
+        now = time.monotonic()
+        if self.findings is not None and now >= self._next_analysis:
+            self._next_analysis = now + self.config.analyze_interval_s
+            self.findings.refresh()
 
     def _stop_maintenance(self) -> None:
         self._loop_stop.set()

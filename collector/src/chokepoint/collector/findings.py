@@ -1,0 +1,71 @@
+"""Runs the bottleneck analyzer for the service and serves its findings to the API and ``/metrics``.
+
+The service loop calls :meth:`BottleneckFindings.refresh` every ``analyze_interval_s``
+(default 5 s, ``CHOKEPOINT_ANALYZE_S``): one ``Analyzer.analyze()`` over the default
+window (60 s), whose result is kept (``latest()``) for ``chokepoint_bottleneck_score``.
+``GET /api/v1/bottlenecks`` with the default window runs that same long-lived analyzer
+afresh, so "since" (when a finding started to hold) is remembered across calls.  Another ``window`` runs a one-off analyzer
+with that window on request.  Findings are JSON-ready dicts (``Finding.to_dict()``).
+
+Thread-safe (one lock around the analyzer).  When ``chokepoint.collector.analyzer`` is
+not installed, every call answers ``[]``.
+
+Usage::
+
+    findings = BottleneckFindings(store)
+    findings.refresh()                 # from the service loop
+    findings.for_window(60)            # from the API
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+
+class BottleneckFindings:
+    def __init__(self, store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._latest: list[dict] = []
+        try:
+            from chokepoint.collector.analyzer import Analyzer, AnalyzerConfig
+        except ImportError:
+            self._analyzer = None
+            self._config_cls = None
+            self._analyzer_cls = None
+            return
+        self._analyzer_cls, self._config_cls = Analyzer, AnalyzerConfig
+        self._analyzer = Analyzer(store)
+
+    @property
+    def default_window_s(self) -> float:
+        return float(self._analyzer.config.window_s) if self._analyzer is not None else 60.0
+
+    def refresh(self) -> list[dict]:
+        """Run the analyzer over the default window; keep and return its findings."""
+        if self._analyzer is None:
+            return []
+        with self._lock:
+            try:
+                self._latest = [f.to_dict() for f in self._analyzer.analyze()]
+            except Exception:
+                log.exception("bottleneck analysis failed")
+            return list(self._latest)
+
+    def latest(self) -> list[dict]:
+        with self._lock:
+            return list(self._latest)
+
+    def for_window(self, window_s: float) -> list[dict]:
+        """Findings over ``window_s`` (the kept result for the default window)."""
+        if self._analyzer is None:
+            return []
+        if abs(window_s - self.default_window_s) < 1e-9:
+            return self.refresh()  # fresh, and "since" is remembered by the long-lived analyzer
+        config = dataclasses.replace(self._analyzer.config, window_s=window_s)
+        with self._lock:
+            return [f.to_dict() for f in self._analyzer_cls(self.store, config).analyze()]

@@ -1,0 +1,51 @@
+"""Findings end to end: OTLP metrics from the SDK → analyzer run by the service → /bottlenecks and /metrics."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.metrics import Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from prometheus_client.parser import text_string_to_metric_families
+
+from chokepoint.collector import catalog
+from chokepoint.instrument import signals
+
+
+@pytest.mark.parametrize("collector", [{"bucket_seconds": 1.0, "analyze_interval_s": 0.5}], indirect=True)
+def test_open_breaker_becomes_a_circuit_open_finding(collector):
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{collector.otlp_http}/v1/metrics"), export_interval_millis=60_000)
+    provider = MeterProvider(resource=Resource.create({signals.ATTR_SERVICE_NAME: "shop"}), metric_readers=[reader])
+    meter = provider.get_meter("test")
+    meter.create_observable_gauge(signals.BREAKER_STATE, callbacks=[lambda options: [Observation(2, {signals.ATTR_BREAKER_NAME: "payments"})]])
+    calls = meter.create_counter(signals.BREAKER_CALLS)
+    calls.add(30, {signals.ATTR_BREAKER_NAME: "payments", signals.ATTR_BREAKER_RESULT: "rejected"})
+    calls.add(10, {signals.ATTR_BREAKER_NAME: "payments", signals.ATTR_BREAKER_RESULT: "failure"})
+    assert provider.force_flush(10_000)
+    provider.shutdown()
+
+    findings = requests.get(f"{collector.api}/api/v1/bottlenecks", params={"window": 60}, timeout=10).json()["findings"]
+    circuit = [f for f in findings if f["kind"] == "circuit_open"]
+    assert [(f["service"], f["target"], f["evidence"]["state"]) for f in circuit] == [("shop", "payments", "open")]
+    assert circuit[0]["severity"] in catalog.SEVERITIES and 0 < circuit[0]["score"] <= 1
+    assert circuit[0]["recommendation"]
+
+    def score():
+        text = requests.get(f"{collector.api}/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == catalog.BOTTLENECK_SCORE.name and s.labels.get("kind") == "circuit_open" and s.labels.get("target") == "payments":
+                    return s.value
+        return None
+
+    deadline = time.monotonic() + 10
+    value = score()
+    while value is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        value = score()
+    assert value == pytest.approx(circuit[0]["score"])
