@@ -17,8 +17,9 @@ collection) and ``chokepoint.worker_pool.queue_wait_time`` (histogram, s), with
     request's breakdown as ``queue``.
 ``gunicorn`` (probe ``gunicorn``)
     Inside each sync/gthread worker process: busy = requests being handled, max =
-    ``threads`` (1 for sync), queued = accepted connections waiting for a thread
-    (gthread) or the listen socket's accept backlog (Linux ``TCP_INFO``), and
+    ``threads`` (1 for sync), queued = connections in the listen socket's accept
+    backlog (Linux ``TCP_INFO``; shared by all workers) plus, for gthread, accepted
+    connections waiting for a thread, and
     ``chokepoint.worker_pool.processes`` = configured ``workers``.  Pool name ``gunicorn``.
 ``asgi`` (probe ``asgi``)
     HTTP requests in flight in an ASGI app wrapped with :func:`wrap_asgi_inflight`
@@ -267,16 +268,12 @@ class GunicornProbe(_WorkerProbe):
         worker = self.worker
         if worker is None:
             return {}
-        values = {"busy": self.busy}
+        backlog = sum(listen_backlog(s) or 0 for s in getattr(worker, "sockets", ()))
         if isinstance(worker, self._gthread):
-            values["max"] = int(worker.cfg.threads)
             tpool = getattr(worker, "tpool", None)
-            values["queued"] = tpool._work_queue.qsize() if tpool is not None else 0
-        else:
-            values["max"] = 1
-            backlog = sum(listen_backlog(s) or 0 for s in getattr(worker, "sockets", ()))
-            values["queued"] = backlog
-        return {"gunicorn": values}
+            accepted_waiting = tpool._work_queue.qsize() if tpool is not None else 0
+            return {"gunicorn": {"busy": self.busy, "max": int(worker.cfg.threads), "queued": accepted_waiting + backlog}}
+        return {"gunicorn": {"busy": self.busy, "max": 1, "queued": backlog}}
 
     def _processes(self):
         if self.worker is not None:
