@@ -63,7 +63,7 @@ def test_a_throwing_exporter_never_reaches_the_app():
 def test_probe_failures_are_contained(monkeypatch):
     import chokepoint.instrument.probes as probes
 
-    def broken_install_all(meter, *, enabled=None):
+    def broken_install_all(meter, *, enabled=None, lean=None):
         raise RuntimeError("probe bug")
 
     monkeypatch.setattr(probes, "install_all", broken_install_all)
@@ -83,7 +83,7 @@ def test_probes_are_installed_and_uninstalled_with_the_agent(monkeypatch):
             seen["uninstalled"] = True
             raise RuntimeError("uninstall bug")  # contained
 
-    def install_all(meter, *, enabled=None):
+    def install_all(meter, *, enabled=None, lean=None):
         seen["enabled"] = enabled
         return [FakeProbe()]
 

@@ -98,3 +98,14 @@ def test_identical_call_after_a_failure_counts_as_a_retry():
     child(tracer, root, "GET", 5, 6, **attrs, **{"http.response.status_code": 200})  # repeated after success: not a retry
     root.end(end_time=10 * MS)
     assert compute_breakdown(root, recorder.spans[:-1]).retried_calls == {"pay": 1}
+
+
+def test_connect_inside_a_pool_checkout_is_not_counted_twice():
+    tracer, recorder = make_tracer()
+    root = tracer.start_span("GET /x", kind=SpanKind.SERVER, start_time=0)
+    child(tracer, root, "connect", 1, 4, **{"db.system.name": "postgresql"})  # opened during the checkout
+    child(tracer, root, "SELECT", 5, 6, **{"db.system.name": "postgresql", "db.query.text": "SELECT 1"})
+    root.end(end_time=10 * MS)
+    request = RequestContext(route="/x", component_seconds={"pool_wait": 0.004})  # checkout took 4 ms incl. connect
+    result = compute_breakdown(root, recorder.spans[:-1], request)
+    assert {k: round(v, 9) for k, v in result.components.items()} == {"db": 0.004, "pool_wait": 0.001, "self": 0.005}

@@ -133,7 +133,7 @@ class Agent:
             undo_dedupe = None
         if undo_dedupe is not None:
             self._undo.append(undo_dedupe)
-        self.probes = install_probes(self.meter_provider.get_meter(PROBES_METER_NAME), self.config.probes)
+        self.probes = install_probes(self.meter_provider.get_meter(PROBES_METER_NAME), self.config.probes, self.instruments.lean)
 
     def force_flush(self, timeout_s: float = 10.0) -> None:
         self.tracer_provider.force_flush(int(timeout_s * 1000))
@@ -156,8 +156,12 @@ class Agent:
         self.meter_provider.shutdown()
 
 
-def install_probes(meter, enabled: frozenset[str] | None) -> list:
-    """``chokepoint.instrument.probes.install_all`` if present; never raises."""
+def install_probes(meter, enabled: frozenset[str] | None, lean=None) -> list:
+    """``chokepoint.instrument.probes.install_all`` if present; never raises.
+
+    ``lean``: the agent's :class:`~chokepoint.instrument.lean_metrics.LeanMetrics`, for
+    the probes' hot-path histograms and counters.
+    """
     if enabled is not None and not enabled:
         return []
     try:
@@ -166,7 +170,10 @@ def install_probes(meter, enabled: frozenset[str] | None) -> list:
         _log.debug("chokepoint: probes package not available")
         return []
     try:
-        return list(install_all(meter, enabled=set(enabled) if enabled is not None else None))
+        wanted = set(enabled) if enabled is not None else None
+        if lean is not None:
+            return list(install_all(meter, enabled=wanted, lean=lean))
+        return list(install_all(meter, enabled=wanted))
     except Exception:
         _log.warning("chokepoint: installing probes failed; continuing without them", exc_info=True)
         return []

@@ -14,8 +14,9 @@ Accounting rules:
   counts once).
 - ``kafka``: producer spans.
 - ``pool_wait`` (and anything else the probes report through
-  :func:`chokepoint.instrument.context.record_component_time`): taken from the request
-  context.
+  :func:`chokepoint.instrument.context.record_component_time`, e.g. ``queue``): taken from
+  the request context.  A pool checkout that opens a new connection contains that
+  connection's ``connect`` span, which is DB time: it is taken out of ``pool_wait``.
 - ``self``: the root's duration minus all of the above, never below zero (concurrent
   async calls can overlap).
 
@@ -116,6 +117,7 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
             ids_by_category.setdefault(category, set()).add(span.context.span_id)
     components = result.components
     last_failed: dict[tuple, bool] = {}
+    connect_s = 0.0  # DB connect spans (no statement) inside the request
     ordered = sorted((e for e in entries if e[1] is not None), key=lambda e: e[0].start_time) if ids_by_category else ()
     for span, category, host in ordered:
         parent = span.parent
@@ -131,12 +133,17 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
             last_failed[call] = span_failed(span)
         else:
             name = category
-            if category == CATEGORY_DB and host is None:
-                result.db_queries += 1
+            if category == CATEGORY_DB:
+                if host is None:
+                    result.db_queries += 1
+                else:
+                    connect_s += seconds
         components[name] = components.get(name, 0.0) + seconds
     if request is not None:
         for name, seconds in request.component_seconds.items():
             if name not in _SPAN_MEASURED and not name.startswith("http"):
+                if name == "pool_wait":  # a pool checkout that opens a connection includes its connect span
+                    seconds = max(seconds - connect_s, 0.0)
                 components[name] = components.get(name, 0.0) + seconds
     accounted = sum(components.values())
     components["self"] = max(total_s - accounted, 0.0)
