@@ -172,3 +172,28 @@ def test_exponential_negative_buckets_without_min_get_a_finite_bound():
     s.add_exponential_buckets(0, 0, [2], negative_offset=1, negative_counts=[1])  # (-4, -2] and (1, 2]
     assert s.min == -4.0 and s.max == 2.0
     assert s.quantile(0.0) == -4.0 and s.count == 3
+
+
+def test_frozen_sketch_reads_merges_and_thaws_on_write():
+    values = lognormal(5000, seed=21)
+    live = Sketch()
+    live.add_many(values)
+    frozen = live.copy().freeze()
+    assert frozen.frozen and frozen.bins == live.bins and frozen.bin_count == len(live.bins)
+    assert frozen.quantiles(QUANTILES) == live.quantiles(QUANTILES)
+    assert frozen.cumulative_counts([0.01, 0.1, 1.0]) == live.cumulative_counts([0.01, 0.1, 1.0])
+    assert Sketch.from_bytes(frozen.to_bytes()).bins == live.bins
+    target = Sketch()
+    target.merge(frozen)
+    assert target.bins == live.bins and frozen.frozen  # merging from a frozen sketch keeps it frozen
+    frozen.add(0.5)
+    assert not frozen.frozen and frozen.count == live.count + 1
+
+
+@pytest.mark.parametrize("values", [lognormal(3000, seed=31), [0.0, 0.0, *pareto(500, seed=32)], [-0.1, 0.0, 0.2, 0.3]])
+def test_frozen_quantile_equals_live_quantile(values):
+    live = Sketch()
+    live.add_many(values)
+    frozen = live.copy().freeze()
+    for q in (0.0, 0.001, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1.0):
+        assert frozen.quantile(q) == live.quantile(q), q

@@ -220,5 +220,17 @@ class Bucket:
     def copy(self) -> Bucket:
         return Bucket(self.start).merge(self)
 
+    def freeze(self) -> None:
+        """Compact every sketch of a closed bucket (see ``Sketch.freeze``)."""
+        for agg in self.routes.values():
+            agg.sketch.freeze()
+        for agg in self.deps.values():
+            agg.sketch.freeze()
+        for p in self.pools.values():
+            p.wait.freeze()
+        for r in self.runtime.values():
+            r.gc_pause.freeze()
+            r.loop_lag.freeze()
+
     def is_empty(self) -> bool:
         return not (self.routes or self.deps or self.breakdown or self.pools or self.breakers or self.lag or self.runtime or self.counters)

@@ -200,7 +200,9 @@ class Store:
             open_start = self._bucket_start(now)
             for start in sorted(self._buckets):
                 if start < open_start and start >= self._closed_upto:
-                    self._totals.merge(self._buckets[start])
+                    bucket = self._buckets[start]
+                    self._totals.merge(bucket)
+                    bucket.freeze()
             self._closed_upto = max(self._closed_upto, open_start)
             horizon = now - self.config.memory_retention_s
             for start in [s for s in self._buckets if s + self.config.bucket_seconds <= horizon]:
@@ -895,7 +897,7 @@ class Store:
     @staticmethod
     def _ladder_counts(sketch: Sketch) -> list[int]:
         counts = [0] * (len(HISTOGRAM_LE_MS) + 1)
-        for k, c in sketch.bins.items():
+        for k, c in sketch.items():
             ms = sketch.value_of(k) * 1000.0
             ms = min(max(ms, sketch.min * 1000.0), sketch.max * 1000.0)
             counts[bisect.bisect_left(HISTOGRAM_LE_MS, ms)] += c
