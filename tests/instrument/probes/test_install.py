@@ -89,3 +89,16 @@ def test_hot_path_instruments_go_to_a_lean_registry_when_given(metrics, installe
     got = metrics.collect()
     assert signals.DB_POOL_WAIT_TIME not in got  # not in the SDK ...
     assert metrics.value(signals.DB_POOL_CONNECTION_MAX, {signals.ATTR_DB_POOL_NAME: name}, got) == 15  # ... gauges still are
+
+
+def test_a_second_install_all_does_not_double_count(metrics, installed):
+    first = install_all(metrics.meter, enabled={"runtime", "pybreaker"})
+    installed.extend(first)
+    second = install_all(metrics.meter, enabled={"runtime", "pybreaker"})
+    installed.extend(second)
+    assert _names(first) == ["runtime", "pybreaker"] and second == []
+    for probe in first:
+        probe.uninstall()
+    third = install_all(metrics.meter, enabled={"runtime"})  # allowed again once uninstalled
+    installed.extend(third)
+    assert _names(third) == ["runtime"]

@@ -47,3 +47,12 @@ def test_two_probes_feed_one_gauge_and_a_failing_source_is_ignored(metrics):
     assert sorted(p.value for p in metrics.points("test.gauge")) == [1, 2]
     a.uninstall()
     assert [p.value for p in metrics.points("test.gauge")] == [2]
+
+
+def test_uninstall_twice_is_harmless(metrics, caplog):
+    from chokepoint.instrument.probes.db_pool import SQLAlchemyPoolProbe
+
+    probe = SQLAlchemyPoolProbe(metrics.meter)
+    probe.uninstall()
+    probe.uninstall()
+    assert "probe error" not in caplog.text

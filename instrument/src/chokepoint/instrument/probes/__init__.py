@@ -50,7 +50,7 @@ from chokepoint.instrument.probes.patching import ProbeUnavailable, instruments_
 from chokepoint.instrument.probes.runtime import RuntimeProbe
 from chokepoint.instrument.probes.workers import AnyioThreadPoolProbe, AsgiInflightProbe, GunicornProbe, ThreadPoolProbe, inflight, wrap_asgi_inflight
 
-__all__ = ["PROBES", "Probe", "ProbeUnavailable", "inflight", "install", "install_all", "wrap_asgi_inflight"]
+__all__ = ["PROBES", "Probe", "ProbeAlreadyInstalled", "ProbeUnavailable", "inflight", "install", "install_all", "wrap_asgi_inflight"]
 
 log = logging.getLogger("chokepoint.instrument.probes")
 
@@ -79,13 +79,28 @@ PROBES: dict[str, Callable[[Meter], Probe]] = {
 }
 
 
+class ProbeAlreadyInstalled(RuntimeError):
+    """A probe of that name is installed and active: a second one would count everything twice."""
+
+
+_installed: dict[str, Probe] = {}
+
+
 def install(name: str, meter: Meter) -> Probe:
-    """Install one probe by name; raises ``ProbeUnavailable`` if its library is missing."""
+    """Install one probe by name.
+
+    Raises ``ValueError`` for an unknown name, ``ProbeUnavailable`` if its library is
+    missing, ``ProbeAlreadyInstalled`` while an earlier one of that name is active.
+    """
     try:
         factory = PROBES[name]
     except KeyError:
         raise ValueError(f"unknown probe {name!r}; known: {', '.join(PROBES)}") from None
-    return factory(meter)
+    earlier = _installed.get(name)
+    if earlier is not None and getattr(earlier, "active", False):
+        raise ProbeAlreadyInstalled(f"probe {name!r} is already installed; uninstall it first")
+    probe = _installed[name] = factory(meter)
+    return probe
 
 
 def install_all(meter: Meter, *, enabled: set[str] | None = None, disabled: set[str] | None = None, lean: Any = None) -> list[Probe]:
@@ -99,7 +114,9 @@ def install_all(meter: Meter, *, enabled: set[str] | None = None, disabled: set[
     ``CHOKEPOINT_DISABLED_PROBES``; missing libraries are skipped quietly and any other
     install failure is logged and skipped.  ``enabled={...}``: exactly those; an unknown
     name raises ``ValueError``, a missing library ``ProbeUnavailable`` (after undoing
-    the probes already installed by this call).
+    the probes already installed by this call).  Either way a probe that is already
+    installed and active is not installed again (logged), so calling this twice does
+    not double-count.
     """
     if lean is not None:
         instruments_for(meter).use_lean(lean)
@@ -111,7 +128,10 @@ def install_all(meter: Meter, *, enabled: set[str] | None = None, disabled: set[
         try:
             for name in PROBES:
                 if name in enabled:
-                    installed.append(install(name, meter))
+                    try:
+                        installed.append(install(name, meter))
+                    except ProbeAlreadyInstalled:
+                        log.warning("probe %s is already installed; not installing it twice", name)
         except BaseException:
             for probe in installed:
                 probe.uninstall()
@@ -128,6 +148,8 @@ def install_all(meter: Meter, *, enabled: set[str] | None = None, disabled: set[
             installed.append(install(name, meter))
         except ProbeUnavailable as e:
             log.debug("probe %s skipped: %s", name, e)
+        except ProbeAlreadyInstalled:
+            log.warning("probe %s is already installed; not installing it twice", name)
         except Exception:
             log.warning("probe %s failed to install; skipped", name, exc_info=True)
     return installed

@@ -197,6 +197,10 @@ class BaseProbe:
         self._observed.append((family, guarded))
 
     def uninstall(self) -> None:
+        """Undo every patch, listener and callback; idempotent."""
+        if getattr(self, "_uninstalled", False):
+            return
+        self._uninstalled = True
         self.active = False
         for owner, attr, own, wrapper in reversed(self._undo):
             try:
