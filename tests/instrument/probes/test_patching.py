@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from opentelemetry.metrics import Observation
 
 from chokepoint.instrument.probes.patching import BaseProbe, instruments_for
@@ -52,6 +54,7 @@ def test_two_probes_feed_one_gauge_and_a_failing_source_is_ignored(metrics):
 def test_uninstall_twice_is_harmless(metrics, caplog):
     from chokepoint.instrument.probes.db_pool import SQLAlchemyPoolProbe
 
+    caplog.set_level(logging.DEBUG, logger="chokepoint.instrument.probes")
     probe = SQLAlchemyPoolProbe(metrics.meter)
     probe.uninstall()
     probe.uninstall()
