@@ -44,14 +44,16 @@ def test_endpoints_merge_buckets_of_the_window(store, clock):
     assert store.endpoints("other-service") == []
 
 
-def test_services_and_dependencies(store):
+def test_services_and_dependencies(store, clock):
     store.add_requests("shop", "/a", [0.01, 0.02], errors=1)
     store.add_requests("shop", "/b", [0.01])
     store.add_dependency_calls("shop", "db", "SELECT ?", [0.002, 0.004], errors=1)
+    clock.t += 10  # rates divide by the 10 s the data covers
     [svc] = store.services()
     assert svc == {"name": "shop", "endpoints": 2, "rps": pytest.approx(0.3), "error_rate": pytest.approx(1 / 3, abs=1e-6)}
     [dep] = store.dependencies()
     assert (dep["service"], dep["kind"], dep["target"], dep["count"], dep["error_rate"]) == ("shop", "db", "SELECT ?", 2, 0.5)
+    assert dep["rps"] == pytest.approx(0.2)
     # rank rule: p99 of two values is the lower one (index floor(0.99 * (n - 1)))
     assert dep["p99_ms"] == pytest.approx(2.0, rel=0.01)
 
@@ -170,6 +172,10 @@ def test_timeseries_points_per_bucket_and_unknown_metric(store, clock):
     clock.t += 10
     store.add_requests("shop", "/a", [0.02] * 20)
     store.set_runtime("shop", cpu=0.9)
+    clock.t += 5  # the open bucket has covered 5 s so far
+    [s] = store.timeseries("rps", service="shop", target="/a")
+    assert s["points"] == [[10_000.0, 1.0], [10_010.0, 4.0]]
+    clock.t += 5
     [s] = store.timeseries("rps", service="shop", target="/a")
     assert s["labels"] == {"service": "shop", "route": "/a"}
     assert s["points"] == [[10_000.0, 1.0], [10_010.0, 2.0]]

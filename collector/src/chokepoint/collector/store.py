@@ -38,9 +38,9 @@ Layout
   time lag, status), ``runtime[service] = RuntimeAgg`` (latest CPU/RSS/threads, GC pause
   and event-loop lag sketches) and ``counters[(service, name, key)]`` (analyzer signals:
   retries, calls without timeout, calls in transaction, DB queries per request, ...).
-- Queries over a window merge the buckets that start within it (the open bucket
-  included); rates divide by the window, or by the time since the first data when the
-  store is younger than the window.
+- Queries over a window merge the buckets that overlap it (the open bucket included);
+  rates divide by the time those buckets cover (from the start of the bucket holding the
+  window's low edge, or the first data if later, to now).
 - Cardinality caps (``StoreConfig``): past ``max_services`` services, and past
   ``max_routes_per_service`` routes / ``max_dependencies_per_service`` dependencies /
   ``max_pools_per_service`` pools of a service, new names fold into ``"other"``; every
@@ -256,11 +256,13 @@ class Store:
         return [self._buckets[s] for s in sorted(self._buckets) if s + self.config.bucket_seconds > lo and s < end_s]
 
     def _effective_window(self, window_s: float) -> float:
+        """Seconds the merged buckets of a window cover: from the start of the bucket that
+        holds the window's low edge (or the first data, if later) to now; at least 1 s."""
         now = self.clock()
-        if self._first_data_s is None:
-            return window_s
-        age = now - self._first_data_s
-        return max(min(window_s, age), min(window_s, self.config.bucket_seconds))
+        lo = self._bucket_start(now - window_s)
+        if self._first_data_s is not None and self._first_data_s > lo:
+            lo = self._first_data_s
+        return max(now - lo, 1.0)
 
     # ------------------------------------------------------------ cardinality
     def _service(self, service: str) -> str:
@@ -828,6 +830,12 @@ class Store:
         size = self.config.bucket_seconds
         series: dict[tuple, list] = {}
 
+        now = self.clock()
+
+        def elapsed(ts: float) -> float:
+            """A closed bucket spans ``size``; the open one only up to now."""
+            return max(min(size, now - ts), 1.0)
+
         def point(labels: tuple, ts: float, value: float | None) -> None:
             if value is not None:
                 series.setdefault(labels, []).append([ts, round(value, 6)])
@@ -841,7 +849,7 @@ class Store:
                             continue
                         lab = (("service", svc), ("route", route))
                         if metric == "rps":
-                            point(lab, ts, agg.count / size)
+                            point(lab, ts, agg.count / elapsed(ts))
                         elif metric == "error_rate":
                             point(lab, ts, agg.errors / agg.count if agg.count else 0.0)
                         else:
@@ -852,7 +860,7 @@ class Store:
                         if (service is not None and svc != service) or (target is not None and tgt != target):
                             continue
                         lab = (("service", svc), ("kind", kind), ("target", tgt))
-                        point(lab, ts, agg.count / size if metric == "dependency_rps" else _ms(agg.sketch.quantile(0.99)))
+                        point(lab, ts, agg.count / elapsed(ts) if metric == "dependency_rps" else _ms(agg.sketch.quantile(0.99)))
                 elif metric.startswith("pool_"):
                     for (svc, kind, name), p in b.pools.items():
                         if (service is not None and svc != service) or (target is not None and name != target):
