@@ -123,3 +123,33 @@ def test_real_ingestor_behind_the_receiver_never_fails_on_mutated_input(real_cli
     content_type = "application/json" if body[:1] == b"{" else "application/x-protobuf"
     resp = real_client.post(f"/v1/{signal}", content=body, headers={"Content-Type": content_type})
     assert 200 <= resp.status_code < 500, resp.text
+
+
+@pytest.fixture(scope="module")
+def grpc_export():
+    import grpc
+
+    from chokepoint.collector.receiver_grpc import OtlpGrpcReceiver
+
+    receiver = OtlpGrpcReceiver(OtlpConsumer(FakeIngestor(), FakeStore()), port=0, max_message_bytes=64 * 1024)
+    receiver.start()
+    channel = grpc.insecure_channel(receiver.endpoint)
+    calls = {
+        "traces": channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
+        "metrics": channel.unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"),
+        "logs": channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export"),
+    }
+    yield calls
+    channel.close()
+    receiver.shutdown()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=ANY_BODY, signal=st.sampled_from(["traces", "metrics", "logs"]))
+def test_grpc_receiver_answers_ok_or_invalid_argument(grpc_export, body, signal):
+    import grpc
+
+    try:
+        grpc_export[signal](body, timeout=10)
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (exc.code(), exc.details())
