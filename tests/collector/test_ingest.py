@@ -493,3 +493,13 @@ def test_pending_children_are_bounded(ingestor, store):
     for _ in range(5):
         ingestor.consume_traces(traces_request("shop", [span("SELECT", CLIENT, 1, {"db.system": "postgresql"}, parent=os.urandom(8))]))
     assert ingestor._pending_spans == 3 and len(ingestor._pending) == 3
+
+
+def test_histogram_without_buckets_counts_at_the_mean(ingestor, store):
+    m = explicit_hist(sig.HTTP_SERVER_DURATION, [], [], {"http.route": "/nobuckets"})
+    del m.histogram.data_points[0].bucket_counts[:]
+    m.histogram.data_points[0].count = 4
+    m.histogram.data_points[0].sum = 0.2
+    ingestor.consume_metrics(metrics_request("shop", [m]))
+    row = one(store.endpoints(), route="/nobuckets")
+    assert row["count"] == 4 and row["p50_ms"] == pytest.approx(50.0, rel=0.01)

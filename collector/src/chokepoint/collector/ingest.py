@@ -54,7 +54,8 @@ down is a reset (the point counts in full).  The first point of a cumulative str
 counts in full only when its start time is at or after the collector's start (the
 stream began while we watched); otherwise it is the baseline.  Non-monotonic sums
 (UpDownCounters such as ``db.client.connection.count``) and gauges are latest values.
-Unknown metric names are accepted and ignored.  Malformed points (bucket counts not
+A delta histogram point without buckets (count and sum only) adds its count at the
+mean value.  Unknown metric names are accepted and ignored.  Malformed points (bucket counts not
 matching bounds, negative counts) are rejected and counted, the rest of the request
 is kept.
 """
@@ -573,7 +574,11 @@ class Ingestor:
             bounds = [b * factor for b in p.explicit_bounds]
             counts = list(p.bucket_counts)
             if not counts:
-                return None
+                # a histogram without buckets (count and sum only): every value at the mean
+                if p.count <= 0 or temporality == CUMULATIVE:
+                    return None
+                s.add(p.sum * factor / p.count if p.HasField("sum") else 0.0, count=p.count)
+                return s
             if len(counts) != len(bounds) + 1:
                 raise _BadPoint(f"{len(counts)} bucket counts for {len(bounds)} bounds")
             if any(b2 <= b1 for b1, b2 in itertools.pairwise(bounds)):
