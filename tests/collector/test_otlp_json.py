@@ -146,3 +146,9 @@ def test_response_json_is_lower_camel_case_with_partial_success():
     response.partial_success.error_message = "3 spans over the cap"
     assert json.loads(to_json(response)) == {"partialSuccess": {"rejectedSpans": "3", "errorMessage": "3 spans over the cap"}}
     assert to_json(ExportTraceServiceResponse()) == b"{}"
+
+
+def test_empty_body_is_an_empty_request_in_both_encodings():
+    assert parse_json(b"", ExportTraceServiceRequest) == ExportTraceServiceRequest()
+    assert parse_json(b" \n", ExportTraceServiceRequest) == ExportTraceServiceRequest()
+    assert parse_protobuf(b"", ExportTraceServiceRequest) == ExportTraceServiceRequest()

@@ -52,7 +52,9 @@ def parse_protobuf(body: bytes, message_type: type[M]) -> M:
 
 
 def parse_json(body: bytes, message_type: type[M]) -> M:
-    """Decode an ``application/json`` OTLP/JSON body (hex ids, integer enums)."""
+    """Decode an ``application/json`` OTLP/JSON body (hex ids, integer enums); an empty body is an empty request."""
+    if not body.strip():
+        return message_type()
     try:
         document = json.loads(body)
     except RecursionError:
