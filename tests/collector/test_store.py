@@ -275,3 +275,35 @@ def test_pull_monitor_row_wins_and_borrows_the_agent_time_lag(store, clock):
     store.record_consumer_offsets("g", "t", 0, 300, 305, clock.t, time_lag_s=0.5, source="agent")
     [row] = store.consumer_lag()
     assert (row["source"], row["committed_offset"]) == ("agent", 300)
+
+
+def test_every_query_is_strict_json(store, clock):
+    import json
+
+    store.add_requests("shop", "/a", [0.01, 200.0], errors=1)
+    store.add_dependency_calls("shop", "http", "api", [0.3])
+    store.set_pool("shop", "db", "main", used=1)
+    store.set_breaker_state("shop", "b", 0)
+    store.record_consumer_offsets("g", "t", 0, 5, 9, clock.t)
+    store.record_consumer_lag("g2", "t", 1, 3, None, clock.t)
+    store.set_runtime("shop", cpu=0.2)
+    store.add_breakdown("shop", "/a", {"db": 0.1}, requests=1)
+    store.keep_trace({"trace_id": "x", "service": "shop", "route": "/a", "duration_ms": 1.0, "error": False, "keep_reason": "slow", "start": 1.0, "spans": []})
+    clock.t += 10
+    queries = [
+        store.health(),
+        store.services(),
+        store.endpoints(),
+        store.dependencies(),
+        store.pools(),
+        store.breakers(),
+        store.consumer_lag(),
+        store.traces(),
+        store.histogram("shop", "/a"),
+        store.heatmap("shop", "/a"),
+        store.breakdown("shop", "/a"),
+        *[store.timeseries(m) for m in TIMESERIES_METRICS],
+    ]
+    for q in queries:
+        json.dumps(q, allow_nan=False)
+    assert store.histogram("shop", "/a")[-1]["le_ms"] is None  # 200 s is past the ladder's 100 s
