@@ -147,3 +147,33 @@ def test_aiokafka_lag_grows_while_paused_and_drains_after(kafka):
     finally:
         probe.uninstall()
         metrics.close()
+
+
+def test_deserializing_consumer_is_tracked(kafka):
+    from confluent_kafka.serialization import StringDeserializer
+
+    topic, group = f"events-{uuid.uuid4().hex[:8]}", f"audit-{uuid.uuid4().hex[:6]}"
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    for f in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+        f.result(30)
+    producer = confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap})
+    for i in range(3):
+        producer.produce(topic, value=f"event-{i}".encode())
+    assert producer.flush(30) == 0
+
+    metrics = Metrics()
+    probe = KafkaLagProbe(metrics.meter, refresh_interval_s=0)
+    try:
+        consumer = confluent_kafka.DeserializingConsumer(
+            {"bootstrap.servers": kafka.bootstrap, "group.id": group, "auto.offset.reset": "earliest", "value.deserializer": StringDeserializer("utf_8")}
+        )
+        consumer.subscribe([topic])
+        assert [m.value() for m in _poll_n(consumer, 3)] == ["event-0", "event-1", "event-2"]
+        attrs = {signals.ATTR_MESSAGING_CONSUMER_GROUP: group, signals.ATTR_MESSAGING_DESTINATION: topic, signals.ATTR_MESSAGING_PARTITION: "0"}
+        got = metrics.collect()
+        assert metrics.value(signals.KAFKA_CONSUMER_LAG, attrs, got) == 0
+        assert metrics.value(signals.KAFKA_CONSUMER_HIGH_WATERMARK, attrs, got) == 3
+        consumer.close()
+    finally:
+        probe.uninstall()
+        metrics.close()

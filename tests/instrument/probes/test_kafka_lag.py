@@ -113,8 +113,9 @@ def test_closed_consumer_is_dropped_without_errors(metrics, installed):
 
 
 def test_consumer_class_is_replaced_and_restored(metrics):
-    original = confluent_kafka.Consumer
+    original, original_deserializing = confluent_kafka.Consumer, confluent_kafka.DeserializingConsumer
     probe = KafkaLagProbe(metrics.meter)
     assert confluent_kafka.Consumer is probe.consumer_class and issubclass(probe.consumer_class, original)
+    assert issubclass(confluent_kafka.DeserializingConsumer, original_deserializing)
     probe.uninstall()
-    assert confluent_kafka.Consumer is original
+    assert confluent_kafka.Consumer is original and confluent_kafka.DeserializingConsumer is original_deserializing

@@ -31,9 +31,9 @@ its broker queries are coroutines, so at collection the probe schedules
 and their answers show at the next collection; the locally known high watermark
 (``highwater()``) is used meanwhile.
 
-confluent-kafka: only consumers created after install are tracked (code that did
-``from confluent_kafka import Consumer`` earlier keeps the original class), and
-``DeserializingConsumer`` is not covered.  Install after the OpenTelemetry
+confluent-kafka: ``Consumer`` and ``DeserializingConsumer`` are replaced by tracking
+subclasses; only consumers created after install are tracked (code that did
+``from confluent_kafka import Consumer`` earlier keeps the original class).  Install after the OpenTelemetry
 confluent-kafka instrumentor, which also replaces the class: the probe subclasses
 whatever ``confluent_kafka.Consumer`` is at install time.
 """
@@ -171,6 +171,10 @@ class KafkaLagProbe(_LagProbe):
         self._no_timestamp = confluent_kafka.TIMESTAMP_NOT_AVAILABLE
         self.consumer_class = self._make_consumer_class(confluent_kafka.Consumer)
         self.patch(confluent_kafka, "Consumer", lambda original: self.consumer_class)
+        deserializing = getattr(confluent_kafka, "DeserializingConsumer", None)
+        if deserializing is not None:
+            self.deserializing_consumer_class = self._make_consumer_class(deserializing)
+            self.patch(confluent_kafka, "DeserializingConsumer", lambda original: self.deserializing_consumer_class)
 
     def _make_consumer_class(self, base: type) -> type:
         probe = self
@@ -199,7 +203,7 @@ class KafkaLagProbe(_LagProbe):
                 probe.consumers.pop(self, None)
                 return super().close(*args, **kwargs)
 
-        LagTrackingConsumer.__name__ = LagTrackingConsumer.__qualname__ = "Consumer"
+        LagTrackingConsumer.__name__ = LagTrackingConsumer.__qualname__ = base.__name__
         LagTrackingConsumer.__module__ = base.__module__
         return LagTrackingConsumer
 
