@@ -33,7 +33,7 @@ def test_stable_unique_uids_and_panel_ids():
 
 
 def test_expressions_use_catalog_metrics_only():
-    known = {m.sample_name for m in METRICS} | {f"{m.name}_bucket" for m in METRICS if m.type == "histogram"}
+    known = {m.sample_name for m in METRICS} | {f"{m.name}_{part}" for m in METRICS if m.type == "histogram" for part in ("bucket", "count", "sum")}
     used = set()
     for _uid, _title, expr in generate.all_expressions():
         for name in re.findall(r"\bchokepoint_[a-z0-9_]+", expr):

@@ -28,7 +28,7 @@ def test_checked_in_rules_are_the_generated_ones():
 
 
 def test_every_expression_uses_catalog_names_only():
-    known = {m.sample_name for m in METRICS} | {f"{m.name}_bucket" for m in METRICS if m.type == "histogram"}
+    known = {m.sample_name for m in METRICS} | {f"{m.name}_{part}" for m in METRICS if m.type == "histogram" for part in ("bucket", "count", "sum")}
     doc = rules.rules_document()
     recorded = {r["record"] for g in doc["groups"] for r in g["rules"] if "record" in r}
     for expr in rules.all_expressions():

@@ -116,7 +116,12 @@ def test_prometheus_scraping_the_collector_feeds_red_panels_and_rules(collector)
     with PrometheusService([target], scrape_interval="1s", rule_files=[str(rules.RULES_FILE)]) as prom:
         red = [e for uid, title, e in generate.all_expressions() if uid == "chokepoint-overview" and title != "Time per request by component"]
         red = [e.replace("$service", ".*").replace("$route", ".*").replace("$__rate_interval", "10s") for e in red]
-        recorded = ["chokepoint:requests:rate1m", "chokepoint:request_error_ratio:rate5m", "chokepoint:request_duration_seconds:p99_5m"]
+        recorded = [
+            "chokepoint:requests:rate1m",
+            "chokepoint:request_error_ratio:rate5m",
+            "chokepoint:request_slow_ratio:rate5m",
+            "chokepoint:request_duration_seconds:p99_5m",
+        ]
         pending = red + recorded
         deadline = time.monotonic() + 30
         while pending and time.monotonic() < deadline:

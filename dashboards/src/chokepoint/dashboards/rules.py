@@ -9,7 +9,7 @@ so the rules cannot drift from what the collector exports or what the analyzer s
   ``histogram_quantile``, pool saturation and wait p99, breaker rejections, lag growth;
 - alert rules (group ``chokepoint-alerts``): SLO-style latency (p99 above the
   objective) and multi-window error-budget burn (fast: 14.4x over 1h and 5m; slow: 6x
-  over 6h and 30m), pool saturation, breaker open, consumer lag growth, and one alert
+  over 6h and 30m) — for errors and for the share of requests slower than 500 ms —, pool saturation, breaker open, consumer lag growth, and one alert
   per bottleneck kind on ``chokepoint_bottleneck_score{kind=...}``.
 
 Usage::
@@ -19,7 +19,8 @@ Usage::
 
 The checked-in file is compared with :func:`rules_yaml` in the tests and checked with
 ``promtool check rules`` / ``promtool test rules`` (``dashboards/prometheus/tests``).
-Objectives (module constants): p99 latency 500 ms, availability 99 %.
+Objectives (module constants): p99 latency 500 ms; 99 % of requests within 500 ms
+(``le="0.5"``, a bucket bound of the collector's latency histograms); availability 99 %.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ from chokepoint.collector.catalog import (
 RULES_FILE = Path(__file__).resolve().parents[3] / "prometheus" / "chokepoint-rules.yml"
 
 LATENCY_P99_OBJECTIVE_S = 0.5
+LATENCY_OBJECTIVE_LE = "0.5"  # "fast" = at most 0.5 s; must be a bucket bound of the collector's histograms
+LATENCY_OBJECTIVE = 0.99  # 99 % of requests fast
+LATENCY_BUDGET = round(1 - LATENCY_OBJECTIVE, 6)
 AVAILABILITY_OBJECTIVE = 0.99
 ERROR_BUDGET = round(1 - AVAILABILITY_OBJECTIVE, 6)
 FAST_BURN, SLOW_BURN = 14.4, 6.0
@@ -84,6 +88,10 @@ def recording_rules() -> list[dict]:
                 "expr": f"{_rate(REQUEST_ERRORS.sample_name, ROUTE, window)}\n/\n{_rate(REQUESTS.sample_name, ROUTE, window)}",
             }
         )
+    for window in ERROR_RATIO_WINDOWS:
+        fast = f'sum by ({ROUTE}) (rate({REQUEST_DURATION.name}_bucket{{le="{LATENCY_OBJECTIVE_LE}"}}[{window}]))'
+        total = f"sum by ({ROUTE}) (rate({REQUEST_DURATION.name}_count[{window}]))"
+        rules.append({"record": f"chokepoint:request_slow_ratio:rate{window}", "expr": f"1 - (\n{fast}\n/\n{total}\n)"})
     for name, q in QUANTILES:
         rules.append(
             {
@@ -125,6 +133,28 @@ def alert_rules() -> list[dict]:
                 "summary": "{{ $labels.service }} {{ $labels.route }}: p99 latency {{ $value | humanizeDuration }} above the "
                 + f"{int(LATENCY_P99_OBJECTIVE_S * 1000)} ms objective",
                 "runbook": "Open the chokepoint dashboard's route detail: compare the time breakdown of slow and average requests.",
+            },
+        },
+        {
+            "alert": "ChokepointLatencyBudgetFastBurn",
+            "expr": f"chokepoint:request_slow_ratio:rate1h > ({FAST_BURN} * {LATENCY_BUDGET})\nand\nchokepoint:request_slow_ratio:rate5m > ({FAST_BURN} * {LATENCY_BUDGET})",
+            "for": "2m",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "{{ $labels.service }} {{ $labels.route }}: latency budget burning "
+                + f"{FAST_BURN:g}x too fast ({LATENCY_OBJECTIVE:.0%} of requests should take at most {LATENCY_OBJECTIVE_LE} s; 1h and 5m windows)",
+                "runbook": "Open the chokepoint dashboard's overview: the likely bottleneck banner names what slows this route down.",
+            },
+        },
+        {
+            "alert": "ChokepointLatencyBudgetSlowBurn",
+            "expr": f"chokepoint:request_slow_ratio:rate6h > ({SLOW_BURN} * {LATENCY_BUDGET})\nand\nchokepoint:request_slow_ratio:rate30m > ({SLOW_BURN} * {LATENCY_BUDGET})",
+            "for": "15m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $labels.service }} {{ $labels.route }}: latency budget burning "
+                + f"{SLOW_BURN:g}x too fast ({LATENCY_OBJECTIVE:.0%} of requests should take at most {LATENCY_OBJECTIVE_LE} s; 6h and 30m windows)",
+                "runbook": "Compare the route's fast and slow requests in the chokepoint route detail (time breakdown, kept slow traces).",
             },
         },
         {

@@ -74,7 +74,15 @@ class _Layout:
 
 
 def _panel(
-    layout: _Layout, title: str, targets: list[tuple[str, str]], unit: str = "short", kind: str = "timeseries", w: int = 12, h: int = 8, **extra
+    layout: _Layout,
+    title: str,
+    targets: list[tuple[str, str]],
+    unit: str = "short",
+    kind: str = "timeseries",
+    w: int = 12,
+    h: int = 8,
+    target_format: str = "",
+    **extra,
 ) -> dict:
     pid, pos = layout.place(w, h)
     panel = {
@@ -83,7 +91,10 @@ def _panel(
         "title": title,
         "datasource": DATASOURCE,
         "gridPos": pos,
-        "targets": [{"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend} for i, (expr, legend) in enumerate(targets)],
+        "targets": [
+            {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend, **({"format": target_format} if target_format else {})}
+            for i, (expr, legend) in enumerate(targets)
+        ],
         "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
         "options": {"legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]}, "tooltip": {"mode": "multi", "sort": "desc"}},
     }
@@ -173,6 +184,7 @@ def overview() -> dict:
             "Latency heatmap",
             [(f"sum by (le) (rate({c.REQUEST_DURATION.name}_bucket{{{route_sel}}}[$__rate_interval]))", "{{le}}")],
             kind="heatmap",
+            target_format="heatmap",
             w=24,
             options={"calculate": False, "yAxis": {"unit": "s"}, "color": {"scheme": "Viridis", "mode": "scheme"}, "cellGap": 1},
         ),
