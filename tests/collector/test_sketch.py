@@ -6,6 +6,8 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chokepoint.collector.sketch import Sketch
 
@@ -197,3 +199,21 @@ def test_frozen_quantile_equals_live_quantile(values):
     frozen = live.copy().freeze()
     for q in (0.0, 0.001, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1.0):
         assert frozen.quantile(q) == live.quantile(q), q
+
+
+latencies = st.lists(st.floats(min_value=1e-6, max_value=1e4, allow_nan=False), min_size=1, max_size=300)
+
+
+@settings(max_examples=150, deadline=None)
+@given(latencies, st.floats(min_value=0.0, max_value=1.0), st.integers(min_value=0, max_value=300))
+def test_property_quantile_bound_and_merge(values, q, split):
+    whole = Sketch()
+    whole.add_many(values)
+    want = exact(sorted(values), q)
+    assert abs(whole.quantile(q) - want) <= 0.01 * want + 1e-15
+    left, right = Sketch(), Sketch()
+    left.add_many(values[:split])
+    right.add_many(values[split:])
+    left.merge(right)
+    assert left.bins == whole.bins and left.count == whole.count
+    assert left.quantile(q) == whole.quantile(q)
