@@ -23,7 +23,9 @@ What it sets up:
   **cumulative** temporality and base-2 **exponential** histograms for every histogram;
 - the upstream instrumentors (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` honoured) with
   chokepoint's lighter options (:mod:`chokepoint.instrument.distro`);
-- the client flags (:mod:`chokepoint.instrument.client_flags`) and the probes
+- the client flags (:mod:`chokepoint.instrument.client_flags`), one span per SQL statement
+  under SQLAlchemy (:mod:`chokepoint.instrument.db_dedupe`), confluent-kafka consumers in
+  the producer's trace (:mod:`chokepoint.instrument.kafka_context`) and the probes
   (``chokepoint.instrument.probes.install_all``; ``CHOKEPOINT_PROBES``).
 
 Nothing here raises into the app: a failing exporter, probe or patch is logged and
@@ -50,6 +52,7 @@ from chokepoint.instrument.client_flags import install_client_flags
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.db_dedupe import install_db_dedupe
 from chokepoint.instrument.instruments import AgentInstruments
+from chokepoint.instrument.kafka_context import install_confluent_kafka_parenting
 from chokepoint.instrument.sampling import KeepSlowTracesProcessor
 
 _log = logging.getLogger("chokepoint.instrument")
@@ -126,13 +129,14 @@ class Agent:
             return
         self._extras_installed = True
         self._undo.extend(install_client_flags(self.instruments, self.config))
-        try:
-            undo_dedupe = install_db_dedupe()
-        except Exception:
-            _log.warning("chokepoint: SQLAlchemy/DB-API span de-duplication not installed", exc_info=True)
-            undo_dedupe = None
-        if undo_dedupe is not None:
-            self._undo.append(undo_dedupe)
+        for installer in (install_db_dedupe, install_confluent_kafka_parenting):
+            try:
+                undo = installer()
+            except Exception:  # a patch that fails to install is skipped; the app runs
+                _log.warning("chokepoint: %s failed; continuing without it", installer.__name__, exc_info=True)
+                undo = None
+            if undo is not None:
+                self._undo.append(undo)
         self.probes = install_probes(self.meter_provider.get_meter(PROBES_METER_NAME), self.config.probes, self.instruments.lean)
 
     def force_flush(self, timeout_s: float = 10.0) -> None:

@@ -135,7 +135,7 @@ class TraceExportQueue:
         self.max_spans = max_spans
         self.header_allowlist = header_allowlist
         self.batch_spans = 512
-        self.backoff_max_s = 30.0
+        self.backoff_max_s = 5.0
         self._queue: deque[ReadableSpan] = deque()
         self._wake = threading.Event()
         self._idle = threading.Event()
