@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dash
+import pytest
+import requests
 
-from chokepoint.dashboards.app import PAGES, collector_banner, create_app
+from chokepoint.dashboards.app import PAGES, DashboardServer, collector_banner, create_app
 from chokepoint.dashboards.pages import overview
 
 
@@ -25,3 +27,12 @@ def test_every_view_is_a_registered_page(fake_api):
 def test_banner_is_empty_while_the_collector_answers(api, unreachable, texts):
     assert collector_banner(api) is None
     assert "collector unreachable" in texts(collector_banner(unreachable))
+
+
+def test_dashboard_server_runs_in_a_thread_and_stops_twice(fake_api):
+    with DashboardServer(fake_api.url, port=0) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        assert requests.get(server.url + "/_dash-layout", timeout=5).status_code == 200
+    server.stop()  # idempotent
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "/", timeout=1)

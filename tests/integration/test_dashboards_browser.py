@@ -9,7 +9,6 @@ collector nobody feeds, and live refresh without a page reload.
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -19,34 +18,21 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from werkzeug.serving import make_server
 
-from chokepoint.dashboards.app import COLLECTOR_BANNER, create_app
+from chokepoint.dashboards.app import COLLECTOR_BANNER, DashboardServer
 from chokepoint.dashboards.components import NO_DATA
 from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
-from devservices import CHROMIUM_FLAGS, free_port
+from devservices import CHROMIUM_FLAGS
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 WAIT_S = 20
 
 
-class DashServer:
-    """``create_app(api_url)`` served by werkzeug on a free loopback port, in a thread."""
-
-    def __init__(self, api_url: str) -> None:
-        self.port = free_port()
-        self.httpd = make_server("127.0.0.1", self.port, create_app(api_url, timeout_s=1.0).server, threaded=True)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
+def DashServer(api_url: str) -> DashboardServer:
+    """The dashboard for ``api_url`` on a free loopback port, started."""
+    return DashboardServer(api_url, port=0, timeout_s=1.0).start()
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,23 @@ Usage::
     chokepoint dashboard --api http://127.0.0.1:8787 --port 8050
     python -c "from chokepoint.dashboards.app import run; run('http://127.0.0.1:8787')"
 
-``chokepoint serve`` mounts ``create_app(api_url).server`` (a Flask app) next to the API.
+Embedding (what ``chokepoint serve`` does next to the API)::
+
+    server = DashboardServer(api_url, host="127.0.0.1", port=8050).start()   # background thread
+    ...
+    server.stop()                                                            # idempotent
+
+``create_app(api_url).server`` is the plain Flask app for any other WSGI host.
 Environment: ``CHOKEPOINT_TOKEN`` is sent to the collector as a bearer token.
 """
 
 from __future__ import annotations
 
+import threading
+
 import dash
 from dash import Input, Output, dcc, html
+from werkzeug.serving import make_server
 
 from .client import ApiClient, CollectorUnavailable
 from .components import REFRESH_MS, error_banner, tolerant
@@ -55,7 +64,7 @@ def create_app(api_url: str, timeout_s: float = 2.0, token: str | None = None, r
             dcc.Interval(id=HEALTH_INTERVAL, interval=REFRESH_MS),
             html.Div(
                 [html.B("chokepoint", style={"marginRight": "24px", "fontSize": "18px"})]
-                + [dcc.Link(page.NAME, href=page.PATH, style={"marginRight": "16px"}) for page in PAGES],
+                + [dcc.Link(page.NAME, href=app.get_relative_path(page.PATH), style={"marginRight": "16px"}) for page in PAGES],
                 id=NAV,
                 style={"padding": "8px 12px", "background": "#263238", "color": "white"},
             ),
@@ -70,6 +79,42 @@ def create_app(api_url: str, timeout_s: float = 2.0, token: str | None = None, r
         return collector_banner(client)
 
     return app
+
+
+class DashboardServer:
+    """``create_app(api_url)`` served by werkzeug (threaded) in a background thread.
+
+    ``port=0`` picks a free port (see ``.url``).  ``start()`` returns once the socket is
+    listening; ``stop()`` is idempotent.
+    """
+
+    def __init__(self, api_url: str, host: str = "127.0.0.1", port: int = 8050, **app_kwargs) -> None:
+        self.app = create_app(api_url, **app_kwargs)
+        self._httpd = make_server(host, port, self.app.server, threaded=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="chokepoint-dashboard", daemon=True)
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._httpd.host}:{self._httpd.server_port}"
+
+    def start(self) -> DashboardServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._thread.is_alive():
+            self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> DashboardServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def run(api_url: str, host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
