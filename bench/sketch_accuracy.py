@@ -8,7 +8,10 @@ For lognormal (median 50 ms, sigma 1) and Pareto (alpha 1.2, from 1 ms) latencie
 seconds, prints the relative error of p50/p90/p99/p99.9 against the exact quantile
 (the value at rank ``floor(q * (n - 1))``), as the median over ``--repeats`` seeds, for
 1. chokepoint's ``Sketch`` (relative accuracy 1 %), and
-2. ``prometheus_client``'s default histogram buckets with the quantile estimated by
+2. the same sketch fed with an OTLP exponential histogram of the data, as the OTel SDK
+   builds it by default (at most 160 buckets: the highest scale <= 20 that fits the
+   range) — what the collector sees from our agent; and
+3. ``prometheus_client``'s default histogram buckets with the quantile estimated by
    linear interpolation inside the bucket, as PromQL's ``histogram_quantile`` does
    (the ``+Inf`` bucket answers with the highest finite bound).
 Then the speed of the hot paths: ``add_many`` per value, ``merge`` of two sketches,
@@ -67,18 +70,44 @@ def prometheus_quantile(values: list[float], q: float) -> float:
     return PROM_BUCKETS[-1]
 
 
+def otlp_exponential(values: list[float], max_buckets: int = 160, max_scale: int = 20) -> tuple[int, int, list[int]]:
+    """(scale, offset, counts) of an OTLP exponential histogram of ``values`` (SDK defaults)."""
+    lo, hi = min(values), max(values)
+    scale = max_scale
+    while scale > -10:
+        f = 2.0**scale
+        if math.ceil(math.log2(hi) * f) - math.ceil(math.log2(lo) * f) + 1 <= max_buckets:
+            break
+        scale -= 1
+    f = 2.0**scale
+    idx = [math.ceil(math.log2(v) * f) - 1 for v in values]
+    offset = min(idx)
+    counts = [0] * (max(idx) - offset + 1)
+    for i in idx:
+        counts[i - offset] += 1
+    return scale, offset, counts
+
+
 def accuracy_rows(n: int, repeats: int) -> list[tuple[str, str, list[float]]]:
     rows = []
     for dist_name, gen in (("lognormal", lognormal), ("pareto", pareto)):
-        errs = {"chokepoint sketch (1%)": [[] for _ in QUANTILES], "prometheus default buckets": [[] for _ in QUANTILES]}
+        errs = {
+            "chokepoint sketch (1%)": [[] for _ in QUANTILES],
+            "sketch from OTel exp. histogram (160 buckets)": [[] for _ in QUANTILES],
+            "prometheus default buckets": [[] for _ in QUANTILES],
+        }
         for seed in range(repeats):
             values = gen(n, seed)
             ordered = sorted(values)
             s = Sketch(0.01)
             s.add_many(values)
+            scale, offset, counts = otlp_exponential(values)
+            e = Sketch(0.01)
+            e.add_exponential_buckets(scale, offset, counts, 0, sum(values), min(values), max(values))
             for i, q in enumerate(QUANTILES):
                 want = exact(ordered, q)
                 errs["chokepoint sketch (1%)"][i].append(abs(s.quantile(q) - want) / want)
+                errs["sketch from OTel exp. histogram (160 buckets)"][i].append(abs(e.quantile(q) - want) / want)
                 errs["prometheus default buckets"][i].append(abs(prometheus_quantile(values, q) - want) / want)
         for method, per_q in errs.items():
             rows.append((dist_name, method, [statistics.median(e) for e in per_q]))
@@ -120,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=5, help="seeds (median reported)")
     args = ap.parse_args(argv)
     print(f"relative error vs exact quantile, median of {args.repeats} seeds, n={args.n}")
+    for name, gen in (("lognormal", lognormal), ("pareto", pareto)):
+        scale, _offset, counts = otlp_exponential(gen(args.n, 0))
+        print(f"OTel exponential histogram of {name}: scale {scale}, {len(counts)} buckets, bucket half-width {(2 ** (2.0**-scale / 2) - 1) * 100:.2f} %")
     print()
     print("| data | method | p50 | p90 | p99 | p99.9 |")
     print("|---|---|---|---|---|---|")
