@@ -503,3 +503,17 @@ def test_histogram_without_buckets_counts_at_the_mean(ingestor, store):
     ingestor.consume_metrics(metrics_request("shop", [m]))
     row = one(store.endpoints(), route="/nobuckets")
     assert row["count"] == 4 and row["p50_ms"] == pytest.approx(50.0, rel=0.01)
+
+
+def test_hostile_values_are_rejected_or_harmless(ingestor, store):
+    huge = exp_hist(sig.HTTP_SERVER_DURATION, 0, 2_000_000, [1], {"http.route": "/huge"})  # 2^2e6 s overflows
+    nan = number(sig.PROCESS_CPU_UTILIZATION, float("nan"))
+    odd = span("x", SERVER, 5, {"http.route": "/odd", "http.response.status_code": "not-a-number"})
+    odd.attributes.add(key="http.request.method").value.array_value.values.add().string_value = "GET"
+    short_id = span("x", SERVER, 5, {"http.route": "/bad"})
+    short_id.trace_id = b"\x01\x02"
+    m = ingestor.consume_metrics(metrics_request("shop", [huge, nan]))
+    t = ingestor.consume_traces(traces_request("shop", [odd, short_id]))
+    assert (m.accepted, m.rejected) == (0, 2) and (t.accepted, t.rejected) == (1, 1)
+    assert [r["route"] for r in store.endpoints()] == ["/odd"] and store.endpoints()[0]["error_rate"] == 0.0
+    assert store.timeseries("cpu_utilization") == []

@@ -643,8 +643,8 @@ class Ingestor:
                     raise _BadPoint("negative bucket count")
 
         if name in _ROUTE_LATENCY and is_hist:
-            store.mark_metric_authority(svc, "server")
             sk = self._sketch(key, m, which, p, _ROUTE_LATENCY[name])
+            store.mark_metric_authority(svc, "server")  # only once a point decoded
             if sk is None or sk.count == 0:
                 return
             route = sc.route_name(sc.first(attrs, sc.HTTP_ROUTE_KEYS), sc.first(attrs, sc.URL_PATH_KEYS))
@@ -653,8 +653,8 @@ class Ingestor:
             return
         if name in _DEP_LATENCY and is_hist:
             dkind, unit = _DEP_LATENCY[name]
-            store.mark_metric_authority(svc, dkind)
             sk = self._sketch(key, m, which, p, unit)
+            store.mark_metric_authority(svc, dkind)
             if sk is None or sk.count == 0:
                 return
             if dkind == "http":
