@@ -225,6 +225,17 @@ def test_kept_traces_are_bounded_and_filterable(clock):
     assert [t["trace_id"] for t in store.traces(route="/a")] == ["t3"]
     assert [t["trace_id"] for t in store.traces(limit=1)] == ["t4"]
     assert store.add_spans_to_kept_trace("t0", [{}]) is False
+    assert store.dropped["trace_too_large"] == 5
+    assert store.add_spans_to_kept_trace("t4", [{}, {}]) is True
+    assert store.dropped["trace_too_large"] == 7
+
+
+def test_kept_spans_are_capped_across_traces(clock):
+    store = Store(StoreConfig(max_kept_traces=100, max_kept_spans=10), clock=clock)
+    for i in range(5):
+        store.keep_trace({"trace_id": f"t{i}", "route": "/a", "keep_reason": "slow", "spans": [{"span_id": str(j)} for j in range(4)]})
+    assert [t["trace_id"] for t in store.traces()] == ["t4", "t3"]
+    assert store.health()["kept_traces"] == 2
 
 
 def test_health_counts(store):

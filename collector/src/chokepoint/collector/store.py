@@ -45,8 +45,9 @@ Layout
   ``max_routes_per_service`` routes / ``max_dependencies_per_service`` dependencies /
   ``max_pools_per_service`` pools of a service, new names fold into ``"other"``; every
   folded item is counted as ``chokepoint_ingest_dropped_total{reason="cardinality"}``.
-- Kept traces: at most ``max_kept_traces`` (oldest evicted), each at most
-  ``max_spans_per_trace`` spans.
+- Kept traces: at most ``max_kept_traces`` traces and ``max_kept_spans`` spans in all
+  (oldest evicted), each at most ``max_spans_per_trace`` spans (the rest counted as
+  ``chokepoint_ingest_dropped_total{reason="trace_too_large"}``).
 - Thread-safe: one lock around every read and write.
 
 For the analyzer: ``window(window_s, end_s=None)`` returns one merged ``Bucket`` of a
@@ -127,6 +128,7 @@ class StoreConfig:
     max_lag_partitions: int = 10000
     max_kept_traces: int = 1000
     max_spans_per_trace: int = 500
+    max_kept_spans: int = 50_000  # all kept traces together (oldest traces evicted)
     relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY
     lag_rules: lag_rules.LagRules = field(default_factory=lag_rules.LagRules)
     # a foreign SDK's trace is kept when its root is slower than the route's p99 over
@@ -168,6 +170,7 @@ class Store:
         self._lag_latest: dict[tuple[str, str, int, str], LagPoint] = {}  # newest point per partition and source
         self._log_end_history: dict[tuple[str, int], deque[tuple[float, int]]] = {}
         self._traces: OrderedDict[str, dict] = OrderedDict()
+        self._kept_spans = 0
         self._authority: dict[tuple[str, str], float] = {}
         self._p99_cache: dict[tuple[str, str, float], tuple[float, float | None]] = {}
         self.ingested_spans: dict[str, int] = {}
@@ -524,19 +527,19 @@ class Store:
 
     # ------------------------------------------------------------ writes: traces and self-monitoring
     def keep_trace(self, trace: dict) -> None:
-        """Keep (or extend) a trace; dict shape of ``traces()`` items; evicts the oldest past the cap."""
+        """Keep (or extend) a trace; dict shape of ``traces()`` items; evicts the oldest past the caps."""
         with self._lock:
             tid = trace["trace_id"]
             have = self._traces.get(tid)
             if have is None:
-                trace["spans"] = trace.get("spans", [])[: self.config.max_spans_per_trace]
+                spans = trace.get("spans", [])
+                trace["spans"] = spans[: self.config.max_spans_per_trace]
+                self._count_trace_overflow(len(spans) - len(trace["spans"]))
                 self._traces[tid] = trace
-                while len(self._traces) > self.config.max_kept_traces:
-                    self._traces.popitem(last=False)
+                self._kept_spans += len(trace["spans"])
+                self._evict_traces()
             else:
-                room = self.config.max_spans_per_trace - len(have["spans"])
-                if room > 0:
-                    have["spans"].extend(trace.get("spans", [])[:room])
+                self._append_spans(have, trace.get("spans", []))
                 for k in ("service", "route", "duration_ms", "error", "keep_reason", "start"):
                     if trace.get(k) not in (None, "", False) and have.get(k) in (None, "", False):
                         have[k] = trace[k]
@@ -549,10 +552,25 @@ class Store:
             have = self._traces.get(trace_id)
             if have is None:
                 return False
-            room = self.config.max_spans_per_trace - len(have["spans"])
-            if room > 0:
-                have["spans"].extend(spans[:room])
+            self._append_spans(have, spans)
             return True
+
+    def _append_spans(self, have: dict, spans: list[dict]) -> None:
+        room = max(0, self.config.max_spans_per_trace - len(have["spans"]))
+        added = spans[:room]
+        have["spans"].extend(added)
+        self._kept_spans += len(added)
+        self._count_trace_overflow(len(spans) - len(added))
+        self._evict_traces()
+
+    def _count_trace_overflow(self, n: int) -> None:
+        if n > 0:
+            self.dropped["trace_too_large"] = self.dropped.get("trace_too_large", 0) + n
+
+    def _evict_traces(self) -> None:
+        while self._traces and (len(self._traces) > self.config.max_kept_traces or self._kept_spans > self.config.max_kept_spans):
+            _tid, old = self._traces.popitem(last=False)
+            self._kept_spans -= len(old["spans"])
 
     def is_trace_kept(self, trace_id: str) -> bool:
         return trace_id in self._traces
