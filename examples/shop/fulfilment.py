@@ -9,7 +9,8 @@ A confluent-kafka consumer in group ``fulfilment`` reads topic ``orders`` (from 
 earliest offset when the group is new), and for each event runs
 ``UPDATE orders SET status = 'fulfilled', fulfilled_at = now() WHERE id = :id AND status = 'paid'``
 through SQLAlchemy (idempotent: a redelivered event changes nothing), then commits the
-offset.  A malformed message is counted (``rejected``) and skipped, never fatal.
+offset.  A malformed message is counted (``rejected``) and skipped, never fatal; a
+database error is counted (``errors``) and the message is retried after a second.
 
 It also serves a small HTTP API (uvicorn) for its switch and counters:
 ``GET /health``, ``GET /admin/stats`` (``processed``, ``fulfilled``, ``rejected``,
@@ -35,7 +36,7 @@ import threading
 import time
 from contextlib import asynccontextmanager
 
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -107,8 +108,9 @@ class FulfilmentWorker:
                 continue
             try:
                 self.handle(msg.value())
-            except Exception:  # a DB outage must not kill the worker; the offset stays uncommitted
+            except Exception:  # a DB outage must not kill the worker: rewind and retry the message
                 self._count("errors")
+                self.consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
                 time.sleep(1.0)
                 continue
             self.consumer.commit(message=msg, asynchronous=True)

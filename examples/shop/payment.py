@@ -9,7 +9,8 @@ Routes
 ``POST /payments``  ``{"order_id": 1, "amount_cents": 1234, "currency": "EUR"}`` →
                     ``{"payment_id": "...", "status": "approved"}``
 ``GET /fx/{currency}``  exchange rate from EUR (``{"currency": "USD", "rate": 1.08}``)
-``GET /health``, ``GET /admin/stats`` (calls received, failures injected)
+``GET /health``, ``GET /admin/stats`` (calls received, failures injected, calls in flight and
+the most ever in flight at once)
 ``GET/POST /admin/switches``  (see ``shop.switches``)
 
 Switches owned by this service (``SHOP_SWITCHES`` at start or the admin endpoint)
@@ -53,7 +54,7 @@ class PaymentRequest(BaseModel):
 def create_app(switches: Switches, slow_ms: float = 300.0, hang_s: float = 3.0) -> FastAPI:
     app = FastAPI(title="demo payment service")
     app.include_router(admin_router(switches))
-    counters = {"payments_received": 0, "failures_injected": 0, "approved": 0}
+    counters = {"payments_received": 0, "failures_injected": 0, "approved": 0, "in_flight": 0, "max_in_flight": 0}
     call_numbers = itertools.count(1)
 
     async def maybe_slow() -> None:
@@ -71,6 +72,14 @@ def create_app(switches: Switches, slow_ms: float = 300.0, hang_s: float = 3.0) 
     @app.post("/payments")
     async def pay(request: PaymentRequest):
         counters["payments_received"] += 1
+        counters["in_flight"] += 1
+        counters["max_in_flight"] = max(counters["max_in_flight"], counters["in_flight"])
+        try:
+            return await _pay(request)
+        finally:
+            counters["in_flight"] -= 1
+
+    async def _pay(request: PaymentRequest):
         await maybe_slow()
         if switches.on("missing_timeout"):
             await asyncio.sleep(hang_s)

@@ -5,6 +5,11 @@
 ``reset_timeout_s``).  A failed charge raises :class:`PaymentFailed`; a call rejected by
 the open breaker raises :class:`PaymentUnavailable`.
 
+The breaker is used as ``with breaker.calling():`` — pybreaker's ``breaker.call(func)``
+holds the breaker's lock for the whole call and so serialises all concurrent payments
+(one at a time); ``calling()`` checks and updates the state under the lock but runs the
+call itself outside it.
+
 Shop switches acting here:
 
 ``retry_storm``      each charge is retried up to ``retries`` more times on any error or
@@ -55,7 +60,8 @@ class PaymentClient:
     def charge(self, order_id: int, amount_cents: int, currency: str) -> dict:
         """Charge an order; returns the payment service's answer."""
         try:
-            return self.breaker.call(self._post_with_retries, {"order_id": order_id, "amount_cents": amount_cents, "currency": currency})
+            with self.breaker.calling():
+                return self._post_with_retries({"order_id": order_id, "amount_cents": amount_cents, "currency": currency})
         except pybreaker.CircuitBreakerError as exc:
             with self._lock:
                 self.rejected += 1

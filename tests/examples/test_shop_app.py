@@ -67,3 +67,12 @@ def test_shop_admin_switch_resizes_the_worker_threadpool():
     assert app.state.shop.thread_tokens() == 4
     assert client.post("/admin/switches", json={"consumer_lag": True}).status_code == 422
     assert switches.enabled() == ("worker_pool_saturation",)
+
+
+def test_fulfilment_counts_and_skips_malformed_messages():
+    from shop.fulfilment import FulfilmentWorker
+
+    worker = FulfilmentWorker("postgresql://nobody@127.0.0.1:1/none", "127.0.0.1:1", "orders", Switches("fulfilment"))
+    worker.handle(b"not json")
+    worker.handle(None)
+    assert worker.stats() == {"processed": 0, "fulfilled": 0, "rejected": 2, "errors": 0, "last_order_id": None}

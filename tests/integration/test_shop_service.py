@@ -372,3 +372,17 @@ def test_hot_endpoint_search_takes_every_worker_thread(stack):
         assert all(f.result().status_code == 200 for f in searches)
         assert product.result().status_code == 200
     assert busy == {"total": 16, "borrowed": 16}  # the other sync routes queue behind search
+
+
+def test_concurrent_orders_pay_concurrently_through_the_breaker(stack):
+    """pybreaker's call() would serialise payments behind its lock; the shop's must overlap."""
+    with stack.switched(stack.payment, external_dependency_slow=True):
+        responses = _burst_orders(stack, 4)
+        max_in_flight = stack.stats(stack.payment)["max_in_flight"]
+    assert [r.status_code for r in responses] == [201] * 4
+    assert max_in_flight >= 2
+
+
+def _burst_orders(stack: Stack, n: int) -> list[httpx.Response]:
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: stack.order(customer="burst"), range(n)))
