@@ -158,6 +158,7 @@ def table(table_id: str, columns: list[tuple[str, str, str]], rows: list[dict], 
         style_cell={"fontFamily": "sans-serif", "fontSize": "13px", "padding": "4px 8px", "textAlign": "left"},
         style_header={"fontWeight": "bold", "background": "#eceff1"},
         markdown_options={"link_target": "_self"},
+        css=[{"selector": ".cell-markdown p", "rule": "margin: 0;"}],
         **kwargs,
     )
 

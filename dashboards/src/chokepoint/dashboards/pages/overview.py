@@ -164,7 +164,7 @@ def heatmap_figure(heat: dict, route: str) -> go.Figure:
     trace = {
         "type": "heatmap",
         "x": to_epoch_ms(heat["times"]),
-        "y": [str(le) for le in heat["le_ms"]],
+        "y": [f"{le:.0f}" if le >= 100 else f"{le:.3g}" for le in heat["le_ms"]],
         "z": [list(row) for row in zip(*heat["counts"], strict=True)] if heat["counts"] else [],
         "colorscale": "Viridis",
         "colorbar": {"title": {"text": "requests"}},
@@ -197,11 +197,11 @@ def layout(**_query) -> html.Div:
             html.Div(id=BOTTLENECK_BANNER),
             html.H3("Findings (ranked)"),
             html.Div(id=FINDINGS_LIST),
-            html.H3("Routes — rate, errors, duration"),
-            table(RED_TABLE, RED_COLUMNS, [], sort_by=[]),
             html.H3("Latency over time"),
             dcc.Dropdown(id=ROUTE_PICKER, placeholder="route", clearable=False, style={"maxWidth": "600px"}),
             html.Div([dcc.Graph(id=HEATMAP), dcc.Graph(id=PERCENTILES)], style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"}),
+            html.H3("Routes — rate, errors, duration"),
+            table(RED_TABLE, RED_COLUMNS, [], sort_by=[], page_size=20),
         ]
     )
 
