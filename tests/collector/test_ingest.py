@@ -517,3 +517,15 @@ def test_hostile_values_are_rejected_or_harmless(ingestor, store):
     assert (m.accepted, m.rejected) == (0, 2) and (t.accepted, t.rejected) == (1, 1)
     assert [r["route"] for r in store.endpoints()] == ["/odd"] and store.endpoints()[0]["error_rate"] == 0.0
     assert store.timeseries("cpu_utilization") == []
+
+
+def test_nested_outbound_spans_count_once(ingestor, store):
+    tid = os.urandom(16)
+    root = span("GET /n", SERVER, 50, {"http.route": "/n"}, trace_id=tid)
+    orm = span("SELECT", CLIENT, 20, {"db.system": "postgresql", "db.statement": "SELECT 1"}, tid, root.span_id)
+    driver = span("SELECT", CLIENT, 19, {"db.system": "postgresql", "db.statement": "SELECT 1"}, tid, orm.span_id)
+    requests_span = span("GET", CLIENT, 10, {"http.method": "GET", "server.address": "api"}, tid, root.span_id)
+    urllib3_span = span("GET", CLIENT, 9, {"http.method": "GET", "server.address": "api"}, tid, requests_span.span_id)
+    ingestor.consume_traces(traces_request("shop", [driver, orm, urllib3_span, requests_span, root]))
+    assert {(d["kind"], d["count"]) for d in store.dependencies()} == {("db", 1), ("http", 1)}
+    assert store.breakdown("shop", "/n")["all"] == pytest.approx({"db": 20.0, "http:api": 10.0, "self": 20.0})

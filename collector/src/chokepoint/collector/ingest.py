@@ -17,8 +17,10 @@ Spans (only the attributes listed in ``semconv.SPAN_KEYS`` are read, one pass pe
   80/443); PRODUCER/CONSUMER spans (and CLIENT spans with ``messaging.system``) → kind
   ``kafka`` (or the messaging system's name) by ``messaging.destination(.name)``.
   Error = status ERROR or HTTP status >= 500.
+- An outbound span nested under an outbound span of the same signal (psycopg under
+  SQLAlchemy, urllib3 under requests) is counted once, as its parent.
 - Breakdown for foreign SDKs: when a trace's local root SERVER span is in the batch, its
-  CLIENT/PRODUCER/CONSUMER spans in the batch are summed per component (``db``,
+  top-level CLIENT/PRODUCER/CONSUMER spans are summed per component (``db``,
   ``http:<target>``, ``kafka``) and ``self`` = root - their sum (>= 0).
 
 Agent-sampled vs foreign traces.  A trace is *agent-sampled* when any span carries
@@ -247,6 +249,15 @@ def _classify(span, attrs: dict) -> tuple[str, str, str, bool] | None:
     return None
 
 
+def _nested_outbound(recs) -> set | tuple:
+    """Span ids of outbound spans whose parent is an outbound span of the same signal (a
+    psycopg span under a SQLAlchemy span, urllib3 under requests): counted once, as the parent."""
+    outbound = {r[1].span_id: r[5][0] for r in recs if r[5] is not None and r[5][0] != "server"}
+    if len(outbound) < 2:
+        return ()
+    return {r[1].span_id for r in recs if r[5] is not None and r[5][0] != "server" and outbound.get(r[1].parent_span_id) == r[5][0]}
+
+
 def _span_breakdown(root, recs, breakdown_acc: dict, authority: dict, store: Store) -> None:
     """Fold one foreign trace into the batch's breakdown sums (components per route)."""
     svc = root[0]
@@ -261,9 +272,10 @@ def _span_breakdown(root, recs, breakdown_acc: dict, authority: dict, store: Sto
         acc = breakdown_acc[(svc, c[1])] = [{}, 0]
     components = acc[0]
     total = 0.0
+    nested = _nested_outbound(recs)
     for r in recs:
         rc = r[5]
-        if r is root or rc is None or rc[0] == "server":
+        if r is root or rc is None or rc[0] == "server" or r[1].span_id in nested:
             continue
         comp = "http:" + rc[1] if rc[0] == "http" else rc[0]
         components[comp] = components.get(comp, 0.0) + r[3]
@@ -403,9 +415,10 @@ class Ingestor:
 
     def _aggregate(self, recs, route_acc, dep_acc, authority) -> None:
         store = self.store
+        nested = _nested_outbound(recs) if len(recs) > 2 else ()
         for r in recs:
             c = r[5]
-            if c is None:
+            if c is None or (nested and r[1].span_id in nested):
                 continue
             signal, name, dkind, error = c
             svc = r[0]
