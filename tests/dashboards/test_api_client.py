@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from chokepoint.collector.catalog import TIMESERIES_METRICS
 from chokepoint.dashboards.client import ApiClient, CollectorUnavailable
+from chokepoint.dashboards.pages import dependencies, messaging, overview, resources
 
 
 def test_contract_endpoints_return_their_lists(api):
@@ -47,3 +49,19 @@ def test_token_from_environment(fake_api, monkeypatch):
     monkeypatch.setenv("CHOKEPOINT_TOKEN", "from-env")
     ApiClient(fake_api.url).health()
     assert fake_api.httpd.last_headers.get("Authorization") == "Bearer from-env"
+
+
+def test_pages_ask_only_for_catalog_time_series(api):
+    """The synthetic API, like the collector, answers 400 for a metric outside catalog.TIMESERIES_METRICS."""
+    asked = []
+    original = api.timeseries
+
+    def recording(metric, **kwargs):
+        asked.append(metric)
+        return original(metric, **kwargs)
+
+    api.timeseries = recording
+    overview.refresh_route_charts(api, "shop|/checkout")
+    for page in (resources, dependencies, messaging):
+        page.refresh(api)
+    assert asked and set(asked) <= set(TIMESERIES_METRICS)

@@ -167,3 +167,29 @@ BREAKER_STATES = ("closed", "half_open", "open")  # index == chokepoint_breaker_
 LAG_STATUSES = ("OK", "WARN", "STALL", "STOP", "ERR")  # index == chokepoint_consumer_status value
 DEPENDENCY_KINDS = ("db", "http", "kafka")
 POOL_KINDS = ("db", "worker")
+
+# ---------------------------------------------------------------- REST time series (GET /api/v1/timeseries?metric=)
+# The ``metric`` vocabulary of the time-series endpoint, read by the Dash dashboard
+# (mirrors store.TIMESERIES_METRICS, which may import it from here).
+TIMESERIES_METRICS = (
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "latency_p999_ms",
+    "rps",
+    "error_rate",
+    "dependency_p99_ms",
+    "dependency_rps",
+    "pool_used",
+    "pool_max",
+    "pool_pending",
+    "pool_wait_p99_ms",
+    "cpu_utilization",
+    "rss_bytes",
+    "gc_pause_p99_ms",
+    "event_loop_lag_p99_ms",
+    "threads",
+    "breaker_state",
+    "consumer_lag",
+    "consumer_time_lag_s",
+)

@@ -29,7 +29,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from chokepoint.collector.catalog import FINDINGS_BY_KIND
+from chokepoint.collector.catalog import FINDINGS_BY_KIND, TIMESERIES_METRICS
 
 SERVICE = "shop"
 DB_POOL = "sqlalchemy:postgresql"
@@ -286,6 +286,8 @@ class SyntheticData:
 
     # ------------------------------------------------------------ docs/API.md extensions
     def timeseries(self, metric: str, service: str | None = None, target: str | None = None, window_s: float = 3600) -> dict:
+        if metric not in TIMESERIES_METRICS:
+            raise KeyError(metric)
         if self.empty:
             return {"metric": metric, "series": []}
         key = (metric, target, window_s)
