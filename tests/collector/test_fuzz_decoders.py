@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from starlette.testclient import TestClient
-from test_receiver_http import FakeIngestor, FakeStore, trace_request
+from tests.collector.test_receiver_http import FakeIngestor, FakeStore, trace_request
 
 from chokepoint.collector.admission import Admission
 from chokepoint.collector.otlp_consumer import REQUEST_TYPES, OtlpConsumer

@@ -10,7 +10,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from test_receiver_http import FakeIngestor, FakeStore, trace_request
+from tests.collector.test_receiver_http import FakeIngestor, FakeStore, trace_request
 
 from chokepoint.collector.admission import Admission
 from chokepoint.collector.auth import BearerAuth
