@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from starlette.testclient import TestClient
-from tests.collector.test_receiver_http import FakeIngestor, FakeStore, trace_request
 
 from chokepoint.collector.admission import Admission
 from chokepoint.collector.otlp_consumer import REQUEST_TYPES, OtlpConsumer
 from chokepoint.collector.otlp_json import PayloadError, parse_json, parse_protobuf
 from chokepoint.collector.receiver_http import create_otlp_http_app
+from tests.collector.test_receiver_http import FakeIngestor, FakeStore, trace_request
 
 SEED_PROTOBUF = trace_request("GET /items/{id}", "SELECT items", "reject-me").SerializeToString()
 SEED_JSON = json.dumps(

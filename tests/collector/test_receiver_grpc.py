@@ -10,12 +10,12 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from tests.collector.test_receiver_http import FakeIngestor, FakeStore, trace_request
 
 from chokepoint.collector.admission import Admission
 from chokepoint.collector.auth import BearerAuth
 from chokepoint.collector.otlp_consumer import OtlpConsumer
 from chokepoint.collector.receiver_grpc import OtlpGrpcReceiver
+from tests.collector.test_receiver_http import FakeIngestor, FakeStore, trace_request
 
 
 class GrpcReceiver:

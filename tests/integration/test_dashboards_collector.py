@@ -15,7 +15,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from selenium.webdriver.common.by import By
-from tests.collector.test_dashboards_browser import DashServer, browser, wait_text  # noqa: F401 - browser is a fixture
 
 from chokepoint.dashboards import rules
 from chokepoint.dashboards.client import ApiClient
@@ -23,6 +22,7 @@ from chokepoint.dashboards.grafana import generate
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
 from chokepoint.instrument import signals
 from devservices import PrometheusService
+from tests.integration.test_dashboards_browser import DashServer, browser, wait_text  # noqa: F401 - browser is a fixture
 
 ONE_SECOND_BUCKETS = [{"bucket_seconds": 1.0}]
 
