@@ -41,7 +41,9 @@ def test_expressions_use_catalog_metrics_only():
             used.add(name)
     # every exported family appears somewhere in Grafana
     for m in METRICS:
-        assert m.sample_name in used or f"{m.name}_bucket" in used, f"{m.name} has no panel"
+        assert m.sample_name in used or f"{m.name}_bucket" in used, (
+            f"catalog metric {m.name} has no Grafana panel: add one in chokepoint/dashboards/grafana/generate.py, then run chokepoint grafana generate"
+        )
 
 
 def test_provisioning_files_parse_and_point_at_the_datasource():

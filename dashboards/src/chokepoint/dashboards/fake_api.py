@@ -34,7 +34,6 @@ from chokepoint.collector.catalog import FINDINGS_BY_KIND, TIMESERIES_METRICS
 SERVICE = "shop"
 DB_POOL = "sqlalchemy:postgresql"
 WORKER_POOL = "anyio"
-BREAKDOWN_COMPONENTS = ("self", "db", "pool_wait", "http", "kafka", "queue")
 
 
 def _route_name(i: int) -> str:
