@@ -459,6 +459,12 @@ def test_signal_counters_for_the_analyzer(ingestor, store):
         number(sig.HTTP_CLIENT_RETRIES, 3, {sig.ATTR_SERVER_ADDRESS: "api", sig.ATTR_HTTP_ROUTE: "/a"}, kind="sum", temporality=DELTA),
         number(sig.HTTP_CLIENT_CALLS_WITHOUT_TIMEOUT, 2, {sig.ATTR_SERVER_ADDRESS: "api"}, kind="sum", temporality=DELTA),
         explicit_hist(sig.REQUEST_DB_QUERIES, [1, 5, 20], [0, 0, 0, 2], {sig.ATTR_HTTP_ROUTE: "/a"}, unit="{query}", total=60),
+        explicit_hist(
+            sig.HTTP_SERVER_RESPONSE_BODY_SIZE, [1000], [0, 3], {sig.ATTR_HTTP_ROUTE: "/a", sig.ATTR_RESPONSE_COMPRESSED: False}, unit="By", total=3e6
+        ),
+        explicit_hist(
+            sig.HTTP_SERVER_RESPONSE_BODY_SIZE, [1000], [0, 1], {sig.ATTR_HTTP_ROUTE: "/a", sig.ATTR_RESPONSE_COMPRESSED: True}, unit="By", total=2e5
+        ),
     ]
     ingestor.consume_metrics(metrics_request("shop", ms))
     counters = store.window(60).counters
@@ -466,6 +472,10 @@ def test_signal_counters_for_the_analyzer(ingestor, store):
     assert counters[("shop", sig.HTTP_CLIENT_CALLS_WITHOUT_TIMEOUT, "api")] == 2
     assert counters[("shop", f"{sig.REQUEST_DB_QUERIES}.sum", "/a")] == 60
     assert counters[("shop", f"{sig.REQUEST_DB_QUERIES}.count", "/a")] == 2
+    assert counters[("shop", f"{sig.HTTP_SERVER_RESPONSE_BODY_SIZE}.sum", "/a")] == 3.2e6
+    assert counters[("shop", f"{sig.HTTP_SERVER_RESPONSE_BODY_SIZE}.count", "/a")] == 4
+    assert counters[("shop", f"{sig.HTTP_SERVER_RESPONSE_BODY_SIZE}.uncompressed.sum", "/a")] == 3e6
+    assert counters[("shop", f"{sig.HTTP_SERVER_RESPONSE_BODY_SIZE}.uncompressed.count", "/a")] == 3
 
 
 def test_unknown_metrics_are_accepted_and_ignored(ingestor, store):

@@ -215,7 +215,8 @@ _SIGNAL_COUNTERS = (
     sig.AGENT_DROPPED_SPANS,
     sig.AGENT_EXPORTED_TRACES,
 )
-# analyzer signal histograms: stored as counters ``<name>.sum`` and ``<name>.count``
+# analyzer signal histograms: stored as counters ``<name>.sum`` and ``<name>.count`` (and for
+# response sizes ``<name>.uncompressed.sum/.count`` when the agent saw no Content-Encoding)
 _SIGNAL_HISTOGRAMS = (sig.REQUEST_DB_QUERIES, sig.HTTP_SERVER_RESPONSE_BODY_SIZE, sig.DB_POOL_USE_TIME, "db.client.connections.use_time")
 
 
@@ -775,6 +776,10 @@ class Ingestor:
                 k = _signal_key(attrs)
                 store.add_counter(svc, f"{name}.sum", k, sk.sum)
                 store.add_counter(svc, f"{name}.count", k, sk.count)
+                if attrs.get(sig.ATTR_RESPONSE_COMPRESSED) in (False, "false", "False"):
+                    # response sizes sent without Content-Encoding (for the uncompressed_response finding)
+                    store.add_counter(svc, f"{name}.uncompressed.sum", k, sk.sum)
+                    store.add_counter(svc, f"{name}.uncompressed.count", k, sk.count)
             return
 
 
