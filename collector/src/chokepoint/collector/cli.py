@@ -15,15 +15,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import sys
 from importlib.metadata import entry_points
 
 from chokepoint.collector.config import add_arguments as add_collector_arguments
-
-
-def _not_yet_built(args: argparse.Namespace) -> int:
-    print(f"chokepoint {args.command}: not yet built in this version", file=sys.stderr)
-    return 3
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -31,6 +25,13 @@ def _serve(args: argparse.Namespace) -> int:
     from chokepoint.collector.serve import serve_foreground
 
     return serve_foreground(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``chokepoint report``: ranked findings of a running collector."""
+    from chokepoint.collector.report import run_report
+
+    return run_report(args.api, args.window, args.format)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,10 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_collector_arguments(serve)
     serve.set_defaults(func=_serve)
     report = sub.add_parser("report", help="ranked bottleneck findings")
-    report.add_argument("--api", default="http://127.0.0.1:8787")
-    report.add_argument("--window", type=float, default=60.0)
+    report.add_argument("--api", default="http://127.0.0.1:8787", help="collector REST API base URL")
+    report.add_argument("--window", type=float, default=60.0, help="seconds of recent data to judge (default 60)")
     report.add_argument("--format", choices=["text", "json", "markdown"], default="text")
-    report.set_defaults(func=_not_yet_built)
+    report.set_defaults(func=_report)
     for ep in entry_points(group="chokepoint.commands"):
         ep.load()(sub)
     return parser
