@@ -101,3 +101,15 @@ def test_exposition_text_uses_only_catalog_names():
     catalog_names = {m.name for m in cat.METRICS} | {m.sample_name for m in cat.METRICS}
     assert families and families <= catalog_names
     assert 'chokepoint_requests_total{route="/a",service="shop"} 1.0' in text
+
+
+def test_a_failing_findings_callable_leaves_the_rest_of_the_scrape_intact():
+    store = Store()
+    store.add_requests("shop", "/a", [0.01])
+
+    def broken():
+        raise RuntimeError("analyzer bug")
+
+    reg = registry_for(store, findings=broken)
+    assert reg.get_sample_value(cat.REQUESTS.sample_name, {"service": "shop", "route": "/a"}) == 1
+    assert cat.BOTTLENECK_SCORE.name not in generate_latest(reg).decode()

@@ -19,12 +19,13 @@ Every family name comes from ``catalog.py``.  What is exported:
 - gauges (the newest value seen): pool used/max/pending, breaker state, consumer lag,
   time lag and status, process CPU/RSS/threads, and ``chokepoint_bottleneck_score`` when
   a ``findings`` callable (returning CONTRACT.md finding dicts) is given.
-Collecting never raises into the scrape for a store problem of one family: the
-collector reads a consistent snapshot taken under the store lock.
+The collector reads a consistent snapshot taken under the store lock; a failing
+``findings`` callable is logged and only the score family is left out of that scrape.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable
 
@@ -35,6 +36,8 @@ from chokepoint.collector import catalog as cat
 from chokepoint.collector.catalog import LAG_STATUSES
 from chokepoint.collector.sketch import Sketch
 from chokepoint.collector.store import Store
+
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS_S: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0)
 
@@ -155,9 +158,13 @@ class StoreCollector:
 
         if self.findings is not None:
             score = _gauge(cat.BOTTLENECK_SCORE)
-            for f in self.findings():
-                score.add_metric([str(f.get("service", "")), str(f.get("kind", "")), str(f.get("target", ""))], float(f.get("score", 0.0)))
-            yield score
+            try:
+                for f in self.findings():
+                    score.add_metric([str(f.get("service", "")), str(f.get("kind", "")), str(f.get("target", ""))], float(f.get("score", 0.0)))
+            except Exception:  # the analyzer failing must not take /metrics down with it
+                log.exception("findings for chokepoint_bottleneck_score failed; family left out of this scrape")
+            else:
+                yield score
 
         spans, points, rejected, dropped = self.store.counters_snapshot()
         c_spans, c_points = _counter(cat.INGEST_SPANS), _counter(cat.INGEST_POINTS)
