@@ -128,3 +128,47 @@ def test_a_corrupt_row_is_skipped_and_counted(tmp_path):
     assert loaded.load_into(fresh) == 1
     assert loaded.load_errors == 1
     loaded.close()
+
+
+def test_graceful_restart_keeps_the_open_bucket(tmp_path):
+    path = tmp_path / "store.sqlite3"
+    clock = Clock()
+    store = Store(StoreConfig(bucket_seconds=10), clock=clock)
+    store.add_requests("shop", "/a", [0.01] * 3)
+    p = SqlitePersistence(path)
+    p.close(store)  # graceful: the open bucket is saved too
+    # restarted within the same 10 s interval: the data is live again and keeps growing
+    clock.t += 2
+    again = Store(StoreConfig(bucket_seconds=10), clock=clock)
+    p2 = SqlitePersistence(path)
+    assert p2.load_into(again) == 1
+    again.add_requests("shop", "/a", [0.02])
+    assert again.endpoints()[0]["count"] == 4
+    assert again.closed_buckets() == []
+    clock.t += 10
+    again.flush_due()
+    assert p2.flush(again) == 1
+    p2.close(again)
+    # restarted much later: the bucket saved open comes back closed, nothing is counted twice
+    clock.t += 100
+    third = Store(StoreConfig(bucket_seconds=10), clock=clock)
+    p3 = SqlitePersistence(path)
+    assert p3.load_into(third) == 1
+    assert third.endpoints(window_s=3600)[0]["count"] == 4
+    p3.close(third)
+
+
+def test_open_bucket_saved_at_shutdown_is_closed_on_a_later_start(tmp_path):
+    path = tmp_path / "store.sqlite3"
+    clock = Clock()
+    store = Store(StoreConfig(bucket_seconds=10), clock=clock)
+    store.add_requests("shop", "/a", [0.01] * 2)
+    SqlitePersistence(path).close(store)
+    clock.t += 60
+    later = Store(StoreConfig(bucket_seconds=10), clock=clock)
+    p = SqlitePersistence(path)
+    assert p.load_into(later) == 1
+    assert later.endpoints(window_s=3600)[0]["count"] == 2
+    assert p.bucket_count() == 1  # written to the closed-bucket table right away
+    p.close()
+    assert SqlitePersistence(path).load_into(Store(StoreConfig(bucket_seconds=10), clock=clock)) == 1

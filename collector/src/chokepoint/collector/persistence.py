@@ -5,14 +5,16 @@ Usage::
     persistence = SqlitePersistence("~/.local/state/chokepoint/store.sqlite3")
     persistence.load_into(store)       # at start: buckets within the memory retention
     persistence.flush(store)           # every bucket: writes closed buckets not yet written
-    persistence.close()                # at stop (flushes first when given the store)
+    persistence.close(store)           # at stop: flushes, and saves the open bucket too
 
 One table ``buckets(start REAL PRIMARY KEY, data BLOB, written_at REAL)``; ``data`` is a
 zlib-compressed JSON document of the bucket with sketches as base64 of
 ``Sketch.to_bytes()``.  ``flush`` writes each closed bucket once (upsert, so a repeated
 write is harmless), then deletes rows older than ``StoreConfig.disk_retention_s``.  A
-restart therefore loses at most the open bucket (and whatever arrived since the last
-flush — the service loop flushes every bucket).  A row that fails to decode is skipped
+crash therefore loses at most the open bucket (and whatever arrived since the last
+flush — the service loop flushes every bucket); a graceful ``close(store)`` also saves the
+open bucket (table ``open_bucket``), which the next ``load_into`` merges back as live data
+if its interval is still running, or restores as a closed bucket.  A row that fails to decode is skipped
 and counted in ``load_errors``; it never stops the load.  The path may be ``:memory:``.
 """
 
@@ -30,6 +32,8 @@ from chokepoint.collector.sketch import Sketch
 from chokepoint.collector.store import Store
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS buckets (start REAL PRIMARY KEY, data BLOB NOT NULL, written_at REAL NOT NULL)"
+# the bucket that was open at a graceful shutdown (at most one row)
+OPEN_SCHEMA = "CREATE TABLE IF NOT EXISTS open_bucket (start REAL PRIMARY KEY, data BLOB NOT NULL, written_at REAL NOT NULL)"
 FORMAT_VERSION = 1
 
 
@@ -104,6 +108,7 @@ class SqlitePersistence:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(SCHEMA)
+        self._db.execute(OPEN_SCHEMA)
         row = self._db.execute("SELECT MAX(start) FROM buckets").fetchone()
         self._written_upto = row[0] if row and row[0] is not None else float("-inf")
         self.load_errors = 0
@@ -123,7 +128,33 @@ class SqlitePersistence:
                 continue
             if store.restore_bucket(bucket):
                 restored += 1
+        restored += self._load_open(store)
         return restored
+
+    def _load_open(self, store: Store) -> int:
+        """The bucket saved open at the last graceful shutdown: live again if its interval is
+        still running, else a closed bucket (written to ``buckets`` right away)."""
+        with self._lock:
+            rows = self._db.execute("SELECT start, data FROM open_bucket").fetchall()
+            self._db.execute("DELETE FROM open_bucket")
+        loaded = 0
+        for _start, data in rows:
+            try:
+                bucket = bucket_from_bytes(data)
+            except (ValueError, KeyError, TypeError):
+                self.load_errors += 1
+                continue
+            if bucket.start + store.config.bucket_seconds <= store.clock() - store.config.memory_retention_s:
+                continue
+            if not store.merge_into_open(bucket):
+                with self._lock:
+                    self._db.execute(
+                        "INSERT INTO buckets (start, data, written_at) VALUES (?, ?, ?) ON CONFLICT(start) DO UPDATE SET data=excluded.data",
+                        (bucket.start, data, store.clock()),
+                    )
+                    self._written_upto = max(self._written_upto, bucket.start)
+            loaded += 1
+        return loaded
 
     def flush(self, store: Store) -> int:
         """Write closed buckets not yet written, prune rows past the disk retention; returns rows written."""
@@ -149,6 +180,13 @@ class SqlitePersistence:
             self._db.execute("DELETE FROM buckets WHERE start < ?", (now - store.config.disk_retention_s,))
         return len(rows)
 
+    def _save_open(self, store: Store) -> None:
+        bucket = store.open_bucket()
+        with self._lock:
+            self._db.execute("DELETE FROM open_bucket")
+            if bucket is not None and not bucket.is_empty():
+                self._db.execute("INSERT INTO open_bucket (start, data, written_at) VALUES (?, ?, ?)", (bucket.start, bucket_to_bytes(bucket), store.clock()))
+
     def bucket_count(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM buckets").fetchone()[0]
@@ -160,6 +198,7 @@ class SqlitePersistence:
         if store is not None:
             store.flush_due()
             self.flush(store)
+            self._save_open(store)
         self._closed = True
         with self._lock:
             self._db.close()

@@ -237,6 +237,23 @@ class Store:
                     )
             return True
 
+    def open_bucket(self) -> Bucket | None:
+        """A copy of the bucket still being written (for a graceful shutdown), or None."""
+        with self._lock:
+            start = self._bucket_start(self.clock())
+            b = self._buckets.get(start)
+            return b.copy() if b is not None and start >= self._closed_upto else None
+
+    def merge_into_open(self, bucket: Bucket) -> bool:
+        """Merge a bucket saved at shutdown back as live data if it is still the open one; else
+        restore it as a closed bucket.  Returns True when it was merged into the open bucket."""
+        with self._lock:
+            if bucket.start != self._bucket_start(self.clock()):
+                self.restore_bucket(bucket)
+                return False
+            self._open().merge(bucket)
+            return True
+
     def buckets(self, window_s: float, end_s: float | None = None) -> list[Bucket]:
         """Copies of the buckets starting in ``[end - window, end)`` (end = now + one bucket), oldest first."""
         with self._lock:
