@@ -7,7 +7,8 @@ For launchers (``make demo``), scenario tests and the integration tests::
     with ShopStack(db="postgresql://postgres@127.0.0.1:5432/shop", kafka="127.0.0.1:9092",
                    switches="slow_query", wrapper=["chokepoint-instrument"]) as stack:
         print(stack.shop_url, stack.payment_url, stack.fulfilment_url)
-        ...  # put load on stack.shop_url (shop.load.run_load), flip switches at runtime
+        stack.set_switches(retry_storm=True)   # on every process that owns the switch
+        ...  # put load on stack.shop_url (shop.load.run_load)
 
 or from a shell: ``python -m shop.launch --db ... --kafka ...`` (runs until Ctrl-C or SIGTERM,
 then stops the three processes).
@@ -42,6 +43,7 @@ from pathlib import Path
 import httpx
 
 from shop.events import DEFAULT_TOPIC
+from shop.switches import owner_of
 
 READY_MARK = " ready http://"
 
@@ -169,6 +171,28 @@ class ShopStack:
     @property
     def fulfilment_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['fulfilment']}"
+
+    def url_of(self, service: str) -> str:
+        return {"shop": self.shop_url, "payment": self.payment_url, "fulfilment": self.fulfilment_url}[service]
+
+    def set_switches(self, **switches: bool) -> dict[str, dict[str, bool]]:
+        """Flip switches at runtime on every process that owns them; returns each touched process's state.
+
+        ``stack.set_switches(retry_storm=True)`` turns on both halves (shop and payment).
+        """
+        per_service: dict[str, dict[str, bool]] = {}
+        for name, on in switches.items():
+            owners = owner_of(name)
+            if not owners:
+                raise ValueError(f"unknown switch {name!r}")
+            for service in owners:
+                per_service.setdefault(service, {})[name] = on
+        state = {}
+        for service, updates in per_service.items():
+            response = httpx.post(self.url_of(service) + "/admin/switches", json=updates, timeout=10)
+            response.raise_for_status()
+            state[service] = response.json()["switches"]
+        return state
 
     def _spawn(self, name: str, module: str, args: list[str]) -> DemoProcess:
         env = {**self.base_env, "SHOP_SWITCHES": self.switches, "OTEL_SERVICE_NAME": name}

@@ -29,9 +29,11 @@ HANG_S = 1.5
 
 
 class Stack:
-    def __init__(self, dsn: str, shop: str, payment: str, fulfilment: str, ready_lines: dict[str, str], shop_pid: int) -> None:
-        self.dsn, self.shop, self.payment, self.fulfilment, self.ready_lines = dsn, shop, payment, fulfilment, ready_lines
-        self.shop_pid = shop_pid
+    def __init__(self, dsn: str, launched: ShopStack) -> None:
+        self.dsn, self.launched = dsn, launched
+        self.shop, self.payment, self.fulfilment = launched.shop_url, launched.payment_url, launched.fulfilment_url
+        self.ready_lines = {name: proc.ready_line or "" for name, proc in launched.processes.items()}
+        self.shop_pid = launched.processes["shop"].pid
         self.http = httpx.Client(timeout=30)
 
     def get(self, path: str, **kwargs) -> httpx.Response:
@@ -86,8 +88,7 @@ def stack(postgres, kafka, tmp_path_factory) -> Iterator[Stack]:
     except LaunchError as exc:
         pytest.fail(str(exc), pytrace=False)
     try:
-        ready = {name: proc.ready_line or "" for name, proc in launched.processes.items()}
-        stack = Stack(dsn, launched.shop_url, launched.payment_url, launched.fulfilment_url, ready, shop_pid=launched.processes["shop"].pid)
+        stack = Stack(dsn, launched)
         yield stack
         stack.http.close()
     finally:
@@ -388,3 +389,13 @@ def test_concurrent_orders_pay_concurrently_through_the_breaker(stack):
 def _burst_orders(stack: Stack, n: int) -> list[httpx.Response]:
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         return list(pool.map(lambda _: stack.order(customer="burst"), range(n)))
+
+
+def test_set_switches_reaches_every_owner(stack):
+    try:
+        state = stack.launched.set_switches(retry_storm=True, slow_query=True)
+        assert state["shop"]["retry_storm"] and state["shop"]["slow_query"] and state["payment"]["retry_storm"]
+        assert stack.http.get(stack.payment + "/admin/switches").json()["switches"]["retry_storm"] is True
+    finally:
+        stack.launched.set_switches(retry_storm=False, slow_query=False)
+    assert stack.http.get(stack.shop + "/admin/switches").json()["switches"]["retry_storm"] is False
