@@ -24,7 +24,7 @@ field                           environment variable            default
 ``max_inflight_bytes``          ``CHOKEPOINT_MAX_INFLIGHT_BYTES`` ``268435456`` (256 MiB)
 ``retry_after_s``               ``CHOKEPOINT_RETRY_AFTER_S``    ``1``
 ``grpc_workers``                ``CHOKEPOINT_GRPC_WORKERS``     ``8``
-``ingest_threads``              ``CHOKEPOINT_INGEST_THREADS``   ``4``
+``ingest_threads``              ``CHOKEPOINT_INGEST_THREADS``   ``2``
 ``analyze_interval_s``          ``CHOKEPOINT_ANALYZE_S``        ``5`` (bottleneck analysis period)
 ==============================  ==============================  ==========================
 
@@ -76,7 +76,7 @@ class CollectorConfig:
     max_inflight_bytes: int = 256 * MIB
     retry_after_s: int = 1
     grpc_workers: int = 8
-    ingest_threads: int = 4
+    ingest_threads: int = 2
     analyze_interval_s: float = 5.0
 
     def __post_init__(self) -> None:

@@ -102,7 +102,7 @@ class OtlpHttpReceiver:
         auth: BearerAuth | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         retry_after_s: int = 1,
-        ingest_threads: int = 4,
+        ingest_threads: int = 2,
     ) -> None:
         self.consumer = consumer
         self.admission = admission or Admission()
@@ -214,7 +214,7 @@ def create_otlp_http_app(
     auth: BearerAuth | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     retry_after_s: int = 1,
-    ingest_threads: int = 4,
+    ingest_threads: int = 2,
 ) -> Starlette:
     """A Starlette app serving ``POST /v1/{traces,metrics,logs}``; ``app.state.receiver`` is the logic."""
     receiver = OtlpHttpReceiver(consumer, admission, auth, max_body_bytes, retry_after_s, ingest_threads)
