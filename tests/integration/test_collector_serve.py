@@ -66,11 +66,16 @@ def test_serve_foreground_listens_ingests_and_stops_on_sigterm(tmp_path):
     assert (tmp_path / "serve.sqlite").exists()
 
 
-def test_serve_without_no_dashboard_says_where_the_dashboard_is(tmp_path):
-    proc, ports = start_serve(tmp_path)
+def test_serve_also_serves_the_dashboard_reading_its_api(tmp_path):
+    dashboard_port = free_port()
+    proc, _ports = start_serve(tmp_path, "--dashboard-port", str(dashboard_port))
     try:
         text = "\n".join(wait_ready(proc))
-        assert f"chokepoint dashboard --api http://127.0.0.1:{ports['api']}" in text
+        assert f"dashboard: http://127.0.0.1:{dashboard_port}" in text
+        page = requests.get(f"http://127.0.0.1:{dashboard_port}/", timeout=10)
+        assert page.status_code == 200 and "chokepoint" in page.text
+        layout = requests.get(f"http://127.0.0.1:{dashboard_port}/_dash-layout", timeout=10)
+        assert layout.status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)

@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = sub.add_parser("serve", help="collector + REST API + /metrics (+ Dash dashboard)")
     serve.add_argument("--no-dashboard", action="store_true", help="do not start the Dash dashboard")
+    serve.add_argument("--dashboard-port", type=int, default=None, help="Dash dashboard port [CHOKEPOINT_DASHBOARD_PORT, 8050]")
     add_collector_arguments(serve)
     serve.set_defaults(func=_serve)
     report = sub.add_parser("report", help="ranked bottleneck findings")

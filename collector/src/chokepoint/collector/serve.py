@@ -6,14 +6,18 @@ logs one line per listener, and stops cleanly (flushing persistence) on SIGINT o
 SIGTERM.  Exit codes: 0 after a clean stop, 1 when the service could not start (e.g.
 a port in use; the message says which), 2 for a bad setting.
 
-The Dash dashboard is served separately by ``chokepoint dashboard --api URL`` until it is
-wired into ``serve``; without ``--no-dashboard`` a line says so.
+Unless ``--no-dashboard`` is given, the Dash dashboard of ``chokepoint-dashboards`` is
+served in the same process on ``--dashboard-port`` (default 8050,
+``CHOKEPOINT_DASHBOARD_PORT``), reading this collector's REST API; when that
+distribution is not installed, a line says so and the collector runs alone
+(``chokepoint dashboard --api URL`` serves it from elsewhere).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -32,6 +36,7 @@ def serve_foreground(args: argparse.Namespace, ready: threading.Event | None = N
         print(f"chokepoint serve: bad setting: {exc}", file=sys.stderr)
         return 2
     service = CollectorService(config)
+    dashboard = None
     stop = stop or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -44,7 +49,9 @@ def serve_foreground(args: argparse.Namespace, ready: threading.Event | None = N
             print(f"chokepoint serve: could not start: {exc}", file=sys.stderr)
             return 1
         if not getattr(args, "no_dashboard", False):
-            log.info("dashboard: not started by serve yet; run `chokepoint dashboard --api %s`", service.api_url)
+            dashboard = _start_dashboard(service.api_url, config, args)
+            if dashboard is None and getattr(args, "require_dashboard", False):
+                return 1
         log.info("chokepoint collector ready (Ctrl-C to stop)")
         if ready is not None:
             ready.set()
@@ -53,6 +60,26 @@ def serve_foreground(args: argparse.Namespace, ready: threading.Event | None = N
         log.info("stopping")
         return 0
     finally:
+        if dashboard is not None:
+            dashboard.stop()
         service.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _start_dashboard(api_url: str, config: CollectorConfig, args: argparse.Namespace):
+    """The Dash dashboard on ``--dashboard-port``, or ``None`` (logged) when it cannot run."""
+    try:
+        from chokepoint.dashboards.app import DashboardServer
+    except ImportError:
+        log.warning("dashboard: chokepoint-dashboards is not installed; run the collector alone or `pip install chokepoint-dashboards`")
+        return None
+    port = getattr(args, "dashboard_port", None) or int(os.environ.get("CHOKEPOINT_DASHBOARD_PORT", "8050"))
+    host = config.bind_host
+    try:
+        server = DashboardServer(api_url, host=host, port=port, token=config.token).start()
+    except OSError as exc:
+        log.error("dashboard: cannot listen on %s:%s: %s", host, port, exc)
+        return None
+    log.info("dashboard: %s", server.url)
+    return server
