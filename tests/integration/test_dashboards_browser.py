@@ -1,13 +1,14 @@
 """The Dash dashboard in real headless Chromium (chromedriver + selenium), fed by a live REST server.
 
 Each page is loaded, its key elements and numbers must appear, and the browser console
-must have no errors.  Screenshots go to ``artifacts_dir`` (and ``docs/images/`` for the
-README).  Also: the red banner while the collector is unreachable, the empty state for a
+must have no errors.  Screenshots go to ``artifacts_dir``; with
+``CHOKEPOINT_UPDATE_DOCS_IMAGES=1`` they also replace the README's ``docs/images/``.  Also: the red banner while the collector is unreachable, the empty state for a
 collector nobody feeds, and live refresh without a page reload.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -80,8 +81,9 @@ def console_errors(driver) -> list[str]:
 def snap(driver, artifacts_dir: Path, name: str) -> None:
     out = artifacts_dir / f"dashboard-{name}.png"
     driver.save_screenshot(str(out))
-    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    shutil.copy(out, DOCS_IMAGES / out.name)
+    if os.environ.get("CHOKEPOINT_UPDATE_DOCS_IMAGES") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, DOCS_IMAGES / out.name)
 
 
 PAGES = [
