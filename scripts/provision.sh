@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real services chokepoint's tests and demo run against, idempotently:
-#   PostgreSQL, Prometheus + promtool, Chromium (Debian packages) and the Kafka broker
+#   PostgreSQL, Prometheus + promtool, Chromium + chromedriver (Debian packages) and the Kafka broker
 #   jars (Maven Central, via scripts/provision-kafka.sh).
 # Already-installed parts are skipped in well under a second. Needs apt-get (as root or
 # with sudo) for what is missing; otherwise it fails with one line saying what to install.
@@ -22,7 +22,7 @@ for part in "${wanted[@]}"; do
   case "$part" in
     postgres)   need postgresql has_initdb ;;
     prometheus) need prometheus command -v prometheus; need prometheus command -v promtool ;;
-    chromium)   need chromium command -v chromium ;;
+    chromium)   need chromium command -v chromium; need chromium-driver command -v chromedriver ;;
     kafka)      need openjdk-17-jre-headless command -v java; need maven command -v mvn ;;
     *) echo "provision: unknown part '$part' (postgres, prometheus, chromium, kafka)" >&2; exit 2 ;;
   esac
