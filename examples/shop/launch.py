@@ -21,7 +21,8 @@ payment and shop together (the shop creates the schema, seed data and topic), th
 fulfilment worker; ``start()`` returns when all three printed their "ready" line and the
 worker has its partitions, or raises :class:`LaunchError` with the log tail (everything
 already started is stopped).  ``stop()`` sends SIGTERM to each process group (SIGKILL
-after 15 s) and is idempotent.  Output of each process goes to ``log_dir/<name>.log``.
+after 15 s) and is idempotent.  Output of each process goes to ``log_dir/<name>.log``
+(a new temp dir ``shop-logs-*`` when not given; kept after stop for reading).
 """
 
 from __future__ import annotations
@@ -152,8 +153,7 @@ class ShopStack:
         self.db, self.kafka, self.switches, self.topic = db, kafka, switches, topic
         self.wrapper = resolve_command(wrapper)
         self.base_env = dict(os.environ if env is None else env)
-        self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="shop-logs-"))
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir: Path | None = Path(log_dir) if log_dir else None  # a fresh temp dir at start() when None
         ports = ports or {}
         self.ports = {name: ports.get(name) or free_port() for name in ("shop", "payment", "fulfilment")}
         self.extra = {"shop": list(shop_args), "payment": list(payment_args), "fulfilment": list(fulfilment_args)}
@@ -196,11 +196,15 @@ class ShopStack:
 
     def _spawn(self, name: str, module: str, args: list[str]) -> DemoProcess:
         env = {**self.base_env, "SHOP_SWITCHES": self.switches, "OTEL_SERVICE_NAME": name}
+        assert self.log_dir is not None
         proc = DemoProcess(name, module, [*args, *self.extra[name]], self.log_dir, env, self.wrapper)
         self.processes[name] = proc
         return proc
 
     def start(self) -> ShopStack:
+        if self.log_dir is None:
+            self.log_dir = Path(tempfile.mkdtemp(prefix="shop-logs-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             common = ["--db", self.db, "--kafka", self.kafka, "--topic", self.topic]
             payment = self._spawn("payment", "shop.payment", ["--port", str(self.ports["payment"])])

@@ -20,3 +20,9 @@ def test_ports_are_distinct_and_urls_are_loopback():
     assert stack.shop_url == "http://127.0.0.1:18123"
     assert len(set(stack.ports.values())) == 3
     assert stack.payment_url.startswith("http://127.0.0.1:") and stack.fulfilment_url.startswith("http://127.0.0.1:")
+
+
+def test_nothing_is_created_before_start():
+    stack = ShopStack("postgresql://u@127.0.0.1:1/db", "127.0.0.1:1")
+    assert stack.log_dir is None and stack.processes == {}
+    stack.stop()  # idempotent, harmless before start
