@@ -70,6 +70,7 @@ class AnalyzerConfig:
     cpu_low: float = 0.6
     loop_lag_p99_ms: float = 50.0
     slow_query_p99_ms: float = 50.0
+    slow_query_min_calls: int = 5  # in the window: a one-off statement (schema, seed, batch) is no request bottleneck
     n_plus_one_queries: float = 8.0  # mean queries per request
     dependency_share: float = 0.3  # share of slow time for a slow dependency
     dependency_p99_ms: float = 100.0
@@ -160,6 +161,18 @@ class ServiceView:
 
     def share_prefix(self, prefix: str) -> float:
         return sum(v for k, v in self.slow_share.items() if k == prefix or k.startswith(prefix + ":"))
+
+    def busy_share(self, component: str, prefix: bool = False) -> float:
+        """Share of the slow requests' time *in a worker* (``queue`` left out).
+
+        Time queued for a worker is a consequence of what the busy workers do: a slow
+        query that holds every thread also makes the next requests queue.  So a cause
+        is credited with its share of the in-worker time, which is its own share plus
+        the queueing attributed to it in proportion.
+        """
+        own = self.share_prefix(component) if prefix else self.share(component)
+        rest = 1.0 - self.share("queue")
+        return min(1.0, own / rest) if rest > 1e-9 else 0.0
 
 
 class WindowView:
@@ -286,7 +299,7 @@ def rule_db_pool_saturation(v: WindowView) -> Iterable[Candidate]:
             "db_pool_saturation",
             svc,
             p["name"],
-            explained=sv.share("pool_wait") if sv.has_breakdown else min(1.0, wait_p99 / max(sv.worst_p99_ms, 1.0)),
+            explained=sv.busy_share("pool_wait") if sv.has_breakdown else min(1.0, wait_p99 / max(sv.worst_p99_ms, 1.0)),
             strength=min(1.0, wait_p99 / 200.0) + (0.2 if timeouts > 0 else 0.0),
             summary=summary,
             evidence={
@@ -317,7 +330,9 @@ def rule_worker_pool_saturation(v: WindowView) -> Iterable[Candidate]:
         cpu = _avg([x for _, x in v.runtime_series(svc, "cpu")])
         if cpu is not None and cpu >= cfg.cpu_busy:
             continue  # CPU-bound: cpu_saturation's business (threads will not help)
-        queue_share = sv.share("queue")
+        # the queueing is this pool's to explain when the busy workers wait on nothing the
+        # agent sees (unobserved I/O, sleeps): their in-worker time is the app's own
+        queue_share = sv.share("queue") * sv.busy_share("self")
         yield Candidate(
             "worker_pool_saturation",
             svc,
@@ -336,7 +351,7 @@ def rule_cpu_saturation(v: WindowView) -> Iterable[Candidate]:
         cpu = _avg([x for _, x in v.runtime_series(svc, "cpu")])
         if cpu is None or cpu < cfg.cpu_busy or not sv.degraded:
             continue
-        self_share = sv.share("self") if sv.has_breakdown else 0.5
+        self_share = sv.busy_share("self") if sv.has_breakdown else 0.5
         yield Candidate(
             "cpu_saturation",
             svc,
@@ -378,14 +393,16 @@ def rule_event_loop_blocked(v: WindowView) -> Iterable[Candidate]:
 def rule_slow_query(v: WindowView) -> Iterable[Candidate]:
     cfg = v.config
     for svc, sv in v.services.items():
+        if not sv.degraded:
+            continue  # a slow statement the requests do not feel is no bottleneck
         dbs = v.deps_of(svc, "db")
         total_db = sum(agg.sketch.sum for _, agg in dbs)
         for target, agg in dbs:
             p99 = _ms(agg.sketch.quantile(0.99))
-            if p99 < cfg.slow_query_p99_ms or total_db <= 0:
+            if p99 < cfg.slow_query_p99_ms or total_db <= 0 or agg.count < cfg.slow_query_min_calls:
                 continue
             statement_share = agg.sketch.sum / total_db
-            db_share = sv.share("db") if sv.has_breakdown else min(1.0, total_db / max(sv.request_time_s, 1e-9))
+            db_share = sv.busy_share("db") if sv.has_breakdown else min(1.0, total_db / max(sv.request_time_s, 1e-9))
             yield Candidate(
                 "slow_query",
                 svc,
@@ -419,7 +436,7 @@ def rule_n_plus_one(v: WindowView) -> Iterable[Candidate]:
             "n_plus_one",
             svc,
             route,
-            explained=sv.share("db") if sv.has_breakdown else 0.3,
+            explained=sv.busy_share("db") if sv.has_breakdown else 0.3,
             strength=min(1.0, per_request / 30.0),
             summary=f"{route} issues {per_request:.0f} DB queries per request",
             evidence={"queries_per_request": round(per_request, 1), "requests": n},
@@ -442,7 +459,7 @@ def rule_connection_held_during_external_call(v: WindowView) -> Iterable[Candida
             "connection_held_during_external_call",
             svc,
             target,
-            explained=sv.share("pool_wait") + sv.share_prefix(f"http:{target}") if sv.has_breakdown else fraction * 0.5,
+            explained=min(1.0, sv.busy_share("pool_wait") + sv.busy_share(f"http:{target}", prefix=True)) if sv.has_breakdown else fraction * 0.5,
             strength=fraction * min(1.0, 0.3 + dep_p99 / 300.0),
             summary=f"{n:.0f} calls to {target} ({100 * fraction:.0f}%) ran while a DB connection was held; they take {dep_p99:.0f} ms (p99), requests wait {pool_wait:.0f} ms for a connection",
             evidence={"calls_in_transaction": n, "fraction_of_calls": round(fraction, 3), "dependency_p99_ms": dep_p99, "pool_wait_p99_ms": pool_wait},
@@ -456,7 +473,7 @@ def rule_external_dependency_slow(v: WindowView) -> Iterable[Candidate]:
     for svc, sv in v.services.items():
         for target, agg in v.deps_of(svc, "http"):
             p99 = _ms(agg.sketch.quantile(0.99))
-            share = sv.share_prefix(f"http:{target}")
+            share = sv.busy_share(f"http:{target}", prefix=True)
             if p99 < cfg.dependency_p99_ms or share < cfg.dependency_share:
                 continue
             yield Candidate(
@@ -509,7 +526,7 @@ def rule_retry_storm(v: WindowView) -> Iterable[Candidate]:
             "retry_storm",
             svc,
             target,
-            explained=max(sv.share_prefix(f"http:{target}"), 0.3),
+            explained=max(sv.busy_share(f"http:{target}", prefix=True), 0.3),
             strength=min(1.0, ratio),
             summary=f"{retries:.0f} retries for {calls} calls to {target} ({ratio:.1f} retries per call)",
             evidence={"retries": retries, "calls": calls, "retries_per_call": round(ratio, 2)},
@@ -534,7 +551,7 @@ def rule_missing_timeout(v: WindowView) -> Iterable[Candidate]:
             target,
             # against a slow dependency the missing timeout is what lets it hold requests: it
             # explains the dependency's share of slow time, and ranks above "dependency slow"
-            explained=sv.share_prefix(f"http:{target}") if slow_dep else 0.0,
+            explained=sv.busy_share(f"http:{target}", prefix=True) if slow_dep else 0.0,
             strength=min(1.0, p99 / 1000.0) if slow_dep else 0.3 * fraction,
             summary=f"{n:.0f} calls to {target} ({100 * fraction:.0f}%) were made without a timeout; they take {p99:.0f} ms (p99)",
             evidence={"calls_without_timeout": n, "fraction_of_calls": round(fraction, 3), "dependency_p99_ms": p99},

@@ -26,6 +26,8 @@ field                           environment variable            default
 ``grpc_workers``                ``CHOKEPOINT_GRPC_WORKERS``     ``8``
 ``ingest_threads``              ``CHOKEPOINT_INGEST_THREADS``   ``2``
 ``analyze_interval_s``          ``CHOKEPOINT_ANALYZE_S``        ``5`` (bottleneck analysis period)
+``analyzer_window_s``           ``CHOKEPOINT_ANALYZER_WINDOW_S`` ``60`` (recent window the analyzer judges)
+``analyzer_baseline_s``         ``CHOKEPOINT_ANALYZER_BASELINE_S`` ``300`` (baseline before that window)
 ==============================  ==============================  ==========================
 
 A port of ``0`` binds a free port (tests); the service reports the bound ports.
@@ -78,13 +80,23 @@ class CollectorConfig:
     grpc_workers: int = 8
     ingest_threads: int = 2
     analyze_interval_s: float = 5.0
+    analyzer_window_s: float = 60.0
+    analyzer_baseline_s: float = 300.0
 
     def __post_init__(self) -> None:
         for name in ("otlp_grpc_port", "otlp_http_port", "api_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be 0..65535, got {port}")
-        for name in ("bucket_seconds", "memory_retention_s", "disk_retention_s", "kafka_poll_interval_s", "analyze_interval_s"):
+        for name in (
+            "bucket_seconds",
+            "memory_retention_s",
+            "disk_retention_s",
+            "kafka_poll_interval_s",
+            "analyze_interval_s",
+            "analyzer_window_s",
+            "analyzer_baseline_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("max_body_bytes", "max_inflight_requests", "max_inflight_bytes", "grpc_workers", "ingest_threads"):
@@ -169,6 +181,8 @@ _ENV = {
     "grpc_workers": ("CHOKEPOINT_GRPC_WORKERS", _int),
     "ingest_threads": ("CHOKEPOINT_INGEST_THREADS", _int),
     "analyze_interval_s": ("CHOKEPOINT_ANALYZE_S", _float),
+    "analyzer_window_s": ("CHOKEPOINT_ANALYZER_WINDOW_S", _float),
+    "analyzer_baseline_s": ("CHOKEPOINT_ANALYZER_BASELINE_S", _float),
 }
 
 # flag name -> (type, help); the dest equals the config field

@@ -2,7 +2,8 @@
 
 The service loop calls :meth:`BottleneckFindings.refresh` every ``analyze_interval_s``
 (default 5 s, ``CHOKEPOINT_ANALYZE_S``): one ``Analyzer.analyze()`` over the default
-window (60 s), whose result is kept (``latest()``) for ``chokepoint_bottleneck_score``.
+window (``analyzer_window_s``, default 60 s, ``CHOKEPOINT_ANALYZER_WINDOW_S``; baseline
+``analyzer_baseline_s``, default 300 s, ``CHOKEPOINT_ANALYZER_BASELINE_S``), whose result is kept (``latest()``) for ``chokepoint_bottleneck_score``.
 ``GET /api/v1/bottlenecks`` with the default window runs that same long-lived analyzer
 afresh, so "since" (when a finding started to hold) is remembered across calls.  Another ``window`` runs a one-off analyzer
 with that window on request.  Findings are JSON-ready dicts (``Finding.to_dict()``).
@@ -12,7 +13,8 @@ not installed, every call answers ``[]``.
 
 Usage::
 
-    findings = BottleneckFindings(store)
+    findings = BottleneckFindings(store)                       # default windows
+    findings = BottleneckFindings(store, window_s=10, baseline_s=60)   # short windows (tests)
     findings.refresh()                 # from the service loop
     findings.for_window(60)            # from the API
 """
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class BottleneckFindings:
-    def __init__(self, store) -> None:
+    def __init__(self, store, window_s: float | None = None, baseline_s: float | None = None) -> None:
         self.store = store
         self._lock = threading.Lock()
         self._latest: list[dict] = []
@@ -39,7 +41,12 @@ class BottleneckFindings:
             self._analyzer_cls = None
             return
         self._analyzer_cls, self._config_cls = Analyzer, AnalyzerConfig
-        self._analyzer = Analyzer(store)
+        config = AnalyzerConfig()
+        if window_s is not None:
+            config.window_s = float(window_s)
+        if baseline_s is not None:
+            config.baseline_window_s = float(baseline_s)
+        self._analyzer = Analyzer(store, config)
 
     @property
     def default_window_s(self) -> float:

@@ -150,7 +150,7 @@ class CollectorService:
         self.ingestor = Ingestor(self.store)
         self.consumer = OtlpConsumer(self.ingestor, self.store, self.stats)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.findings = BottleneckFindings(self.store)
+        self.findings = BottleneckFindings(self.store, cfg.analyzer_window_s, cfg.analyzer_baseline_s)
         self.registry.register(StoreCollector(self.store, findings=self.findings.latest))
         self.registry.register(ReceiverStatsCollector(self.stats))
         auth = BearerAuth(cfg.token)

@@ -1,0 +1,220 @@
+"""Scenario suite: the analyzer names each injected bottleneck of the demo shop under load.
+
+One real collector (in-process, short windows, Kafka lag monitor) and one demo shop stack
+(payment + shop + fulfilment, each under ``chokepoint-instrument`` exporting OTLP/HTTP to
+the collector every second) on real PostgreSQL and Kafka are started for the module.
+Then, in order:
+
+1. the healthy run: all switches off, default mix — no finding above ``info``;
+2. per finding kind (:data:`EXPECTED_TARGET`): its switch on under the switch's focus mix
+   (``shop.load.mix_for``); within :data:`DETECTION_LIMIT_S` of the switch the top finding of
+   ``GET /api/v1/bottlenecks`` must be that kind and the expected target; then the switch
+   goes off and, under healthy load, every finding above ``info`` must clear before the next.
+
+A full run writes ``docs/SCENARIOS.md`` (the accuracy table); a partial run (``-k``) writes
+it to the test artifacts dir instead::
+
+    .venv/bin/python -m pytest tests/scenarios -q
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from shop.launch import ShopStack
+from shop.load import DEFAULT_MIX, mix_for
+
+from chokepoint.collector.catalog import FINDINGS_BY_KIND
+from tests.scenarios.harness import (
+    BackgroundLoad,
+    FindingsPoller,
+    ScenarioResult,
+    agent_env,
+    brief,
+    start_collector,
+    wait_until,
+    write_accuracy_table,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+COMMAND = ".venv/bin/python -m pytest tests/scenarios -q"
+
+#: The shop's statements as the agent reports them (SQLAlchemy's SQL, long ones cut with "…").
+SEARCH_STATEMENT = (
+    "SELECT products.id, products.sku, products.name, products.category, products.price_cents, products.stock, "
+    "products.description FROM products WHERE lower(products.name) LIKE %(lower_1)s::VARCHAR ORDER…"
+)
+SETTINGS_STATEMENT = "SELECT settings.value FROM settings WHERE settings.key = %(key_1)s::VARCHAR"
+
+#: What a user wants to see named for each kind (``{payment}`` = the payment service's
+#: host:port, ``{topic}`` = the shop's Kafka topic, ``{pool}`` = the shop's DB pool).
+EXPECTED_TARGET: dict[str, str] = {
+    "worker_pool_saturation": "anyio-default",
+    "cpu_saturation": "process",
+    "event_loop_blocked": "event_loop",
+    "db_pool_saturation": "{pool}",
+    "slow_query": SEARCH_STATEMENT,
+    "n_plus_one": "/orders",
+    "connection_held_during_external_call": "{payment}",
+    "external_dependency_slow": "{payment}",
+    "circuit_open": "payment",
+    "retry_storm": "{payment}",
+    "missing_timeout": "{payment}",
+    "consumer_lag": "fulfilment/{topic}",
+    "hot_endpoint": "/search",
+    "memory_pressure": "process",
+    "uncompressed_response": "/catalog/export",
+    "cacheable_reads": SETTINGS_STATEMENT,
+}
+#: The order the scenarios run in (the slow-to-clear ones last).
+ORDER = [
+    "n_plus_one",
+    "slow_query",
+    "cacheable_reads",
+    "uncompressed_response",
+    "db_pool_saturation",
+    "connection_held_during_external_call",
+    "worker_pool_saturation",
+    "hot_endpoint",
+    "cpu_saturation",
+    "event_loop_blocked",
+    "external_dependency_slow",
+    "retry_storm",
+    "missing_timeout",
+    "circuit_open",
+    "consumer_lag",
+    "memory_pressure",
+]
+LOAD_RPS = 40.0
+#: Focus-load rates that differ from ``LOAD_RPS`` (the effect must dominate, not drown the host).
+LOAD_RPS_BY_KIND = {"n_plus_one": 20.0}
+HEALTHY_RPS = 30.0
+HEALTHY_RUN_S = 30.0
+DETECTION_LIMIT_S = 30.0
+CLEAR_LIMIT_S = 60.0
+
+RESULTS: dict[str, ScenarioResult] = {}
+HEALTHY: dict = {}
+PROGRESS_LOG = "scenarios-progress.log"
+
+
+@pytest.fixture(scope="module")
+def progress(artifacts_dir):
+    """Appends one line per event to ``<artifacts>/scenarios-progress.log`` (readable while the suite runs)."""
+    path = artifacts_dir / PROGRESS_LOG
+    path.write_text("")
+
+    def write(line: str) -> None:
+        with path.open("a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+
+    return write
+
+
+def test_table_covers_every_kind():
+    assert sorted(EXPECTED_TARGET) == sorted(FINDINGS_BY_KIND) == sorted(ORDER)
+
+
+class Suite:
+    def __init__(self, collector, stack: ShopStack, topic: str, pool: str) -> None:
+        self.collector, self.stack = collector, stack
+        self.poller = FindingsPoller(collector.api_url)
+        port = stack.ports["payment"]
+        self.names = {"payment": f"127.0.0.1:{port}", "topic": topic, "pool": pool}
+
+    def expected(self, kind: str) -> str:
+        return EXPECTED_TARGET[kind].format(**self.names)
+
+
+@pytest.fixture(scope="module")
+def suite(postgres, kafka, tmp_path_factory, artifacts_dir):
+    dbname = f"scenario_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {dbname}")
+    dsn = f"postgresql://postgres@127.0.0.1:{postgres.port}/{dbname}"
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    collector = start_collector(kafka.bootstrap, tmp_path_factory.mktemp("collector"))
+    stack = ShopStack(
+        dsn,
+        kafka.bootstrap,
+        topic=topic,
+        wrapper=["chokepoint-instrument"],
+        env=agent_env(collector.otlp_http_url),
+        log_dir=tmp_path_factory.mktemp("shop-logs"),
+    )
+    try:
+        stack.start()
+        yield Suite(collector, stack, topic, pool=f"postgresql+psycopg://127.0.0.1:{postgres.port}/{dbname}")
+    finally:
+        stack.stop()
+        collector.shutdown()
+        full = len(RESULTS) == len(ORDER) and bool(HEALTHY)
+        out = REPO / "docs" / "SCENARIOS.md" if full else artifacts_dir / "SCENARIOS.partial.md"
+        write_accuracy_table(out, RESULTS, ORDER, HEALTHY or None, COMMAND)
+
+
+def test_healthy_run_has_no_false_bottleneck(suite: Suite, progress):
+    load = BackgroundLoad(suite.stack.shop_url, HEALTHY_RPS, HEALTHY_RUN_S + 5, DEFAULT_MIX)
+    above: dict[str, str] = {}
+    info: set[str] = set()
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < HEALTHY_RUN_S:
+            time.sleep(1.0)
+            findings = suite.poller.findings()
+            for f in findings:
+                label = f"{f['kind']}({f['service']}, {f['target']})"
+                if f["severity"] in ("warning", "critical"):
+                    above.setdefault(label, f"{f['severity']} {f['score']:.2f}: {f['summary']}")
+                else:
+                    info.add(label)
+    finally:
+        load.stop()
+    HEALTHY.update(duration_s=HEALTHY_RUN_S, rate_rps=HEALTHY_RPS, above_info=above, info=sorted(info))
+    progress(f"healthy: above info {above}; info {sorted(info)}")
+    assert load.error is None, load.error
+    assert above == {}, f"false bottlenecks under healthy load: {above}"
+
+
+@pytest.mark.parametrize("kind", ORDER)
+def test_top_finding_names_the_injected_bottleneck(suite: Suite, progress, kind: str):
+    expected = suite.expected(kind)
+    result = RESULTS[kind] = ScenarioResult(kind, expected)
+    suite.stack.set_switches(**{kind: True})
+    switched_at = time.monotonic()
+    load = BackgroundLoad(suite.stack.shop_url, LOAD_RPS_BY_KIND.get(kind, LOAD_RPS), DETECTION_LIMIT_S + 10, mix_for([kind]))
+    last: list[dict] = []
+    try:
+        while time.monotonic() - switched_at < DETECTION_LIMIT_S:
+            time.sleep(1.0)
+            last = suite.poller.findings()
+            progress(f"{kind} t={time.monotonic() - switched_at:.0f}s {brief(last)}")
+            if last:
+                label = f"{last[0]['kind']}:{last[0]['target']}"
+                if label not in result.seen:
+                    result.seen.append(label)
+                result.top = last[0]
+            if last and last[0]["kind"] == kind and last[0]["target"] == expected:
+                result.hit, result.detection_s = True, time.monotonic() - switched_at
+                break
+    finally:
+        load.stop()
+        suite.stack.set_switches(**{kind: False})
+    cleared = _clear(suite)
+    result.note = "" if cleared else f"still above info after {CLEAR_LIMIT_S:.0f} s: {brief(suite.poller.above_info(suite.poller.findings()))}"
+    progress(f"{kind}: hit={result.hit} detection_s={result.detection_s} seen={result.seen} cleared={cleared} {result.note}")
+    assert result.hit, f"{kind}: expected top ({kind}, {expected}); tops seen {result.seen}; last: {brief(last)}"
+    assert cleared, result.note
+
+
+def _clear(suite: Suite) -> bool:
+    """Healthy load until no finding above ``info`` is left (at most ``CLEAR_LIMIT_S``)."""
+    load = BackgroundLoad(suite.stack.shop_url, HEALTHY_RPS / 2, CLEAR_LIMIT_S, DEFAULT_MIX)
+    try:
+        return bool(wait_until(lambda: not suite.poller.above_info(suite.poller.findings()), CLEAR_LIMIT_S))
+    finally:
+        load.stop()
