@@ -162,6 +162,7 @@ def lagging_consumer(store, rng, i):
 
 def hot_route(store, rng, i):
     store.add_requests(SVC, "GET /search", _lognormal(rng, 0.4, 40))
+    store.set_pool(SVC, "worker", "anyio", used=40, max=40, pending=6)  # searches hold every worker
     for route in ("GET /products", "GET /orders"):
         store.add_requests(SVC, route, _lognormal(rng, 0.12, 10))
 

@@ -97,6 +97,10 @@ class BackgroundLoad:
         finally:
             self._loop.close()
 
+    def join(self, timeout_s: float) -> None:
+        """Wait for the load to end by itself."""
+        self._thread.join(timeout_s)
+
     def stop(self, timeout_s: float = 15.0) -> None:
         if self._thread.is_alive() and self._task is not None:
             with contextlib.suppress(RuntimeError):

@@ -68,7 +68,7 @@ class AnalyzerConfig:
     worker_queue_wait_p99_ms: float = 20.0
     cpu_busy: float = 0.85  # fraction of one core
     cpu_low: float = 0.6
-    loop_lag_p99_ms: float = 50.0
+    loop_lag_p99_ms: float = 100.0  # asyncio's own "slow callback" bar (debug mode) is 100 ms
     slow_query_p99_ms: float = 50.0
     slow_query_min_calls: int = 5  # in the window: a one-off statement (schema, seed, batch) is no request bottleneck
     n_plus_one_queries: float = 8.0  # mean queries per request
@@ -322,8 +322,7 @@ def rule_worker_pool_saturation(v: WindowView) -> Iterable[Candidate]:
             continue
         used, mx, pending = p.get("used") or 0.0, p.get("max") or 0.0, p.get("pending") or 0.0
         wait_p99 = p.get("wait_p99_ms") or 0.0
-        saturated = mx > 0 and used >= 0.9 * mx
-        if not ((saturated and pending >= 1) or wait_p99 >= cfg.worker_queue_wait_p99_ms):
+        if not _worker_pool_saturated(p, cfg):
             continue
         svc = p["service"]
         sv = v.services.get(svc, ServiceView(svc))
@@ -343,6 +342,13 @@ def rule_worker_pool_saturation(v: WindowView) -> Iterable[Candidate]:
             evidence={"workers_busy": used, "workers_max": mx, "queued": pending, "queue_wait_p99_ms": wait_p99, "cpu_utilization": cpu},
             recommendation=_rec("worker_pool_saturation", f"Pool '{p['name']}' has {mx:.0f} workers: try {int(max(mx, 1) * 2)}."),
         )
+
+
+def _worker_pool_saturated(pool: dict, cfg: AnalyzerConfig) -> bool:
+    """All workers busy with requests queued, or requests waiting for a worker past the threshold."""
+    used, mx, pending = pool.get("used") or 0.0, pool.get("max") or 0.0, pool.get("pending") or 0.0
+    saturated = mx > 0 and used >= 0.9 * mx
+    return (saturated and pending >= 1) or (pool.get("wait_p99_ms") or 0.0) >= cfg.worker_queue_wait_p99_ms
 
 
 def rule_cpu_saturation(v: WindowView) -> Iterable[Candidate]:
@@ -614,11 +620,17 @@ def rule_hot_endpoint(v: WindowView) -> Iterable[Candidate]:
                 starved.append((r, base, now_p99))
         if not starved:
             continue
+        workers = [p for p in v.pools if p["service"] == svc and p["kind"] == "worker"]
+        if workers and not any(_worker_pool_saturated(p, cfg) for p in workers):
+            continue  # the others slow down for another reason: a hot route starves them of workers
+        # when the busy time is spent waiting for DB connections, the pool (and what holds
+        # it), not the route's own appetite, is the shared resource the others starve on
+        pool_bound = sv.busy_share("pool_wait") if sv.has_breakdown else 0.0
         yield Candidate(
             "hot_endpoint",
             svc,
             hot_route,
-            explained=share,
+            explained=share * (1.0 - pool_bound),
             strength=min(1.0, len(starved) / max(len(routes) - 1, 1)),
             summary=f"{hot_route} takes {100 * share:.0f}% of the service's busy time; {len(starved)} other route(s) slowed down (e.g. {starved[0][0]} p99 {starved[0][1]:.0f} → {starved[0][2]:.0f} ms)",
             evidence={"busy_time_share": round(share, 3), "starved_routes": [r for r, _, _ in starved], "hot_route_rps": round(hot.count / v.window_s, 2)},
@@ -668,7 +680,7 @@ def rule_uncompressed_response(v: WindowView) -> Iterable[Candidate]:
             svc,
             route,
             explained=0.2,
-            strength=min(1.0, avg_bytes / (10 * cfg.large_response_bytes)),
+            strength=min(1.0, avg_bytes / (2.5 * cfg.large_response_bytes)),  # 250 KB per response at the default threshold
             summary=f"{route} sends {avg_bytes / 1000:.0f} KB per response uncompressed ({n / v.window_s:.1f}/s, {total / v.window_s / 1e6:.1f} MB/s)",
             evidence={"avg_response_bytes": round(avg_bytes), "responses": n, "bytes_per_s": round(total / v.window_s)},
             recommendation=_rec("uncompressed_response"),

@@ -139,7 +139,8 @@ class AgentInstruments:
                 if raw:
                     self.db_duration.record(seconds, (system, self._statement(raw)), K_DB)
                     return "db", None
-                self.db_duration.record(seconds, (system, span.name), K_DB)  # e.g. "connect"
+                if span.name != "connect":  # a connection checkout (pool wait + open) is the pool probe's, not a query
+                    self.db_duration.record(seconds, (system, span.name), K_DB)
                 return "db", span.name
             method = get("http.request.method") or get("http.method")
             if method is not None:
