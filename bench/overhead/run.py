@@ -12,10 +12,11 @@ standing in for the sidecar); then, for each repeat and each variant in turn, st
 
 - max rate (closed loop, ``--connections`` keep-alive connections): throughput, p50, p99,
   and the app's CPU time per request (from ``/proc/<pid>/stat``);
-- fixed rate (open loop at ``--rate-fraction`` of the uninstrumented max throughput of the
-  same repeat): p50, p99.
+- fixed rate (open loop at ``--rate-fraction``, default 0.25, of the uninstrumented max
+  throughput of the same repeat, low enough that every variant keeps up): p50, p99.
 
 Variants: ``none`` (plain uvicorn), ``chokepoint`` (``chokepoint-instrument uvicorn ...``),
+``chokepoint_noprobes`` (the same with ``CHOKEPOINT_PROBES=none``: the probes' share),
 ``otel`` (``stock_otel.py``: the SDK configurator + every instrumentor with default
 options, exporting OTLP to the same sink).  Reports medians over repeats and the ratios to
 ``none``; writes ``bench/overhead/results.json``.  Prints a Markdown table for
@@ -40,13 +41,13 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from otlp_sink import OtlpSink  # noqa: E402
-
 from devservices import PostgresService  # noqa: E402
+from otlp_sink import OtlpSink  # noqa: E402
 
 PY = str(Path(sys.executable))
 BIN = Path(sys.executable).parent
-VARIANTS = ("none", "chokepoint", "otel")
+VARIANTS = ("none", "chokepoint", "chokepoint_noprobes", "otel")
+VARIANT_ENV = {"chokepoint_noprobes": {"CHOKEPOINT_PROBES": "none"}}
 APP_CPU = 0
 LOAD_CPU = 1
 
@@ -80,7 +81,7 @@ def app_command(variant: str, port: int) -> list[str]:
     uvicorn = ["uvicorn", "app:app", "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"]
     if variant == "none":
         return [PY, "-m", *uvicorn]
-    if variant == "chokepoint":
+    if variant.startswith("chokepoint"):
         return [str(BIN / "chokepoint-instrument"), PY, "-m", *uvicorn]
     return [PY, str(HERE / "stock_otel.py"), *uvicorn]
 
@@ -95,6 +96,7 @@ def load(port: int, duration_s: float, connections: int, rate: float | None = No
 
 def measure(variant: str, env: dict, args, rate: float | None) -> dict:
     port = free_port()
+    env = {**env, **VARIANT_ENV.get(variant, {})}
     app = subprocess.Popen(app_command(variant, port), cwd=HERE, env=env, preexec_fn=lambda: os.sched_setaffinity(0, {APP_CPU}))
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
@@ -127,7 +129,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--rate-fraction", type=float, default=0.5)
+    parser.add_argument("--rate-fraction", type=float, default=0.25)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]

@@ -220,3 +220,17 @@ def test_sanitized_copy_keeps_identity_and_timing():
     copy = sanitized_copy(span)
     assert copy.context == span.context and copy.start_time == span.start_time and copy.end_time == span.end_time
     assert copy.attributes["url.full"] == "http://h/x"
+
+
+def test_buffers_whose_root_never_ends_are_evicted_when_the_table_is_full(make_harness, monkeypatch):
+    import chokepoint.instrument.sampling as sampling
+
+    harness = make_harness(AgentConfig(trace_sample_rate=0.0, max_open_traces=2))
+    abandoned = [harness.tracer.start_span(f"stream{n}", kind=SpanKind.SERVER) for n in range(2)]
+    monkeypatch.setattr(sampling, "STALE_TRACE_S", -1.0)  # everything open counts as stale now
+    fresh = harness.tracer.start_span("next", kind=SpanKind.SERVER)
+    fresh.end()
+    assert harness.metric_values(signals.AGENT_DROPPED_SPANS) == {frozenset({(signals.ATTR_DROP_REASON, "root_never_ended")}): 2}
+    assert len(harness.processor._open) == 0
+    for span in abandoned:
+        span.end()  # late ends of evicted roots are harmless

@@ -82,6 +82,8 @@ class OtlpSink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True
+
             def log_message(self, *args):
                 pass
 

@@ -20,7 +20,8 @@ sampled flag), but nothing is exported on the request path:
 
 Bounded everywhere: open traces, spans per trace and the export queue; every overflow or
 failed export is counted in ``chokepoint.agent.dropped_spans`` by ``chokepoint.drop_reason``
-(``too_many_open_traces``, ``trace_too_large``, ``queue_full``, ``export_failed``).
+(``too_many_open_traces``, ``trace_too_large``, ``queue_full``, ``export_failed``,
+``root_never_ended`` — buffers older than 5 minutes are evicted when the table is full).
 When the sidecar is down, exports fail in the background thread (at most one batch in
 flight, then a back-off) and the request path never waits.  No method raises.
 """
@@ -56,6 +57,8 @@ DROP_TOO_MANY_TRACES = "too_many_open_traces"
 DROP_TRACE_TOO_LARGE = "trace_too_large"
 DROP_QUEUE_FULL = "queue_full"
 DROP_EXPORT_FAILED = "export_failed"
+DROP_STALE = "root_never_ended"
+STALE_TRACE_S = 300.0  # a buffer whose root has not ended after this is evicted when the table is full
 
 MAX_ROUTES = 1000
 WINDOW = 256  # recent durations kept per route
@@ -230,10 +233,11 @@ class TraceExportQueue:
 
 
 class _OpenTrace:
-    __slots__ = ("request", "root_span_id", "spans", "token")
+    __slots__ = ("opened_s", "request", "root_span_id", "spans", "token")
 
     def __init__(self, root_span_id: int):
         self.root_span_id = root_span_id
+        self.opened_s = time.monotonic()
         self.spans: list[tuple] = []  # (span, category, http host)
         self.token = None
         self.request: context.RequestContext | None = None
@@ -296,7 +300,7 @@ class KeepSlowTracesProcessor(SpanProcessor):
         trace_id = span.context.trace_id
         if trace_id in self._open:
             return  # a second local root inside an open trace: its spans join that buffer
-        if len(self._open) >= self.config.max_open_traces:
+        if len(self._open) >= self.config.max_open_traces and not self._evict_stale():
             self.instruments.dropped_spans.add(1, {signals.ATTR_DROP_REASON: DROP_TOO_MANY_TRACES})
             return
         trace = _OpenTrace(span.context.span_id)
@@ -304,6 +308,16 @@ class KeepSlowTracesProcessor(SpanProcessor):
             trace.token = context.start_request(route_of(span))
             trace.request = context.current()
         self._open[trace_id] = trace
+
+    def _evict_stale(self) -> bool:
+        """Forget buffers whose root never ended (e.g. an abandoned stream); True if any."""
+        cutoff = time.monotonic() - STALE_TRACE_S
+        stale = [trace_id for trace_id, trace in list(self._open.items()) if trace.opened_s < cutoff]
+        for trace_id in stale:
+            trace = self._open.pop(trace_id, None)
+            if trace is not None:
+                self.instruments.dropped_spans.add(len(trace.spans) + 1, {signals.ATTR_DROP_REASON: DROP_STALE})
+        return bool(stale)
 
     def _close_trace(self, root: ReadableSpan, trace: _OpenTrace) -> None:
         if trace.token is not None:
