@@ -3,7 +3,7 @@
 Usage::
 
     make demo                                   # = .venv/bin/python examples/demo.py
-    python examples/demo.py [--switch db_pool_saturation] [--story-seconds 180] [--rate 20]
+    python examples/demo.py [--switch slow_query] [--story-seconds 180] [--rate RPS] [--window 15]
                             [--once] [--free-ports] [--log-dir DIR] [--summary-json FILE]
 
 What it starts, in this order (and stops in reverse, by process group, on Ctrl-C,
@@ -16,10 +16,10 @@ SIGTERM, or at the end of ``--once``; nothing is left running):
    no-Kafka mode of the shop yet).
 2. The sidecar: ``chokepoint serve`` (collector, REST API + ``/metrics``, OTLP, and the
    Dash dashboard) with the contract ports 4317/4318/8787/8050 (``--free-ports``: any
-   free ports), memory-only store, 2 s buckets and analysis every 2 s so the story shows
-   within seconds.  It also watches the shop's Kafka consumer group (pull-mode lag).
+   free ports), memory-only store, 1 s buckets, analysis every second over the last
+   ``--window`` seconds (``CHOKEPOINT_ANALYZER_WINDOW_S``), so the story shows within seconds.  It also watches the shop's Kafka consumer group (pull-mode lag).
 3. The demo shop (payment + shop + fulfilment, ``shop.launch.ShopStack``), each process
-   under ``chokepoint-instrument`` exporting to the sidecar every 2 s.
+   under ``chokepoint-instrument`` exporting to the sidecar every second.
 4. Load (``shop.load.run_load``, fixed rate, the focus mix of the story's switch,
    ``shop.load.mix_for``): first a ``warm-up`` of one findings window (``--window``) so
    the shop's start-up (schema, 200 000 seeded products) has left the window, then the
@@ -30,17 +30,18 @@ SIGTERM, or at the end of ``--once``; nothing is left running):
 The dashboard URL is printed first; then one status line refreshed in place (a new line
 per second when stdout is not a terminal)::
 
-    [bottleneck  37s/60s] switch db_pool_saturation=on  rps 19.8  p99 412 ms  top: db_pool_saturation shop/sqlalchemy:postgresql (0.87)
+    [bottleneck  37s/60s] switch slow_query=on  rps 10.0  p99 731 ms  top: slow_query shop/SELECT products.id, products.sku, product… (0.88)
 
 ``rps`` and ``p99`` are what the load generator measured in the last second (from its
 documented progress line); ``top`` is the sidecar's current top finding
-(``GET /api/v1/bottlenecks?window=20``).  After each story a summary per phase is printed
+(``GET /api/v1/bottlenecks?window=WINDOW``).  After each story a summary per phase is printed
 (client p99, errors, the finding that was on top most often).  Without ``--once`` the
 story repeats until Ctrl-C.
 
 Options: ``--switch`` any switch of ``shop.switches`` that has a focus mix (default
-``db_pool_saturation``); ``--rate`` requests/s (default 20); ``--window`` the findings
-window in seconds (default 20); ``--summary-json FILE`` writes the per-phase summary as
+``slow_query``, the one the analyzer names most reliably today); ``--rate`` requests/s
+(default 20, 10 for ``slow_query``: :data:`RATE_RPS_BY_SWITCH`); ``--window`` the analyzer's
+and the status line's window in seconds (default 15); ``--summary-json FILE`` writes the per-phase summary as
 JSON (for tests and scripts); ``--log-dir`` keeps the processes' logs there (default: a
 temp dir, printed).
 
@@ -76,12 +77,16 @@ from shop.load import SWITCH_MIX, mix_for, run_load  # noqa: E402
 
 from devservices import KafkaService, PostgresService, ServiceUnavailable, free_port  # noqa: E402
 
-DEFAULT_SWITCH = "db_pool_saturation"
+DEFAULT_SWITCH = "slow_query"
+DEFAULT_RATE_RPS = 20.0
+#: Story load per switch where the default would drown the host instead of showing the cause
+#: (a ``slow_query`` search is a ~250 ms sequential scan of 200 000 rows).
+RATE_RPS_BY_SWITCH = {"slow_query": 10.0}
 CONTRACT_PORTS = {"otlp_grpc": 4317, "otlp_http": 4318, "api": 8787, "dashboard": 8050}
 PHASES = ("healthy", "bottleneck", "fixed")
 #: The load generator's documented per-second progress line (shop.load): "... rps=50.0 p50=4.1ms p99=12.3ms errors=0 ..."
 PROGRESS_RE = re.compile(r"rps=(?P<rps>[\d.]+) .*p99=(?P<p99>[\d.]+|nan)ms errors=(?P<errors>\d+)")
-EXPORT_INTERVAL_MS = 2000
+EXPORT_INTERVAL_MS = 1000
 TARGET_CHARS = 48  # a finding's target (a SQL statement, a route) shortened to this in the status line
 
 
@@ -95,8 +100,9 @@ class DemoError(RuntimeError):
 class Sidecar:
     """``chokepoint serve`` as a child process in its own process group."""
 
-    def __init__(self, ports: dict[str, int], log_dir: Path, kafka_bootstrap: str | None) -> None:
+    def __init__(self, ports: dict[str, int], log_dir: Path, kafka_bootstrap: str | None, window_s: float) -> None:
         self.ports = ports
+        self.window_s = window_s
         self.log_path = log_dir / "sidecar.log"
         self.kafka_bootstrap = kafka_bootstrap
         self.proc: subprocess.Popen | None = None
@@ -128,11 +134,11 @@ class Sidecar:
             "--sqlite-path",
             "none",
             "--bucket-seconds",
-            "2",
+            "1",
         ]
         if self.kafka_bootstrap:
-            argv += ["--kafka-bootstrap", self.kafka_bootstrap, "--kafka-poll-interval-s", "2"]
-        env = {**os.environ, "CHOKEPOINT_ANALYZE_S": "2"}
+            argv += ["--kafka-bootstrap", self.kafka_bootstrap, "--kafka-poll-interval-s", "1"]
+        env = {**os.environ, "CHOKEPOINT_ANALYZE_S": "1", "CHOKEPOINT_ANALYZER_WINDOW_S": f"{self.window_s:g}", "CHOKEPOINT_ANALYZER_BASELINE_S": "120"}
         env.pop("CHOKEPOINT_TOKEN", None)
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -336,14 +342,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--switch", default=DEFAULT_SWITCH, help=f"the bottleneck of the story (default {DEFAULT_SWITCH}); one of: {', '.join(SWITCH_MIX)}")
     parser.add_argument("--story-seconds", type=float, default=180.0, help="length of one healthy → bottleneck → fixed story (default 180)")
     parser.add_argument("--once", action="store_true", help="run the story once, then stop everything and exit")
-    parser.add_argument("--rate", type=float, default=20.0, help="load in requests per second (default 20)")
-    parser.add_argument("--window", type=float, default=20.0, help="findings window in seconds for the status line (default 20)")
+    parser.add_argument("--rate", type=float, default=None, help=f"load in requests per second (default {DEFAULT_RATE_RPS:g}; {RATE_RPS_BY_SWITCH})")
+    parser.add_argument("--window", type=float, default=15.0, help="the analyzer's window in seconds, also the warm-up (default 15)")
     parser.add_argument("--free-ports", action="store_true", help="use free ports instead of 4317/4318/8787/8050")
     parser.add_argument("--log-dir", type=Path, default=None, help="where the processes' logs go (default: a new temp dir)")
     parser.add_argument("--summary-json", type=Path, default=None, help="write the per-phase summary of each story here (JSON)")
     args = parser.parse_args(argv)
     if args.switch not in SWITCH_MIX:
         parser.error(f"unknown switch {args.switch!r}; choose one of: {', '.join(SWITCH_MIX)}")
+    if args.rate is None:
+        args.rate = RATE_RPS_BY_SWITCH.get(args.switch, DEFAULT_RATE_RPS)
     if args.story_seconds < 3 or args.rate <= 0 or args.window <= 0:
         parser.error("--story-seconds must be >= 3, --rate and --window > 0")
     return args
@@ -400,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             ports = choose_ports(args.free_ports)
             pg = running.enter_context(_service("PostgreSQL", PostgresService))
             kafka = running.enter_context(_service("Kafka", KafkaService))
-            sidecar = Sidecar(ports, log_dir, kafka.bootstrap)
+            sidecar = Sidecar(ports, log_dir, kafka.bootstrap, args.window)
             running.callback(sidecar.stop)
             sidecar.start()
             print(f"  sidecar      ready  API {sidecar.api_url}  OTLP {sidecar.otlp_http_url}", flush=True)
