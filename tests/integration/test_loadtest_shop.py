@@ -58,7 +58,7 @@ def test_loadtest_against_the_shop_writes_a_report_naming_the_injected_bottlenec
     try:
         proc = loadtest(
             str(LOCUSTFILE),
-            *("--users", "12", "--spawn-rate", "6", "--duration", "30", "--host", stack.shop_url, "--api", collector.api, "--output", str(out)),
+            *("--users", "12", "--spawn-rate", "6", "--duration", "24", "--host", stack.shop_url, "--api", collector.api, "--output", str(out)),
             env={"SHOP_LOAD_MIX": mix},
         )
     finally:

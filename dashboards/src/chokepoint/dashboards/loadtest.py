@@ -67,6 +67,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -287,12 +288,13 @@ def check_api(api: str, token: str | None) -> None:
 
 def check_target(host: str) -> None:
     """Any HTTP answer will do; a refused connection, a DNS failure or a timeout is unreachable."""
+    parts = urllib.parse.urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise LoadtestError(f"target URL needs a scheme and a host, e.g. http://127.0.0.1:8000, got {host!r}")
     try:
         requests.get(host, timeout=5, allow_redirects=False)
     except requests.exceptions.InvalidURL as exc:
         raise LoadtestError(f"target URL is invalid: {host} ({exc})") from None
-    except requests.exceptions.MissingSchema:
-        raise LoadtestError(f"target URL needs a scheme: {host} (e.g. http://{host})") from None
     except requests.RequestException as exc:
         raise LoadtestError(f"target {host} is unreachable ({type(exc).__name__})") from None
 
