@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.chokepoint-installed
 INSTALL_INPUTS := constraints.txt instrument/pyproject.toml collector/pyproject.toml dashboards/pyproject.toml examples/pyproject.toml
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: test demo install provision lint format unit integration scenario bench clean
 
@@ -18,7 +19,7 @@ test: provision install lint
 	  exit $$rc
 
 demo: provision install
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/demo.py $(DEMO_ARGS)
 
 install: $(STAMP)
 
