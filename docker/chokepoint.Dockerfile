@@ -26,7 +26,7 @@ RUN useradd --system --home-dir /var/lib/chokepoint --create-home chokepoint
 USER chokepoint
 EXPOSE 4317 4318 8787 8050
 HEALTHCHECK --interval=10s --timeout=3s --retries=6 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8787/api/v1/health', timeout=2)"]
+  CMD ["chokepoint", "report", "--api", "http://127.0.0.1:8787", "--format", "json"]
 CMD ["chokepoint", "serve"]
 
 FROM base AS shop

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chokepoint.collector.cli import build_parser
 from chokepoint.collector.config import CollectorConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,6 +121,11 @@ def test_sidecar_environment_is_a_valid_collector_config():
     assert config.kafka_bootstrap == "kafka:9092"
     published = {int(p.split(":")[-1]) for p in SERVICES["chokepoint"]["ports"]}
     assert {config.otlp_grpc_port, config.otlp_http_port, config.api_port, 8050} == published
+    # the health check is a real chokepoint command against the sidecar's own API port
+    check = SERVICES["chokepoint"]["healthcheck"]["test"]
+    assert check[:2] == ["CMD", "chokepoint"]
+    args = build_parser().parse_args(check[2:])
+    assert args.command == "report" and args.api == f"http://127.0.0.1:{config.api_port}"
 
 
 def test_kafka_is_the_official_image_in_kraft_mode():
