@@ -109,3 +109,14 @@ def test_connect_inside_a_pool_checkout_is_not_counted_twice():
     request = RequestContext(route="/x", component_seconds={"pool_wait": 0.004})  # checkout took 4 ms incl. connect
     result = compute_breakdown(root, recorder.spans[:-1], request)
     assert {k: round(v, 9) for k, v in result.components.items()} == {"db": 0.004, "pool_wait": 0.001, "self": 0.005}
+
+
+def test_a_pool_wait_inside_the_engine_connect_span_stays_pool_wait():
+    tracer, recorder = make_tracer()
+    root = tracer.start_span("GET /x", kind=SpanKind.SERVER, start_time=0)
+    child(tracer, root, "connect", 0, 6, **{"db.system.name": "postgresql"})  # Engine.connect(): checkout incl. 5 ms wait
+    child(tracer, root, "SELECT", 6, 7, **{"db.system.name": "postgresql", "db.query.text": "SELECT 1"})
+    root.end(end_time=10 * MS)
+    request = RequestContext(route="/x", component_seconds={"pool_wait": 0.005})
+    result = compute_breakdown(root, recorder.spans[:-1], request)
+    assert {k: round(v, 9) for k, v in result.components.items()} == {"db": 0.002, "pool_wait": 0.005, "self": 0.003}

@@ -99,6 +99,7 @@ HEALTHY_RPS = 30.0
 HEALTHY_RUN_S = 30.0
 DETECTION_LIMIT_S = 30.0
 CLEAR_LIMIT_S = 60.0
+CLEAR_RPS = 10.0  # healthy load while the findings of a scenario subside
 
 RESULTS: dict[str, ScenarioResult] = {}
 HEALTHY: dict = {}
@@ -219,7 +220,7 @@ def test_top_finding_names_the_injected_bottleneck(suite: Suite, progress, kind:
 
 def _clear(suite: Suite) -> bool:
     """Healthy load until no finding above ``info`` is left (at most ``CLEAR_LIMIT_S``)."""
-    load = BackgroundLoad(suite.stack.shop_url, HEALTHY_RPS / 2, CLEAR_LIMIT_S, DEFAULT_MIX)
+    load = BackgroundLoad(suite.stack.shop_url, CLEAR_RPS, CLEAR_LIMIT_S, DEFAULT_MIX)
     try:
         return bool(wait_until(lambda: not suite.poller.above_info(suite.poller.findings()), CLEAR_LIMIT_S))
     finally:

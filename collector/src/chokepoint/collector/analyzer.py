@@ -345,10 +345,13 @@ def rule_worker_pool_saturation(v: WindowView) -> Iterable[Candidate]:
 
 
 def _worker_pool_saturated(pool: dict, cfg: AnalyzerConfig) -> bool:
-    """All workers busy with requests queued, or requests waiting for a worker past the threshold."""
+    """All workers busy with requests queued, or requests waiting for a worker past the threshold
+    while most workers are busy (a wait with idle workers is the process not scheduling the
+    thread — CPU or GIL contention — and more workers would not shorten it)."""
     used, mx, pending = pool.get("used") or 0.0, pool.get("max") or 0.0, pool.get("pending") or 0.0
     saturated = mx > 0 and used >= 0.9 * mx
-    return (saturated and pending >= 1) or (pool.get("wait_p99_ms") or 0.0) >= cfg.worker_queue_wait_p99_ms
+    busy = mx <= 0 or used >= 0.5 * mx
+    return (saturated and pending >= 1) or (busy and (pool.get("wait_p99_ms") or 0.0) >= cfg.worker_queue_wait_p99_ms)
 
 
 def rule_cpu_saturation(v: WindowView) -> Iterable[Candidate]:

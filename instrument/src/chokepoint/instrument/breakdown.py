@@ -142,8 +142,13 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
     if request is not None:
         for name, seconds in request.component_seconds.items():
             if name not in _SPAN_MEASURED and not name.startswith("http"):
-                if name == "pool_wait":  # a pool checkout that opens a connection includes its connect span
-                    seconds = max(seconds - connect_s, 0.0)
+                if name == "pool_wait" and connect_s > 0.0:
+                    if connect_s >= seconds:
+                        # SQLAlchemy's ``connect`` span is Engine.connect(): it encloses the checkout,
+                        # so the wait is inside it — pool time, not DB time
+                        components[CATEGORY_DB] = max(components.get(CATEGORY_DB, 0.0) - seconds, 0.0)
+                    else:  # a connection opened during the checkout: its connect span is DB time
+                        seconds = max(seconds - connect_s, 0.0)
                 components[name] = components.get(name, 0.0) + seconds
     accounted = sum(components.values())
     components["self"] = max(total_s - accounted, 0.0)
