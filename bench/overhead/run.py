@@ -131,7 +131,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rate-fraction", type=float, default=0.25)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--report", type=Path, help="only re-print the tables of a saved results.json")
     args = parser.parse_args()
+    if args.report:
+        report_from(args.report)
+        return
     variants = [v for v in args.variants.split(",") if v]
 
     with PostgresService() as pg, OtlpSink() as sink:
@@ -172,28 +176,60 @@ def main() -> None:
 
     summary = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in results.items()}
     (HERE / "results.json").write_text(json.dumps({"args": vars(args), "runs": results, "median": summary, "spans_at_sink": spans_at_sink}, indent=2))
-    print_table(summary, args)
+    print_table(summary, args, results)
 
 
-def print_table(summary: dict, args) -> None:
-    base = summary.get("none")
+def paired_ratios(results: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    """Per variant, medians over repeats of ratios to ``none`` *within the same repeat*.
+
+    The machine is shared: its speed drifts between repeats more than the agents differ,
+    so each variant is compared with the uninstrumented run next to it.
+    """
+    base_runs = results.get("none")
+    if not base_runs:
+        return {}
+    out = {}
+    for variant, runs in results.items():
+        pairs = list(zip(base_runs, runs, strict=False))
+        out[variant] = {
+            "rps_ratio": statistics.median(r["rps"] / b["rps"] for b, r in pairs),
+            "cpu_added_ms": statistics.median(r["cpu_ms_per_request"] - b["cpu_ms_per_request"] for b, r in pairs),
+            "fixed_p50_added_ms": statistics.median(r["fixed_p50_ms"] - b["fixed_p50_ms"] for b, r in pairs),
+            "fixed_p99_added_ms": statistics.median(r["fixed_p99_ms"] - b["fixed_p99_ms"] for b, r in pairs),
+        }
+    return out
+
+
+def print_table(summary: dict, args, results: dict | None = None) -> None:
     print(f"\nmedians over {args.repeats} repeats ({args.duration:.0f} s each, {args.connections} connections)\n")
-    print("| variant | max rps | rps vs none | CPU ms/req | p50 ms @max | p99 ms @max | p50 ms @fixed | p99 ms @fixed | p50 added @fixed |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| variant | max rps | CPU ms/req | p50 ms @max | p99 ms @max | p50 ms @fixed | p99 ms @fixed |")
+    print("|---|---|---|---|---|---|---|")
     for variant, s in summary.items():
-        ratio = s["rps"] / base["rps"] if base else float("nan")
-        added = s["fixed_p50_ms"] - base["fixed_p50_ms"] if base else float("nan")
         print(
-            f"| {variant} | {s['rps']:.0f} | {ratio:.2f} | {s['cpu_ms_per_request']:.2f} | {s['max_p50_ms']:.1f} | {s['max_p99_ms']:.1f} "
-            f"| {s['fixed_p50_ms']:.2f} | {s['fixed_p99_ms']:.2f} | {added:+.2f} |"
+            f"| {variant} | {s['rps']:.0f} | {s['cpu_ms_per_request']:.2f} | {s['max_p50_ms']:.1f} | {s['max_p99_ms']:.1f} "
+            f"| {s['fixed_p50_ms']:.2f} | {s['fixed_p99_ms']:.2f} |"
         )
-    if base and "chokepoint" in summary and "otel" in summary:
-        ours = summary["chokepoint"]["fixed_p50_ms"] - base["fixed_p50_ms"]
-        stock = summary["otel"]["fixed_p50_ms"] - base["fixed_p50_ms"]
-        cpu_ours = summary["chokepoint"]["cpu_ms_per_request"] - base["cpu_ms_per_request"]
-        cpu_stock = summary["otel"]["cpu_ms_per_request"] - base["cpu_ms_per_request"]
-        print(f"\nchokepoint adds {ours:+.2f} ms p50 vs stock {stock:+.2f} ms ({ours / stock:.2f} of stock) at fixed rate;")
-        print(f"CPU per request: chokepoint {cpu_ours:+.2f} ms vs stock {cpu_stock:+.2f} ms ({cpu_ours / cpu_stock:.2f} of stock)")
+    ratios = paired_ratios(results or {})
+    if not ratios:
+        return
+    print("\npaired with the uninstrumented run of the same repeat (median over repeats)\n")
+    print("| variant | throughput vs none | CPU ms/req added | p50 ms added @fixed | p99 ms added @fixed |")
+    print("|---|---|---|---|---|")
+    for variant, r in ratios.items():
+        if variant != "none":
+            print(f"| {variant} | {r['rps_ratio']:.2f} | {r['cpu_added_ms']:+.2f} | {r['fixed_p50_added_ms']:+.2f} | {r['fixed_p99_added_ms']:+.2f} |")
+    if "chokepoint" in ratios and "otel" in ratios:
+        ours, stock = ratios["chokepoint"], ratios["otel"]
+        print(
+            f"\nchokepoint adds {ours['fixed_p50_added_ms']:+.2f} ms p50 at fixed rate vs stock {stock['fixed_p50_added_ms']:+.2f} ms; "
+            f"CPU per request {ours['cpu_added_ms']:+.2f} ms vs {stock['cpu_added_ms']:+.2f} ms"
+        )
+
+
+def report_from(path: Path) -> None:
+    """Re-print the tables of a saved ``results.json``."""
+    saved = json.loads(path.read_text())
+    print_table(saved["median"], argparse.Namespace(**saved["args"]), saved["runs"])
 
 
 if __name__ == "__main__":
