@@ -386,9 +386,12 @@ async def _run_story(story: Story, once: bool, summary_json: Path | None, status
         while not story.stopping.is_set():
             number += 1
             summaries = await story.run_once()
-            status.print(f"story {number} done:\n{format_summary(summaries)}")
+            ended = "interrupted" if story.stopping.is_set() else "done"
+            status.print(f"story {number} {ended}:\n{format_summary(summaries)}")
             if summary_json is not None:
-                summary_json.write_text(json.dumps({"story": number, "phases": [asdict(s) for s in summaries]}, indent=2))
+                summary_json.write_text(
+                    json.dumps({"story": number, "interrupted": ended == "interrupted", "phases": [asdict(s) for s in summaries]}, indent=2)
+                )
             if once:
                 break
     finally:
