@@ -8,7 +8,8 @@ Usage::
 
 ``InstrumentedApp`` writes the source to ``app.py`` and runs
 ``chokepoint-instrument python app.py PORT`` (or plain ``opentelemetry-instrument`` with
-``launcher="opentelemetry-instrument"``), waits until ``GET /health`` answers, and on exit
+``launcher="opentelemetry-instrument"``, or another ``command`` such as gunicorn), waits
+until ``GET /health`` answers, and on exit
 stops it with SIGTERM and keeps its stderr in ``.stderr`` for assertions.
 """
 
@@ -35,12 +36,21 @@ def free_port() -> int:
 
 
 class InstrumentedApp:
-    def __init__(self, source: str, workdir: Path, env: dict, launcher: str = "chokepoint-instrument", port: int | None = None):
+    def __init__(
+        self,
+        source: str,
+        workdir: Path,
+        env: dict,
+        launcher: str = "chokepoint-instrument",
+        port: int | None = None,
+        command: list[str] | None = None,
+    ):
         self.port = port or free_port()
         self.path = Path(workdir) / "app.py"
         self.path.write_text(source)
         self.env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1", **env}
         self.launcher = launcher
+        self.command = command  # what the launcher runs; default: python app.py PORT
         self.process: subprocess.Popen | None = None
         self.stderr = ""
         self.stdout = ""
@@ -49,7 +59,7 @@ class InstrumentedApp:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def __enter__(self) -> InstrumentedApp:
-        cmd = [str(BIN / self.launcher), sys.executable, str(self.path), str(self.port)]
+        cmd = [str(BIN / self.launcher), *(self.command or [sys.executable, str(self.path), str(self.port)])]
         self.process = subprocess.Popen(cmd, cwd=self.path.parent, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while True:

@@ -192,10 +192,12 @@ class OtlpSink:
             return [p for p in self._points if metric is None or p.metric == metric]
 
     def points(self, metric: str) -> list[SinkPoint]:
-        """The latest point per attribute set (cumulative temporality: the running totals)."""
+        """The latest point per (process, attribute set) — with cumulative temporality, the
+        running totals; a process is told apart by its ``service.instance.id``."""
         latest: dict[tuple, SinkPoint] = {}
         for point in self.all_points(metric):
-            latest[tuple(sorted((k, repr(v)) for k, v in point.attributes.items()))] = point
+            key = (point.resource.get("service.instance.id"), *sorted((k, repr(v)) for k, v in point.attributes.items()))
+            latest[key] = point
         return list(latest.values())
 
     def wait_for(self, predicate, timeout_s: float = 30.0, interval_s: float = 0.2):

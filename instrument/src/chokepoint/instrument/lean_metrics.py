@@ -223,12 +223,18 @@ class LeanMetrics:
 
     def attach(self, meter_provider, readers, resource) -> None:
         """Merge these metrics into every collection of ``readers`` (registered on ``meter_provider``)."""
+
+        def current_resource():
+            # the SDK replaces its resource in a forked child (new service.instance.id)
+            config = getattr(meter_provider, "_sdk_config", None)
+            return getattr(config, "resource", None) or resource
+
         for reader in readers:
             original = reader._collect
             if original is None:
                 continue
 
             def collect(reader_, timeout_millis=10_000, _original=original):
-                return self.merge_into(_original(reader_, timeout_millis=timeout_millis), resource)
+                return self.merge_into(_original(reader_, timeout_millis=timeout_millis), current_resource())
 
             reader._set_collect_callback(collect)

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import threading
 import time
+import weakref
 from collections import deque
 
 from opentelemetry import context as otel_context
@@ -151,6 +153,19 @@ class TraceExportQueue:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="chokepoint-trace-export", daemon=True)
             self._thread.start()
+            if hasattr(os, "register_at_fork"):
+                weak_reinit = weakref.WeakMethod(self._after_fork_in_child)
+                os.register_at_fork(after_in_child=lambda: (reinit := weak_reinit()) and reinit())
+
+    def _after_fork_in_child(self) -> None:
+        """A forked worker (gunicorn, multiprocessing) has no export thread: start its own."""
+        self._queue = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="chokepoint-trace-export", daemon=True)
+        self._thread.start()
 
     def put(self, spans: list[ReadableSpan]) -> bool:
         if self._stopped or len(self._queue) + len(spans) > self.max_spans:
@@ -256,6 +271,9 @@ class KeepSlowTracesProcessor(SpanProcessor):
         self._sample_rate = config.trace_sample_rate
         self._max_spans = config.max_spans_per_trace
         self.queue.start()
+        if hasattr(os, "register_at_fork"):
+            weak_self = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: (me := weak_self()) is not None and me._open.clear())
 
     # ------------------------------------------------------------ SpanProcessor
     def on_start(self, span, parent_context=None) -> None:
