@@ -41,7 +41,7 @@ class InstrumentedApp:
         source: str,
         workdir: Path,
         env: dict,
-        launcher: str = "chokepoint-instrument",
+        launcher: str | None = "chokepoint-instrument",
         port: int | None = None,
         command: list[str] | None = None,
     ):
@@ -59,7 +59,8 @@ class InstrumentedApp:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def __enter__(self) -> InstrumentedApp:
-        cmd = [str(BIN / self.launcher), *(self.command or [sys.executable, str(self.path), str(self.port)])]
+        launcher = [str(BIN / self.launcher)] if self.launcher else []  # launcher=None: the app instruments itself
+        cmd = [*launcher, *(self.command or [sys.executable, str(self.path), str(self.port)])]
         self.process = subprocess.Popen(cmd, cwd=self.path.parent, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while True:
