@@ -49,6 +49,11 @@ def test_a_doubling_of_tiny_latencies_must_also_rise_50_ms():
     assert find_knee(samples([5, 5, 5, 5, 60, 60, 60, 60, 60, 60])).t_s == 4.0
 
 
+def test_a_cold_start_does_not_hide_the_knee():
+    knee = find_knee(samples([400, 700, 700, 700, 100, 100, 100, 100, 100, 100, 100, 300, 300, 300, 300]))
+    assert (knee.t_s, knee.baseline_p95_ms, knee.threshold_ms) == (11.0, 100, 200)
+
+
 def test_too_few_samples_or_samples_without_requests_give_no_knee():
     assert find_knee(samples([40, 400, 400, 400, 400])) is None
     assert find_knee(samples([None, None, None, None, None, None, None])) is None

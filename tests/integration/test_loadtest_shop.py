@@ -4,13 +4,14 @@ The shop (payment + shop + fulfilment on real PostgreSQL and Kafka, each process
 ``chokepoint-instrument``) runs with the ``slow_query`` switch on and exports to a real
 collector (the ``collector`` fixture, 2 s buckets); ``chokepoint loadtest
 examples/locustfile.py`` is the installed command, run as a subprocess, with the search-heavy
-mix of ``shop.load.SWITCH_MIX["slow_query"]``.  The report it writes must name the injected
-bottleneck.  The error paths (unreachable target, invalid locustfile) need no shop.
+mix of ``shop.load.SWITCH_MIX["slow_query"]`` and users ramped past what the host's
+PostgreSQL can scan.  The report it writes must name the injected bottleneck and the knee.  The error paths (unreachable target, invalid locustfile) need no shop.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -58,7 +59,7 @@ def test_loadtest_against_the_shop_writes_a_report_naming_the_injected_bottlenec
     try:
         proc = loadtest(
             str(LOCUSTFILE),
-            *("--users", "12", "--spawn-rate", "6", "--duration", "24", "--host", stack.shop_url, "--api", collector.api, "--output", str(out)),
+            *("--users", "30", "--spawn-rate", "1.5", "--duration", "30", "--host", stack.shop_url, "--api", collector.api, "--output", str(out)),
             env={"SHOP_LOAD_MIX": mix},
         )
     finally:
@@ -70,7 +71,7 @@ def test_loadtest_against_the_shop_writes_a_report_naming_the_injected_bottlenec
     (artifacts_dir / "loadtest-report.html").write_text(page)
     # the progress line showed users, rps and the sidecar's top finding while Locust ran
     progress = [line for line in proc.stdout.splitlines() if line.startswith("[loadtest")]
-    assert progress and "users 12" in proc.stdout and "top: " in progress[-1]
+    assert progress and "users 30" in proc.stdout and "top: " in progress[-1]
     # Locust really ran against the shop, and its numbers made it into the report
     history = (out / "locust_stats_history.csv").read_text().splitlines()
     assert len(history) > 20
@@ -83,7 +84,11 @@ def test_loadtest_against_the_shop_writes_a_report_naming_the_injected_bottlenec
     # the HTML page is self-contained: plotly inlined, three charts, the same finding
     assert "<script src=" not in page and "Plotly.newPlot" in page and page.count('class="plotly-graph-div"') == 3
     assert f"<td>{SWITCH}</td>" in page
-    assert "Knee point" in md and "baseline" in md
+    # 30 users ramped at 1.5/s send ~15 sequential-scan searches/s: more than two cores of PostgreSQL, so latency climbs
+    knee = re.search(r"Latency started to climb at \*\*(\d+) s\*\* into the run, with \*\*(\d+) users\*\*", md)
+    assert knee, md.split("## Knee point", 1)[1][:400]
+    assert 0 < int(knee[1]) < 30 and 0 < int(knee[2]) <= 30
+    assert "knee: " in page and "knee threshold" in page
 
 
 @pytest.mark.parametrize("collector", [FAST], indirect=True)

@@ -32,12 +32,15 @@ Ctrl-C stops Locust (it writes its final statistics) and still writes the report
 The knee point
 --------------
 Where latency started to climb.  From Locust's once-a-second samples of the aggregated
-95th percentile (over its last 10 s): the *baseline* is the median p95 of the first 20%
-of the samples that carry requests (at least 3); the *threshold* is
-``max(2 × baseline, baseline + 50 ms)``; the knee is the first sample from which p95 stays
-at or above the threshold for 3 consecutive samples.  The report gives its time, the
-users and throughput at that moment, and the peak throughput of the run; "no knee" means
-latency never left its baseline band — the target was not pushed past its capacity.
+95th percentile (over its last 10 s), counting only samples that carry requests (at least
+6): the *baseline* is the lowest p95 of the first half of the run — the best the target
+did, so a cold start (first requests slow while caches and connections warm up, which
+Locust's 10 s window drags along) does not inflate it; the *threshold* is
+``max(2 × baseline, baseline + 50 ms)``; the knee is the first sample after the baseline
+sample from which p95 stays at or above the threshold for 3 consecutive samples.  The
+report gives its time, the users and Locust's throughput at that moment, and the peak
+throughput of the run; "no knee" means latency never left its baseline band — the target
+was not pushed past its capacity.
 p95 rather than p99: with tens of requests per second a 10 s p99 rests on a handful of
 requests, too noisy to call a trend.  See :func:`find_knee`.
 
@@ -59,11 +62,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import math
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -80,7 +81,7 @@ DEFAULT_API = "http://127.0.0.1:8787"
 KNEE_FACTOR = 2.0
 KNEE_MIN_RISE_MS = 50.0
 KNEE_SUSTAIN_SAMPLES = 3
-KNEE_BASELINE_FRACTION = 0.2
+KNEE_MIN_SAMPLES = 6
 
 
 class LoadtestError(RuntimeError):
@@ -169,21 +170,22 @@ def find_knee(
     factor: float = KNEE_FACTOR,
     min_rise_ms: float = KNEE_MIN_RISE_MS,
     sustain: int = KNEE_SUSTAIN_SAMPLES,
-    baseline_fraction: float = KNEE_BASELINE_FRACTION,
+    min_samples: int = KNEE_MIN_SAMPLES,
 ) -> Knee | None:
     """The first sample from which p95 stays >= max(factor × baseline, baseline + min_rise_ms) for ``sustain`` samples.
 
-    The baseline is the median p95 of the first ``baseline_fraction`` of the samples that
-    carry requests (at least 3).  ``None`` when there are too few samples or latency never
-    left its baseline band.
+    Only samples with requests count.  The baseline is the lowest p95 of the first half of
+    them; the search starts after the baseline sample.  ``None`` with fewer than
+    ``min_samples`` samples or when latency never left its baseline band.
     """
     usable = [s for s in samples if s.rps > 0 and s.p95_ms is not None]
-    head = max(3, math.ceil(len(usable) * baseline_fraction))
-    if len(usable) < head + sustain:
+    if len(usable) < max(min_samples, sustain + 1):
         return None
-    baseline = statistics.median(s.p95_ms for s in usable[:head])
+    first_half = usable[: max(1, len(usable) // 2)]
+    lowest = min(range(len(first_half)), key=lambda i: first_half[i].p95_ms)
+    baseline = first_half[lowest].p95_ms
     threshold = max(baseline * factor, baseline + min_rise_ms)
-    for i in range(head, len(usable) - sustain + 1):
+    for i in range(lowest + 1, len(usable) - sustain + 1):
         if all(s.p95_ms >= threshold for s in usable[i : i + sustain]):
             s = usable[i]
             return Knee(s.t_s, s.users, s.rps, s.p95_ms, baseline, threshold)

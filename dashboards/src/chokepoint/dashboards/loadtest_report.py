@@ -28,8 +28,8 @@ from chokepoint.collector.catalog import FINDINGS_BY_KIND
 from .loadtest import LoadtestResult, csv_number
 
 KNEE_METHOD = (
-    "Knee: from Locust's once-a-second aggregated p95 (over its last 10 s), the baseline is the median p95 of the first 20% "
-    "of the samples with requests (at least 3); the knee is the first sample from which p95 stays at or above "
+    "Knee: from Locust's once-a-second aggregated p95 (over its last 10 s) of the samples with requests, the baseline is "
+    "the lowest p95 of the first half of the run; the knee is the first later sample from which p95 stays at or above "
     "max(2 × baseline, baseline + 50 ms) for 3 consecutive samples."
 )
 
