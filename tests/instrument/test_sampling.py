@@ -234,3 +234,15 @@ def test_buffers_whose_root_never_ends_are_evicted_when_the_table_is_full(make_h
     assert len(harness.processor._open) == 0
     for span in abandoned:
         span.end()  # late ends of evicted roots are harmless
+
+
+def test_requests_without_a_route_never_label_metrics_with_the_raw_path(make_harness):
+    harness = make_harness()
+    for path in ("/wp-admin/a", "/.env", "/x/y/z"):
+        span = harness.tracer.start_span(
+            f"GET {path}", kind=SpanKind.SERVER, attributes={"http.request.method": "GET", "url.path": path, "http.response.status_code": 404}
+        )
+        span.end()
+    harness.tracer.start_span("GET", kind=SpanKind.SERVER, attributes={"http.request.method": "GET"}).end()
+    routes = {dict(key)["http.route"] for key in harness.metric_values(signals.HTTP_SERVER_DURATION)}
+    assert routes == {"GET (unrouted)", "GET"}

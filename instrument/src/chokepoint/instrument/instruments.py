@@ -44,11 +44,10 @@ from chokepoint.instrument.breakdown import (
     first_attribute,
 )
 from chokepoint.instrument.lean_metrics import LeanMetrics
-from chokepoint.instrument.sanitize import normalize_sql, strip_query
+from chokepoint.instrument.sanitize import normalize_sql
 
 MAX_STATEMENTS = 500
 ROUTE_KEYS = ("http.route",)
-TARGET_KEYS = ("url.path", "http.target")
 STATEMENT_KEYS = ("db.query.text", "db.statement")
 DESTINATION_KEYS = ("messaging.destination.name", "messaging.destination")
 OPERATION_KEYS = ("messaging.operation.type", "messaging.operation")
@@ -59,11 +58,15 @@ CAPTURED_RESPONSE_HEADERS = "content-length,content-encoding"
 
 
 def route_of_attributes(attributes, name: str) -> str:
+    """``http.route``; without one (404s, plain WSGI/ASGI apps) the span name if it holds no
+    path, else the method — never the raw path, whose cardinality is unbounded (scanners)."""
     route = attributes.get("http.route")
     if route:
         return str(route)
-    target = attributes.get("url.path") or attributes.get("http.target")
-    return strip_query(str(target)) if target else name
+    if "/" not in name:
+        return name
+    method = attributes.get("http.request.method") or attributes.get("http.method")
+    return f"{method} (unrouted)" if method else "(unrouted)"
 
 
 def route_of(span) -> str:
