@@ -13,9 +13,9 @@ import psycopg
 import pytest
 import requests
 from instrumented_app import Downstream, InstrumentedApp
-from otlp_sink import OtlpSink
 
 from chokepoint.instrument import signals
+from otlp_sink import OtlpSink
 
 APP = """
 import gzip, json, os, sys

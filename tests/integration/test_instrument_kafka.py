@@ -12,9 +12,9 @@ import uuid
 import requests
 from confluent_kafka.admin import AdminClient, NewTopic
 from instrumented_app import BIN, InstrumentedApp
-from otlp_sink import OtlpSink
 
 from chokepoint.instrument import signals
+from otlp_sink import OtlpSink
 
 PRODUCER_APP = """
 import os, sys

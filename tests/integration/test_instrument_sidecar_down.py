@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from instrumented_app import InstrumentedApp, free_port
-from otlp_sink import OtlpSink
 
 from chokepoint.instrument import signals
+from otlp_sink import OtlpSink
 
 APP = """
 import sys
