@@ -30,7 +30,7 @@ SIGTERM, or at the end of ``--once``; nothing is left running):
 The dashboard URL is printed first; then one status line refreshed in place (a new line
 per second when stdout is not a terminal)::
 
-    [bottleneck  37s/60s] switch slow_query=on  rps 10.0  p99 731 ms  top: slow_query shop/SELECT products.id, products.sku, product… (0.88)
+    [bottleneck  37s/60s] slow_query=on 10 rps p99 731 ms | top: slow_query shop/SELECT products.id, products.sku, product… (0.88)
 
 ``rps`` and ``p99`` are what the load generator measured in the last second (from its
 documented progress line); ``top`` is the sidecar's current top finding
@@ -283,7 +283,8 @@ class Story:
         def progress(line: str) -> None:
             match = PROGRESS_RE.search(line)
             if match:
-                latest.update(rps=match["rps"], p99=match["p99"])
+                p99 = match["p99"]
+                latest.update(rps=f"{float(match['rps']):.0f}", p99="-" if p99 == "nan" else f"{float(p99):.0f}")
 
         started = time.monotonic()
         load = asyncio.create_task(run_load(self.stack.shop_url, self.rate_rps, self.phase_s, mix=self.mix, timeout_s=10.0, progress=progress))
@@ -308,8 +309,7 @@ class Story:
                         second_half[top["kind"]] += 1
                 on_off = "on" if switch_on else "off"
                 self.status.show(
-                    f"[{phase:<10} {elapsed:3.0f}s/{self.phase_s:.0f}s] switch {self.switch}={on_off}  "
-                    f"rps {latest['rps']}  p99 {latest['p99']} ms  top: {finding_label(top)}"
+                    f"[{phase:<10} {elapsed:3.0f}s/{self.phase_s:.0f}s] {self.switch}={on_off} {latest['rps']} rps p99 {latest['p99']} ms | top: {finding_label(top)}"
                 )
             with contextlib.suppress(asyncio.CancelledError):
                 result = await load

@@ -112,7 +112,7 @@ def test_demo_runs_the_story_shows_the_dashboard_and_stops_cleanly_on_sigint(tmp
         page = httpx.get(dashboard, timeout=10)
         assert page.status_code == 200 and "chokepoint" in page.text
         assert httpx.get(dashboard.rstrip("/") + "/_dash-layout", timeout=10).status_code == 200
-        out.wait_for(rf"^\[healthy +\d+s/15s\] switch {SWITCH}=off +rps [\d.]+ +p99 [\d.]+ ms +top: ", 60, proc)
+        out.wait_for(rf"^\[healthy +\d+s/15s\] {SWITCH}=off \d+ rps p99 \d+ ms \| top: ", 60, proc)
 
         out.wait_for(r"^story 1 done:", STORY_S + 60, proc)
         story_1_done = out.seen
@@ -126,7 +126,8 @@ def test_demo_runs_the_story_shows_the_dashboard_and_stops_cleanly_on_sigint(tmp
         # what the demo controls: the switch is on in the shop only during the bottleneck phase, load ran in every phase
         assert [phases[name]["switch_state"] for name in phases] == [{"shop": False}, {"shop": True}, {"shop": False}]
         assert all(p["sent"] >= 100 and p["errors"] == 0 for p in phases.values()), summary
-        assert phases["bottleneck"]["p99_ms"] > 2 * phases["healthy"]["p99_ms"], summary
+        # a slow_query search is a ~250 ms sequential scan; half the requests are searches
+        assert phases["bottleneck"]["p99_ms"] > max(1.5 * phases["healthy"]["p99_ms"], 200), summary
         # what the sidecar made of it: the injected bottleneck on top while it was switched on
         assert phases["bottleneck"]["top_finding"] == SWITCH, summary
         assert phases["bottleneck"]["peak_scores"][SWITCH] >= 0.7, summary
