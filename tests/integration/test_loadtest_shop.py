@@ -10,10 +10,14 @@ PostgreSQL can scan.  The report it writes must name the injected bottleneck and
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -113,3 +117,35 @@ def test_loadtest_with_an_invalid_locustfile_exits_1_with_one_line(tmp_path):
     proc = loadtest(str(no_users), "--host", "http://127.0.0.1:1")
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"chokepoint loadtest: invalid locustfile {no_users}: no Locust User class in it"
+
+
+@pytest.mark.parametrize("collector", [FAST], indirect=True)
+def test_ctrl_c_stops_locust_and_still_writes_the_report(collector, tmp_path):
+    locustfile = tmp_path / "root_locustfile.py"
+    locustfile.write_text(
+        "from locust import HttpUser, constant, task\n\n"
+        "class Visitor(HttpUser):\n    wait_time = constant(0.1)\n\n    @task\n    def root(self):\n        self.client.get('/')\n"
+    )
+    target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=target.serve_forever, daemon=True).start()
+    out = tmp_path / "report"
+    argv = [str(CHOKEPOINT), "loadtest", str(locustfile), "--users", "2", "--duration", "60", "--api", collector.api, "--output", str(out)]
+    argv += ["--host", f"http://127.0.0.1:{target.server_address[1]}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "locust_stats_history.csv").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(4)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        target.shutdown()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stdout + stderr
+    assert stderr.strip() == "chokepoint loadtest: interrupted; the report covers the run up to Ctrl-C"
+    md = (out / "report.md").read_text()
+    assert "| duration | 60 s (interrupted) |" in md
+    assert int(re.search(r"\| requests / failures \| (\d+) / 0 \|", md)[1]) > 0
+    assert (out / "report.html").exists()

@@ -54,7 +54,8 @@ inherited.
 Exit codes: 0 when the run completed and the report was written (failed requests of the
 target are in the report, not an error), 1 when a check failed, Locust itself failed, the
 target was unreachable throughout, or the sidecar could not be read at the end (the report
-is still written with what was collected), 2 for bad options.
+is still written with what was collected), 2 for bad options, 130 after Ctrl-C (the report
+covers the run up to then).
 """
 
 from __future__ import annotations
@@ -489,4 +490,7 @@ def _loadtest(args: argparse.Namespace) -> int:
     if problem:
         print(f"chokepoint loadtest: {problem}", file=sys.stderr)
         return 1
+    if result.interrupted:
+        print("chokepoint loadtest: interrupted; the report covers the run up to Ctrl-C", file=sys.stderr)
+        return 130
     return 0
