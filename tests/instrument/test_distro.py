@@ -27,10 +27,12 @@ def test_environment_defaults_only_fill_gaps_and_merge_captured_headers():
 
 def test_instrumentor_options():
     assert instrumentor_options("system_metrics") is None
-    fastapi = instrumentor_options("fastapi")
+    assert instrumentor_options("fastapi", {}) is None  # chokepoint.instrument.asgi serves FastAPI/Starlette
+    assert instrumentor_options("starlette", {"CHOKEPOINT_ASGI": "lean"}) is None
+    fastapi = instrumentor_options("fastapi", {"CHOKEPOINT_ASGI": "upstream"})
     assert fastapi["exclude_spans"] == ["receive", "send"]
     assert isinstance(fastapi["meter_provider"], NoOpMeterProvider)
-    assert set(instrumentor_options("requests")) == {"meter_provider"}
+    assert set(instrumentor_options("requests", {})) == {"meter_provider"}
 
 
 class FakeEntryPoint:
@@ -48,10 +50,15 @@ class FakeEntryPoint:
         return Instrumentor
 
 
-def test_distro_passes_options_and_skips():
+def test_distro_passes_options_and_skips(monkeypatch):
+    monkeypatch.setenv("CHOKEPOINT_ASGI", "upstream")
     distro = ChokepointDistro()
     fastapi, system = FakeEntryPoint("fastapi"), FakeEntryPoint("system_metrics")
     distro.load_instrumentor(fastapi, skip_dep_check=True)
     distro.load_instrumentor(system, skip_dep_check=True)
     assert fastapi.calls[0]["exclude_spans"] == ["receive", "send"] and fastapi.calls[0]["skip_dep_check"] is True
     assert system.calls == []
+    monkeypatch.setenv("CHOKEPOINT_ASGI", "lean")
+    skipped = FakeEntryPoint("fastapi")
+    distro.load_instrumentor(skipped, skip_dep_check=True)
+    assert skipped.calls == []

@@ -48,6 +48,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
+from chokepoint.instrument.asgi import install_lean_asgi
 from chokepoint.instrument.client_flags import install_client_flags
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.db_dedupe import install_db_dedupe
@@ -129,11 +130,14 @@ class Agent:
             return
         self._extras_installed = True
         self._undo.extend(install_client_flags(self.instruments, self.config))
-        for installer in (install_db_dedupe, install_confluent_kafka_parenting):
+        installers = [install_db_dedupe, install_confluent_kafka_parenting]
+        if self.config.asgi == "lean":
+            installers.append(lambda: install_lean_asgi(self.tracer_provider))
+        for installer in installers:
             try:
                 undo = installer()
             except Exception:  # a patch that fails to install is skipped; the app runs
-                _log.warning("chokepoint: %s failed; continuing without it", installer.__name__, exc_info=True)
+                _log.warning("chokepoint: %s failed; continuing without it", getattr(installer, "__name__", "patch"), exc_info=True)
                 undo = None
             if undo is not None:
                 self._undo.append(undo)

@@ -23,6 +23,8 @@ Variables (default in brackets):
 ``CHOKEPOINT_PROBES``               ``all``, ``none`` or a comma list of probe names [all]
 ``CHOKEPOINT_HEADER_ALLOWLIST``     extra header names kept on exported spans [none]
 ``CHOKEPOINT_REPEATED_READ_WINDOW_S`` window for "same read seen again" [10]
+``CHOKEPOINT_ASGI``                 ``lean`` (chokepoint's server spans for FastAPI/Starlette)
+                                    or ``upstream`` (the OpenTelemetry instrumentors) [lean]
 ``OTEL_SERVICE_NAME``               service name [the program name]
 ``OTEL_EXPORTER_OTLP_ENDPOINT``     OTLP/HTTP base URL [http://127.0.0.1:4318]
 ``OTEL_METRIC_EXPORT_INTERVAL``     metric export period in ms [5000]
@@ -66,6 +68,7 @@ class AgentConfig:
     probes: frozenset[str] | None = None  # None = all
     header_allowlist: frozenset[str] = frozenset()
     repeated_read_window_s: float = 10.0
+    asgi: str = "lean"
     metric_export_interval_ms: int = 5000
     export_timeout_s: float = 5.0
     problems: tuple[str, ...] = field(default=(), compare=False)
@@ -103,6 +106,7 @@ class AgentConfig:
             probes=probes,
             header_allowlist=frozenset(h.strip().lower().replace("_", "-") for h in env.get("CHOKEPOINT_HEADER_ALLOWLIST", "").split(",") if h.strip()),
             repeated_read_window_s=reader.number("CHOKEPOINT_REPEATED_READ_WINDOW_S", 10.0, 0.0, None),
+            asgi=reader.choice("CHOKEPOINT_ASGI", "lean", ("lean", "upstream")),
             metric_export_interval_ms=int(reader.number("OTEL_METRIC_EXPORT_INTERVAL", 5000, 100, None)),
             export_timeout_s=reader.number("OTEL_EXPORTER_OTLP_TIMEOUT", 5.0, 0.1, None),
             problems=(),
@@ -144,6 +148,16 @@ class _Reader:
         if value != value or (low is not None and value < low) or (high is not None and value > high):
             bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
             self.problems.append(f"{name}={raw!r} is outside {bounds}; using {default}")
+            return default
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = self.env.get(name)
+        if raw is None or not raw.strip():
+            return default
+        value = raw.strip().lower()
+        if value not in allowed:
+            self.problems.append(f"{name}={raw!r} must be one of {', '.join(allowed)}; using {default}")
             return default
         return value
 

@@ -23,7 +23,10 @@ Lighter instrumentor options (why: the overhead benchmark, docs/BENCHMARKS.md):
 - every instrumentor gets a no-op ``meter_provider``: the agent records the latency
   histograms itself from finished spans (one record per span instead of the upstream
   old+new semconv pairs, active-request up/down counters and size histograms);
-- FastAPI: ``exclude_spans=["receive", "send"]`` (no per-message ASGI spans);
+- FastAPI and Starlette: by default not the upstream instrumentors at all but
+  :mod:`chokepoint.instrument.asgi` (one lean server span); with
+  ``CHOKEPOINT_ASGI=upstream`` the upstream FastAPI instrumentor with
+  ``exclude_spans=["receive", "send"]`` (no per-message ASGI spans);
 - ``system_metrics`` is skipped: the runtime probe reports process CPU/RSS/GC.
 
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` works as usual (handled by the loader).
@@ -43,6 +46,7 @@ from chokepoint.instrument.instruments import CAPTURED_RESPONSE_HEADERS
 _log = logging.getLogger("chokepoint.instrument")
 
 SKIPPED_INSTRUMENTORS = frozenset({"system_metrics"})
+LEAN_ASGI_REPLACES = frozenset({"fastapi", "starlette"})
 INSTRUMENTOR_OPTIONS: dict[str, dict] = {
     "fastapi": {"exclude_spans": ["receive", "send"]},
 }
@@ -60,10 +64,13 @@ def apply_environment_defaults(environ=None) -> None:
     env[_CAPTURE_RESPONSE] = ",".join(existing)
 
 
-def instrumentor_options(name: str) -> dict | None:
+def instrumentor_options(name: str, environ=None) -> dict | None:
     """Keyword arguments chokepoint passes to instrumentor ``name``; ``None`` to skip it."""
     if name in SKIPPED_INSTRUMENTORS:
         return None
+    env = os.environ if environ is None else environ
+    if name in LEAN_ASGI_REPLACES and env.get("CHOKEPOINT_ASGI", "lean").strip().lower() != "upstream":
+        return None  # chokepoint.instrument.asgi makes the server spans
     options = {"meter_provider": NoOpMeterProvider()}
     options.update(INSTRUMENTOR_OPTIONS.get(name, {}))
     return options

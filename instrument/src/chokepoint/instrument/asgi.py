@@ -1,0 +1,145 @@
+"""Lean server spans for FastAPI and Starlette (replaces the upstream ASGI middleware).
+
+Why: on a small FastAPI route the upstream ``OpenTelemetryMiddleware`` (with the FastAPI
+instrumentor's route matching, ~15 request attributes set twice, semconv helpers, its
+own histograms and response-header propagation) was ~25 % of the request's CPU in a
+profile (docs/BENCHMARKS.md).  chokepoint needs one server span with the method, route,
+path, status and response size/encoding, and the incoming trace context.
+
+Usage (the agent does this unless ``CHOKEPOINT_ASGI=upstream``)::
+
+    undo = install_lean_asgi()     # patches FastAPI.__call__ / Starlette.__call__ (class level)
+
+Per request (``http`` scopes only; websockets and lifespan pass through):
+
+- the W3C ``traceparent``/``tracestate``/``baggage`` headers are extracted with the global
+  propagator; the span is ``SERVER``, named ``"{method} {route}"``;
+- ``http.route`` is resolved before the app runs by matching the app's routes (as the
+  upstream FastAPI instrumentor does), so probes and flags see the route;
+- attributes: ``http.request.method``, ``url.path``, ``url.scheme``, ``http.route``,
+  ``http.response.status_code``, ``http.response.header.content-length`` /
+  ``content-encoding`` (for the response size metric), ``error.type`` on failure;
+- an exception is recorded on the span (status ERROR, 500) and re-raised unchanged;
+- FastAPI's own built-in telemetry is told to step aside for that request
+  (``scope["fastapi.telemetry"] = None``) so there is one server span, not two.
+
+With ``CHOKEPOINT_ASGI=upstream`` the upstream FastAPI/Starlette instrumentors are used
+instead (with ``exclude_spans=["receive", "send"]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+_log = logging.getLogger(__name__)
+
+TRACER_NAME = "chokepoint.instrument.asgi"
+_PROPAGATION_HEADERS = (b"traceparent", b"tracestate", b"baggage")
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
+
+def resolve_route(app, scope) -> str | None:
+    """The route template the app will dispatch ``scope`` to, or ``None``."""
+    try:
+        from starlette.routing import Match
+    except ImportError:
+        return None
+    partial = None
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        try:
+            match, _ = route.matches(scope)
+        except Exception:  # a custom route type that can't match this scope
+            continue
+        if match is Match.FULL:
+            return getattr(route, "path", None) or scope.get("path")
+        if match is Match.PARTIAL and partial is None:
+            partial = getattr(route, "path", None)
+    return partial
+
+
+def _carrier(headers) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k in _PROPAGATION_HEADERS}
+
+
+def make_call(original: Callable, tracer_provider=None):
+    """Wrap an ASGI application class's ``__call__`` with a lean server span."""
+    tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") != "http" or "chokepoint.span" in scope:
+            return await original(self, scope, receive, send)
+        scope["fastapi.telemetry"] = None  # FastAPI's built-in telemetry: one server span is enough
+        method = scope.get("method", "")
+        if method not in _KNOWN_METHODS:
+            method = "_OTHER"
+        route = resolve_route(self, scope)
+        attributes = {"http.request.method": method, "url.path": scope.get("path", ""), "url.scheme": scope.get("scheme", "http")}
+        if route:
+            attributes["http.route"] = route
+        parent = propagate.extract(_carrier(scope.get("headers") or ()))
+        span = tracer.start_span(f"{method} {route}" if route else method, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+        scope["chokepoint.span"] = span  # mounted sub-apps do not open a second span
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        status_code = None
+
+        async def send_with_status(message):
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+                for key, value in message.get("headers") or ():
+                    if key == b"content-length":
+                        span.set_attribute("http.response.header.content-length", (value.decode("latin-1"),))
+                    elif key == b"content-encoding":
+                        span.set_attribute("http.response.header.content-encoding", (value.decode("latin-1"),))
+            await send(message)
+
+        try:
+            await original(self, scope, receive, send_with_status)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.set_attribute("error.type", type(exc).__qualname__)
+            if status_code is None:
+                status_code = 500
+            raise
+        finally:
+            if status_code is not None:
+                span.set_attribute("http.response.status_code", status_code)
+                if status_code >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                    if "error.type" not in (span.attributes or {}):
+                        span.set_attribute("error.type", str(status_code))
+            otel_context.detach(token)
+            span.end()
+
+    __call__.__wrapped__ = original
+    return __call__
+
+
+def install_lean_asgi(tracer_provider=None) -> Callable[[], None] | None:
+    """Patch FastAPI and Starlette application classes; returns the undo callable."""
+    patched = []
+    for module_name, class_name in (("fastapi", "FastAPI"), ("starlette.applications", "Starlette")):
+        try:
+            module = __import__(module_name, fromlist=[class_name])
+        except ImportError:
+            continue
+        cls = getattr(module, class_name, None)
+        original = cls.__dict__.get("__call__") if cls is not None else None
+        if original is None or getattr(original, "__wrapped__", None) is not None:
+            continue
+        cls.__call__ = make_call(original, tracer_provider)
+        patched.append((cls, original))
+    if not patched:
+        return None
+
+    def undo() -> None:
+        for cls, original in patched:
+            cls.__call__ = original
+
+    return undo
