@@ -14,9 +14,9 @@ What it does:
    one line on stderr and exit code 1, nothing else is started.
 2. Runs ``locust --headless -u USERS -r SPAWN_RATE -t DURATIONs --csv OUTPUT/locust
    --csv-full-history`` as a child process (its own process group; Locust's gevent stays
-   out of this process).  Every ``--poll`` seconds (2) it reads Locust's
+   out of this process).  Every 2 seconds it reads Locust's
    ``locust_stats_history.csv`` (rows every second, flushed every ~5 s; percentiles over
-   Locust's last 10 s) and the sidecar's ``GET /api/v1/bottlenecks?window=W`` and shows
+   Locust's last 10 s) and the sidecar's ``GET /api/v1/bottlenecks?window=W`` (``--window``) and shows
    one progress line (refreshed in place on a terminal)::
 
        [loadtest  24s/60s] users 20  rps 38.2  p99 120 ms  failures 0  top: db_pool_saturation shop/sqlalchemy:postgresql (0.81)
@@ -27,7 +27,7 @@ What it does:
    (``window`` = the run's length) with evidence and recommendations, and the findings
    seen while the load ran (first seen, peak score, how often on top).
 
-Ctrl-C stops Locust (it writes its final statistics) and still writes the report.
+Ctrl-C stops Locust (it writes its final statistics), still writes the report, and exits 130.
 
 The knee point
 --------------
