@@ -130,7 +130,7 @@ def test_demo_runs_the_story_shows_the_dashboard_and_stops_cleanly_on_sigint(tmp
         assert phases["bottleneck"]["p99_ms"] > 1.5 * phases["healthy"]["p99_ms"], summary
         # what the sidecar made of it: the injected bottleneck on top while it was switched on
         assert phases["bottleneck"]["top_finding"] == SWITCH, summary
-        assert phases["bottleneck"]["peak_scores"][SWITCH] >= 0.7, summary
+        assert phases["bottleneck"]["peak_scores"][SWITCH] >= 0.4, summary  # warning or critical
         findings = httpx.get(f"{api}/api/v1/bottlenecks", params={"window": 10}, timeout=10).json()["findings"]
         assert isinstance(findings, list)
 
