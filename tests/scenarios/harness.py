@@ -137,6 +137,7 @@ class ScenarioResult:
     detection_s: float | None = None
     top: dict | None = None
     note: str = ""
+    clear_s: float | None = None  # switch off → no finding above info (None: not within the limit)
     seen: list[str] = field(default_factory=list)  # distinct top findings seen while waiting
 
 
@@ -153,23 +154,26 @@ def write_accuracy_table(path: Path, results: dict[str, ScenarioResult], kinds: 
         "exporting OTLP/HTTP every second to a real collector (1 s buckets, analysis every 1 s over a",
         f"{ANALYZER_WINDOW_S:.0f} s window).  For each kind its switch is turned on at runtime under the switch's",
         "focus load (`shop.load.mix_for`); *detection* is the time from the switch to the first",
-        "`GET /api/v1/bottlenecks` whose top finding has the expected kind and target (limit 30 s).",
+        "`GET /api/v1/bottlenecks` whose top finding has the expected kind and target at `warning` or",
+        "`critical` (limit 30 s); *cleared* is the time from switching it off, under light healthy load,",
+        'until no finding above `info` is left (limit 90 s; "no" = still there).',
         "",
         f"**Top-1: {hits}/{len(kinds)}.**",
         "",
-        "| kind | expected target | top-1 hit | detection s | top finding (kind, target): summary |",
-        "|---|---|---|---|---|",
+        "| kind | expected target | top-1 hit | detection s | cleared s | top finding (kind, target): summary |",
+        "|---|---|---|---|---|---|",
     ]
     for kind in kinds:
         r = results.get(kind)
         if r is None:
-            lines.append(f"| `{kind}` | | not run | | |")
+            lines.append(f"| `{kind}` | | not run | | | |")
             continue
         top = r.top or {}
         summary = f"`{top.get('kind')}`, `{top.get('target')}`: {top.get('summary', '')}" if top else "no finding"
         summary = summary.replace("|", "\\|")
         det = f"{r.detection_s:.1f}" if r.detection_s is not None else "—"
-        lines.append(f"| `{kind}` | `{r.expected_target}` | {'yes' if r.hit else 'no'} | {det} | {summary} |")
+        cleared = f"{r.clear_s:.0f}" if r.clear_s is not None else "no"
+        lines.append(f"| `{kind}` | `{r.expected_target}` | {'yes' if r.hit else 'no'} | {det} | {cleared} | {summary} |")
     lines += ["", "## Healthy run (all switches off, default mix)", ""]
     if healthy is None:
         lines.append("not run")

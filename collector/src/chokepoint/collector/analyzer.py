@@ -386,14 +386,22 @@ def rule_event_loop_blocked(v: WindowView) -> Iterable[Candidate]:
         if lag_p99 < cfg.loop_lag_p99_ms:
             continue
         sv = v.services.get(svc, ServiceView(svc))
+        # how much of the window the loop's timer was late: a loop blocked half the time
+        # delays every async request, however slow the worst route is for other reasons
+        late_fraction = min(1.0, rt.loop_lag.sum / v.window_s)
         yield Candidate(
             "event_loop_blocked",
             svc,
             "event_loop",
-            explained=min(1.0, lag_p99 / max(sv.worst_p99_ms, lag_p99, 1.0)),
+            explained=max(min(1.0, lag_p99 / max(sv.worst_p99_ms, lag_p99, 1.0)), min(1.0, 2.0 * late_fraction)),
             strength=min(1.0, lag_p99 / 500.0),
             summary=f"The asyncio event loop lags {lag_p99:.0f} ms (p99): blocking calls run on the loop",
-            evidence={"event_loop_lag_p99_ms": lag_p99, "worst_route": sv.worst_route, "worst_p99_ms": sv.worst_p99_ms},
+            evidence={
+                "event_loop_lag_p99_ms": lag_p99,
+                "loop_late_fraction": round(late_fraction, 3),
+                "worst_route": sv.worst_route,
+                "worst_p99_ms": sv.worst_p99_ms,
+            },
             recommendation=_rec("event_loop_blocked"),
             specificity=0.05,
         )
@@ -596,7 +604,8 @@ def rule_consumer_lag(v: WindowView) -> Iterable[Candidate]:
             group,
             f"{group}/{topic}",
             explained=0.5 if growth > 0 else 0.3,
-            strength=min(1.0, max(g["lag"] / 10_000.0, g["time_lag_s"] / 60.0, 0.4 if bad_status else 0.0)),
+            # a lag that keeps growing is the consumer falling behind the producers, however young
+            strength=min(1.0, max(g["lag"] / 10_000.0, g["time_lag_s"] / 60.0, growth / (2 * cfg.lag_min_messages), 0.4 if bad_status else 0.0)),
             summary=f"Consumer group '{group}' is {g['lag']:.0f} messages ({g['time_lag_s']:.0f} s) behind on '{topic}', lag grew by {growth:.0f} in the window",
             evidence={"lag": g["lag"], "time_lag_s": g["time_lag_s"], "lag_growth": growth, "statuses": sorted(g["statuses"]), "partitions": g["partitions"]},
             recommendation=_rec("consumer_lag"),
@@ -624,8 +633,8 @@ def rule_hot_endpoint(v: WindowView) -> Iterable[Candidate]:
         if not starved:
             continue
         workers = [p for p in v.pools if p["service"] == svc and p["kind"] == "worker"]
-        if workers and not any(_worker_pool_saturated(p, cfg) for p in workers):
-            continue  # the others slow down for another reason: a hot route starves them of workers
+        if not any(_worker_pool_saturated(p, cfg) for p in workers):
+            continue  # no starved workers: the others slow down for another reason (an async service's loop is event_loop_blocked's)
         # when the busy time is spent waiting for DB connections, the pool (and what holds
         # it), not the route's own appetite, is the shared resource the others starve on
         pool_bound = sv.busy_share("pool_wait") if sv.has_breakdown else 0.0
