@@ -52,9 +52,21 @@ def test_sqlite_none_turns_persistence_off():
         ({"CHOKEPOINT_OTLP_HTTP_PORT": "70000"}, "otlp_http_port must be 0..65535"),
         ({"CHOKEPOINT_BUCKET_SECONDS": "0"}, "bucket_seconds must be > 0"),
         ({"CHOKEPOINT_MAX_INFLIGHT": "0"}, "max_inflight_requests must be >= 1"),
+        ({"CHOKEPOINT_ANALYZER_WINDOW_S": "0"}, "analyzer_window_s must be > 0"),
     ],
 )
 def test_bad_values_are_clear_errors(env, fragment):
     with pytest.raises(ValueError) as exc:
         CollectorConfig.from_env(env)
     assert fragment in str(exc.value)
+
+
+def test_analyzer_windows_from_the_environment_reach_the_analyzer():
+    from chokepoint.collector.findings import BottleneckFindings
+    from chokepoint.collector.store import Store
+
+    assert (CollectorConfig.from_env({}).analyzer_window_s, CollectorConfig.from_env({}).analyzer_baseline_s) == (60.0, 300.0)
+    config = CollectorConfig.from_env({"CHOKEPOINT_ANALYZER_WINDOW_S": "12", "CHOKEPOINT_ANALYZER_BASELINE_S": "120"})
+    findings = BottleneckFindings(Store(), config.analyzer_window_s, config.analyzer_baseline_s)
+    assert findings.default_window_s == 12.0
+    assert findings._analyzer.config.baseline_window_s == 120.0
