@@ -30,7 +30,7 @@ SIGTERM, or at the end of ``--once``; nothing is left running):
 The dashboard URL is printed first; then one status line refreshed in place (a new line
 per second when stdout is not a terminal)::
 
-    [bottleneck  37s/60s] slow_query=on 10 rps p99 731 ms | top: slow_query shop/SELECT products.id, products.sku, product… (0.88)
+    [bottleneck  37s/60s] slow_query=on 10 rps p99 731 ms | top: slow_query shop/SELECT products.id, products.sku, product… (critical 0.88)
 
 ``rps`` and ``p99`` are what the load generator measured in the last second (from its
 documented progress line); ``top`` is the sidecar's current top finding
@@ -238,7 +238,8 @@ def finding_label(finding: dict | None) -> str:
     target = str(finding.get("target", "?"))
     if len(target) > TARGET_CHARS:
         target = target[: TARGET_CHARS - 1] + "…"
-    return f"{finding['kind']} {finding.get('service', '?')}/{target} ({finding.get('score', 0):.2f})"
+    severity = finding.get("severity")
+    return f"{finding['kind']} {finding.get('service', '?')}/{target} ({severity + ' ' if severity else ''}{finding.get('score', 0):.2f})"
 
 
 def _nan_to_none(value: float) -> float | None:

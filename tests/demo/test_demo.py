@@ -51,10 +51,11 @@ def test_free_ports_are_four_distinct_ports():
 
 
 def test_finding_label_shortens_long_targets():
-    finding = {"kind": "slow_query", "service": "shop", "target": "SELECT " + "x, " * 40 + "FROM products", "score": 0.876}
+    finding = {"kind": "slow_query", "service": "shop", "target": "SELECT " + "x, " * 40 + "FROM products", "score": 0.876, "severity": "critical"}
     label = demo.finding_label(finding)
-    assert label.startswith("slow_query shop/SELECT x, ") and label.endswith("… (0.88)")
-    assert len(label) < 80 and demo.finding_label(None) == "none"
+    assert label.startswith("slow_query shop/SELECT x, ") and label.endswith("… (critical 0.88)")
+    assert len(label) < 90 and demo.finding_label(None) == "none"
+    assert demo.finding_label({"kind": "cacheable_reads", "service": "shop", "target": "SELECT 1", "score": 0.16}) == "cacheable_reads shop/SELECT 1 (0.16)"
 
 
 class Terminal(io.StringIO):
