@@ -19,7 +19,7 @@ What it does:
    Locust's last 10 s) and the sidecar's ``GET /api/v1/bottlenecks?window=W`` (``--window``) and shows
    one progress line (refreshed in place on a terminal)::
 
-       [loadtest  24s/60s] users 20  rps 38.2  p99 120 ms  failures 0  top: db_pool_saturation shop/sqlalchemy:postgresql (0.81)
+       [loadtest  24s/60s] users 20  rps 38.2  p99 120 ms  failures 0  top: db_pool_saturation shop/sqlalchemy:postgresql (critical 0.81)
 
 3. Writes ``OUTPUT/report.md`` and ``OUTPUT/report.html`` (self-contained: plotly.js is
    inlined, no network needed to open it) next to Locust's CSV files and log: throughput
@@ -336,7 +336,8 @@ def _label(finding: dict | None, target_chars: int = 48) -> str:
         return "none"
     target = str(finding.get("target", ""))
     target = target if len(target) <= target_chars else target[: target_chars - 1] + "…"
-    return f"{finding.get('kind')} {finding.get('service')}/{target} ({float(finding.get('score', 0)):.2f})"
+    severity = finding.get("severity")
+    return f"{finding.get('kind')} {finding.get('service')}/{target} ({severity + ' ' if severity else ''}{float(finding.get('score', 0)):.2f})"
 
 
 def _record_findings(result: LoadtestResult, t_s: float, findings: list[dict]) -> None:
