@@ -14,7 +14,10 @@ Each rule produces a candidate with two numbers in 0..1:
   per-request breakdown the agent reports for 100% of requests (components ``self``,
   ``db``, ``pool_wait``, ``http:<host>``, ``kafka``, ``queue``).  When a service sends no
   breakdown (a foreign OpenTelemetry SDK), dependency time relative to request time is
-  used instead.
+  used instead.  Time queued for a worker (``queue``) is a consequence of what the busy
+  workers do, so causes are credited with their share of the *in-worker* time
+  (``ServiceView.busy_share``); the worker pool itself explains the queueing only in
+  proportion to the app's own (``self``) time, i.e. waits the agent cannot see.
 - ``strength``: how far the direct evidence is past its threshold (pool wait p99 vs
   200 ms, CPU vs one core, loop lag vs 500 ms, lag growth, ...).
 
@@ -68,7 +71,8 @@ class AnalyzerConfig:
     worker_queue_wait_p99_ms: float = 20.0
     cpu_busy: float = 0.85  # fraction of one core
     cpu_low: float = 0.6
-    loop_lag_p99_ms: float = 100.0  # asyncio's own "slow callback" bar (debug mode) is 100 ms
+    loop_lag_p99_ms: float = 50.0
+    loop_late_s: float = 0.010  # a timer this late found the loop busy (2 x the 5 ms GIL switch interval)
     slow_query_p99_ms: float = 50.0
     slow_query_min_calls: int = 5  # in the window: a one-off statement (schema, seed, batch) is no request bottleneck
     n_plus_one_queries: float = 8.0  # mean queries per request
@@ -383,12 +387,13 @@ def rule_event_loop_blocked(v: WindowView) -> Iterable[Candidate]:
     cfg = v.config
     for svc, rt in v.cur.runtime.items():
         lag_p99 = _ms(rt.loop_lag.quantile(0.99)) if rt.loop_lag.count else 0.0
-        if lag_p99 < cfg.loop_lag_p99_ms:
+        if lag_p99 < cfg.loop_lag_p99_ms or not rt.loop_lag.count:
             continue
         sv = v.services.get(svc, ServiceView(svc))
-        # how much of the window the loop's timer was late: a loop blocked half the time
-        # delays every async request, however slow the worst route is for other reasons
-        late_fraction = min(1.0, rt.loop_lag.sum / v.window_s)
+        # how often the loop's timer found the loop busy (late by more than two GIL switch
+        # intervals): a loop blocked a third of the time in short stalls delays every async
+        # request, even when no single stall is long and the worst route is slow for other reasons
+        late_fraction = 1.0 - rt.loop_lag.count_le(cfg.loop_late_s) / rt.loop_lag.count
         yield Candidate(
             "event_loop_blocked",
             svc,
@@ -642,7 +647,8 @@ def rule_hot_endpoint(v: WindowView) -> Iterable[Candidate]:
             "hot_endpoint",
             svc,
             hot_route,
-            explained=share * (1.0 - pool_bound),
+            # its own time plus the queueing the other routes suffer for want of a worker
+            explained=min(1.0, share + sv.share("queue") * (1.0 - share)) * (1.0 - pool_bound),
             strength=min(1.0, len(starved) / max(len(routes) - 1, 1)),
             summary=f"{hot_route} takes {100 * share:.0f}% of the service's busy time; {len(starved)} other route(s) slowed down (e.g. {starved[0][0]} p99 {starved[0][1]:.0f} → {starved[0][2]:.0f} ms)",
             evidence={"busy_time_share": round(share, 3), "starved_routes": [r for r, _, _ in starved], "hot_route_rps": round(hot.count / v.window_s, 2)},
@@ -667,7 +673,7 @@ def rule_memory_pressure(v: WindowView) -> Iterable[Candidate]:
             svc,
             "process",
             explained=min(1.0, gc_fraction * 5),
-            strength=min(1.0, max(growth_mb_min / (4 * cfg.rss_growth_mb_per_min), gc_fraction / (4 * cfg.gc_time_fraction))),
+            strength=min(1.0, max(growth_mb_min / (2 * cfg.rss_growth_mb_per_min), gc_fraction / (4 * cfg.gc_time_fraction))),
             summary=f"RSS grows {growth_mb_min:.0f} MB/min (now {rss[-1][1] / 1e6:.0f} MB); GC pauses take {100 * gc_fraction:.1f}% of the time"
             if rss
             else f"GC pauses take {100 * gc_fraction:.1f}% of the time",
