@@ -94,7 +94,7 @@ LOAD_RPS = 40.0
 #: Focus-load rates that differ from ``LOAD_RPS`` (the effect must dominate, not drown the host).
 LOAD_RPS_BY_KIND = {"n_plus_one": 20.0, "uncompressed_response": 20.0}
 #: Healthy load before the healthy run, so start-up work (schema, seed data) has left the window.
-WARMUP_S = 15.0
+WARMUP_S = 30.0
 HEALTHY_RPS = 30.0
 HEALTHY_RUN_S = 30.0
 DETECTION_LIMIT_S = 30.0

@@ -663,7 +663,10 @@ def rule_memory_pressure(v: WindowView) -> Iterable[Candidate]:
         rss = v.runtime_series(svc, "rss")
         growth_mb_min = 0.0
         if len(rss) >= 3 and rss[-1][0] > rss[0][0]:
-            growth_mb_min = (rss[-1][1] - rss[0][1]) / 1e6 / ((rss[-1][0] - rss[0][0]) / 60.0)
+            growth_mb_min = _mb_per_min(rss[0], rss[-1])
+            mid = rss[len(rss) // 2]
+            if rss[-1][0] > mid[0]:  # a leak keeps growing; a warm-up (caches, pools filling) levels off
+                growth_mb_min = min(growth_mb_min, 2 * _mb_per_min(mid, rss[-1]))
         rt = v.cur.runtime.get(svc)
         gc_fraction = (rt.gc_pause.sum / v.window_s) if rt is not None and rt.gc_pause.count else 0.0
         if growth_mb_min < cfg.rss_growth_mb_per_min and gc_fraction < cfg.gc_time_fraction:
@@ -680,6 +683,10 @@ def rule_memory_pressure(v: WindowView) -> Iterable[Candidate]:
             evidence={"rss_growth_mb_per_min": round(growth_mb_min, 1), "rss_bytes": rss[-1][1] if rss else None, "gc_time_fraction": round(gc_fraction, 4)},
             recommendation=_rec("memory_pressure"),
         )
+
+
+def _mb_per_min(first: tuple[float, float], last: tuple[float, float]) -> float:
+    return (last[1] - first[1]) / 1e6 / ((last[0] - first[0]) / 60.0)
 
 
 def rule_uncompressed_response(v: WindowView) -> Iterable[Candidate]:
