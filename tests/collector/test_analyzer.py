@@ -226,3 +226,40 @@ def test_finding_dict_has_the_contract_shape():
 @pytest.mark.parametrize(("score", "severity"), [(0.9, "critical"), (0.7, "critical"), (0.5, "warning"), (0.39, "info")])
 def test_severity_bands(score, severity):
     assert severity_of(score) == severity
+
+
+# ---------------------------------------------------------------- what real services showed (tests/scenarios)
+
+
+def one_off_slow_statement(store, rng, i):
+    if i == 0:  # a seed/schema statement at start-up: slow, once, outside any request
+        store.add_dependency_calls(SVC, "db", "INSERT INTO products SELECT ... FROM generate_series(?, ?)", [8.0])
+
+
+def worker_wait_with_idle_workers(store, rng, i):
+    # a thread waited to be scheduled (CPU/GIL contention) while most workers were idle
+    store.set_pool(SVC, "worker", "anyio", used=2, max=16, pending=0)
+    store.add_pool_waits(SVC, "worker", "anyio", [0.3] + [0.0005] * 9)
+
+
+def warming_up(store, rng, i):
+    store.set_runtime(SVC, rss=120e6 + min(i, 50) * 3e6)  # grows 180 MB/min for 50 s, then levels off
+
+
+@pytest.mark.parametrize("feed", [one_off_slow_statement, worker_wait_with_idle_workers, warming_up], ids=lambda f: f.__name__)
+def test_no_false_bottleneck(feed):
+    findings = run(feed)
+    assert [(f.kind, f.target, f.score) for f in findings if f.severity != "info"] == []
+
+
+def test_queueing_is_credited_to_what_the_busy_workers_do():
+    def slow_query_holding_every_worker(store, rng, i):
+        durations = _lognormal(rng, 1.2, 10)
+        store.add_requests(SVC, "GET /search", durations)
+        store.add_breakdown(SVC, "GET /search", {"queue": 0.7 * 10, "db": 0.45 * 10, "self": 0.05 * 10}, slow=True, requests=10)
+        store.add_dependency_calls(SVC, "db", "SELECT products WHERE lower(name) LIKE ?", _lognormal(rng, 0.45, 10))
+        store.set_pool(SVC, "worker", "anyio", used=40, max=40, pending=20)
+        store.add_pool_waits(SVC, "worker", "anyio", _lognormal(rng, 0.7, 10))
+
+    top = run(slow_query_holding_every_worker)[0]
+    assert (top.kind, top.target) == ("slow_query", "SELECT products WHERE lower(name) LIKE ?")
