@@ -482,7 +482,8 @@ def rule_connection_held_during_external_call(v: WindowView) -> Iterable[Candida
             svc,
             target,
             explained=min(1.0, sv.busy_share("pool_wait") + sv.busy_share(f"http:{target}", prefix=True)) if sv.has_breakdown else fraction * 0.5,
-            strength=fraction * min(1.0, 0.3 + dep_p99 / 300.0),
+            # most calls inside a transaction is the anti-pattern itself; a slow dependency makes it worse
+            strength=fraction * min(1.0, 0.5 + dep_p99 / 300.0),
             summary=f"{n:.0f} calls to {target} ({100 * fraction:.0f}%) ran while a DB connection was held; they take {dep_p99:.0f} ms (p99), requests wait {pool_wait:.0f} ms for a connection",
             evidence={"calls_in_transaction": n, "fraction_of_calls": round(fraction, 3), "dependency_p99_ms": dep_p99, "pool_wait_p99_ms": pool_wait},
             recommendation=_rec("connection_held_during_external_call"),
@@ -653,7 +654,7 @@ def rule_hot_endpoint(v: WindowView) -> Iterable[Candidate]:
             summary=f"{hot_route} takes {100 * share:.0f}% of the service's busy time; {len(starved)} other route(s) slowed down (e.g. {starved[0][0]} p99 {starved[0][1]:.0f} → {starved[0][2]:.0f} ms)",
             evidence={"busy_time_share": round(share, 3), "starved_routes": [r for r, _, _ in starved], "hot_route_rps": round(hot.count / v.window_s, 2)},
             recommendation=_rec("hot_endpoint"),
-            specificity=0.1,
+            specificity=0.15,  # names which route keeps the workers busy: more specific than the pool
         )
 
 
