@@ -40,7 +40,7 @@ Bottleneck switches owned by the shop (all off = healthy: fast, no errors, no gr
 ``cpu_saturation``          ``/recommendations`` scores candidates in pure Python (~30 ms of
                             CPU per request) — the process pins one core (the GIL).
 ``event_loop_blocked``      ``/quote`` calls the FX rate with a *sync* httpx client and a
-                            blocking 20 ms ``time.sleep`` on the event loop — every async
+                            blocking 50 ms ``time.sleep`` on the event loop — every async
                             request (and the loop itself) stalls.
 ``db_pool_saturation``      requests use a second engine whose QueuePool has
                             ``pool_size=2, max_overflow=0`` and hold the connection across an
@@ -108,7 +108,7 @@ SATURATED_THREADS = 4
 IO_WAIT_S = 0.15
 POOL_HOLD_S = 0.08
 HOT_SEARCH_WAIT_S = 0.8
-BLOCKING_SLEEP_S = 0.02
+BLOCKING_SLEEP_S = 0.05
 CURRENCY_CACHE_TTL_S = 60.0
 CPU_SCORING_ROUNDS = 2000  # x 50 candidates: ~27 ms of pure-Python CPU on an idle core
 RECENT_VIEWS_KEPT = 100

@@ -263,3 +263,41 @@ def test_queueing_is_credited_to_what_the_busy_workers_do():
 
     top = run(slow_query_holding_every_worker)[0]
     assert (top.kind, top.target) == ("slow_query", "SELECT products WHERE lower(name) LIKE ?")
+
+
+def blocked_loop_with_threadpool_symptoms(store, rng, i):
+    """The loop is blocked; the threadpool looks saturated because its results wait for the loop."""
+    blocked_loop(store, rng, i)
+    worker_pool(store, rng, i)
+
+
+def test_a_blocked_loop_outranks_the_threadpool_it_starves():
+    findings = run(blocked_loop_with_threadpool_symptoms)
+    assert (findings[0].kind, findings[0].target) == ("event_loop_blocked", "event_loop"), [(f.kind, f.target, f.score) for f in findings[:4]]
+    pool = next(f for f in findings if f.kind == "worker_pool_saturation")
+    assert pool.evidence["event_loop_blocked"] is True
+    assert pool.score < findings[0].score
+
+
+def cpu_bound_on_a_shared_host(store, rng, i):
+    """A CPU-bound process that gets only ~60% of a core: its own time is mostly computing,
+    and the GIL-starved loop lags and the threadpool queues as symptoms."""
+    durations = _lognormal(rng, 0.08, 8)
+    store.add_requests(SVC, "GET /recommendations", durations)
+    store.add_breakdown(SVC, "GET /recommendations", {"self": sum(durations)}, slow=True, requests=8)
+    store.set_runtime(SVC, cpu=0.62)
+    blocked_loop(store, rng, i)
+    store.set_pool(SVC, "worker", "anyio", used=16, max=16, pending=10)
+    store.add_pool_waits(SVC, "worker", "anyio", _lognormal(rng, 0.2, 8))
+
+
+def test_cpu_bound_on_a_shared_host_is_cpu_saturation_not_its_symptoms():
+    findings = run(cpu_bound_on_a_shared_host)
+    assert (findings[0].kind, findings[0].target) == ("cpu_saturation", "process"), [(f.kind, f.target, f.score) for f in findings[:4]]
+    assert findings[0].severity != "info"
+    assert findings[0].evidence["cpu_per_self_time"] >= 0.25
+
+
+def test_sleeping_workers_with_low_cpu_are_not_cpu_saturation():
+    findings = run(worker_pool)
+    assert "cpu_saturation" not in {f.kind for f in findings}

@@ -70,6 +70,8 @@ class AnalyzerConfig:
     pool_wait_p99_ms: float = 20.0
     worker_queue_wait_p99_ms: float = 20.0
     cpu_busy: float = 0.85  # fraction of one core
+    cpu_contended: float = 0.5  # ... or this much, when the app's own time is mostly computing
+    compute_ratio: float = 0.25  # CPU seconds per request / self seconds per request
     cpu_low: float = 0.6
     loop_lag_p99_ms: float = 50.0
     loop_late_s: float = 0.010  # a timer this late found the loop busy (2 x the 5 ms GIL switch interval)
@@ -362,7 +364,14 @@ def rule_cpu_saturation(v: WindowView) -> Iterable[Candidate]:
     cfg = v.config
     for svc, sv in v.services.items():
         cpu = _avg([x for _, x in v.runtime_series(svc, "cpu")])
-        if cpu is None or cpu < cfg.cpu_busy or not sv.degraded:
+        if cpu is None or not sv.degraded:
+            continue
+        # On a shared host a CPU-bound process may not get its core: it is CPU-bound too
+        # when its own ("self") time per request is mostly CPU time, not sleeping or waiting.
+        self_s = sum(b.all.get("self", 0.0) for (s, _r), b in v.cur.breakdown.items() if s == svc)
+        requests = sum(b.requests for (s, _r), b in v.cur.breakdown.items() if s == svc) or sv.requests
+        compute_ratio = (cpu * v.window_s / requests) / (self_s / requests) if requests and self_s > 0 else 0.0
+        if cpu < cfg.cpu_busy and not (cpu >= cfg.cpu_contended and compute_ratio >= cfg.compute_ratio):
             continue
         self_share = sv.busy_share("self") if sv.has_breakdown else 0.5
         yield Candidate(
@@ -374,6 +383,7 @@ def rule_cpu_saturation(v: WindowView) -> Iterable[Candidate]:
             summary=f"The process uses {100 * cpu:.0f}% of one core; {100 * self_share:.0f}% of slow requests' time is the app's own code",
             evidence={
                 "cpu_utilization": round(cpu, 3),
+                "cpu_per_self_time": round(compute_ratio, 3),
                 "self_time_share": round(self_share, 3),
                 "worst_route": sv.worst_route,
                 "worst_p99_ms": sv.worst_p99_ms,
@@ -758,6 +768,32 @@ def _avg(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
+# A blocked event loop makes threadpool work look saturated: anyio keeps a worker's token
+# until the loop takes the result back, and the route that blocks the loop takes most of
+# the busy time.  Busy workers and a "hot" route are then symptoms of the loop, not causes.
+LOOP_SYMPTOM_KINDS = ("worker_pool_saturation", "hot_endpoint")
+LOOP_SYMPTOM_PENALTY = 0.35
+LOOP_BLOCKED_STRENGTH = 0.2  # loop lag p99 >= 100 ms
+
+
+# A CPU-bound CPython process starves its own event loop and threadpool of the GIL: loop
+# lag, busy workers and a "hot" route are then symptoms of the CPU, not causes.
+CPU_SYMPTOM_KINDS = ("event_loop_blocked", "worker_pool_saturation", "hot_endpoint")
+
+
+def demote_loop_symptoms(candidates: list[Candidate]) -> None:
+    cpu_bound = {c.service for c in candidates if c.kind == "cpu_saturation"}
+    for c in candidates:
+        if c.service in cpu_bound and c.kind in CPU_SYMPTOM_KINDS:
+            c.specificity -= LOOP_SYMPTOM_PENALTY
+            c.evidence = {**c.evidence, "cpu_bound": True}
+    blocked = {c.service for c in candidates if c.kind == "event_loop_blocked" and c.strength >= LOOP_BLOCKED_STRENGTH and c.service not in cpu_bound}
+    for c in candidates:
+        if c.service in blocked and c.kind in LOOP_SYMPTOM_KINDS:
+            c.specificity -= LOOP_SYMPTOM_PENALTY
+            c.evidence = {**c.evidence, "event_loop_blocked": True}
+
+
 # ---------------------------------------------------------------- the analyzer
 
 
@@ -779,6 +815,7 @@ class Analyzer:
                 candidates.extend(rule(view))
             except Exception:  # one broken rule must not hide the others
                 continue
+        demote_loop_symptoms(candidates)
         best: dict[tuple[str, str, str], Candidate] = {}
         for c in candidates:
             key = (c.kind, c.service, c.target)
