@@ -170,7 +170,7 @@ POOL_KINDS = ("db", "worker")
 
 # ---------------------------------------------------------------- REST time series (GET /api/v1/timeseries?metric=)
 # The ``metric`` vocabulary of the time-series endpoint, read by the Dash dashboard
-# (mirrors store.TIMESERIES_METRICS, which may import it from here).
+# (the store validates /timeseries requests against it).
 TIMESERIES_METRICS = (
     "latency_p50_ms",
     "latency_p90_ms",

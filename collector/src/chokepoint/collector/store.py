@@ -66,7 +66,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from chokepoint.collector import lag as lag_rules
-from chokepoint.collector.catalog import BREAKER_STATES, LAG_STATUSES
+from chokepoint.collector.catalog import BREAKER_STATES, LAG_STATUSES, TIMESERIES_METRICS
 from chokepoint.collector.protocol import BreakdownAgg, BreakerAgg, Bucket, LagPoint, PoolAgg, RouteAgg, RuntimeAgg
 from chokepoint.collector.sketch import DEFAULT_RELATIVE_ACCURACY, Sketch
 
@@ -86,28 +86,6 @@ __all__ = [
 
 OTHER = "other"
 
-TIMESERIES_METRICS = (
-    "latency_p50_ms",
-    "latency_p90_ms",
-    "latency_p99_ms",
-    "latency_p999_ms",
-    "rps",
-    "error_rate",
-    "dependency_p99_ms",
-    "dependency_rps",
-    "pool_used",
-    "pool_max",
-    "pool_pending",
-    "pool_wait_p99_ms",
-    "cpu_utilization",
-    "rss_bytes",
-    "gc_pause_p99_ms",
-    "event_loop_lag_p99_ms",
-    "threads",
-    "breaker_state",
-    "consumer_lag",
-    "consumer_time_lag_s",
-)
 
 # log-spaced latency ladder for histogram()/heatmap(): 10 steps per decade, 0.1 ms .. 100 s
 HISTOGRAM_LE_MS: tuple[float, ...] = tuple(float(f"{10 ** (e / 10):.4g}") for e in range(-10, 51))
