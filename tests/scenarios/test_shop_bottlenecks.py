@@ -29,6 +29,7 @@ from shop.launch import ShopStack
 from shop.load import DEFAULT_MIX, mix_for
 
 from chokepoint.collector.catalog import FINDINGS_BY_KIND
+from devservices import KafkaService, ServiceUnavailable
 from tests.scenarios.harness import (
     ABOVE_INFO,
     BackgroundLoad,
@@ -135,7 +136,21 @@ class Suite:
 
 
 @pytest.fixture(scope="module")
-def suite(postgres, kafka, tmp_path_factory, artifacts_dir):
+def scenario_kafka():
+    """A broker of the suite's own: the collector's pull-mode lag monitor watches every
+    consumer group on its broker, so groups left lagging by other tests must not be there."""
+    try:
+        broker = KafkaService()
+        broker.__enter__()
+    except ServiceUnavailable as exc:
+        pytest.fail(f"KafkaService: {exc}", pytrace=False)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def suite(postgres, scenario_kafka, tmp_path_factory, artifacts_dir):
+    kafka = scenario_kafka
     dbname = f"scenario_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {dbname}")
