@@ -301,45 +301,36 @@ class Store:
         return service, self._name(service, "breaker", name, self.config.max_breakers_per_service)
 
     # ------------------------------------------------------------ writes: requests and dependencies
+    def _latency_agg(self, table: dict, key: tuple) -> RouteAgg:
+        """The open bucket's latency aggregate of ``key`` in ``table`` (created empty); lock held."""
+        agg = table.get(key)
+        if agg is None:
+            agg = table[key] = RouteAgg(self._new_sketch())
+        return agg
+
     def add_requests(self, service: str, route: str, durations_s: Iterable[float], errors: int = 0) -> None:
         """Add request latencies (seconds) of one route; ``errors`` of them failed."""
         with self._lock:
-            key = self._route_key(service, route)
-            routes = self._open().routes
-            agg = routes.get(key)
-            if agg is None:
-                agg = routes[key] = RouteAgg(self._new_sketch())
+            agg = self._latency_agg(self._open().routes, self._route_key(service, route))
             agg.sketch.add_many(durations_s)
             agg.errors += errors
 
     def merge_requests(self, service: str, route: str, sketch: Sketch, errors: int = 0) -> None:
         """Merge a latency sketch (seconds) of one route (from a histogram metric)."""
         with self._lock:
-            key = self._route_key(service, route)
-            routes = self._open().routes
-            agg = routes.get(key)
-            if agg is None:
-                agg = routes[key] = RouteAgg(self._new_sketch())
+            agg = self._latency_agg(self._open().routes, self._route_key(service, route))
             agg.sketch.merge(sketch)
             agg.errors += errors
 
     def add_dependency_calls(self, service: str, kind: str, target: str, durations_s: Iterable[float], errors: int = 0) -> None:
         with self._lock:
-            key = self._dep_key(service, kind, target)
-            deps = self._open().deps
-            agg = deps.get(key)
-            if agg is None:
-                agg = deps[key] = RouteAgg(self._new_sketch())
+            agg = self._latency_agg(self._open().deps, self._dep_key(service, kind, target))
             agg.sketch.add_many(durations_s)
             agg.errors += errors
 
     def merge_dependency(self, service: str, kind: str, target: str, sketch: Sketch, errors: int = 0) -> None:
         with self._lock:
-            key = self._dep_key(service, kind, target)
-            deps = self._open().deps
-            agg = deps.get(key)
-            if agg is None:
-                agg = deps[key] = RouteAgg(self._new_sketch())
+            agg = self._latency_agg(self._open().deps, self._dep_key(service, kind, target))
             agg.sketch.merge(sketch)
             agg.errors += errors
 
