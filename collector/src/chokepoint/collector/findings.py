@@ -8,8 +8,7 @@ window (``analyzer_window_s``, default 60 s, ``CHOKEPOINT_ANALYZER_WINDOW_S``; b
 afresh, so "since" (when a finding started to hold) is remembered across calls.  Another ``window`` runs a one-off analyzer
 with that window on request.  Findings are JSON-ready dicts (``Finding.to_dict()``).
 
-Thread-safe (one lock around the analyzer).  When ``chokepoint.collector.analyzer`` is
-not installed, every call answers ``[]``.
+Thread-safe (one lock around the analyzer).
 
 Usage::
 
@@ -25,6 +24,8 @@ import dataclasses
 import logging
 import threading
 
+from chokepoint.collector.analyzer import Analyzer, AnalyzerConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -33,14 +34,6 @@ class BottleneckFindings:
         self.store = store
         self._lock = threading.Lock()
         self._latest: list[dict] = []
-        try:
-            from chokepoint.collector.analyzer import Analyzer, AnalyzerConfig
-        except ImportError:
-            self._analyzer = None
-            self._config_cls = None
-            self._analyzer_cls = None
-            return
-        self._analyzer_cls, self._config_cls = Analyzer, AnalyzerConfig
         config = AnalyzerConfig()
         if window_s is not None:
             config.window_s = float(window_s)
@@ -50,12 +43,10 @@ class BottleneckFindings:
 
     @property
     def default_window_s(self) -> float:
-        return float(self._analyzer.config.window_s) if self._analyzer is not None else 60.0
+        return float(self._analyzer.config.window_s)
 
     def refresh(self) -> list[dict]:
         """Run the analyzer over the default window; keep and return its findings."""
-        if self._analyzer is None:
-            return []
         with self._lock:
             try:
                 self._latest = [f.to_dict() for f in self._analyzer.analyze()]
@@ -69,10 +60,8 @@ class BottleneckFindings:
 
     def for_window(self, window_s: float) -> list[dict]:
         """Findings over ``window_s`` (the kept result for the default window)."""
-        if self._analyzer is None:
-            return []
         if abs(window_s - self.default_window_s) < 1e-9:
             return self.refresh()  # fresh, and "since" is remembered by the long-lived analyzer
         config = dataclasses.replace(self._analyzer.config, window_s=window_s)
         with self._lock:
-            return [f.to_dict() for f in self._analyzer_cls(self.store, config).analyze()]
+            return [f.to_dict() for f in Analyzer(self.store, config).analyze()]
