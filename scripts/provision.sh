@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real services chokepoint's tests and demo run against, idempotently:
-#   PostgreSQL, Prometheus + promtool, Chromium + chromedriver (Debian packages) and the Kafka broker
+#   PostgreSQL, Redis, MariaDB, Prometheus + promtool, Chromium + chromedriver (Debian packages) and the Kafka broker
 #   jars (Maven Central, via scripts/provision-kafka.sh).
 # Already-installed parts are skipped in well under a second. Needs apt-get (as root or
 # with sudo) for what is missing; otherwise it fails with one line saying what to install.
 #
-# Usage: scripts/provision.sh [postgres] [prometheus] [chromium] [kafka]   (default: all)
+# Usage: scripts/provision.sh [postgres] [redis] [mariadb] [prometheus] [chromium] [kafka]   (default: all)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(postgres prometheus chromium kafka)
+[ ${#wanted[@]} -gt 0 ] || wanted=(postgres redis mariadb prometheus chromium kafka)
 
 missing_pkgs=()
 need() { # need PACKAGE CHECK-COMMAND...
@@ -21,10 +21,12 @@ has_initdb() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 for part in "${wanted[@]}"; do
   case "$part" in
     postgres)   need postgresql has_initdb ;;
+    redis)      need redis-server command -v redis-server ;;
+    mariadb)    need mariadb-server command -v mariadb-install-db ;;
     prometheus) need prometheus command -v prometheus; need prometheus command -v promtool ;;
     chromium)   need chromium command -v chromium; need chromium-driver command -v chromedriver ;;
     kafka)      need openjdk-17-jre-headless command -v java; need maven command -v mvn ;;
-    *) echo "provision: unknown part '$part' (postgres, prometheus, chromium, kafka)" >&2; exit 2 ;;
+    *) echo "provision: unknown part '$part' (postgres, redis, mariadb, prometheus, chromium, kafka)" >&2; exit 2 ;;
   esac
 done
 
