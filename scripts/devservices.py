@@ -15,6 +15,14 @@ Services
     The real Apache Kafka broker, single node in KRaft mode (broker + controller),
     started with ``java -cp`` from the jars that ``scripts/provision-kafka.sh`` resolved
     from Maven Central into ``$CHOKEPOINT_CACHE/kafka-VERSION``.
+``RedisService``
+    Debian's ``redis-server`` with no persistence (no RDB snapshots, no AOF), its
+    working dir and unix socket in a temp dir, listening on 127.0.0.1 only.
+``MariaDBService``
+    A throwaway MariaDB server from Debian's ``mariadb-server``
+    (``mariadb-install-db`` + ``mariadbd``) in a temp dir, ``--skip-grant-tables`` (any
+    user, no password: loopback only), small InnoDB logs, no binlog, no
+    performance_schema.  As root, the server runs as the ``mysql`` system user.
 ``PrometheusService``
     Debian's ``prometheus`` with a generated config scraping the given targets.
 ``chromium_path()``
@@ -23,6 +31,7 @@ Services
 Command line (used by ``make demo`` and for poking around)::
 
     python scripts/devservices.py up postgres kafka   # start, print URLs, wait for Ctrl-C
+    python scripts/devservices.py up redis mariadb
 
 Environment
 -----------
@@ -311,6 +320,190 @@ class KafkaService(_Service):
                 self.workdir.mkdir(parents=True, exist_ok=True)
 
 
+# --------------------------------------------------------------------------- Redis
+
+
+def _kill_child(service: _Service) -> None:
+    """Kill a service's child that failed to start (its temp dir stays for the retry)."""
+    proc, service.proc = service.proc, None
+    if proc is not None and proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+class RedisService(_Service):
+    """Throwaway ``redis-server`` on a free loopback port; ``url`` is ready after start()."""
+
+    name = "redis"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.port = 0
+        self.socket_path = self.workdir / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    def ping(self, timeout_s: float = 1.0) -> bool:
+        """True if the server answers ``PING`` on its TCP port."""
+        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, self.port), timeout=timeout_s) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+        return False
+
+    def start(self) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            raise ServiceUnavailable("redis-server not found: install it with `sudo apt-get install -y redis-server` (or run scripts/provision.sh)")
+        for attempt in range(3):
+            self.port = free_port()
+            self._spawn(
+                [
+                    server,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    LOOPBACK,
+                    "--protected-mode",
+                    "no",
+                    "--unixsocket",
+                    str(self.socket_path),
+                    "--unixsocketperm",
+                    "700",
+                    "--dir",
+                    str(self.workdir),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                    "--loglevel",
+                    "warning",
+                    "--logfile",
+                    "",
+                ]
+            )
+            try:
+                wait_for_port(self.port, 15, self.proc, self.log_path)
+                break
+            except ServiceUnavailable:
+                if attempt == 2 or "Address already in use" not in self.log_path.read_text(errors="replace"):
+                    raise
+                _kill_child(self)  # port clash: retry on another port
+        deadline = time.monotonic() + 15
+        while not self.ping():
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(f"redis-server did not answer PING after 15s{_tail(self.log_path)}")
+            time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- MariaDB
+
+
+def mariadb_binaries() -> tuple[str, str, str]:
+    """``(mariadb-install-db, mariadbd, mariadb)`` from Debian's mariadb-server."""
+    install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    server = shutil.which("mariadbd") or next((p for p in ("/usr/sbin/mariadbd", "/usr/sbin/mysqld") if os.access(p, os.X_OK)), None)
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if not install_db or not server or not client:
+        raise ServiceUnavailable("MariaDB server not found: install it with `sudo apt-get install -y mariadb-server` (or run scripts/provision.sh)")
+    return install_db, server, client
+
+
+class MariaDBService(_Service):
+    """Throwaway MariaDB server on a free loopback port; ``database`` exists after start().
+
+    ``host``/``port``/``user``/``database`` for a client (PyMySQL:
+    ``pymysql.connect(host=svc.host, port=svc.port, user=svc.user, database=svc.database)``),
+    ``url`` for SQLAlchemy (``mysql+pymysql://``).
+    """
+
+    name = "mariadb"
+    host = LOOPBACK
+    user = "root"
+
+    def __init__(self, database: str = "chokepoint") -> None:
+        super().__init__()
+        self.database = database
+        self.port = 0
+        self.socket_path = self.workdir / "mariadb.sock"
+        self._user_args: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"mysql+pymysql://{self.user}@{LOOPBACK}:{self.port}/{self.database}"
+
+    def _server_options(self) -> list[str]:
+        return [
+            "--innodb-buffer-pool-size=32M",
+            "--innodb-log-file-size=8M",
+            "--innodb-flush-log-at-trx-commit=0",
+            "--skip-log-bin",
+            "--skip-name-resolve",
+        ]
+
+    def start(self) -> None:
+        install_db, server, client = mariadb_binaries()
+        data = self.workdir / "data"
+        if os.geteuid() == 0:  # mariadbd refuses to run as root
+            try:
+                pw = pwd.getpwnam("mysql")
+            except KeyError as exc:
+                raise ServiceUnavailable("running as root but no `mysql` system user: install `mariadb-server` from apt") from exc
+            os.chown(self.workdir, pw.pw_uid, pw.pw_gid)
+            self._user_args = ["--user=mysql"]
+        init = subprocess.run(
+            [
+                install_db,
+                "--no-defaults",
+                f"--datadir={data}",
+                *self._user_args,
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                *self._server_options(),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if init.returncode != 0:
+            raise ServiceUnavailable(f"mariadb-install-db failed: {(init.stderr.strip() or init.stdout.strip())[-500:]}")
+        for attempt in range(3):
+            self.port = free_port()
+            self._spawn(
+                [
+                    server,
+                    "--no-defaults",
+                    *self._user_args,
+                    f"--datadir={data}",
+                    f"--socket={self.socket_path}",
+                    f"--port={self.port}",
+                    f"--bind-address={LOOPBACK}",
+                    "--skip-grant-tables",
+                    "--performance-schema=off",
+                    f"--pid-file={self.workdir / 'mariadb.pid'}",
+                    *self._server_options(),
+                ]
+            )
+            try:
+                wait_for_port(self.port, 30, self.proc, self.log_path)
+                break
+            except ServiceUnavailable:
+                if attempt == 2 or "Address already in use" not in self.log_path.read_text(errors="replace"):
+                    raise
+                _kill_child(self)  # port clash: retry on another port
+        created = subprocess.run(
+            [client, "--no-defaults", f"--socket={self.socket_path}", "-u", self.user, "-e", f"CREATE DATABASE IF NOT EXISTS `{self.database}`"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if created.returncode != 0:
+            raise ServiceUnavailable(f"creating database {self.database} failed: {created.stderr.strip()}{_tail(self.log_path)}")
+
+
 # --------------------------------------------------------------------------- Prometheus
 
 
@@ -419,9 +612,9 @@ def chromium_screenshot(url: str, out_png: Path, size: tuple[int, int] = (1280, 
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "up":
-        print("usage: devservices.py up postgres|kafka|prometheus ...", file=sys.stderr)
+        print("usage: devservices.py up postgres|kafka|redis|mariadb ...", file=sys.stderr)
         return 2
-    factories = {"postgres": PostgresService, "kafka": KafkaService}
+    factories = {"postgres": PostgresService, "kafka": KafkaService, "redis": RedisService, "mariadb": MariaDBService}
     with contextlib.ExitStack() as stack:
         for name in argv[1:]:
             if name not in factories:
@@ -432,7 +625,7 @@ def main(argv: list[str]) -> int:
             except ServiceUnavailable as exc:
                 print(f"error: {name}: {exc}", file=sys.stderr)
                 return 1
-            print(f"{name}: {getattr(svc, 'dsn', None) or getattr(svc, 'bootstrap', '')}", flush=True)
+            print(f"{name}: {getattr(svc, 'dsn', None) or getattr(svc, 'url', None) or getattr(svc, 'bootstrap', '')}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
     return 0

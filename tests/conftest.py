@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from devservices import KafkaService, PostgresService, ServiceUnavailable, chromium_path
+from devservices import KafkaService, MariaDBService, PostgresService, RedisService, ServiceUnavailable, chromium_path
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("CHOKEPOINT_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -55,6 +55,22 @@ def postgres():
 def kafka():
     """A real single-node KRaft Kafka broker (``.bootstrap``)."""
     svc = _start(KafkaService)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis():
+    """A real redis-server (``.url``, ``.port``, ``.socket_path``)."""
+    svc = _start(RedisService)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    """A real MariaDB server (``.host``, ``.port``, ``.user``, ``.database``, ``.url`` for SQLAlchemy)."""
+    svc = _start(MariaDBService)
     yield svc
     svc.stop()
 

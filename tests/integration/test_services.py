@@ -9,6 +9,8 @@ import urllib.request
 import uuid
 
 import psycopg
+import pymysql
+import redis as redis_client
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from PIL import Image
@@ -52,6 +54,36 @@ def test_kafka_produce_consume_commit(kafka):
 
     assert values == [f"message-{i}" for i in range(5)]
     assert committed[0].offset == 5
+
+
+def test_redis_round_trip(redis):
+    client = redis_client.Redis.from_url(redis.url)
+    unix = redis_client.Redis(unix_socket_path=str(redis.socket_path))
+    try:
+        key = f"smoke:{uuid.uuid4().hex[:8]}"
+        assert client.set(key, "v", ex=60) is True
+        assert unix.get(key) == b"v"  # same server over its unix socket
+        assert client.incrby(f"{key}:n", 5) == 5
+        assert int(client.info("server")["redis_version"].split(".")[0]) >= 6
+    finally:
+        client.close()
+        unix.close()
+
+
+def test_mariadb_round_trip(mariadb):
+    conn = pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.user, database=mariadb.database, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE smoke (id int AUTO_INCREMENT PRIMARY KEY, name varchar(20) NOT NULL) ENGINE=InnoDB")
+            cur.executemany("INSERT INTO smoke (name) VALUES (%s)", [("a",), ("b",)])
+            cur.execute("SELECT name FROM smoke ORDER BY id")
+            rows = cur.fetchall()
+            cur.execute("SELECT VERSION()")
+            version = cur.fetchone()[0]
+    finally:
+        conn.close()
+    assert rows == (("a",), ("b",))
+    assert "MariaDB" in version
 
 
 def test_prometheus_scrapes_client_endpoint():
