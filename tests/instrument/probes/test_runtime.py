@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import psutil
 
 from chokepoint.instrument import signals
-from chokepoint.instrument.probes.runtime import RuntimeProbe, rss_bytes
+from chokepoint.instrument.probes.runtime import RuntimeProbe, read_run_delays, rss_bytes
 
 
 def test_cpu_utilization_follows_work(metrics, installed):
@@ -92,3 +96,69 @@ def test_short_young_generation_pauses_are_not_recorded(metrics, installed):
     assert metrics.points(signals.RUNTIME_GC_PAUSE_TIME, gen0) == []
     gc.collect(1)
     assert metrics.point(signals.RUNTIME_GC_PAUSE_TIME, {signals.ATTR_GC_GENERATION: 1}).count >= 1
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_run_queue_wait_rises_when_other_processes_share_the_core(metrics, installed):
+    """Pinned to one core, the process spins alone and then with two busy children pinned to
+    the same core (phases interleaved: the children are stopped while it spins alone).
+
+    The host may be busy with other work, so the test compares what the scheduler makes
+    exact: a spinning thread waits ``wait / cpu`` = (number of other runnable tasks on its
+    core) times as long as it runs, so two more competitors raise that ratio by about 2;
+    and while spinning, utilization + run-queue wait (the CPU demand) stays near one core.
+    """
+    core = min(os.sched_getaffinity(0))
+    saved = os.sched_getaffinity(0)
+    spin = f"import os; os.sched_setaffinity(0, {{{core}}}); print(flush=True)\nwhile True: pass"
+    children = []
+    totals = {"alone": [0.0, 0.0], "shared": [0.0, 0.0]}  # phase -> [cpu, wait]
+    os.sched_setaffinity(0, {core})
+    try:
+        installed.append(RuntimeProbe(metrics.meter))
+        for _ in range(2):
+            child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE)
+            children.append(child)
+            child.stdout.readline()  # pinned and spinning
+            child.send_signal(signal.SIGSTOP)
+        for _ in range(3):
+            for phase in ("alone", "shared"):
+                for child in children:
+                    child.send_signal(signal.SIGCONT if phase == "shared" else signal.SIGSTOP)
+                metrics.collect()
+                _spin(0.4)
+                got = metrics.collect()
+                totals[phase][0] += metrics.value(signals.PROCESS_CPU_UTILIZATION, None, got)
+                totals[phase][1] += metrics.value(signals.RUNTIME_CPU_RUN_QUEUE_WAIT, None, got)
+    finally:
+        os.sched_setaffinity(0, saved)
+        for child in children:
+            child.kill()
+            child.wait()
+    (alone_cpu, alone_wait), (shared_cpu, shared_wait) = totals["alone"], totals["shared"]
+    assert shared_wait / shared_cpu >= alone_wait / alone_cpu + 1.0, totals
+    assert shared_wait > alone_wait and shared_cpu < alone_cpu, totals
+    assert (shared_cpu + shared_wait) / 3 >= 0.8, totals  # demand near one core (3 rounds)
+
+
+def test_run_queue_wait_counts_every_thread_and_is_small_when_idle(metrics, installed):
+    installed.append(RuntimeProbe(metrics.meter))
+    metrics.collect()
+    time.sleep(0.3)
+    assert 0 <= metrics.value(signals.RUNTIME_CPU_RUN_QUEUE_WAIT) < 0.2
+    delays = read_run_delays()
+    stop = threading.Event()
+    extra = threading.Thread(target=stop.wait)
+    extra.start()
+    try:
+        with_extra = read_run_delays()
+    finally:
+        stop.set()
+        extra.join()
+    assert threading.get_native_id() in delays and extra.native_id in with_extra and extra.native_id not in delays
+    assert all(ns >= 0 for ns in with_extra.values())

@@ -47,6 +47,7 @@ KAFKA_CONSUMER_HIGH_WATERMARK = "chokepoint.kafka.consumer.high_watermark"
 
 # ---------------------------------------------------------------- runtime
 PROCESS_CPU_UTILIZATION = "process.cpu.utilization"  # gauge, fraction of one core
+RUNTIME_CPU_RUN_QUEUE_WAIT = "chokepoint.runtime.cpu.run_queue_wait"  # gauge, fraction of one core runnable but not running
 PROCESS_MEMORY_USAGE = "process.memory.usage"  # gauge, bytes RSS
 PROCESS_THREAD_COUNT = "process.thread.count"
 RUNTIME_GC_PAUSE_TIME = "chokepoint.runtime.gc.pause_time"  # histogram, s per collection

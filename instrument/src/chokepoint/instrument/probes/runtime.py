@@ -6,6 +6,10 @@
                                        core (a CPython process pinned by the GIL sits
                                        near 1.0; several busy threads in C code can
                                        exceed it)
+``chokepoint.runtime.cpu.run_queue_wait``  gauge, time the process's threads were runnable
+                                       but waiting for a CPU since the previous
+                                       collection, as a fraction of ONE core (Linux
+                                       only; see "CPU demand" below)
 ``process.memory.usage``               gauge, resident set size in bytes
 ``process.thread.count``               gauge, live Python threads
 ``chokepoint.runtime.gc.pause_time``   histogram (s), one sample per generation-1/2
@@ -20,6 +24,28 @@ Gauges are read only at collection (no thread).  GC pauses come from ``gc.callba
 young-generation collections run hundreds of times a second in allocation-heavy code
 and a histogram record costs a few µs, so sub-threshold gen-0 pauses are not recorded
 (``bench/probes/run.py`` measures the cost).
+
+CPU demand
+----------
+``process.cpu.utilization`` is what the process *got*.  On a contended host (a load
+generator, the database and the sidecar on the same few cores) a CPU-bound process gets
+less than it wants: a CPython process pinned by the GIL may report 0.6 core while it
+would use a whole one.  What it *wants* is ``cpu.utilization + cpu.run_queue_wait``: the
+run-queue wait is the time its threads were ready to run and the scheduler gave the core
+to someone else.  It is the per-thread ``run_delay`` of ``/proc/self/task/*/schedstat``
+(second field, ns), summed over the threads and divided by the wall time since the
+previous collection.  Threads that exited between two collections take their last
+interval with them; new threads count from zero.
+
+What it does not see: a thread waiting for the **GIL** sleeps on a condition variable,
+so it is not on a run queue and adds nothing (GIL contention is the process's own
+business; its CPU use then sits near one core, which the utilization gauge already
+shows); nor time blocked on I/O, locks or sleeps.  At a GIL hand-off the woken thread
+may wait briefly on a run queue while the one that dropped the GIL still runs, so
+several busy threads can add a little more than the holder's own starvation.  Where
+``/proc/self/task`` is absent (macOS, Windows, ``/proc`` not mounted) the gauge is not
+reported at all.  Cost: one small file read per thread at collection, no thread of its
+own.
 
 Event-loop lag needs a timer on the loop.  The probe notices every loop that starts
 running — asyncio sets its running loop through ``asyncio.events._set_running_loop``,
@@ -64,6 +90,51 @@ def rss_bytes() -> int | None:
         return None
 
 
+_TASKS_DIR = "/proc/self/task"
+
+
+def read_run_delays() -> dict[int, int] | None:
+    """Per thread of this process: nanoseconds spent runnable, waiting for a CPU (``run_delay``).
+
+    From ``/proc/self/task/<tid>/schedstat`` (``<on-cpu ns> <run-delay ns> <timeslices>``);
+    ``None`` where that is not available (not Linux).  A thread that exits while being
+    read is left out.
+    """
+    try:
+        tids = os.listdir(_TASKS_DIR)
+    except OSError:
+        return None
+    delays: dict[int, int] = {}
+    for tid in tids:
+        try:
+            with open(f"{_TASKS_DIR}/{tid}/schedstat", "rb") as f:
+                delays[int(tid)] = int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return delays if delays else None
+
+
+class RunQueueWait:
+    """Run-queue wait as a fraction of one core between two calls of :meth:`sample`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: tuple[dict[int, int], float] | None = None
+        self.sample()  # the starting point; the first real sample covers the time since install
+
+    def sample(self) -> float | None:
+        delays, wall = read_run_delays(), time.perf_counter()
+        if delays is None:
+            return None
+        with self._lock:
+            last, self._last = self._last, (delays, wall)
+        if last is None or wall <= last[1]:
+            return None
+        before = last[0]
+        waited_ns = sum(max(0, ns - before.get(tid, 0)) for tid, ns in delays.items())
+        return waited_ns / 1e9 / (wall - last[1])
+
+
 class RuntimeProbe(BaseProbe):
     name = "runtime"
 
@@ -77,6 +148,8 @@ class RuntimeProbe(BaseProbe):
         self.gc_pause = self.instruments.histogram(signals.RUNTIME_GC_PAUSE_TIME, "s", "Time of one garbage collection")
         self.loop_lag = self.instruments.histogram(signals.RUNTIME_EVENT_LOOP_LAG, "s", "How late an event-loop timer fired")
         self.observe(signals.PROCESS_CPU_UTILIZATION, "1", "CPU used as a fraction of one core", self._cpu)
+        self.run_queue = RunQueueWait()
+        self.observe(signals.RUNTIME_CPU_RUN_QUEUE_WAIT, "1", "Time runnable but waiting for a CPU, as a fraction of one core", self._run_queue_wait)
         self.observe(signals.PROCESS_MEMORY_USAGE, "By", "Resident set size", self._rss)
         self.observe(signals.PROCESS_THREAD_COUNT, "{thread}", "Live threads", self._threads)
         gc.callbacks.append(self._on_gc)
@@ -108,6 +181,11 @@ class RuntimeProbe(BaseProbe):
             self._last_cpu = (cpu, wall)
         if wall > last_wall:
             yield Observation(max(0.0, (cpu - last_cpu) / (wall - last_wall)))
+
+    def _run_queue_wait(self):
+        waited = self.run_queue.sample()
+        if waited is not None:
+            yield Observation(waited)
 
     def _rss(self):
         rss = rss_bytes()
