@@ -1,4 +1,4 @@
-"""The demo shop: a FastAPI service on PostgreSQL, a payment service and Kafka, with bottleneck switches.
+"""The demo shop: a FastAPI service on PostgreSQL (or SQLite), a payment service and Kafka (optional), with bottleneck switches.
 
 Usage::
 
@@ -11,6 +11,18 @@ It prints ``shop ready http://127.0.0.1:8000 switches=...`` once it serves.  On 
 creates the schema and seed data (``shop.db``: 200 000 products; idempotent) and the
 Kafka topic (``shop.events``).  It is plain application code — run it under
 ``chokepoint-instrument`` to watch it.
+
+Fallback mode (what ``make demo`` runs where PostgreSQL or Java is not installed)::
+
+    python -m shop.app --port 8000 --db sqlite:////tmp/shop.sqlite --kafka none \
+        --payment-url http://127.0.0.1:8001
+
+``--db sqlite:///FILE`` keeps the data in a SQLite file (same schema and seed, a QueuePool
+as on PostgreSQL — ``shop.db``); ``--kafka none`` (or empty) runs without Kafka: paid
+orders publish no event (``event_published: false``, counted as ``not_published`` in
+``/admin/stats``), there is no fulfilment worker, and the ``consumer_lag`` switch is
+unavailable (refused with the reason).  ``GET /health`` and ``GET /admin/stats`` say
+which mode the shop runs in: ``{"status": "ok", "database": "sqlite", "kafka": false}``.
 
 Routes (sync = ``def``, run in anyio's worker threadpool; async = on the event loop)
 -----------------------------------------------------------------------------------
@@ -48,7 +60,8 @@ Bottleneck switches owned by the shop (all off = healthy: fast, no errors, no gr
                             stays fast.
 ``slow_query``              ``/search`` matches anywhere in the name (``lower(name) LIKE
                             '%term%'``): the prefix index cannot be used, a sequential scan
-                            of 200 000 rows per search.
+                            of 200 000 rows per search (~250 ms on PostgreSQL, ~100 ms on
+                            SQLite, against ~1 ms for the indexed prefix search).
 ``n_plus_one``              ``/orders`` lazy-loads each order's lines and each line's product
                             in its own query (1 + orders + lines queries) instead of two.
 ``connection_held_during_external_call``  ``POST /orders`` makes the payment call inside the
@@ -70,11 +83,11 @@ Bottleneck switches owned by the shop (all off = healthy: fast, no errors, no gr
                             'currency'`` again instead of using the 60 s in-process cache.
 
 Switches of the other processes: ``external_dependency_slow``, ``circuit_open``
-(``shop.payment``), ``consumer_lag`` (``shop.fulfilment``).
+(``shop.payment``), ``consumer_lag`` (``shop.fulfilment``; unavailable without Kafka).
 
 Environment (flags override): ``SHOP_HOST`` (127.0.0.1), ``SHOP_PORT`` (8000),
-``SHOP_DB_URL`` (postgresql://postgres@127.0.0.1:5432/shop), ``SHOP_KAFKA_BOOTSTRAP``
-(127.0.0.1:9092), ``SHOP_KAFKA_TOPIC`` (orders), ``SHOP_PAYMENT_URL``
+``SHOP_DB_URL`` (postgresql://postgres@127.0.0.1:5432/shop, or sqlite:///FILE), ``SHOP_KAFKA_BOOTSTRAP``
+(127.0.0.1:9092, or ``none``), ``SHOP_KAFKA_TOPIC`` (orders), ``SHOP_PAYMENT_URL``
 (http://127.0.0.1:8001), ``SHOP_SWITCHES``.
 """
 
@@ -94,12 +107,12 @@ import httpx
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload, selectinload
 from starlette.middleware.gzip import GZipMiddleware
 
 from shop import db
-from shop.events import DEFAULT_TOPIC, OrderEvents, ensure_topic
+from shop.events import DEFAULT_TOPIC, NoEvents, OrderEvents, ensure_topic, kafka_enabled
 from shop.payment_client import PaymentClient, PaymentFailed, PaymentUnavailable
 from shop.serving import env, run
 from shop.switches import ENV_VAR, SwitchError, Switches, admin_router
@@ -113,6 +126,8 @@ CURRENCY_CACHE_TTL_S = 60.0
 CPU_SCORING_ROUNDS = 2000  # x 50 candidates: ~27 ms of pure-Python CPU on an idle core
 RECENT_VIEWS_KEPT = 100
 LEAK_COPIES_PER_VIEW = 300
+#: Why a switch cannot work when the shop runs without Kafka.
+NO_KAFKA_UNAVAILABLE = {"consumer_lag": "the shop runs without Kafka (--kafka none): no order events, no fulfilment worker, no consumer group to lag"}
 
 
 @dataclass
@@ -128,6 +143,16 @@ class ShopConfig:
     breaker_reset_s: float = 10.0
     products: int = db.SEED_PRODUCTS
 
+    @property
+    def kafka(self) -> bool:
+        """Whether the shop publishes order events to Kafka (False for ``--kafka none``)."""
+        return kafka_enabled(self.kafka_bootstrap)
+
+    @property
+    def mode(self) -> dict:
+        """What the shop runs on, as ``/health`` and ``/admin/stats`` report it."""
+        return {"database": db.backend_name(self.db_url), "kafka": self.kafka}
+
 
 class OrderLineIn(BaseModel):
     product_id: int = Field(ge=1)
@@ -137,11 +162,6 @@ class OrderLineIn(BaseModel):
 class OrderIn(BaseModel):
     customer: str = Field(min_length=1, max_length=64)
     lines: list[OrderLineIn] = Field(min_length=1, max_length=20)
-
-
-def escape_like(term: str) -> str:
-    """Escape LIKE wildcards so user input matches literally (backslash is PostgreSQL's default escape)."""
-    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def similarity_scores(product: dict, candidates: list[dict], rounds: int) -> list[tuple[float, dict]]:
@@ -170,7 +190,8 @@ class Shop:
         self.payment = PaymentClient(config.payment_url, switches, timeout_s=config.payment_timeout_s, reset_timeout_s=config.breaker_reset_s)
         self.fx_sync = httpx.Client(base_url=config.payment_url, timeout=config.payment_timeout_s)
         self.fx_async: httpx.AsyncClient | None = None
-        self.events: OrderEvents | None = None
+        self.events: OrderEvents | NoEvents | None = None
+        self.sqlite = db.is_sqlite(config.db_url)
         self._currency: tuple[str, float] | None = None
         self._currency_lock = threading.Lock()
         self.recent_views: collections.deque[int] = collections.deque(maxlen=RECENT_VIEWS_KEPT)
@@ -181,8 +202,11 @@ class Shop:
 
     def start(self) -> None:
         db.ensure_schema(self.engine, products=self.config.products)
-        ensure_topic(self.config.kafka_bootstrap, self.config.topic)
-        self.events = OrderEvents(self.config.kafka_bootstrap, self.config.topic)
+        if self.config.kafka:
+            ensure_topic(self.config.kafka_bootstrap, self.config.topic)
+            self.events = OrderEvents(self.config.kafka_bootstrap, self.config.topic)
+        else:
+            self.events = NoEvents()
 
     def stop(self) -> None:
         if self.events is not None:
@@ -252,9 +276,9 @@ class Shop:
         self.io_wait()
         if self.switches.on("hot_endpoint"):
             time.sleep(HOT_SEARCH_WAIT_S)
-        term = escape_like(q.strip().lower())
-        pattern = f"%{term}%" if self.switches.on("slow_query") else f"{term}%"
-        stmt = select(db.Product).where(func.lower(db.Product.name).like(pattern)).order_by(db.Product.price_cents, db.Product.id).limit(limit)
+        term = q.strip().lower()
+        matches = db.contains_condition if self.switches.on("slow_query") else db.prefix_condition
+        stmt = select(db.Product).where(matches(db.Product.name, term, self.sqlite)).order_by(db.Product.price_cents, db.Product.id).limit(limit)
         with self.tx() as s:
             items = [p.as_dict() for p in s.scalars(stmt)]
             currency = self.currency(s)
@@ -376,6 +400,7 @@ class Shop:
     def stats(self) -> dict:
         limiter = anyio.to_thread.current_default_thread_limiter()
         return {
+            "mode": self.config.mode,
             "switches": list(self.switches.enabled()),
             "threads": {"total": limiter.total_tokens, "borrowed": limiter.borrowed_tokens},
             "db_pool": {"size": self.engine.pool.size(), "checked_out": self.engine.pool.checkedout()},
@@ -452,7 +477,7 @@ def create_app(config: ShopConfig, switches: Switches) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok"}
+        return {"status": "ok", **config.mode}
 
     @app.get("/admin/stats")
     async def admin_stats() -> dict:
@@ -497,8 +522,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shop.app", description="demo shop service with bottleneck switches")
     parser.add_argument("--host", default=env("SHOP_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("SHOP_PORT", "8000")))
-    parser.add_argument("--db", default=env("SHOP_DB_URL", "postgresql://postgres@127.0.0.1:5432/shop"), help="PostgreSQL DSN or SQLAlchemy URL")
-    parser.add_argument("--kafka", default=env("SHOP_KAFKA_BOOTSTRAP", "127.0.0.1:9092"), help="Kafka bootstrap servers")
+    parser.add_argument(
+        "--db", default=env("SHOP_DB_URL", "postgresql://postgres@127.0.0.1:5432/shop"), help="PostgreSQL DSN, SQLAlchemy URL, or sqlite:///FILE"
+    )
+    parser.add_argument("--kafka", default=env("SHOP_KAFKA_BOOTSTRAP", "127.0.0.1:9092"), help="Kafka bootstrap servers, or 'none' to run without Kafka")
     parser.add_argument("--topic", default=env("SHOP_KAFKA_TOPIC", DEFAULT_TOPIC))
     parser.add_argument("--payment-url", default=env("SHOP_PAYMENT_URL", "http://127.0.0.1:8001"))
     parser.add_argument("--switches", default=env(ENV_VAR, ""), help="comma-separated switches to turn on (default $SHOP_SWITCHES)")
@@ -510,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=db.SEED_PRODUCTS, help="products to seed into an empty database")
     args = parser.parse_args(argv)
     try:
-        switches = Switches.from_text("shop", args.switches)
+        switches = Switches.from_text("shop", args.switches, unavailable=None if kafka_enabled(args.kafka) else NO_KAFKA_UNAVAILABLE)
         config = ShopConfig(
             db_url=db.sqlalchemy_url(args.db),
             kafka_bootstrap=args.kafka,
@@ -527,7 +554,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = create_app(config, switches)
-    run(app, args.host, args.port, lambda: f"shop ready http://{args.host}:{args.port} {switches.describe()}")
+    fallback = ", ".join(label for label, on in (("SQLite", config.mode["database"] == "sqlite"), ("no Kafka", not config.kafka)) if on)
+    mode = f" [{fallback}]" if fallback else ""
+    run(app, args.host, args.port, lambda: f"shop ready http://{args.host}:{args.port} {switches.describe()}{mode}")
     return 0
 
 

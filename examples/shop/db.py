@@ -1,11 +1,13 @@
-"""The shop's PostgreSQL schema, seed data, engines and per-request query accounting.
+"""The shop's schema (PostgreSQL, or SQLite as the fallback), seed data, engines and per-request query accounting.
 
-Schema (SQLAlchemy 2.0 ORM, created on start, idempotent under an advisory lock so the
-shop and the fulfilment worker may start together):
+Schema (SQLAlchemy 2.0 ORM, created on start, idempotent under a lock — PostgreSQL's
+advisory lock, a lock file next to a SQLite database — so the shop and the fulfilment
+worker may start together):
 
 ``products``      200 000 rows (``SEED_PRODUCTS``); ``name`` has a prefix index on
-                  ``lower(name) text_pattern_ops`` — a prefix search uses it, a
-                  "contains" search (``LIKE '%term%'``) cannot and scans the table.
+                  ``lower(name)`` (``text_pattern_ops`` on PostgreSQL) — a prefix search
+                  uses it, a "contains" search (``LIKE '%term%'``) cannot and scans the
+                  table.
 ``settings``      ``key``/``value`` (``currency`` = ``EUR``).
 ``orders``        ``status``: ``placed`` → ``paid`` | ``payment_failed`` → ``fulfilled``.
 ``order_lines``   one row per product in an order (``order_id`` indexed).
@@ -14,7 +16,16 @@ Seed data is written once (when ``products`` is empty): products, the settings r
 ``SEED_ORDERS`` fulfilled orders spread over ``SEED_CUSTOMERS`` customers
 (``customer-1`` … ``customer-20``), so order listings have content from the first request.
 
-:func:`sqlalchemy_url` accepts ``postgresql://…`` DSNs and gives the psycopg 3 driver URL.
+:func:`sqlalchemy_url` accepts ``postgresql://…`` DSNs and gives the psycopg 3 driver URL,
+and ``sqlite:///path/to/shop.sqlite`` (a file; the stdlib ``sqlite3`` driver).
+
+SQLite is the demo's fallback where PostgreSQL is not installed (``make demo`` without
+apt).  The same ORM schema and seed data, with what SQLite has instead of PostgreSQL's
+features: the seed rows are generated in Python (same names, prices and orders), the
+prefix index is an expression index on ``lower(name)`` that a *range* condition uses
+(:func:`prefix_condition`; SQLite's LIKE cannot use an expression index), and the
+engine is still a ``QueuePool`` (``check_same_thread=False``, WAL journal, 30 s busy
+timeout) so pool waits and the ``db_pool_saturation`` switch behave as on PostgreSQL.
 
 Per-request accounting: :class:`QueryStats` counts the SQL statements a request runs,
 their time, and the time spent waiting for a pooled connection; ``shop.app`` returns
@@ -25,15 +36,17 @@ tests and the curious read them; nothing else depends on them).
 from __future__ import annotations
 
 import contextvars
+import fcntl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, create_engine, event, func, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import BigInteger, ColumnElement, DateTime, ForeignKey, Integer, String, Text, and_, create_engine, event, func, insert, text
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.pool import QueuePool
 
 SEED_PRODUCTS = 200_000
 SEED_CUSTOMERS = 20
@@ -44,6 +57,9 @@ ADJECTIVES = ("steel", "wooden", "plastic", "golden", "silver", "cotton", "glass
 NOUNS = ("lamp", "chair", "table", "mug", "pen", "book", "kettle", "clock", "vase", "shelf", "bowl", "brush", "knife",
          "plate", "spoon", "box", "bag", "hat", "ring", "rope", "drum", "kite", "ball", "frame", "bench")  # fmt: skip
 _SCHEMA_LOCK_ID = 7_311_2026
+#: BIGINT keys on PostgreSQL; on SQLite only ``INTEGER PRIMARY KEY`` is the auto-numbered rowid.
+_BigId = BigInteger().with_variant(Integer, "sqlite")
+SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 class Base(DeclarativeBase):
@@ -72,7 +88,7 @@ class Setting(Base):
 
 class Order(Base):
     __tablename__ = "orders"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True)
     customer: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(20))
     total_cents: Mapped[int] = mapped_column(Integer)
@@ -96,7 +112,7 @@ class Order(Base):
 
 class OrderLine(Base):
     __tablename__ = "order_lines"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
     quantity: Mapped[int] = mapped_column(Integer)
@@ -106,13 +122,55 @@ class OrderLine(Base):
 
 
 def sqlalchemy_url(dsn: str) -> str:
-    """``postgresql://u@h:p/db`` (or ``postgres://``) -> ``postgresql+psycopg://u@h:p/db``; driver URLs pass through."""
+    """``postgresql://u@h:p/db`` (or ``postgres://``) -> ``postgresql+psycopg://u@h:p/db``; driver and SQLite file URLs pass through."""
     for prefix in ("postgresql://", "postgres://"):
         if dsn.startswith(prefix):
             return "postgresql+psycopg://" + dsn[len(prefix) :]
     if dsn.startswith("postgresql+"):
         return dsn
-    raise ValueError(f"not a PostgreSQL DSN: {dsn!r} (expected postgresql://user@host:port/dbname)")
+    if dsn.startswith(("sqlite://", "sqlite+pysqlite://")):
+        database = make_url(dsn).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            raise ValueError(
+                f"not a SQLite database file: {dsn!r} (expected sqlite:///path/to/shop.sqlite: every process and pooled connection must see the same file)"
+            )
+        return dsn
+    raise ValueError(f"not a PostgreSQL DSN or SQLite URL: {dsn!r} (expected postgresql://user@host:port/dbname or sqlite:///path/to/shop.sqlite)")
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether ``url`` (a DSN or SQLAlchemy URL) names a SQLite database."""
+    return url.startswith("sqlite")
+
+
+def backend_name(url: str) -> str:
+    """``"sqlite"`` or ``"postgresql"``: what the shop says it runs on (``/health``, ``/admin/stats``)."""
+    return "sqlite" if is_sqlite(url) else "postgresql"
+
+
+def escape_like(term: str) -> str:
+    """Escape LIKE wildcards so user input matches literally (backslash is the escape character)."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def prefix_condition(column: ColumnElement, term: str, sqlite: bool) -> ColumnElement[bool]:
+    """``lower(column)`` starts with ``term`` (already lower-case), in a form the prefix index serves.
+
+    PostgreSQL: ``lower(name) LIKE 'term%'`` (the ``text_pattern_ops`` index).  SQLite:
+    ``lower(name) >= 'term' AND lower(name) < 'term' || U+10FFFF`` — its LIKE never uses an
+    expression index, a range does.
+    """
+    if sqlite:
+        lowered = func.lower(column)
+        return and_(lowered >= term, lowered < term + "\U0010ffff")
+    return func.lower(column).like(escape_like(term) + "%")
+
+
+def contains_condition(column: ColumnElement, term: str, sqlite: bool) -> ColumnElement[bool]:
+    """``lower(column) LIKE '%term%'``: no index can serve it, every row is read."""
+    pattern = f"%{escape_like(term)}%"
+    # PostgreSQL's LIKE escapes with a backslash by default; SQLite's has to be told.
+    return func.lower(column).like(pattern, escape="\\") if sqlite else func.lower(column).like(pattern)
 
 
 # --------------------------------------------------------------------------- accounting
@@ -152,11 +210,32 @@ def _after_execute(conn, cursor, statement, parameters, context, executemany):
 
 
 def make_engine(url: str, pool_size: int, max_overflow: int, pool_timeout_s: float = 30.0) -> Engine:
-    """A QueuePool engine with the per-request accounting hooks attached."""
-    engine = create_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout_s, pool_pre_ping=False)
+    """A QueuePool engine with the per-request accounting hooks attached (on SQLite too)."""
+    url = sqlalchemy_url(url)
+    if is_sqlite(url):
+        engine = create_engine(
+            url,
+            poolclass=QueuePool,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout_s,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout_s, pool_pre_ping=False)
     event.listen(engine, "before_cursor_execute", _before_execute)
     event.listen(engine, "after_cursor_execute", _after_execute)
     return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL: readers and the one writer do not block each other; a second writer waits for the lock."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.close()
 
 
 @contextmanager
@@ -210,6 +289,8 @@ def _sql_array(words: tuple[str, ...]) -> str:
 
 def ensure_schema(engine: Engine, products: int = SEED_PRODUCTS) -> bool:
     """Create tables, the name prefix index and seed data if missing; True when seeding happened."""
+    if engine.dialect.name == "sqlite":
+        return _ensure_schema_sqlite(engine, products)
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK_ID})
         Base.metadata.create_all(conn)
@@ -232,4 +313,62 @@ def ensure_schema(engine: Engine, products: int = SEED_PRODUCTS) -> bool:
                 conn.execute(text(statement), params)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
+    return True
+
+
+def seed_product(i: int) -> dict:
+    """Product ``i`` of the seed data, the same row PostgreSQL's ``_SEED_PRODUCTS_SQL`` writes."""
+    name = f"{ADJECTIVES[i % len(ADJECTIVES)]} {NOUNS[(i // len(ADJECTIVES)) % len(NOUNS)]} {i}"
+    return {
+        "id": i,
+        "sku": f"SKU-{i:07d}",
+        "name": name,
+        "category": CATEGORIES[i % len(CATEGORIES)],
+        "price_cents": 100 + (i * 7919) % 20000,
+        "stock": (i * 31) % 500,
+        "description": f"A fine product number {i} for everyday use.",
+    }
+
+
+def _ensure_schema_sqlite(engine: Engine, products: int) -> bool:
+    """SQLite: the same schema and seed rows, serialised by a lock file next to the database."""
+    path = engine.url.database
+    assert path, "sqlalchemy_url() admits only SQLite database files"
+    with open(f"{path}.schema-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with engine.begin() as conn:
+                Base.metadata.create_all(conn)
+                conn.execute(text("CREATE INDEX IF NOT EXISTS products_name_prefix_idx ON products (lower(name))"))
+                if conn.execute(text("SELECT EXISTS (SELECT 1 FROM products)")).scalar():
+                    return False
+                batch = 20_000
+                for start in range(1, products + 1, batch):
+                    conn.execute(insert(Product), [seed_product(i) for i in range(start, min(start + batch, products + 1))])
+                conn.execute(text("INSERT INTO settings (key, value) VALUES ('currency', 'EUR') ON CONFLICT (key) DO NOTHING"))
+                orders, lines = [], []
+                for o in range(1, SEED_ORDERS + 1):
+                    total = 0
+                    for line in range(1, 5):
+                        product_id = 1 + ((o * 104729 + line * 15485863) % products)
+                        price = seed_product(product_id)["price_cents"]
+                        lines.append({"order_id": o, "product_id": product_id, "quantity": 1 + line, "price_cents": price})
+                        total += (1 + line) * price
+                    orders.append(
+                        {
+                            "id": o,
+                            "customer": f"customer-{1 + o % SEED_CUSTOMERS}",
+                            "status": "fulfilled",
+                            "total_cents": total,
+                            "currency": "EUR",
+                            "payment_id": f"seed-{o}",
+                        }
+                    )
+                conn.execute(insert(Order).values(fulfilled_at=func.current_timestamp()), orders)
+                conn.execute(insert(OrderLine), lines)
+            with engine.connect() as conn:
+                conn.execute(text("ANALYZE"))
+                conn.commit()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return True

@@ -8,6 +8,11 @@ The shop publishes one ``order-paid`` event per paid order to topic ``orders``
 The producer is idempotent (``enable.idempotence=true``, ``acks=all``); delivery
 failures and a full local queue are counted (``delivery_errors``, ``dropped``), never
 raised into the request.
+
+Without Kafka (``--kafka none`` or empty: :func:`kafka_enabled`, the demo's fallback where
+Java is not installed) the shop uses :class:`NoEvents` instead: nothing is published, the
+events that would have been are counted as ``not_published``, and there is no
+fulfilment worker (orders stay ``paid``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 DEFAULT_TOPIC = "orders"
 FULFILMENT_GROUP = "fulfilment"
 EVENT_ORDER_PAID = "order-paid"
+#: ``--kafka`` values that mean "run without Kafka".
+NO_KAFKA = ("", "none", "off")
+
+
+def kafka_enabled(bootstrap: str | None) -> bool:
+    """False for ``None``, ``""``, ``"none"`` or ``"off"`` (any case): the shop then runs without Kafka."""
+    return bootstrap is not None and bootstrap.strip().lower() not in NO_KAFKA
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int = 3, timeout_s: float = 30.0) -> None:
@@ -90,8 +102,31 @@ class OrderEvents:
 
     def stats(self) -> dict:
         with self._lock:
-            return {"published": self.published, "delivered": self.delivered, "delivery_errors": self.delivery_errors, "dropped": self.dropped}
+            return {"kafka": True, "published": self.published, "delivered": self.delivered, "delivery_errors": self.delivery_errors, "dropped": self.dropped}
 
     def close(self, timeout_s: float = 10.0) -> int:
         """Flush; returns the number of messages still undelivered."""
         return self.producer.flush(timeout_s)
+
+
+class NoEvents:
+    """The shop's order events when it runs without Kafka: counted, never published."""
+
+    topic = None
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.not_published = 0
+
+    def order_paid(self, order_id: int, total_cents: int) -> bool:
+        """Count the event that would have been published; always False (nothing was)."""
+        with self._lock:
+            self.not_published += 1
+        return False
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"kafka": False, "published": 0, "delivered": 0, "delivery_errors": 0, "dropped": 0, "not_published": self.not_published}
+
+    def close(self, timeout_s: float = 10.0) -> int:
+        return 0

@@ -7,8 +7,8 @@ Usage::
 
 A confluent-kafka consumer in group ``fulfilment`` reads topic ``orders`` (from the
 earliest offset when the group is new), and for each event runs
-``UPDATE orders SET status = 'fulfilled', fulfilled_at = now() WHERE id = :id AND status = 'paid'``
-through SQLAlchemy (idempotent: a redelivered event changes nothing), then commits the
+``UPDATE orders SET status = 'fulfilled', fulfilled_at = CURRENT_TIMESTAMP WHERE id = :id AND status = 'paid'``
+through SQLAlchemy (PostgreSQL, or the shop's SQLite file) (idempotent: a redelivered event changes nothing), then commits the
 offset.  A malformed message is counted (``rejected``) and skipped, never fatal; a
 database error is counted (``errors``) and the message is retried after a second.
 
@@ -22,6 +22,9 @@ Switch owned by the worker
 --------------------------
 ``consumer_lag``  each message takes an extra ``--lag-sleep-s`` (default 0.5 s) to
                   process, so while orders keep coming the group falls behind.
+
+The worker needs Kafka: ``--kafka none`` is an error (exit 2) — without Kafka the shop
+publishes no events and the demo runs no fulfilment worker.
 
 Environment (flags override): ``FULFILMENT_HOST`` (127.0.0.1), ``FULFILMENT_PORT`` (8002),
 ``SHOP_DB_URL``, ``SHOP_KAFKA_BOOTSTRAP``, ``SHOP_KAFKA_TOPIC``, ``SHOP_SWITCHES``.
@@ -41,11 +44,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from shop import db
-from shop.events import DEFAULT_TOPIC, FULFILMENT_GROUP, decode_event, ensure_topic
+from shop.events import DEFAULT_TOPIC, FULFILMENT_GROUP, decode_event, ensure_topic, kafka_enabled
 from shop.serving import env, run
 from shop.switches import ENV_VAR, SwitchError, Switches, admin_router
 
-FULFIL_SQL = text("UPDATE orders SET status = 'fulfilled', fulfilled_at = now() WHERE id = :id AND status = 'paid' RETURNING id")
+FULFIL_SQL = text("UPDATE orders SET status = 'fulfilled', fulfilled_at = CURRENT_TIMESTAMP WHERE id = :id AND status = 'paid' RETURNING id")
 
 
 class FulfilmentWorker:
@@ -171,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         switches = Switches.from_text("fulfilment", args.switches)
         db_url = db.sqlalchemy_url(args.db)
+        if not kafka_enabled(args.kafka):
+            raise ValueError(f"the fulfilment worker consumes Kafka and cannot run with --kafka {args.kafka!r}; give a bootstrap server (host:port)")
     except (SwitchError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,12 +13,22 @@ For launchers (``make demo``), scenario tests and the integration tests::
 or from a shell: ``python -m shop.launch --db ... --kafka ...`` (runs until Ctrl-C or SIGTERM,
 then stops the three processes).
 
+Fallback mode (``make demo`` where PostgreSQL or Java is missing): ``db`` may be a SQLite
+file URL (``sqlite:///tmp/shop.sqlite``) and ``kafka`` ``None`` (or ``""``/``"none"``)::
+
+    with ShopStack(db="sqlite:////tmp/shop.sqlite", kafka=None) as stack:
+        stack.mode                      # {"database": "sqlite", "kafka": False}
+
+Without Kafka only payment and the shop run (``--kafka none``): no order events, no
+fulfilment worker (``stack.processes`` has no ``"fulfilment"``), and
+``set_switches(consumer_lag=...)`` raises :class:`SwitchUnavailable` saying why.
+
 Each process runs in its own session (process group) with ``OTEL_SERVICE_NAME`` set to
 ``shop``, ``payment`` or ``fulfilment`` and ``SHOP_SWITCHES`` set to ``switches`` (each
 keeps the switches it owns).  ``wrapper`` is put in front of each command (e.g.
 ``["chokepoint-instrument"]``; a bare name is looked up next to this Python first).  Ports are free loopback ports unless given.  Start order:
 payment and shop together (the shop creates the schema, seed data and topic), then the
-fulfilment worker; ``start()`` returns when all three printed their "ready" line and the
+fulfilment worker (with Kafka only); ``start()`` returns when all three printed their "ready" line and the
 worker has its partitions, or raises :class:`LaunchError` with the log tail (everything
 already started is stopped).  ``stop()`` sends SIGTERM to each process group (SIGKILL
 after 15 s) and is idempotent.  Output of each process goes to ``log_dir/<name>.log``
@@ -43,7 +53,8 @@ from pathlib import Path
 
 import httpx
 
-from shop.events import DEFAULT_TOPIC
+from shop.db import backend_name
+from shop.events import DEFAULT_TOPIC, kafka_enabled
 from shop.switches import owner_of
 
 READY_MARK = " ready http://"
@@ -51,6 +62,10 @@ READY_MARK = " ready http://"
 
 class LaunchError(RuntimeError):
     """A demo process did not start; the message holds its exit code and log tail."""
+
+
+class SwitchUnavailable(ValueError):
+    """A switch whose process does not run in this stack (``consumer_lag`` without Kafka)."""
 
 
 def free_port() -> int:
@@ -137,7 +152,7 @@ class ShopStack:
     def __init__(
         self,
         db: str,
-        kafka: str,
+        kafka: str | None,
         *,
         switches: str = "",
         topic: str = DEFAULT_TOPIC,
@@ -151,6 +166,7 @@ class ShopStack:
         ready_timeout_s: float = 90.0,
     ) -> None:
         self.db, self.kafka, self.switches, self.topic = db, kafka, switches, topic
+        self.kafka_enabled = kafka_enabled(kafka)
         self.wrapper = resolve_command(wrapper)
         self.base_env = dict(os.environ if env is None else env)
         self.log_dir: Path | None = Path(log_dir) if log_dir else None  # a fresh temp dir at start() when None
@@ -172,6 +188,16 @@ class ShopStack:
     def fulfilment_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['fulfilment']}"
 
+    @property
+    def mode(self) -> dict:
+        """What the stack runs on: ``{"database": "postgresql" | "sqlite", "kafka": bool}``."""
+        return {"database": backend_name(self.db), "kafka": self.kafka_enabled}
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The processes this stack runs (no fulfilment worker without Kafka)."""
+        return ("payment", "shop", "fulfilment") if self.kafka_enabled else ("payment", "shop")
+
     def url_of(self, service: str) -> str:
         return {"shop": self.shop_url, "payment": self.payment_url, "fulfilment": self.fulfilment_url}[service]
 
@@ -185,6 +211,9 @@ class ShopStack:
             owners = owner_of(name)
             if not owners:
                 raise ValueError(f"unknown switch {name!r}")
+            if not set(owners) <= set(self.services):
+                missing = ", ".join(sorted(set(owners) - set(self.services)))
+                raise SwitchUnavailable(f"switch {name!r} is unavailable: it acts in the {missing} process, which does not run without Kafka")
             for service in owners:
                 per_service.setdefault(service, {})[name] = on
         state = {}
@@ -206,13 +235,14 @@ class ShopStack:
             self.log_dir = Path(tempfile.mkdtemp(prefix="shop-logs-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            common = ["--db", self.db, "--kafka", self.kafka, "--topic", self.topic]
+            common = ["--db", self.db, "--kafka", self.kafka if self.kafka_enabled else "none", "--topic", self.topic]
             payment = self._spawn("payment", "shop.payment", ["--port", str(self.ports["payment"])])
             shop = self._spawn("shop", "shop.app", ["--port", str(self.ports["shop"]), *common, "--payment-url", self.payment_url])
             payment.wait_ready(self.ready_timeout_s)
             shop.wait_ready(self.ready_timeout_s)
-            self._spawn("fulfilment", "shop.fulfilment", ["--port", str(self.ports["fulfilment"]), *common]).wait_ready(self.ready_timeout_s)
-            self._wait_partitions()
+            if self.kafka_enabled:
+                self._spawn("fulfilment", "shop.fulfilment", ["--port", str(self.ports["fulfilment"]), *common]).wait_ready(self.ready_timeout_s)
+                self._wait_partitions()
         except BaseException:
             self.stop()
             raise
@@ -238,8 +268,8 @@ class ShopStack:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shop.launch", description="run payment + shop + fulfilment until Ctrl-C")
-    parser.add_argument("--db", default=os.environ.get("SHOP_DB_URL") or "postgresql://postgres@127.0.0.1:5432/shop")
-    parser.add_argument("--kafka", default=os.environ.get("SHOP_KAFKA_BOOTSTRAP") or "127.0.0.1:9092")
+    parser.add_argument("--db", default=os.environ.get("SHOP_DB_URL") or "postgresql://postgres@127.0.0.1:5432/shop", help="PostgreSQL DSN or sqlite:///FILE")
+    parser.add_argument("--kafka", default=os.environ.get("SHOP_KAFKA_BOOTSTRAP") or "127.0.0.1:9092", help="Kafka bootstrap servers, or 'none'")
     parser.add_argument("--switches", default=os.environ.get("SHOP_SWITCHES", ""))
     parser.add_argument("--shop-port", type=int, default=0)
     parser.add_argument("--instrument", action="store_true", help="run each process under chokepoint-instrument")

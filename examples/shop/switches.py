@@ -23,6 +23,12 @@ the payment service the dependency behaviour that makes it visible.
 
 A process may register ``on_change(name, on)`` callbacks, called after a switch flips
 (the shop resizes its worker pool that way).
+
+Switches can be *unavailable* in a process, with the reason (``Switches(...,
+unavailable={"consumer_lag": "..."})``): the shop run without Kafka has no consumer group
+to make lag in.  Naming one at start (``SHOP_SWITCHES``) is an error that stops the
+process, setting one at runtime is refused with 422; both messages give the reason, and
+``GET /admin/switches`` lists them under ``unavailable``.
 """
 
 from __future__ import annotations
@@ -101,10 +107,14 @@ def owner_of(name: str) -> tuple[str, ...]:
 class Switches:
     """The on/off state of one process's switches; thread-safe, reads are lock-free."""
 
-    def __init__(self, service: str, enabled: Iterable[str] = ()) -> None:
+    def __init__(self, service: str, enabled: Iterable[str] = (), unavailable: Mapping[str, str] | None = None) -> None:
         if service not in OWNERS:
             raise SwitchError(f"unknown service {service!r}; one of {', '.join(OWNERS)}")
         self.service = service
+        self.unavailable: dict[str, str] = dict(unavailable or {})
+        for name in self.unavailable:
+            if name not in SWITCH_NAMES:
+                raise SwitchError(f"unknown switch {name!r}; known switches: {', '.join(SWITCH_NAMES)}")
         self.owned: tuple[str, ...] = OWNERS[service]
         self._state: dict[str, bool] = dict.fromkeys(self.owned, False)
         self._lock = threading.Lock()
@@ -114,6 +124,8 @@ class Switches:
         for name in enabled:
             if name not in SWITCH_NAMES:
                 raise SwitchError(f"unknown switch {name!r}; known switches: {', '.join(SWITCH_NAMES)}")
+            if name in self.unavailable:
+                raise SwitchError(self._unavailable_message(name))
             if name in self._state:
                 self._state[name] = True
             else:
@@ -121,9 +133,12 @@ class Switches:
         self.ignored = tuple(ignored)
 
     @classmethod
-    def from_text(cls, service: str, text: str | None) -> Switches:
+    def from_text(cls, service: str, text: str | None, unavailable: Mapping[str, str] | None = None) -> Switches:
         """Switches of ``service`` from a ``SHOP_SWITCHES``-style list (names owned elsewhere are ignored)."""
-        return cls(service, parse_switch_list(text))
+        return cls(service, parse_switch_list(text), unavailable)
+
+    def _unavailable_message(self, name: str) -> str:
+        return f"switch {name!r} is unavailable here: {self.unavailable[name]}"
 
     def __getitem__(self, name: str) -> bool:
         return self._state[name]
@@ -149,6 +164,8 @@ class Switches:
         for name, value in updates.items():
             if name not in SWITCH_NAMES:
                 raise SwitchError(f"unknown switch {name!r}; known switches: {', '.join(SWITCH_NAMES)}")
+            if name in self.unavailable:
+                raise SwitchError(self._unavailable_message(name))
             if name not in self._state:
                 owners = " and ".join(owner_of(name))
                 raise SwitchError(f"switch {name!r} is not handled by the {self.service} service; set it on the {owners} service")
@@ -185,7 +202,10 @@ def admin_router(switches: Switches) -> APIRouter:
 
     @router.get("/admin/switches")
     async def get_switches() -> dict:
-        return {"service": switches.service, "switches": switches.snapshot()}
+        body: dict = {"service": switches.service, "switches": switches.snapshot()}
+        if switches.unavailable:
+            body["unavailable"] = dict(switches.unavailable)
+        return body
 
     @router.post("/admin/switches")
     async def set_switches(updates: dict[str, object]) -> dict:

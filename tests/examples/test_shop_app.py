@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 from shop import db
-from shop.app import ShopConfig, create_app, escape_like, similarity_scores
+from shop.app import ShopConfig, create_app, similarity_scores
+from shop.db import escape_like
 from shop.events import EVENT_ORDER_PAID, decode_event, encode_order_paid
 from shop.switches import Switches
 
@@ -41,8 +42,8 @@ def test_sqlalchemy_url(dsn, url):
 
 
 def test_sqlalchemy_url_rejects_other_databases():
-    with pytest.raises(ValueError, match="not a PostgreSQL DSN"):
-        db.sqlalchemy_url("sqlite:///shop.db")
+    with pytest.raises(ValueError, match="not a PostgreSQL DSN or SQLite URL"):
+        db.sqlalchemy_url("mysql://u@h/shop")
 
 
 def test_order_paid_event_round_trip():

@@ -104,3 +104,16 @@ def test_admin_post_rejects_bad_input_and_changes_nothing(body, message):
 def test_admin_post_rejects_a_non_object_body():
     response = _client(Switches("shop")).post("/admin/switches", json=["slow_query"])
     assert response.status_code == 422
+
+
+def test_unavailable_switches_are_refused_with_the_reason_at_start_and_at_runtime():
+    reason = {"consumer_lag": "no Kafka here"}
+    with pytest.raises(SwitchError, match="'consumer_lag' is unavailable here: no Kafka here"):
+        Switches.from_text("shop", "slow_query,consumer_lag", unavailable=reason)
+    switches = Switches("shop", ["slow_query"], unavailable=reason)
+    with pytest.raises(SwitchError, match="unavailable here: no Kafka here"):
+        switches.update({"slow_query": False, "consumer_lag": True})
+    assert switches.on("slow_query") is True  # all or nothing
+    assert _client(switches).get("/admin/switches").json()["unavailable"] == reason
+    with pytest.raises(SwitchError, match="unknown switch 'nope'"):
+        Switches("shop", unavailable={"nope": "?"})
