@@ -59,7 +59,7 @@ def test_gauges_dependencies_pools_breakers_lag_runtime_and_ingest_counters():
     store.add_breaker_transitions("shop", "payments", "open", 1)
     store.add_breaker_calls("shop", "payments", "rejected", 7)
     store.record_consumer_offsets("g", "orders", 0, 100, 150, clock.t, time_lag_s=12.5)
-    store.set_runtime("shop", cpu=0.95, rss=2e8, threads=33)
+    store.set_runtime("shop", cpu=0.95, rss=2e8, threads=33, run_queue_wait=0.35)
     store.add_breakdown("shop", "/a", {"db": 1.25}, requests=5)
     store.count_ingested("grpc", spans=100, points=7)
     store.count_rejected("http", "too_large", 2)
@@ -84,6 +84,7 @@ def test_gauges_dependencies_pools_breakers_lag_runtime_and_ingest_counters():
     assert (v(cat.CONSUMER_LAG.name, part), v(cat.CONSUMER_TIME_LAG.name, part), v(cat.CONSUMER_STATUS.name, part)) == (50, 12.5, 0)
     svc = {"service": "shop"}
     assert (v(cat.PROCESS_CPU.name, svc), v(cat.PROCESS_RSS.name, svc), v(cat.THREADS.name, svc)) == (0.95, 2e8, 33)
+    assert v(cat.PROCESS_CPU_RUN_QUEUE_WAIT.name, svc) == 0.35
     assert v(cat.BREAKDOWN_TIME.sample_name, {"service": "shop", "route": "/a", "component": "db"}) == 1.25
     assert v(cat.BOTTLENECK_SCORE.name, {"service": "shop", "kind": "db_pool_saturation", "target": "main"}) == 0.8
     assert v(cat.INGEST_SPANS.sample_name, {"protocol": "grpc"}) == 100

@@ -424,6 +424,7 @@ def test_agent_kafka_lag_gauges(ingestor, store):
 def test_runtime_signals(ingestor, store):
     ms = [
         number(sig.PROCESS_CPU_UTILIZATION, 0.97),
+        number(sig.RUNTIME_CPU_RUN_QUEUE_WAIT, 0.41),
         number(sig.PROCESS_MEMORY_USAGE, 123_000_000),
         number(sig.PROCESS_THREAD_COUNT, 12),
         exp_hist(sig.RUNTIME_GC_PAUSE_TIME, 0, -7, [4]),  # (2^-7, 2^-6] s
@@ -431,6 +432,7 @@ def test_runtime_signals(ingestor, store):
     ]
     ingestor.consume_metrics(metrics_request("shop", ms))
     assert store.timeseries("cpu_utilization")[0]["points"][0][1] == 0.97
+    assert store.timeseries("cpu_run_queue_wait")[0]["points"][0][1] == 0.41
     assert store.timeseries("rss_bytes")[0]["points"][0][1] == 123_000_000
     assert store.timeseries("threads")[0]["points"][0][1] == 12
     assert store.timeseries("gc_pause_p99_ms")[0]["points"][0][1] == pytest.approx(2**-6.5 * 1000, rel=0.011)

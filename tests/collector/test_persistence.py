@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import zlib
 
 import pytest
 
@@ -29,7 +31,7 @@ def filled_store(clock) -> Store:
     store.set_breaker_state("shop", "payments", "half_open")
     store.add_breaker_calls("shop", "payments", "rejected", 4)
     store.record_consumer_offsets("g", "orders", 1, 100, 160, clock.t)
-    store.set_runtime("shop", cpu=0.4, rss=5e7, threads=9)
+    store.set_runtime("shop", cpu=0.4, rss=5e7, threads=9, run_queue_wait=0.3)
     store.add_counter("shop", "chokepoint.http.client.retries", "api", 2)
     return store
 
@@ -50,10 +52,22 @@ def test_bucket_bytes_round_trip_keeps_every_aggregate():
     assert (pool.used, pool.max, pool.pending, pool.timeouts, pool.wait.count) == (7, 10, 2, 1, 2)
     assert back.breakers[("shop", "payments")].state == 1 and back.breakers[("shop", "payments")].calls == {"rejected": 4}
     assert back.lag[("g", "orders", 1)].lag == 60
-    assert back.runtime["shop"].cpu == 0.4
+    assert (back.runtime["shop"].cpu, back.runtime["shop"].run_queue_wait) == (0.4, 0.3)
     assert back.counters[("shop", "chokepoint.http.client.retries", "api")] == 2
     with pytest.raises(ValueError):
         bucket_from_bytes(b"garbage")
+
+
+def test_runtime_rows_written_before_run_queue_wait_still_load():
+    clock = Clock()
+    store = filled_store(clock)
+    clock.t += 10
+    store.flush_due()
+    [bucket] = store.closed_buckets()
+    doc = json.loads(zlib.decompress(bucket_to_bytes(bucket)))
+    doc["runtime"] = [row[:7] for row in doc["runtime"]]  # the row as the previous release wrote it
+    back = bucket_from_bytes(zlib.compress(json.dumps(doc).encode()))
+    assert (back.runtime["shop"].cpu, back.runtime["shop"].run_queue_wait) == (0.4, None)
 
 
 def test_restart_keeps_aggregates_and_loses_at_most_the_open_bucket(tmp_path):

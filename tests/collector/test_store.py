@@ -171,7 +171,7 @@ def test_timeseries_points_per_bucket_and_unknown_metric(store, clock):
     store.set_runtime("shop", cpu=0.5, rss=1e8, threads=8)
     clock.t += 10
     store.add_requests("shop", "/a", [0.02] * 20)
-    store.set_runtime("shop", cpu=0.9)
+    store.set_runtime("shop", cpu=0.9, run_queue_wait=0.4)
     clock.t += 5  # the open bucket has covered 5 s so far
     [s] = store.timeseries("rps", service="shop", target="/a")
     assert s["points"] == [[10_000.0, 1.0], [10_010.0, 4.0]]
@@ -183,6 +183,8 @@ def test_timeseries_points_per_bucket_and_unknown_metric(store, clock):
     assert [round(v) for _t, v in p99["points"]] == [10, 20]
     [cpu] = store.timeseries("cpu_utilization", service="shop")
     assert cpu["points"] == [[10_000.0, 0.5], [10_010.0, 0.9]]
+    [waited] = store.timeseries("cpu_run_queue_wait", service="shop")
+    assert waited["points"] == [[10_010.0, 0.4]]  # no value in the first bucket: no point
     for metric in TIMESERIES_METRICS:
         assert isinstance(store.timeseries(metric), list)
     with pytest.raises(ValueError, match="unknown metric"):

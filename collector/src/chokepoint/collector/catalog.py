@@ -49,6 +49,12 @@ CONSUMER_LAG = Metric("chokepoint_consumer_lag", "gauge", "Kafka consumer offset
 CONSUMER_TIME_LAG = Metric("chokepoint_consumer_time_lag_seconds", "gauge", "Kafka consumer time lag", ("group", "topic", "partition"), "seconds")
 CONSUMER_STATUS = Metric("chokepoint_consumer_status", "gauge", "Kafka consumer status (0 OK, 1 WARN, 2 STALL, 3 STOP, 4 ERR)", ("group", "topic", "partition"))
 PROCESS_CPU = Metric("chokepoint_process_cpu_utilization", "gauge", "Process CPU utilization (1.0 = one core)", ("service",))
+PROCESS_CPU_RUN_QUEUE_WAIT = Metric(
+    "chokepoint_process_cpu_run_queue_wait",
+    "gauge",
+    "Time the process was runnable but waiting for a CPU (1.0 = one core); utilization + wait = CPU demand",
+    ("service",),
+)
 PROCESS_RSS = Metric("chokepoint_process_rss_bytes", "gauge", "Process resident memory", ("service",), "bytes")
 GC_PAUSE = Metric("chokepoint_gc_pause_seconds", "histogram", "Garbage-collector pause time", ("service",), "seconds")
 EVENT_LOOP_LAG = Metric("chokepoint_event_loop_lag_seconds", "histogram", "asyncio event-loop lag", ("service",), "seconds")
@@ -185,6 +191,7 @@ TIMESERIES_METRICS = (
     "pool_pending",
     "pool_wait_p99_ms",
     "cpu_utilization",
+    "cpu_run_queue_wait",
     "rss_bytes",
     "gc_pause_p99_ms",
     "event_loop_lag_p99_ms",

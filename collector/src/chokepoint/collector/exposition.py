@@ -17,7 +17,7 @@ Every family name comes from ``catalog.py``.  What is exported:
   GC pause, event-loop lag.  A bucket count is the number of sketch values whose bin
   representative is <= the bound (so a bound is honoured within the sketch's 1 %);
 - gauges (the newest value seen): pool used/max/pending, breaker state, consumer lag,
-  time lag and status, process CPU/RSS/threads, and ``chokepoint_bottleneck_score`` when
+  time lag and status, process CPU (use and run-queue wait)/RSS/threads, and ``chokepoint_bottleneck_score`` when
   a ``findings`` callable (returning CONTRACT.md finding dicts) is given.
 The collector reads a consistent snapshot taken under the store lock; a failing
 ``findings`` callable is logged and only the score family is left out of that scrape.
@@ -134,10 +134,12 @@ class StoreCollector:
             status.add_metric(labels, LAG_STATUSES.index(row["status"]))
         yield from (lag, time_lag, status)
 
-        cpu, rss, threads = _gauge(cat.PROCESS_CPU), _gauge(cat.PROCESS_RSS), _gauge(cat.THREADS)
+        cpu, rq_wait, rss, threads = _gauge(cat.PROCESS_CPU), _gauge(cat.PROCESS_CPU_RUN_QUEUE_WAIT), _gauge(cat.PROCESS_RSS), _gauge(cat.THREADS)
         for svc, r in sorted(latest.runtime.items()):
             if r.cpu is not None:
                 cpu.add_metric([svc], r.cpu)
+            if r.run_queue_wait is not None:
+                rq_wait.add_metric([svc], r.run_queue_wait)
             if r.rss is not None:
                 rss.add_metric([svc], r.rss)
             if r.threads is not None:
@@ -148,7 +150,7 @@ class StoreCollector:
                 gc.add_metric([svc], histogram_buckets(r.gc_pause), r.gc_pause.sum)
             if r.loop_lag.count:
                 loop.add_metric([svc], histogram_buckets(r.loop_lag), r.loop_lag.sum)
-        yield from (cpu, rss, threads, gc, loop)
+        yield from (cpu, rq_wait, rss, threads, gc, loop)
 
         breakdown = _counter(cat.BREAKDOWN_TIME)
         for (svc, route), bd in sorted(totals.breakdown.items()):

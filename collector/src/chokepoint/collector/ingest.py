@@ -195,6 +195,7 @@ _POOL_TIMEOUTS = {sig.DB_POOL_TIMEOUTS: "db", "db.client.connections.timeouts": 
 _RUNTIME_GAUGES = {
     sig.PROCESS_CPU_UTILIZATION: "cpu",
     "process.runtime.cpython.cpu.utilization": "cpu",
+    sig.RUNTIME_CPU_RUN_QUEUE_WAIT: "run_queue_wait",
     sig.PROCESS_MEMORY_USAGE: "rss",
     sig.PROCESS_THREAD_COUNT: "threads",
     "process.runtime.cpython.thread_count": "threads",

@@ -55,7 +55,7 @@ def bucket_to_bytes(b: Bucket) -> bytes:
         "pools": [[k[0], k[1], k[2], p.used, p.max, p.pending, p.idle, _sk(p.wait), p.timeouts, p.updated_s] for k, p in b.pools.items()],
         "breakers": [[k[0], k[1], br.state, br.transitions, br.calls, br.updated_s] for k, br in b.breakers.items()],
         "lag": [[k[0], k[1], k[2], vars(lp)] for k, lp in b.lag.items()],
-        "runtime": [[k, r.cpu, r.rss, r.threads, _sk(r.gc_pause), _sk(r.loop_lag), r.updated_s] for k, r in b.runtime.items()],
+        "runtime": [[k, r.cpu, r.rss, r.threads, _sk(r.gc_pause), _sk(r.loop_lag), r.updated_s, r.run_queue_wait] for k, r in b.runtime.items()],
         "counters": [[k[0], k[1], k[2], v] for k, v in b.counters.items()],
     }
     return zlib.compress(json.dumps(doc, separators=(",", ":")).encode("utf-8"), 6)
@@ -87,9 +87,10 @@ def bucket_from_bytes(blob: bytes) -> Bucket:
         b.breakers[(svc, name)] = br
     for group, topic, partition, fields in doc["lag"]:
         b.lag[(group, topic, int(partition))] = LagPoint(**fields)
-    for svc, cpu, rss, threads, gc, loop, updated in doc["runtime"]:
+    for svc, cpu, rss, threads, gc, loop, updated, *rest in doc["runtime"]:  # rows before run-queue wait have 7 fields
         r = RuntimeAgg(_unsk(gc), _unsk(loop))
         r.cpu, r.rss, r.threads, r.updated_s = cpu, rss, threads, updated
+        r.run_queue_wait = rest[0] if rest else None
         b.runtime[svc] = r
     for svc, name, key, v in doc["counters"]:
         b.counters[(svc, name, key)] = float(v)

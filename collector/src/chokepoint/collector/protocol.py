@@ -129,13 +129,17 @@ class BreakerAgg:
         return b
 
 
+RUNTIME_GAUGES = ("cpu", "run_queue_wait", "rss", "threads")  # RuntimeAgg's latest-value fields
+
+
 class RuntimeAgg:
     """Runtime of one service in one bucket: latest gauges, GC pause and loop-lag sketches (s)."""
 
-    __slots__ = ("cpu", "gc_pause", "loop_lag", "rss", "threads", "updated_s")
+    __slots__ = ("cpu", "gc_pause", "loop_lag", "rss", "run_queue_wait", "threads", "updated_s")
 
     def __init__(self, gc_pause: Sketch, loop_lag: Sketch) -> None:
         self.cpu: float | None = None
+        self.run_queue_wait: float | None = None  # fraction of one core runnable but not running
         self.rss: float | None = None
         self.threads: float | None = None
         self.gc_pause = gc_pause
@@ -143,7 +147,7 @@ class RuntimeAgg:
         self.updated_s = 0.0
 
     def merge(self, other: RuntimeAgg) -> None:
-        for name in ("cpu", "rss", "threads"):
+        for name in RUNTIME_GAUGES:
             v = getattr(other, name)
             if v is not None:
                 setattr(self, name, v)
@@ -153,7 +157,7 @@ class RuntimeAgg:
 
     def copy(self) -> RuntimeAgg:
         r = RuntimeAgg(self.gc_pause.copy(), self.loop_lag.copy())
-        r.cpu, r.rss, r.threads = self.cpu, self.rss, self.threads
+        r.cpu, r.run_queue_wait, r.rss, r.threads = self.cpu, self.run_queue_wait, self.rss, self.threads
         r.updated_s = self.updated_s
         return r
 

@@ -35,7 +35,7 @@ Layout
   ``pools[(service, kind, name)] = PoolAgg`` (latest used/max/pending/idle, wait sketch,
   timeouts), ``breakers[(service, name)] = BreakerAgg`` (latest state, transitions by
   target state, calls by result), ``lag[(group, topic, partition)]`` (latest offsets, lag,
-  time lag, status), ``runtime[service] = RuntimeAgg`` (latest CPU/RSS/threads, GC pause
+  time lag, status), ``runtime[service] = RuntimeAgg`` (latest CPU, run-queue wait, RSS, threads, GC pause
   and event-loop lag sketches) and ``counters[(service, name, key)]`` (analyzer signals:
   retries, calls without timeout, calls in transaction, DB queries per request, ...).
 - Queries over a window merge the buckets that overlap it (the open bucket included);
@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 
 from chokepoint.collector import lag as lag_rules
 from chokepoint.collector.catalog import BREAKER_STATES, LAG_STATUSES, TIMESERIES_METRICS
-from chokepoint.collector.protocol import BreakdownAgg, BreakerAgg, Bucket, LagPoint, PoolAgg, RouteAgg, RuntimeAgg
+from chokepoint.collector.protocol import RUNTIME_GAUGES, BreakdownAgg, BreakerAgg, Bucket, LagPoint, PoolAgg, RouteAgg, RuntimeAgg
 from chokepoint.collector.sketch import DEFAULT_RELATIVE_ACCURACY, Sketch
 
 __all__ = [
@@ -429,11 +429,15 @@ class Store:
         r.updated_s = self.clock()
         return r
 
-    def set_runtime(self, service: str, cpu: float | None = None, rss: float | None = None, threads: float | None = None) -> None:
+    def set_runtime(
+        self, service: str, cpu: float | None = None, rss: float | None = None, threads: float | None = None, run_queue_wait: float | None = None
+    ) -> None:
         with self._lock:
             r = self._runtime(service)
             if cpu is not None:
                 r.cpu = cpu
+            if run_queue_wait is not None:
+                r.run_queue_wait = run_queue_wait
             if rss is not None:
                 r.rss = rss
             if threads is not None:
@@ -872,13 +876,14 @@ class Store:
                         lab = (("service", svc), ("kind", kind), ("pool", name))
                         v = {"pool_used": p.used, "pool_max": p.max, "pool_pending": p.pending}.get(metric)
                         point(lab, ts, _ms(p.wait.quantile(0.99)) if metric == "pool_wait_p99_ms" else v)
-                elif metric in ("cpu_utilization", "rss_bytes", "gc_pause_p99_ms", "event_loop_lag_p99_ms", "threads"):
+                elif metric in ("cpu_utilization", "cpu_run_queue_wait", "rss_bytes", "gc_pause_p99_ms", "event_loop_lag_p99_ms", "threads"):
                     for svc, r in b.runtime.items():
                         if service is not None and svc != service:
                             continue
                         lab = (("service", svc),)
                         v = {
                             "cpu_utilization": r.cpu,
+                            "cpu_run_queue_wait": r.run_queue_wait,
                             "rss_bytes": r.rss,
                             "threads": r.threads,
                             "gc_pause_p99_ms": _ms(r.gc_pause.quantile(0.99)),
@@ -1000,7 +1005,7 @@ class Store:
                     r = latest.runtime.get(k)
                     if r is None:
                         r = latest.runtime[k] = RuntimeAgg(self._new_sketch(), self._new_sketch())
-                    for name in ("cpu", "rss", "threads"):
+                    for name in RUNTIME_GAUGES:
                         val = getattr(v, name)
                         if val is not None:
                             setattr(r, name, val)

@@ -227,7 +227,15 @@ def saturation() -> dict:
         _panel(lay, "Callers waiting for a pool member", [(f"max by ({by}) ({c.POOL_PENDING.name}{{{SVC}}})", "{{kind}} {{pool}}")]),
         _panel(lay, "Pool wait p99", [(_quantile(0.99, c.POOL_WAIT, by), "{{kind}} {{pool}}")], "s"),
         _panel(lay, "Pool checkout timeouts per second", [(_rate(c.POOL_TIMEOUTS, by), "{{kind}} {{pool}}")], "ops"),
-        _panel(lay, "CPU utilization (1.0 = one core)", [(f"max by (service) ({c.PROCESS_CPU.name}{{{SVC}}})", "{{service}}")], "percentunit"),
+        _panel(
+            lay,
+            "CPU used and waited for (1.0 = one core)",
+            [
+                (f"max by (service) ({c.PROCESS_CPU.name}{{{SVC}}})", "{{service}} used"),
+                (f"max by (service) ({c.PROCESS_CPU_RUN_QUEUE_WAIT.name}{{{SVC}}})", "{{service}} waiting for a CPU"),
+            ],
+            "percentunit",
+        ),
         _panel(lay, "Resident memory", [(f"max by (service) ({c.PROCESS_RSS.name}{{{SVC}}})", "{{service}}")], "bytes"),
         _panel(lay, "GC pause p99", [(_quantile(0.99, c.GC_PAUSE, "service"), "{{service}}")], "s"),
         _panel(lay, "Event-loop lag p99", [(_quantile(0.99, c.EVENT_LOOP_LAG, "service"), "{{service}}")], "s"),
