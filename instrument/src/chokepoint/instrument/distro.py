@@ -28,6 +28,9 @@ Lighter instrumentor options (why: the overhead benchmark, docs/BENCHMARKS.md):
   ``CHOKEPOINT_ASGI=upstream`` the upstream FastAPI instrumentor with
   ``exclude_spans=["receive", "send"]`` (no per-message ASGI spans);
 - ``system_metrics`` is skipped: the runtime probe reports process CPU/RSS/GC.
+- Django: instrumented once the project's settings load (right away, or after the first
+  ``django.setup()``), never with Django's default settings
+  (:mod:`chokepoint.instrument.django_deferred`).
 
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` works as usual (handled by the loader).
 """
@@ -87,6 +90,11 @@ class ChokepointDistro(BaseDistro):
             return
         options.update(kwargs)
         instrumentor = entry_point.load()
+        if entry_point.name == "django":  # after the project's settings load (django_deferred)
+            from chokepoint.instrument.django_deferred import instrument_django
+
+            instrument_django(lambda: instrumentor().instrument(**options))
+            return
         instrumentor().instrument(**options)
 
 
