@@ -301,3 +301,72 @@ def test_cpu_bound_on_a_shared_host_is_cpu_saturation_not_its_symptoms():
 def test_sleeping_workers_with_low_cpu_are_not_cpu_saturation():
     findings = run(worker_pool)
     assert "cpu_saturation" not in {f.kind for f in findings}
+
+
+def gil_bound_on_a_contended_host(store, rng, i):
+    """What the demo shop sends with its CPU-heavy route on a busy 2-core host: the process
+    gets 0.58 core and waits 0.39 core for a CPU; 16 threads share the GIL, so each request's
+    own time is mostly waiting for it (CPU per own time is low); the GIL-starved loop lags and
+    the threadpool queues."""
+    durations = _lognormal(rng, 0.4, 8)
+    store.add_requests(SVC, "GET /recommendations", durations)
+    store.add_breakdown(SVC, "GET /recommendations", {"self": sum(durations) * 0.8, "queue": sum(durations) * 0.2}, slow=True, requests=8)
+    store.set_runtime(SVC, cpu=0.58, run_queue_wait=0.39)
+    blocked_loop(store, rng, i)
+    store.set_pool(SVC, "worker", "anyio", used=16, max=16, pending=10)
+    store.add_pool_waits(SVC, "worker", "anyio", _lognormal(rng, 0.2, 8))
+
+
+def test_cpu_demand_names_a_starved_cpu_bound_process():
+    findings = run(gil_bound_on_a_contended_host)
+    top = findings[0]
+    assert (top.kind, top.target, top.severity) == ("cpu_saturation", "process", "critical"), [(f.kind, f.target, f.score) for f in findings[:4]]
+    assert (top.evidence["cpu_utilization"], top.evidence["run_queue_wait"], top.evidence["cpu_demand"]) == (0.58, 0.39, 0.97)
+    assert top.evidence["cpu_per_self_time"] < 0.25  # the old "mostly computing" test alone would miss it
+    assert top.summary.startswith("The process wants 0.97 core (uses 0.58, waits 0.39 for a CPU)")
+    assert "processes" in top.recommendation and "threads will not help" in top.recommendation and "GET /recommendations" in top.recommendation
+    kinds = [f.kind for f in findings]
+    assert "worker_pool_saturation" not in kinds  # more threads would not help
+    loop = next(f for f in findings if f.kind == "event_loop_blocked")
+    assert loop.evidence["cpu_bound"] is True and loop.score < top.score
+
+
+def tiny_worker_pool_on_a_contended_host(store, rng, i):
+    """Four workers sleeping on I/O; the host is busy, so each wake-up waits a little for a CPU."""
+    worker_pool(store, rng, i)
+    store.set_runtime(SVC, cpu=0.14, run_queue_wait=0.3)
+
+
+def blocking_call_on_the_loop_on_a_contended_host(store, rng, i):
+    """A blocking sleep/sync call inside async code: the loop lags while the process computes little."""
+    blocked_loop(store, rng, i)
+    store.set_runtime(SVC, cpu=0.22, run_queue_wait=0.45)
+    store.set_pool(SVC, "worker", "anyio", used=40, max=40, pending=8)  # its results wait for the loop
+    store.add_pool_waits(SVC, "worker", "anyio", _lognormal(rng, 0.1, 10))
+
+
+@pytest.mark.parametrize(
+    "feed, kind, target",
+    [
+        (tiny_worker_pool_on_a_contended_host, "worker_pool_saturation", "anyio"),
+        (blocking_call_on_the_loop_on_a_contended_host, "event_loop_blocked", "event_loop"),
+    ],
+)
+def test_run_queue_wait_alone_is_no_cpu_saturation(feed, kind, target):
+    findings = run(feed)
+    assert (findings[0].kind, findings[0].target) == (kind, target), [(f.kind, f.target, f.score) for f in findings[:4]]
+    assert findings[0].severity != "info"
+    assert "cpu_saturation" not in {f.kind for f in findings}
+    if kind == "worker_pool_saturation":
+        assert (findings[0].evidence["run_queue_wait"], findings[0].evidence["cpu_demand"]) == (0.3, 0.44)
+
+
+def test_a_process_that_gets_the_cpu_it_asks_for_is_not_cpu_bound():
+    """With the wait signal, 0.62 core used and hardly any wait is a process below one core
+    that the host serves in full, however much of its own time is computing."""
+
+    def computing_below_a_core(store, rng, i):
+        cpu_bound_on_a_shared_host(store, rng, i)
+        store.set_runtime(SVC, cpu=0.62, run_queue_wait=0.03)
+
+    assert "cpu_saturation" not in {f.kind for f in run(computing_below_a_core)}

@@ -19,7 +19,23 @@ Each rule produces a candidate with two numbers in 0..1:
   (``ServiceView.busy_share``); the worker pool itself explains the queueing only in
   proportion to the app's own (``self``) time, i.e. waits the agent cannot see.
 - ``strength``: how far the direct evidence is past its threshold (pool wait p99 vs
-  200 ms, CPU vs one core, loop lag vs 500 ms, lag growth, ...).
+  200 ms, CPU demand vs one core, loop lag vs 500 ms, lag growth, ...).
+
+CPU demand
+----------
+``process.cpu.utilization`` is the CPU a process *got*; on a host shared with the load
+generator, the database and other services a CPU-bound process gets less than a core.
+The agent also reports ``chokepoint.runtime.cpu.run_queue_wait``: the time its threads
+were runnable but waiting for a CPU.  ``demand = used + waited`` (fractions of one
+core) is what it *wants*; a CPython process whose demand is near one core is CPU-bound
+(the GIL lets one thread compute at a time) even when the box gives it 0.6 core.
+``cpu_saturation`` fires on demand ≥ ``cpu_busy`` when the process uses at least
+``cpu_demand_min_used`` itself (a process that mostly sleeps and waits a little at each
+wake-up is not CPU-bound), on utilization ≥ ``cpu_busy``, or, without the wait signal
+(other SDKs, non-Linux), on utilization ≥ ``cpu_contended`` when the app's own time per
+request is mostly CPU time.  The same test keeps ``worker_pool_saturation`` quiet (more
+threads do not help a CPU-bound process), and a CPU-bound process is named ahead of
+the loop lag, busy workers and hot route it causes.
 
 ``score = 0.55 * explained + 0.45 * strength`` plus a small ``specificity`` bonus for
 the more specific explanation of the same symptom (an external call inside a
@@ -69,8 +85,9 @@ class AnalyzerConfig:
     degraded_ratio: float = 2.0  # ... or this many times its baseline p99
     pool_wait_p99_ms: float = 20.0
     worker_queue_wait_p99_ms: float = 20.0
-    cpu_busy: float = 0.85  # fraction of one core
-    cpu_contended: float = 0.5  # ... or this much, when the app's own time is mostly computing
+    cpu_busy: float = 0.85  # fraction of one core: CPU used, or CPU demand (used + run-queue wait)
+    cpu_demand_min_used: float = 0.3  # run-queue wait counts as demand only when the process uses this much itself
+    cpu_contended: float = 0.5  # ... or this much used, when the app's own time is mostly computing
     compute_ratio: float = 0.25  # CPU seconds per request / self seconds per request
     cpu_low: float = 0.6
     loop_lag_p99_ms: float = 50.0
@@ -332,9 +349,10 @@ def rule_worker_pool_saturation(v: WindowView) -> Iterable[Candidate]:
             continue
         svc = p["service"]
         sv = v.services.get(svc, ServiceView(svc))
-        cpu = _avg([x for _, x in v.runtime_series(svc, "cpu")])
-        if cpu is not None and cpu >= cfg.cpu_busy:
+        demand = cpu_demand(v, svc)
+        if demand.bound:
             continue  # CPU-bound: cpu_saturation's business (threads will not help)
+        cpu = demand.used
         # the queueing is this pool's to explain when the busy workers wait on nothing the
         # agent sees (unobserved I/O, sleeps): their in-worker time is the app's own
         queue_share = sv.share("queue") * sv.busy_share("self")
@@ -345,7 +363,15 @@ def rule_worker_pool_saturation(v: WindowView) -> Iterable[Candidate]:
             explained=queue_share if queue_share > 0 else min(1.0, wait_p99 / max(sv.worst_p99_ms, 1.0)),
             strength=min(1.0, max(wait_p99 / 200.0, pending / max(mx, 1.0))),
             summary=f"All {mx:.0f} workers of '{p['name']}' busy, {pending:.0f} requests queued (queue wait p99 {wait_p99:.0f} ms) while CPU is {100 * (cpu or 0):.0f}% of a core",
-            evidence={"workers_busy": used, "workers_max": mx, "queued": pending, "queue_wait_p99_ms": wait_p99, "cpu_utilization": cpu},
+            evidence={
+                "workers_busy": used,
+                "workers_max": mx,
+                "queued": pending,
+                "queue_wait_p99_ms": wait_p99,
+                "cpu_utilization": cpu,
+                "run_queue_wait": round(demand.waited, 3) if demand.waited is not None else None,
+                "cpu_demand": demand.demand,
+            },
             recommendation=_rec("worker_pool_saturation", f"Pool '{p['name']}' has {mx:.0f} workers: try {int(max(mx, 1) * 2)}."),
         )
 
@@ -360,35 +386,71 @@ def _worker_pool_saturated(pool: dict, cfg: AnalyzerConfig) -> bool:
     return (saturated and pending >= 1) or (busy and (pool.get("wait_p99_ms") or 0.0) >= cfg.worker_queue_wait_p99_ms)
 
 
-def rule_cpu_saturation(v: WindowView) -> Iterable[Candidate]:
+@dataclass
+class CpuDemand:
+    """A service's CPU in the window, as fractions of one core (averages of the per-bucket gauges)."""
+
+    used: float | None  # process.cpu.utilization
+    waited: float | None  # run-queue wait (None: the service does not report it)
+    compute_ratio: float  # CPU seconds per request / own ("self") seconds per request
+    bound: bool  # CPU-bound: see the module docstring
+
+    @property
+    def demand(self) -> float | None:
+        return None if self.used is None else round(self.used + (self.waited or 0.0), 3)
+
+
+def cpu_demand(v: WindowView, svc: str) -> CpuDemand:
     cfg = v.config
+    used = _avg([x for _, x in v.runtime_series(svc, "cpu")])
+    waited = _avg([x for _, x in v.runtime_series(svc, "run_queue_wait")])
+    if used is None:
+        return CpuDemand(None, waited, 0.0, False)
+    self_s = sum(b.all.get("self", 0.0) for (s, _r), b in v.cur.breakdown.items() if s == svc)
+    requests = sum(b.requests for (s, _r), b in v.cur.breakdown.items() if s == svc) or v.services.get(svc, ServiceView(svc)).requests
+    compute_ratio = (used * v.window_s / requests) / (self_s / requests) if requests and self_s > 0 else 0.0
+    bound = (
+        used >= cfg.cpu_busy
+        or (waited is not None and used >= cfg.cpu_demand_min_used and used + waited >= cfg.cpu_busy)
+        # no wait signal (another SDK, not Linux): a process that gets half a core and whose
+        # own time is mostly computing is CPU-bound on a shared host
+        or (waited is None and used >= cfg.cpu_contended and compute_ratio >= cfg.compute_ratio)
+    )
+    return CpuDemand(used, waited, compute_ratio, bound)
+
+
+def rule_cpu_saturation(v: WindowView) -> Iterable[Candidate]:
     for svc, sv in v.services.items():
-        cpu = _avg([x for _, x in v.runtime_series(svc, "cpu")])
-        if cpu is None or not sv.degraded:
+        d = cpu_demand(v, svc)
+        if not d.bound or not sv.degraded:
             continue
-        # On a shared host a CPU-bound process may not get its core: it is CPU-bound too
-        # when its own ("self") time per request is mostly CPU time, not sleeping or waiting.
-        self_s = sum(b.all.get("self", 0.0) for (s, _r), b in v.cur.breakdown.items() if s == svc)
-        requests = sum(b.requests for (s, _r), b in v.cur.breakdown.items() if s == svc) or sv.requests
-        compute_ratio = (cpu * v.window_s / requests) / (self_s / requests) if requests and self_s > 0 else 0.0
-        if cpu < cfg.cpu_busy and not (cpu >= cfg.cpu_contended and compute_ratio >= cfg.compute_ratio):
-            continue
+        cpu, demand = d.used or 0.0, d.demand or 0.0
         self_share = sv.busy_share("self") if sv.has_breakdown else 0.5
+        advice = []
+        if d.waited is not None and d.waited >= 0.05:
+            summary = f"The process wants {demand:.2f} core (uses {cpu:.2f}, waits {d.waited:.2f} for a CPU)"
+            advice.append(f"It waits {d.waited:.2f} core for a CPU the host gives to others: more processes need free cores (another host, fewer neighbours)")
+        else:
+            summary = f"The process uses {100 * cpu:.0f}% of one core"
+        if sv.worst_route:
+            advice.append(f"Profile {sv.worst_route} first (p99 {sv.worst_p99_ms:.0f} ms)")
         yield Candidate(
             "cpu_saturation",
             svc,
             "process",
             explained=self_share,
-            strength=min(1.0, (cpu - 0.5) / 0.5),
-            summary=f"The process uses {100 * cpu:.0f}% of one core; {100 * self_share:.0f}% of slow requests' time is the app's own code",
+            strength=min(1.0, (demand - 0.5) / 0.5),
+            summary=f"{summary}; {100 * self_share:.0f}% of slow requests' time is the app's own code",
             evidence={
                 "cpu_utilization": round(cpu, 3),
-                "cpu_per_self_time": round(compute_ratio, 3),
+                "run_queue_wait": round(d.waited, 3) if d.waited is not None else None,
+                "cpu_demand": demand,
+                "cpu_per_self_time": round(d.compute_ratio, 3),
                 "self_time_share": round(self_share, 3),
                 "worst_route": sv.worst_route,
                 "worst_p99_ms": sv.worst_p99_ms,
             },
-            recommendation=_rec("cpu_saturation"),
+            recommendation=_rec("cpu_saturation", ". ".join(advice) + "." if advice else ""),
             specificity=0.05,
         )
 
