@@ -31,6 +31,8 @@ Lighter instrumentor options (why: the overhead benchmark, docs/BENCHMARKS.md):
 - Django: instrumented once the project's settings load (right away, or after the first
   ``django.setup()``), never with Django's default settings
   (:mod:`chokepoint.instrument.django_deferred`).
+- sqlite3: ``conn.execute()`` / ``conn.executemany()`` traced like cursor statements
+  (:mod:`chokepoint.instrument.sqlite_shortcuts`).
 
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` works as usual (handled by the loader).
 """
@@ -96,6 +98,10 @@ class ChokepointDistro(BaseDistro):
             instrument_django(lambda: instrumentor().instrument(**options))
             return
         instrumentor().instrument(**options)
+        if entry_point.name == "sqlite3":  # conn.execute() traced too (sqlite_shortcuts)
+            from chokepoint.instrument.sqlite_shortcuts import install_sqlite3_shortcuts
+
+            install_sqlite3_shortcuts()
 
 
 class ChokepointConfigurator(_BaseConfigurator):
