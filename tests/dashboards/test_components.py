@@ -1,15 +1,18 @@
-"""chokepoint.dashboards.components: figures, empty states, and tolerance of bad collector answers."""
+"""chokepoint.dashboards.components: figures, tables, empty states, and tolerance of bad collector answers."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import dash_ag_grid as dag
 import plotly.utils
 import pytest
 
 from chokepoint.dashboards.app import collector_banner
 from chokepoint.dashboards.client import ApiClient
-from chokepoint.dashboards.components import NO_DATA, empty_figure, lines_figure, tolerant
+from chokepoint.dashboards.components import NO_DATA, cell_colours, empty_figure, lines_figure, table, tolerant
 from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
 
@@ -75,3 +78,44 @@ def test_every_page_survives_a_malformed_collector(malformed, texts):
     assert "unexpected answer" in texts(dependencies.refresh(malformed)[0])
     assert "unexpected answer" in texts(messaging.refresh(malformed)[0])
     assert "collector status: 'degraded'" in texts(collector_banner(malformed))
+
+
+def test_table_is_a_sortable_paginated_grid_keyed_by_its_rows():
+    grid = table(
+        "t",
+        [("route", "route", "markdown"), ("name", "name", "text"), ("p99_ms", "p99 ms", "numeric")],
+        [{"route": "[/a](/route)"}],
+        row_key=("name", "route"),
+        page_size=7,
+    )
+    assert isinstance(grid, dag.AgGrid) and grid.rowData == [{"route": "[/a](/route)"}]
+    route, name, p99 = grid.columnDefs
+    assert route == {"field": "route", "headerName": "route", "cellRenderer": "markdown"}
+    assert name["cellDataType"] == "text" and p99["type"] == "numericColumn" and p99["cellDataType"] == "number"
+    assert grid.defaultColDef["sortable"] is True
+    assert grid.dashGridOptions["pagination"] is True and grid.dashGridOptions["paginationPageSize"] == 7
+    assert grid.getRowId == "params.data.name + '|' + params.data.route"
+
+
+def test_table_refuses_unknown_column_kinds_and_styles():
+    with pytest.raises(ValueError, match="unknown kind 'date'"):
+        table("t", [("ts", "time", "date")], [], row_key=("ts",))
+    with pytest.raises(ValueError, match=r"unknown columns: \['state'\]"):
+        table("t", [("name", "name", "text")], [], row_key=("name",), cell_styles={"state": cell_colours({"open": "red"})})
+
+
+def test_every_page_table_is_an_ag_grid():
+    tables = {
+        overview: overview.RED_TABLE,
+        route: route.TRACES_TABLE,
+        resources: resources.POOLS_TABLE,
+        dependencies: dependencies.DEPENDENCIES_TABLE,
+        messaging: messaging.LAG_TABLE,
+    }
+    for page, table_id in tables.items():
+        assert isinstance(page.layout()[table_id], dag.AgGrid), page.__name__
+
+
+def test_importing_the_app_raises_no_deprecation_warning():
+    run = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", "import chokepoint.dashboards.app"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

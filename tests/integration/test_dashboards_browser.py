@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -124,6 +125,54 @@ def test_page_shows_its_data_without_console_errors(browser, dashboard, artifact
     snap(browser, artifacts_dir, name)
     assert browser.find_element(By.ID, COLLECTOR_BANNER).text == ""
     assert console_errors(browser) == []
+
+
+GRID_COLUMN_JS = """
+const [tableId, colId, property] = arguments;
+const rows = [...document.querySelectorAll(`#${tableId} .ag-center-cols-container .ag-row`)];
+rows.sort((a, b) => Number(a.getAttribute("row-index")) - Number(b.getAttribute("row-index")));
+return rows.map((row) => {
+  const cell = row.querySelector(`[col-id="${colId}"]`);
+  return property ? getComputedStyle(cell)[property] : cell.innerText;
+});
+"""
+
+
+def grid_column(driver, table_id: str, col_id: str, css_property: str | None = None) -> list[str]:
+    """Texts (or a computed CSS property) of the rendered cells of column ``col_id`` in the AG Grid
+    ``#table_id``, top to bottom; read in one script, so a live refresh cannot interleave."""
+    return driver.execute_script(GRID_COLUMN_JS, table_id, col_id, css_property)
+
+
+def click(driver, css: str) -> None:
+    """Click the element matching ``css``, again if a live refresh replaced it meanwhile."""
+    WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: d.find_element(By.CSS_SELECTOR, css).click() or True)
+
+
+def test_red_table_sorts_by_header_and_links_each_route_to_its_detail(browser, dashboard):
+    browser.get(dashboard.url + "/")
+    wait_text(browser, overview.RED_TABLE, "/checkout")
+    assert grid_column(browser, overview.RED_TABLE, "route")[0] == "/checkout"  # highest p99 first
+    header = f'#{overview.RED_TABLE} .ag-header-cell[col-id="p99_ms"]'
+    click(browser, header)  # ascending
+    WebDriverWait(browser, WAIT_S).until(lambda d: grid_column(d, overview.RED_TABLE, "route")[0] != "/checkout")
+    p99 = [float(v) for v in grid_column(browser, overview.RED_TABLE, "p99_ms")]
+    assert p99 == sorted(p99) and len(p99) == 20  # one page
+    time.sleep(2.5)  # a live refresh replaces the rows; the sort stays
+    assert [float(v) for v in grid_column(browser, overview.RED_TABLE, "p99_ms")] == p99
+    click(browser, header)  # descending
+    WebDriverWait(browser, WAIT_S).until(lambda d: grid_column(d, overview.RED_TABLE, "route")[0] == "/checkout")
+    click(browser, f'#{overview.RED_TABLE} [col-id="route"] a[href="/route?service=shop&route=%2Fcheckout"]')
+    wait_text(browser, route.STATUS, "shop /checkout: 6 kept traces")
+    assert grid_column(browser, route.TRACES_TABLE, "keep_reason")[0] == "error"
+
+
+def test_lag_status_cells_are_coloured_by_status(browser, dashboard):
+    browser.get(dashboard.url + "/messaging")
+    wait_text(browser, messaging.LAG_TABLE, "STALL")
+    assert grid_column(browser, messaging.LAG_TABLE, "status") == ["STALL", "WARN", "OK"]
+    colours = grid_column(browser, messaging.LAG_TABLE, "status", "backgroundColor")
+    assert colours == ["rgb(239, 108, 0)", "rgb(249, 168, 37)", "rgb(46, 125, 50)"]
 
 
 def test_pages_refresh_live_without_reload(browser, dashboard, api_server):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chokepoint.dashboards.components import STATUS_COLOURS
 from chokepoint.dashboards.pages import messaging
 
 
@@ -16,8 +17,11 @@ def test_worst_partition_first_with_status(api, texts):
 
 
 def test_status_colours_cover_every_status():
-    styled = {s["if"]["filter_query"] for s in messaging.STATUS_STYLES}
-    assert styled == {f'{{status}} = "{s}"' for s in ("OK", "WARN", "STALL", "STOP", "ERR")}
+    conditions = {c["condition"]: c["style"]["backgroundColor"] for c in messaging.STATUS_STYLE["styleConditions"]}
+    assert conditions == {f'params.value === "{s}"': STATUS_COLOURS[s] for s in ("OK", "WARN", "STALL", "STOP", "ERR")}
+    grid = messaging.layout()[messaging.LAG_TABLE]
+    status = next(c for c in grid.columnDefs if c["field"] == "status")
+    assert status["cellStyle"] is messaging.STATUS_STYLE
 
 
 def test_empty_and_unreachable(empty, unreachable, texts):

@@ -1,5 +1,8 @@
 """Small view helpers shared by the Dash pages: empty states, banners, figures, tables.
 
+Tables are AG Grid (``dash_ag_grid.AgGrid``): sortable columns, numbers right-aligned,
+markdown cells for links, paginated, rows keyed so a live refresh updates them in place.
+
 Pure functions from API payloads (see :mod:`chokepoint.dashboards.client`) to Dash
 components and Plotly figures, so pages stay short and everything here is testable
 without a browser.
@@ -8,11 +11,13 @@ without a browser.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable, Iterable
 
+import dash_ag_grid as dag
 import plotly.graph_objects as go
-from dash import dash_table, html
+from dash import html
 
 from .client import CollectorUnavailable
 
@@ -138,28 +143,75 @@ def lines_figure(
     return time_figure(line_traces(series, label_keys, step=step, dash_style=dash_style), title, yaxis_title, **layout)
 
 
-def table(table_id: str, columns: list[tuple[str, str, str]], rows: list[dict], **kwargs) -> dash_table.DataTable:
-    """A sortable table; ``columns`` = ``(id, header, type)`` with type text/numeric/markdown."""
-    cols = []
-    for col_id, name, kind in columns:
-        col = {"id": col_id, "name": name}
-        if kind == "markdown":
-            col["presentation"] = "markdown"
-        elif kind == "numeric":
-            col["type"] = "numeric"
-        cols.append(col)
-    return dash_table.DataTable(
+TABLE_THEME = {
+    "function": "themeQuartz.withParams({fontFamily: 'sans-serif', fontSize: 13, spacing: 4, headerFontWeight: 'bold', headerBackgroundColor: '#eceff1'})"
+}
+
+
+def column_def(col_id: str, name: str, kind: str, cell_style: dict | None = None) -> dict:
+    """One AG Grid column: ``kind`` text/numeric/markdown; ``cell_style`` e.g. :func:`cell_colours`."""
+    col = {"field": col_id, "headerName": name}
+    if kind == "markdown":
+        col["cellRenderer"] = "markdown"  # links open in the same tab
+    elif kind == "numeric":
+        col["type"] = "numericColumn"
+        col["cellDataType"] = "number"
+    elif kind == "text":
+        col["cellDataType"] = "text"
+    else:
+        raise ValueError(f"column {col_id!r}: unknown kind {kind!r} (text, numeric or markdown)")
+    if cell_style:
+        col["cellStyle"] = cell_style
+    return col
+
+
+def cell_colours(colours: dict[str, str]) -> dict:
+    """A ``cellStyle`` painting a cell by its value (e.g. a status), white bold text on ``colours[value]``."""
+    return {
+        "styleConditions": [
+            {"condition": f"params.value === {json.dumps(value)}", "style": {"backgroundColor": colour, "color": "white", "fontWeight": "bold"}}
+            for value, colour in colours.items()
+        ]
+    }
+
+
+def table(
+    table_id: str,
+    columns: list[tuple[str, str, str]],
+    rows: list[dict],
+    *,
+    row_key: Iterable[str],
+    page_size: int = 25,
+    cell_styles: dict[str, dict] | None = None,
+) -> dag.AgGrid:
+    """A sortable, paginated AG Grid.
+
+    ``columns`` = ``(id, header, kind)`` with kind text/numeric/markdown; ``row_key`` = the
+    columns identifying a row (so a refresh updates rows in place and keeps the page and
+    sort); ``cell_styles`` = ``{column id: cellStyle}``.
+    """
+    styles = cell_styles or {}
+    unknown = set(styles) - {c[0] for c in columns}
+    if unknown:
+        raise ValueError(f"cell_styles for unknown columns: {sorted(unknown)}")
+    key = " + '|' + ".join(f"params.data.{k}" for k in row_key)
+    return dag.AgGrid(
         id=table_id,
-        columns=cols,
-        data=rows,
-        sort_action="native",
-        page_size=kwargs.pop("page_size", 25),
-        style_table={"overflowX": "auto"},
-        style_cell={"fontFamily": "sans-serif", "fontSize": "13px", "padding": "4px 8px", "textAlign": "left"},
-        style_header={"fontWeight": "bold", "background": "#eceff1"},
-        markdown_options={"link_target": "_self"},
-        css=[{"selector": ".cell-markdown p", "rule": "margin: 0;"}],
-        **kwargs,
+        columnDefs=[column_def(col_id, name, kind, styles.get(col_id)) for col_id, name, kind in columns],
+        rowData=rows,
+        getRowId=key,
+        defaultColDef={"sortable": True, "resizable": True, "suppressMovable": True},
+        columnSize="responsiveSizeToFit",
+        dashGridOptions={
+            "theme": TABLE_THEME,
+            "domLayout": "autoHeight",
+            "pagination": True,
+            "paginationPageSize": page_size,
+            "paginationPageSizeSelector": False,
+            "suppressCellFocus": True,
+            "animateRows": False,
+        },
+        style={"width": "100%"},
     )
 
 

@@ -112,7 +112,7 @@ def layout(**_query) -> html.Div:
             dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
             html.Div(id=STATUS),
             html.H3("Outbound dependencies"),
-            table(DEPENDENCIES_TABLE, DEPENDENCY_COLUMNS, []),
+            table(DEPENDENCIES_TABLE, DEPENDENCY_COLUMNS, [], row_key=("service", "kind", "target")),
             dcc.Graph(id=DEPENDENCY_P99),
             html.H3("Circuit breakers"),
             html.Div(id=BREAKER_CARDS),
@@ -124,7 +124,7 @@ def layout(**_query) -> html.Div:
 def register_callbacks(app, client: ApiClient) -> None:
     @app.callback(
         Output(STATUS, "children"),
-        Output(DEPENDENCIES_TABLE, "data"),
+        Output(DEPENDENCIES_TABLE, "rowData"),
         Output(DEPENDENCY_P99, "figure"),
         Output(BREAKER_CARDS, "children"),
         Output(BREAKER_TIMELINE, "figure"),

@@ -12,7 +12,7 @@ from dash import Input, Output, dcc, html
 from chokepoint.collector.catalog import LAG_STATUSES
 
 from ..client import ApiClient, CollectorUnavailable
-from ..components import REFRESH_MS, STATUS_COLOURS, empty_figure, empty_state, error_banner, lines_figure, table, tolerant
+from ..components import REFRESH_MS, STATUS_COLOURS, cell_colours, empty_figure, empty_state, error_banner, lines_figure, table, tolerant
 
 PATH = "/messaging"
 NAME = "Messaging"
@@ -34,10 +34,7 @@ LAG_COLUMNS = [
     ("log_end_offset", "log end", "numeric"),
 ]
 LAG_LABELS = ("group", "topic", "partition")
-STATUS_STYLES = [
-    {"if": {"filter_query": f'{{status}} = "{s}"', "column_id": "status"}, "backgroundColor": STATUS_COLOURS[s], "color": "white", "fontWeight": "bold"}
-    for s in LAG_STATUSES
-]
+STATUS_STYLE = cell_colours({s: STATUS_COLOURS[s] for s in LAG_STATUSES})
 
 
 def lag_rows(lags: list[dict]) -> list[dict]:
@@ -75,7 +72,7 @@ def layout(**_query) -> html.Div:
             dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
             html.Div(id=STATUS),
             html.H3("Consumer lag now"),
-            table(LAG_TABLE, LAG_COLUMNS, [], style_data_conditional=STATUS_STYLES),
+            table(LAG_TABLE, LAG_COLUMNS, [], row_key=LAG_LABELS, cell_styles={"status": STATUS_STYLE}),
             html.Div([dcc.Graph(id=LAG_CHART), dcc.Graph(id=TIME_LAG_CHART)], style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"}),
         ]
     )
@@ -83,7 +80,7 @@ def layout(**_query) -> html.Div:
 
 def register_callbacks(app, client: ApiClient) -> None:
     @app.callback(
-        Output(STATUS, "children"), Output(LAG_TABLE, "data"), Output(LAG_CHART, "figure"), Output(TIME_LAG_CHART, "figure"), Input(INTERVAL, "n_intervals")
+        Output(STATUS, "children"), Output(LAG_TABLE, "rowData"), Output(LAG_CHART, "figure"), Output(TIME_LAG_CHART, "figure"), Input(INTERVAL, "n_intervals")
     )
     def _tick(_n):
         return refresh(client)

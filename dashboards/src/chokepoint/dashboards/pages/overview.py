@@ -201,7 +201,7 @@ def layout(**_query) -> html.Div:
             dcc.Dropdown(id=ROUTE_PICKER, placeholder="route", clearable=False, style={"maxWidth": "600px"}),
             html.Div([dcc.Graph(id=HEATMAP), dcc.Graph(id=PERCENTILES)], style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"}),
             html.H3("Routes — rate, errors, duration"),
-            table(RED_TABLE, RED_COLUMNS, [], sort_by=[], page_size=20),
+            table(RED_TABLE, RED_COLUMNS, [], row_key=("service", "route"), page_size=20),
         ]
     )
 
@@ -211,7 +211,7 @@ def register_callbacks(app, client: ApiClient) -> None:
         Output(STATUS, "children"),
         Output(BOTTLENECK_BANNER, "children"),
         Output(FINDINGS_LIST, "children"),
-        Output(RED_TABLE, "data"),
+        Output(RED_TABLE, "rowData"),
         Output(ROUTE_PICKER, "options"),
         Output(ROUTE_PICKER, "value"),
         Input(INTERVAL, "n_intervals"),

@@ -92,7 +92,7 @@ def layout(**_query) -> html.Div:
             dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
             html.Div(id=STATUS),
             html.H3("Pools now"),
-            table(POOLS_TABLE, POOL_COLUMNS, []),
+            table(POOLS_TABLE, POOL_COLUMNS, [], row_key=("service", "kind", "name")),
             html.H3("Pool saturation over time"),
             html.Div([dcc.Graph(id=POOL_USED), dcc.Graph(id=POOL_PENDING), dcc.Graph(id=POOL_WAIT)], style=grid),
             html.H3("Runtime"),
@@ -102,6 +102,6 @@ def layout(**_query) -> html.Div:
 
 
 def register_callbacks(app, client: ApiClient) -> None:
-    @app.callback(Output(STATUS, "children"), Output(POOLS_TABLE, "data"), *[Output(g, "figure") for g in GRAPHS], Input(INTERVAL, "n_intervals"))
+    @app.callback(Output(STATUS, "children"), Output(POOLS_TABLE, "rowData"), *[Output(g, "figure") for g in GRAPHS], Input(INTERVAL, "n_intervals"))
     def _tick(_n):
         return refresh(client)

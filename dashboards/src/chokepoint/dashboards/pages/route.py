@@ -164,7 +164,7 @@ def layout(service: str | None = None, route: str | None = None, **_query) -> ht
             html.Div(id=STATUS),
             html.Div([dcc.Graph(id=HISTOGRAM), dcc.Graph(id=BREAKDOWN)], style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"}),
             html.H3("Kept traces (slow, errored, sampled)"),
-            table(TRACES_TABLE, TRACE_COLUMNS, [], page_size=10),
+            table(TRACES_TABLE, TRACE_COLUMNS, [], row_key=("trace_id",), page_size=10),
             dcc.Dropdown(id=TRACE_PICKER, placeholder="trace", style={"maxWidth": "600px", "marginTop": "8px"}),
             dcc.Graph(id=WATERFALL),
         ]
@@ -177,7 +177,7 @@ def register_callbacks(app, client: ApiClient) -> None:
         Output(ROUTE_PICKER, "options"),
         Output(HISTOGRAM, "figure"),
         Output(BREAKDOWN, "figure"),
-        Output(TRACES_TABLE, "data"),
+        Output(TRACES_TABLE, "rowData"),
         Output(TRACE_PICKER, "options"),
         Output(TRACE_PICKER, "value"),
         Input(INTERVAL, "n_intervals"),
