@@ -28,9 +28,14 @@ Lighter instrumentor options (why: the overhead benchmark, docs/BENCHMARKS.md):
   ``CHOKEPOINT_ASGI=upstream`` the upstream FastAPI instrumentor with
   ``exclude_spans=["receive", "send"]`` (no per-message ASGI spans);
 - ``system_metrics`` is skipped: the runtime probe reports process CPU/RSS/GC.
+
+Where upstream falls short under zero-code-change instrumentation:
+
 - Django: instrumented once the project's settings load (right away, or after the first
   ``django.setup()``), never with Django's default settings
   (:mod:`chokepoint.instrument.django_deferred`).
+- urllib3: a ``request_hook`` puts ``server.address``/``server.port`` on the client span
+  (upstream sets them on its metrics only), so calls are attributed to their host.
 - sqlite3: ``conn.execute()`` / ``conn.executemany()`` traced like cursor statements
   (:mod:`chokepoint.instrument.sqlite_shortcuts`).
 
@@ -52,8 +57,29 @@ _log = logging.getLogger("chokepoint.instrument")
 
 SKIPPED_INSTRUMENTORS = frozenset({"system_metrics"})
 LEAN_ASGI_REPLACES = frozenset({"fastapi", "starlette"})
+
+
+def urllib3_server_address(span, pool, _request_info=None) -> None:
+    """urllib3 ``request_hook``: ``server.address``/``server.port`` on the client span.
+
+    Under stable HTTP semconv the upstream urllib3 instrumentor puts them on its (no-op)
+    metrics only, so chokepoint's ``http.client.request.duration`` and the breakdown saw
+    every urllib3 call (boto3, elasticsearch, ...) as host ``unknown``.  Never raises.
+    """
+    try:
+        if span.is_recording():
+            host, port = getattr(pool, "host", None), getattr(pool, "port", None)
+            if host:
+                span.set_attribute("server.address", str(host).strip("[]"))
+            if isinstance(port, int):
+                span.set_attribute("server.port", port)
+    except Exception:
+        _log.debug("chokepoint: urllib3 request hook failed", exc_info=True)
+
+
 INSTRUMENTOR_OPTIONS: dict[str, dict] = {
     "fastapi": {"exclude_spans": ["receive", "send"]},
+    "urllib3": {"request_hook": urllib3_server_address},
 }
 _CAPTURE_RESPONSE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"
 

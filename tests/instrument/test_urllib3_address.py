@@ -1,0 +1,36 @@
+"""urllib3 client spans carry ``server.address``/``server.port`` (chokepoint's request hook)."""
+
+import urllib3
+from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from chokepoint.instrument.distro import instrumentor_options, urllib3_server_address
+from tests.integration.instrumented_app import Downstream
+
+
+def test_urllib3_spans_name_their_host():
+    options = instrumentor_options("urllib3", {})
+    assert options["request_hook"] is urllib3_server_address
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = URLLib3Instrumentor()
+    instrumentor.instrument(tracer_provider=provider, **options)
+    try:
+        with Downstream() as downstream:
+            assert urllib3.PoolManager().request("GET", f"{downstream.url}/stock?x=1", timeout=5).status == 200
+    finally:
+        instrumentor.uninstrument()
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["server.address"] == "127.0.0.1"
+    assert span.attributes["server.port"] == downstream.port
+
+
+def test_hook_never_raises():
+    class Broken:
+        def is_recording(self):
+            raise RuntimeError("broken span")
+
+    urllib3_server_address(Broken(), object())  # logged, not raised
