@@ -44,16 +44,33 @@ TAGS = ["chokepoint"]
 SVC = 'service=~"$service"'
 
 
-def _rate(metric: c.Metric, by: str, selector: str = SVC) -> str:
-    return f"sum by ({by}) (rate({metric.sample_name}{{{selector}}}[$__rate_interval]))"
+def _series(name: str, selector: str | None) -> str:
+    """``name{selector}``, or the bare name for ``selector=None`` (all series)."""
+    return name if selector is None else f"{name}{{{selector}}}"
 
 
-def _quantile(q: float, metric: c.Metric, by: str, selector: str = SVC) -> str:
-    return f"histogram_quantile({q}, sum by ({by}, le) (rate({metric.name}_bucket{{{selector}}}[$__rate_interval])))"
+def _rate(metric: c.Metric, by: str, selector: str | None = SVC) -> str:
+    return f"sum by ({by}) (rate({_series(metric.sample_name, selector)}[$__rate_interval]))"
 
 
-def _ratio(errors: c.Metric, total: c.Metric, by: str) -> str:
-    return f"{_rate(errors, by)}\n/\n{_rate(total, by)}"
+def _bucket_rate(metric: c.Metric, by: str, selector: str = SVC, window: str = "$__rate_interval") -> str:
+    return f"sum by ({by}) (rate({metric.name}_bucket{{{selector}}}[{window}]))"
+
+
+def _quantile(q: float, metric: c.Metric, by: str, selector: str = SVC, window: str = "$__rate_interval") -> str:
+    return f"histogram_quantile({q}, {_bucket_rate(metric, f'{by}, le', selector, window)})"
+
+
+def _ratio(errors: c.Metric, total: c.Metric, by: str, selector: str = SVC) -> str:
+    return f"{_rate(errors, by, selector)}\n/\n{_rate(total, by, selector)}"
+
+
+def _max(metric: c.Metric, by: str, selector: str | None = SVC) -> str:
+    """The gauge's current value per ``by`` (max over the series a label set hides)."""
+    return f"max by ({by}) ({_series(metric.name, selector)})"
+
+
+BAR_GAUGE = {"displayMode": "gradient", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}}
 
 
 class _Layout:
@@ -102,14 +119,16 @@ def _panel(
     return panel
 
 
-def _variables(extra: list[dict] | None = None) -> dict:
-    service = {
-        "name": "service",
-        "label": "service",
+def _label_variable(label: str, selector: str | None = None) -> dict:
+    """A multi-value ``$label`` variable (default All) over the request counter's ``label`` values."""
+    query = f"label_values({_series(c.REQUESTS.sample_name, selector)}, {label})"
+    return {
+        "name": label,
+        "label": label,
         "type": "query",
         "datasource": DATASOURCE,
-        "query": {"query": f"label_values({c.REQUESTS.sample_name}, service)", "refId": "service"},
-        "definition": f"label_values({c.REQUESTS.sample_name}, service)",
+        "query": {"query": query, "refId": label},
+        "definition": query,
         "includeAll": True,
         "multi": True,
         "allValue": ".*",
@@ -117,6 +136,9 @@ def _variables(extra: list[dict] | None = None) -> dict:
         "refresh": 2,
         "sort": 1,
     }
+
+
+def _variables(extra: list[dict] | None = None) -> dict:
     datasource = {
         "name": "datasource",
         "label": "Prometheus",
@@ -125,7 +147,7 @@ def _variables(extra: list[dict] | None = None) -> dict:
         "current": {"text": "default", "value": "default"},
         "refresh": 1,
     }
-    return {"list": [datasource, service, *(extra or [])]}
+    return {"list": [datasource, _label_variable("service"), *(extra or [])]}
 
 
 def _dashboard(uid: str, title: str, description: str, panels: list[dict], variables: list[dict] | None = None) -> dict:
@@ -152,26 +174,11 @@ def _dashboard(uid: str, title: str, description: str, panels: list[dict], varia
 def overview() -> dict:
     lay = _Layout()
     route_sel = f'{SVC}, route=~"$route"'
-    route_var = {
-        "name": "route",
-        "label": "route",
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": {"query": f"label_values({c.REQUESTS.sample_name}{{{SVC}}}, route)", "refId": "route"},
-        "definition": f"label_values({c.REQUESTS.sample_name}{{{SVC}}}, route)",
-        "includeAll": True,
-        "multi": True,
-        "allValue": ".*",
-        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-        "refresh": 2,
-        "sort": 1,
-    }
+    route_var = _label_variable("route", SVC)
     by = "service, route"
     panels = [
         _panel(lay, "Requests per second", [(_rate(c.REQUESTS, by, route_sel), "{{service}} {{route}}")], "reqps"),
-        _panel(
-            lay, "Error ratio", [(f"{_rate(c.REQUEST_ERRORS, by, route_sel)}\n/\n{_rate(c.REQUESTS, by, route_sel)}", "{{service}} {{route}}")], "percentunit"
-        ),
+        _panel(lay, "Error ratio", [(_ratio(c.REQUEST_ERRORS, c.REQUESTS, by, route_sel), "{{service}} {{route}}")], "percentunit"),
         _panel(
             lay,
             "Latency p50 / p90 / p99",
@@ -182,7 +189,7 @@ def overview() -> dict:
         _panel(
             lay,
             "Latency heatmap",
-            [(f"sum by (le) (rate({c.REQUEST_DURATION.name}_bucket{{{route_sel}}}[$__rate_interval]))", "{{le}}")],
+            [(_bucket_rate(c.REQUEST_DURATION, "le", route_sel), "{{le}}")],
             kind="heatmap",
             target_format="heatmap",
             w=24,
@@ -191,11 +198,11 @@ def overview() -> dict:
         _panel(
             lay,
             "Slowest routes (p99, last 5m)",
-            [(f"topk(20, histogram_quantile(0.99, sum by ({by}, le) (rate({c.REQUEST_DURATION.name}_bucket{{{SVC}}}[5m]))))", "{{service}} {{route}}")],
+            [(f"topk(20, {_quantile(0.99, c.REQUEST_DURATION, by, window='5m')})", "{{service}} {{route}}")],
             "s",
             kind="bargauge",
             w=24,
-            options={"displayMode": "gradient", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}},
+            options=BAR_GAUGE,
         ),
         _panel(
             lay,
@@ -216,30 +223,30 @@ def saturation() -> dict:
         _panel(
             lay,
             "Pool members in use vs capacity",
-            [(f"max by ({by}) ({c.POOL_USED.name}{{{SVC}}})", "{{pool}} used"), (f"max by ({by}) ({c.POOL_MAX.name}{{{SVC}}})", "{{pool}} max")],
+            [(_max(c.POOL_USED, by), "{{pool}} used"), (_max(c.POOL_MAX, by), "{{pool}} max")],
         ),
         _panel(
             lay,
             "Pool saturation",
-            [(f"max by ({by}) ({c.POOL_USED.name}{{{SVC}}}) / (max by ({by}) ({c.POOL_MAX.name}{{{SVC}}}) > 0)", "{{kind}} {{pool}}")],
+            [(f"{_max(c.POOL_USED, by)} / ({_max(c.POOL_MAX, by)} > 0)", "{{kind}} {{pool}}")],
             "percentunit",
         ),
-        _panel(lay, "Callers waiting for a pool member", [(f"max by ({by}) ({c.POOL_PENDING.name}{{{SVC}}})", "{{kind}} {{pool}}")]),
+        _panel(lay, "Callers waiting for a pool member", [(_max(c.POOL_PENDING, by), "{{kind}} {{pool}}")]),
         _panel(lay, "Pool wait p99", [(_quantile(0.99, c.POOL_WAIT, by), "{{kind}} {{pool}}")], "s"),
         _panel(lay, "Pool checkout timeouts per second", [(_rate(c.POOL_TIMEOUTS, by), "{{kind}} {{pool}}")], "ops"),
         _panel(
             lay,
             "CPU used and waited for (1.0 = one core)",
             [
-                (f"max by (service) ({c.PROCESS_CPU.name}{{{SVC}}})", "{{service}} used"),
-                (f"max by (service) ({c.PROCESS_CPU_RUN_QUEUE_WAIT.name}{{{SVC}}})", "{{service}} waiting for a CPU"),
+                (_max(c.PROCESS_CPU, "service"), "{{service}} used"),
+                (_max(c.PROCESS_CPU_RUN_QUEUE_WAIT, "service"), "{{service}} waiting for a CPU"),
             ],
             "percentunit",
         ),
-        _panel(lay, "Resident memory", [(f"max by (service) ({c.PROCESS_RSS.name}{{{SVC}}})", "{{service}}")], "bytes"),
+        _panel(lay, "Resident memory", [(_max(c.PROCESS_RSS, "service"), "{{service}}")], "bytes"),
         _panel(lay, "GC pause p99", [(_quantile(0.99, c.GC_PAUSE, "service"), "{{service}}")], "s"),
         _panel(lay, "Event-loop lag p99", [(_quantile(0.99, c.EVENT_LOOP_LAG, "service"), "{{service}}")], "s"),
-        _panel(lay, "Threads", [(f"max by (service) ({c.THREADS.name}{{{SVC}}})", "{{service}}")]),
+        _panel(lay, "Threads", [(_max(c.THREADS, "service"), "{{service}}")]),
     ]
     return _dashboard("chokepoint-saturation", "chokepoint — Saturation", "Worker and DB pools, CPU, memory, GC and event-loop lag", panels)
 
@@ -258,7 +265,7 @@ def dependencies() -> dict:
         _panel(
             lay,
             "Circuit breaker state",
-            [(f"max by (service, breaker) ({c.BREAKER_STATE.name}{{{SVC}}})", "{{service}} {{breaker}}")],
+            [(_max(c.BREAKER_STATE, "service, breaker"), "{{service}} {{breaker}}")],
             kind="state-timeline",
             w=24,
             fieldConfig={"defaults": {"unit": "short", "mappings": state_mappings, "color": {"mode": "thresholds"}}, "overrides": []},
@@ -280,13 +287,13 @@ def kafka() -> dict:
     by = "group, topic, partition"
     status_mappings = [{"type": "value", "options": {str(i): {"text": s, "index": i} for i, s in enumerate(c.LAG_STATUSES)}}]
     panels = [
-        _panel(lay, "Consumer lag (messages)", [(f"max by ({by}) ({c.CONSUMER_LAG.name})", "{{group}} {{topic}}/{{partition}}")]),
-        _panel(lay, "Consumer time lag", [(f"max by ({by}) ({c.CONSUMER_TIME_LAG.name})", "{{group}} {{topic}}/{{partition}}")], "s"),
+        _panel(lay, "Consumer lag (messages)", [(_max(c.CONSUMER_LAG, by, None), "{{group}} {{topic}}/{{partition}}")]),
+        _panel(lay, "Consumer time lag", [(_max(c.CONSUMER_TIME_LAG, by, None), "{{group}} {{topic}}/{{partition}}")], "s"),
         _panel(lay, "Lag growth (messages per second)", [(f"deriv({c.CONSUMER_LAG.name}[5m])", "{{group}} {{topic}}/{{partition}}")]),
         _panel(
             lay,
             "Consumer status",
-            [(f"max by ({by}) ({c.CONSUMER_STATUS.name})", "{{group}} {{topic}}/{{partition}}")],
+            [(_max(c.CONSUMER_STATUS, by, None), "{{group}} {{topic}}/{{partition}}")],
             kind="state-timeline",
             fieldConfig={"defaults": {"mappings": status_mappings, "color": {"mode": "continuous-GrYlRd"}}, "overrides": []},
         ),
@@ -300,27 +307,27 @@ def bottlenecks() -> dict:
         _panel(
             lay,
             "Bottleneck score by kind and target",
-            [(f"max by (service, kind, target) ({c.BOTTLENECK_SCORE.name}{{{SVC}}})", "{{kind}} {{target}}")],
+            [(_max(c.BOTTLENECK_SCORE, "service, kind, target"), "{{kind}} {{target}}")],
             "percentunit",
             w=24,
         ),
         _panel(
             lay,
             "Current findings",
-            [(f"sort_desc(max by (service, kind, target) ({c.BOTTLENECK_SCORE.name}{{{SVC}}}))", "{{kind}} {{target}}")],
+            [(f"sort_desc({_max(c.BOTTLENECK_SCORE, 'service, kind, target')})", "{{kind}} {{target}}")],
             "percentunit",
             kind="bargauge",
             w=24,
-            options={"displayMode": "gradient", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}},
+            options=BAR_GAUGE,
             fieldConfig={"defaults": {"unit": "percentunit", "min": 0, "max": 1}, "overrides": []},
         ),
-        _panel(lay, "Spans ingested per second", [(f"sum by (protocol) (rate({c.INGEST_SPANS.sample_name}[$__rate_interval]))", "{{protocol}}")], "ops", w=8),
+        _panel(lay, "Spans ingested per second", [(_rate(c.INGEST_SPANS, "protocol", None), "{{protocol}}")], "ops", w=8),
         _panel(
             lay,
             "Metric points and log records ingested per second",
             [
-                (f"sum by (protocol) (rate({c.INGEST_POINTS.sample_name}[$__rate_interval]))", "points {{protocol}}"),
-                (f"sum by (protocol) (rate({c.INGEST_LOG_RECORDS.sample_name}[$__rate_interval]))", "log records {{protocol}}"),
+                (_rate(c.INGEST_POINTS, "protocol", None), "points {{protocol}}"),
+                (_rate(c.INGEST_LOG_RECORDS, "protocol", None), "log records {{protocol}}"),
             ],
             "ops",
             w=8,
@@ -329,8 +336,8 @@ def bottlenecks() -> dict:
             lay,
             "Rejected and dropped per second",
             [
-                (f"sum by (protocol, reason) (rate({c.INGEST_REJECTED.sample_name}[$__rate_interval]))", "rejected {{protocol}} {{reason}}"),
-                (f"sum by (reason) (rate({c.INGEST_DROPPED.sample_name}[$__rate_interval]))", "dropped {{reason}}"),
+                (_rate(c.INGEST_REJECTED, "protocol, reason", None), "rejected {{protocol}} {{reason}}"),
+                (_rate(c.INGEST_DROPPED, "reason", None), "dropped {{reason}}"),
             ],
             "ops",
             w=8,
