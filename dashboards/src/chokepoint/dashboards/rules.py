@@ -40,6 +40,7 @@ from chokepoint.collector.catalog import (
     DEPENDENCY_DURATION,
     DEPENDENCY_ERRORS,
     FINDING_KINDS,
+    FINDINGS_BY_KIND,
     POOL_MAX,
     POOL_PENDING,
     POOL_USED,
@@ -76,6 +77,14 @@ def _rate(metric_sample: str, by: str, window: str, selector: str = "") -> str:
     return f"sum by ({by}) (rate({metric_sample}{selector}[{window}]))"
 
 
+def _ratio(part_sample: str, total_sample: str, by: str, window: str) -> str:
+    return f"{_rate(part_sample, by, window)}\n/\n{_rate(total_sample, by, window)}"
+
+
+def _quantile(q: float, histogram: str, by: str, window: str = "5m") -> str:
+    return f"histogram_quantile({q}, {_rate(histogram + '_bucket', by + ', le', window)})"
+
+
 def recording_rules() -> list[dict]:
     rules: list[dict] = [
         {"record": "chokepoint:requests:rate1m", "expr": _rate(REQUESTS.sample_name, ROUTE, "1m")},
@@ -85,32 +94,21 @@ def recording_rules() -> list[dict]:
         rules.append(
             {
                 "record": f"chokepoint:request_error_ratio:rate{window}",
-                "expr": f"{_rate(REQUEST_ERRORS.sample_name, ROUTE, window)}\n/\n{_rate(REQUESTS.sample_name, ROUTE, window)}",
+                "expr": _ratio(REQUEST_ERRORS.sample_name, REQUESTS.sample_name, ROUTE, window),
             }
         )
     for window in ERROR_RATIO_WINDOWS:
-        fast = f'sum by ({ROUTE}) (rate({REQUEST_DURATION.name}_bucket{{le="{LATENCY_OBJECTIVE_LE}"}}[{window}]))'
-        total = f"sum by ({ROUTE}) (rate({REQUEST_DURATION.name}_count[{window}]))"
+        fast = _rate(f"{REQUEST_DURATION.name}_bucket", ROUTE, window, f'{{le="{LATENCY_OBJECTIVE_LE}"}}')
+        total = _rate(f"{REQUEST_DURATION.name}_count", ROUTE, window)
         rules.append({"record": f"chokepoint:request_slow_ratio:rate{window}", "expr": f"1 - (\n{fast}\n/\n{total}\n)"})
     for name, q in QUANTILES:
-        rules.append(
-            {
-                "record": f"chokepoint:request_duration_seconds:{name}_5m",
-                "expr": f"histogram_quantile({q}, sum by ({ROUTE}, le) (rate({REQUEST_DURATION.name}_bucket[5m])))",
-            }
-        )
+        rules.append({"record": f"chokepoint:request_duration_seconds:{name}_5m", "expr": _quantile(q, REQUEST_DURATION.name, ROUTE)})
     rules += [
         {"record": "chokepoint:dependency_calls:rate1m", "expr": _rate(DEPENDENCY_CALLS.sample_name, DEPENDENCY, "1m")},
-        {
-            "record": "chokepoint:dependency_error_ratio:rate5m",
-            "expr": f"{_rate(DEPENDENCY_ERRORS.sample_name, DEPENDENCY, '5m')}\n/\n{_rate(DEPENDENCY_CALLS.sample_name, DEPENDENCY, '5m')}",
-        },
-        {
-            "record": "chokepoint:dependency_duration_seconds:p99_5m",
-            "expr": f"histogram_quantile(0.99, sum by ({DEPENDENCY}, le) (rate({DEPENDENCY_DURATION.name}_bucket[5m])))",
-        },
+        {"record": "chokepoint:dependency_error_ratio:rate5m", "expr": _ratio(DEPENDENCY_ERRORS.sample_name, DEPENDENCY_CALLS.sample_name, DEPENDENCY, "5m")},
+        {"record": "chokepoint:dependency_duration_seconds:p99_5m", "expr": _quantile(0.99, DEPENDENCY_DURATION.name, DEPENDENCY)},
         {"record": "chokepoint:pool_saturation", "expr": f"max by ({POOL}) ({POOL_USED.name}) / (max by ({POOL}) ({POOL_MAX.name}) > 0)"},
-        {"record": "chokepoint:pool_wait_seconds:p99_5m", "expr": f"histogram_quantile(0.99, sum by ({POOL}, le) (rate({POOL_WAIT.name}_bucket[5m])))"},
+        {"record": "chokepoint:pool_wait_seconds:p99_5m", "expr": _quantile(0.99, POOL_WAIT.name, POOL)},
         {"record": "chokepoint:breaker_rejected:rate1m", "expr": _rate(BREAKER_CALLS.sample_name, "service, breaker", "1m", '{result="rejected"}')},
         {"record": "chokepoint:consumer_lag:deriv5m", "expr": f"deriv({CONSUMER_LAG.name}[5m])"},
     ]
@@ -121,113 +119,114 @@ def _camel(kind: str) -> str:
     return "".join(part.capitalize() for part in kind.split("_"))
 
 
+def _alert(name: str, expr: str, for_: str, severity: str, summary: str, runbook: str, **annotations: str) -> dict:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary, **annotations, "runbook": runbook},
+    }
+
+
+ROUTE_LABELS = "{{ $labels.service }} {{ $labels.route }}"
+BURNS = (  # (name, factor, long window, short window, for, severity)
+    ("FastBurn", FAST_BURN, "1h", "5m", "2m", "critical"),
+    ("SlowBurn", SLOW_BURN, "6h", "30m", "15m", "warning"),
+)
+
+
+def _burn_alerts(name: str, ratio_record: str, budget: float, what: str, detail: str, runbooks: tuple[str, str]) -> list[dict]:
+    """Multi-window burn-rate alerts (fast, slow) on the ``<ratio_record>:rate<window>`` recordings.
+
+    ``detail`` is formatted with the alert's ``{long}`` and ``{short}`` windows.
+    """
+    alerts = []
+    for (suffix, factor, long, short, for_, severity), runbook in zip(BURNS, runbooks, strict=True):
+        limit = f"({factor} * {budget})"
+        alerts.append(
+            _alert(
+                f"{name}{suffix}",
+                f"{ratio_record}:rate{long} > {limit}\nand\n{ratio_record}:rate{short} > {limit}",
+                for_,
+                severity,
+                f"{ROUTE_LABELS}: {what} burning {factor:g}x too fast ({detail.format(long=long, short=short)})",
+                runbook,
+            )
+        )
+    return alerts
+
+
 def alert_rules() -> list[dict]:
     open_state = BREAKER_STATES.index("open")
     alerts: list[dict] = [
-        {
-            "alert": "ChokepointLatencyP99High",
-            "expr": f"chokepoint:request_duration_seconds:p99_5m > {LATENCY_P99_OBJECTIVE_S}",
-            "for": "10m",
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": "{{ $labels.service }} {{ $labels.route }}: p99 latency {{ $value | humanizeDuration }} above the "
-                + f"{int(LATENCY_P99_OBJECTIVE_S * 1000)} ms objective",
-                "runbook": "Open the chokepoint dashboard's route detail: compare the time breakdown of slow and average requests.",
-            },
-        },
-        {
-            "alert": "ChokepointLatencyBudgetFastBurn",
-            "expr": f"chokepoint:request_slow_ratio:rate1h > ({FAST_BURN} * {LATENCY_BUDGET})\nand\nchokepoint:request_slow_ratio:rate5m > ({FAST_BURN} * {LATENCY_BUDGET})",
-            "for": "2m",
-            "labels": {"severity": "critical"},
-            "annotations": {
-                "summary": "{{ $labels.service }} {{ $labels.route }}: latency budget burning "
-                + f"{FAST_BURN:g}x too fast ({LATENCY_OBJECTIVE:.0%} of requests should take at most {LATENCY_OBJECTIVE_LE} s; 1h and 5m windows)",
-                "runbook": "Open the chokepoint dashboard's overview: the likely bottleneck banner names what slows this route down.",
-            },
-        },
-        {
-            "alert": "ChokepointLatencyBudgetSlowBurn",
-            "expr": f"chokepoint:request_slow_ratio:rate6h > ({SLOW_BURN} * {LATENCY_BUDGET})\nand\nchokepoint:request_slow_ratio:rate30m > ({SLOW_BURN} * {LATENCY_BUDGET})",
-            "for": "15m",
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": "{{ $labels.service }} {{ $labels.route }}: latency budget burning "
-                + f"{SLOW_BURN:g}x too fast ({LATENCY_OBJECTIVE:.0%} of requests should take at most {LATENCY_OBJECTIVE_LE} s; 6h and 30m windows)",
-                "runbook": "Compare the route's fast and slow requests in the chokepoint route detail (time breakdown, kept slow traces).",
-            },
-        },
-        {
-            "alert": "ChokepointErrorBudgetFastBurn",
-            "expr": f"chokepoint:request_error_ratio:rate1h > ({FAST_BURN} * {ERROR_BUDGET})\nand\nchokepoint:request_error_ratio:rate5m > ({FAST_BURN} * {ERROR_BUDGET})",
-            "for": "2m",
-            "labels": {"severity": "critical"},
-            "annotations": {
-                "summary": "{{ $labels.service }} {{ $labels.route }}: error budget burning "
-                + f"{FAST_BURN:g}x too fast (1h and 5m windows, objective {AVAILABILITY_OBJECTIVE:.0%})",
-                "runbook": "Errors now would spend a 30-day budget in about two days. Check the ranked findings (circuit_open, external_dependency_slow) and recent deploys.",
-            },
-        },
-        {
-            "alert": "ChokepointErrorBudgetSlowBurn",
-            "expr": f"chokepoint:request_error_ratio:rate6h > ({SLOW_BURN} * {ERROR_BUDGET})\nand\nchokepoint:request_error_ratio:rate30m > ({SLOW_BURN} * {ERROR_BUDGET})",
-            "for": "15m",
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": "{{ $labels.service }} {{ $labels.route }}: error budget burning "
-                + f"{SLOW_BURN:g}x too fast (6h and 30m windows, objective {AVAILABILITY_OBJECTIVE:.0%})",
-                "runbook": "A steady error rate will spend the 30-day budget in about five days. Look at the route's kept error traces.",
-            },
-        },
-        {
-            "alert": "ChokepointPoolSaturated",
-            "expr": f"chokepoint:pool_saturation >= {POOL_SATURATION_THRESHOLD}\nand on ({POOL})\nmax by ({POOL}) ({POOL_PENDING.name}) > 0",
-            "for": "2m",
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": "{{ $labels.service }}: {{ $labels.kind }} pool {{ $labels.pool }} is full and callers are waiting",
-                "runbook": "DB pool: "
-                + next(k.recommendation for k in FINDING_KINDS if k.kind == "db_pool_saturation")
-                + ". Worker pool: "
-                + next(k.recommendation for k in FINDING_KINDS if k.kind == "worker_pool_saturation")
-                + ".",
-            },
-        },
-        {
-            "alert": "ChokepointBreakerOpen",
-            "expr": f"max by (service, breaker) ({BREAKER_STATE.name}) == {open_state}",
-            "for": "1m",
-            "labels": {"severity": "critical"},
-            "annotations": {
-                "summary": "{{ $labels.service }}: circuit breaker {{ $labels.breaker }} is open",
-                "runbook": next(k.recommendation for k in FINDING_KINDS if k.kind == "circuit_open"),
-            },
-        },
-        {
-            "alert": "ChokepointConsumerLagGrowing",
-            "expr": f"chokepoint:consumer_lag:deriv5m > 0\nand\n{CONSUMER_LAG.name} > {CONSUMER_LAG_MIN_MESSAGES}",
-            "for": "10m",
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": "Consumer group {{ $labels.group }} keeps falling behind on {{ $labels.topic }}/{{ $labels.partition }}",
-                "runbook": next(k.recommendation for k in FINDING_KINDS if k.kind == "consumer_lag"),
-            },
-        },
+        _alert(
+            "ChokepointLatencyP99High",
+            f"chokepoint:request_duration_seconds:p99_5m > {LATENCY_P99_OBJECTIVE_S}",
+            "10m",
+            "warning",
+            f"{ROUTE_LABELS}: p99 latency {{{{ $value | humanizeDuration }}}} above the {int(LATENCY_P99_OBJECTIVE_S * 1000)} ms objective",
+            "Open the chokepoint dashboard's route detail: compare the time breakdown of slow and average requests.",
+        ),
+        *_burn_alerts(
+            "ChokepointLatencyBudget",
+            "chokepoint:request_slow_ratio",
+            LATENCY_BUDGET,
+            "latency budget",
+            f"{LATENCY_OBJECTIVE:.0%} of requests should take at most {LATENCY_OBJECTIVE_LE} s; {{long}} and {{short}} windows",
+            (
+                "Open the chokepoint dashboard's overview: the likely bottleneck banner names what slows this route down.",
+                "Compare the route's fast and slow requests in the chokepoint route detail (time breakdown, kept slow traces).",
+            ),
+        ),
+        *_burn_alerts(
+            "ChokepointErrorBudget",
+            "chokepoint:request_error_ratio",
+            ERROR_BUDGET,
+            "error budget",
+            f"{{long}} and {{short}} windows, objective {AVAILABILITY_OBJECTIVE:.0%}",
+            (
+                "Errors now would spend a 30-day budget in about two days. Check the ranked findings (circuit_open, external_dependency_slow) and recent deploys.",
+                "A steady error rate will spend the 30-day budget in about five days. Look at the route's kept error traces.",
+            ),
+        ),
+        _alert(
+            "ChokepointPoolSaturated",
+            f"chokepoint:pool_saturation >= {POOL_SATURATION_THRESHOLD}\nand on ({POOL})\nmax by ({POOL}) ({POOL_PENDING.name}) > 0",
+            "2m",
+            "warning",
+            "{{ $labels.service }}: {{ $labels.kind }} pool {{ $labels.pool }} is full and callers are waiting",
+            f"DB pool: {FINDINGS_BY_KIND['db_pool_saturation'].recommendation}. Worker pool: {FINDINGS_BY_KIND['worker_pool_saturation'].recommendation}.",
+        ),
+        _alert(
+            "ChokepointBreakerOpen",
+            f"max by (service, breaker) ({BREAKER_STATE.name}) == {open_state}",
+            "1m",
+            "critical",
+            "{{ $labels.service }}: circuit breaker {{ $labels.breaker }} is open",
+            FINDINGS_BY_KIND["circuit_open"].recommendation,
+        ),
+        _alert(
+            "ChokepointConsumerLagGrowing",
+            f"chokepoint:consumer_lag:deriv5m > 0\nand\n{CONSUMER_LAG.name} > {CONSUMER_LAG_MIN_MESSAGES}",
+            "10m",
+            "warning",
+            "Consumer group {{ $labels.group }} keeps falling behind on {{ $labels.topic }}/{{ $labels.partition }}",
+            FINDINGS_BY_KIND["consumer_lag"].recommendation,
+        ),
     ]
     for kind in FINDING_KINDS:
-        alerts.append(
-            {
-                "alert": f"ChokepointBottleneck{_camel(kind.kind)}",
-                "expr": f'max by (service, kind, target) ({BOTTLENECK_SCORE.name}{{kind="{kind.kind}"}}) >= {BOTTLENECK_SCORE_THRESHOLD}',
-                "for": "5m",
-                "labels": {"severity": "critical" if kind.kind in CRITICAL_KINDS else "warning", "kind": kind.kind},
-                "annotations": {
-                    "summary": f'{{{{ $labels.service }}}}: {kind.title} on {{{{ $labels.target }}}} (score {{{{ $value | printf "%.2f" }}}})',
-                    "description": kind.meaning,
-                    "runbook": kind.recommendation,
-                },
-            }
+        alert = _alert(
+            f"ChokepointBottleneck{_camel(kind.kind)}",
+            f'max by (service, kind, target) ({BOTTLENECK_SCORE.name}{{kind="{kind.kind}"}}) >= {BOTTLENECK_SCORE_THRESHOLD}',
+            "5m",
+            "critical" if kind.kind in CRITICAL_KINDS else "warning",
+            f'{{{{ $labels.service }}}}: {kind.title} on {{{{ $labels.target }}}} (score {{{{ $value | printf "%.2f" }}}})',
+            kind.recommendation,
+            description=kind.meaning,
         )
+        alert["labels"]["kind"] = kind.kind
+        alerts.append(alert)
     return alerts
 
 
