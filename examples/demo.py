@@ -72,7 +72,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
 import httpx  # noqa: E402
-from shop.launch import LaunchError, ShopStack, resolve_command  # noqa: E402
+from shop.launch import LaunchError, ShopStack, SwitchUnavailable, resolve_command  # noqa: E402
 from shop.load import SWITCH_MIX, mix_for, run_load  # noqa: E402
 
 from devservices import KafkaService, PostgresService, ServiceUnavailable, free_port  # noqa: E402
@@ -90,8 +90,68 @@ EXPORT_INTERVAL_MS = 1000
 TARGET_CHARS = 48  # a finding's target (a SQL statement, a route) shortened to this in the status line
 
 
+#: Switches that need Kafka (refused in the no-Kafka fallback).
+KAFKA_SWITCHES = ("consumer_lag",)
+INSTALL_HINT = {
+    "PostgreSQL": "install postgresql for the full demo (scripts/provision.sh postgres)",
+    "Kafka": "install Java 17+ and run scripts/provision.sh kafka for the full demo",
+}
+
+
 class DemoError(RuntimeError):
     """Something the demo needs could not start; the message says what and how to fix it."""
+
+
+# --------------------------------------------------------------------------- backend
+
+
+@dataclass
+class Backend:
+    """What the demo shop runs on: PostgreSQL or a SQLite file, Kafka or none."""
+
+    db_url: str
+    kafka_bootstrap: str | None
+    fallbacks: list[str] = field(default_factory=list)  # "SQLite", "no Kafka": what stands in for a missing service
+
+    @property
+    def label(self) -> str:
+        """``[fallback: SQLite, no Kafka]`` (or the part that applies); empty for the full demo."""
+        return f"[fallback: {', '.join(self.fallbacks)}]" if self.fallbacks else ""
+
+    @property
+    def services(self) -> str:
+        return ", ".join(["Kafka"] * bool(self.kafka_bootstrap) + ["PostgreSQL"] * ("SQLite" not in self.fallbacks))
+
+
+def start_backend(running: contextlib.ExitStack, fallback: bool) -> Backend:
+    """PostgreSQL and Kafka from devservices; where one cannot start, say so and fall back (SQLite / no Kafka)."""
+    pg = kafka = None
+    if fallback:
+        print("  fallback     forced (--fallback): the demo shop on SQLite, without Kafka", flush=True)
+    else:
+        pg = _try_service(running, "PostgreSQL", PostgresService, "SQLite")
+        kafka = _try_service(running, "Kafka", KafkaService, "no Kafka (no order events, no fulfilment worker)")
+    backend = Backend(pg.dsn if pg else "", kafka.bootstrap if kafka else None)
+    if pg is None:
+        sqlite_dir = Path(tempfile.mkdtemp(prefix="chokepoint-demo-sqlite-"))
+        running.callback(shutil.rmtree, sqlite_dir, ignore_errors=True)
+        backend.db_url = f"sqlite:///{sqlite_dir / 'shop.sqlite'}"
+        backend.fallbacks.append("SQLite")
+        print(f"  SQLite       ready  {backend.db_url}", flush=True)
+    if kafka is None:
+        backend.fallbacks.append("no Kafka")
+    return backend
+
+
+def _try_service(running: contextlib.ExitStack, label: str, factory, instead: str):
+    try:
+        svc = running.enter_context(factory())
+    except ServiceUnavailable as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"  {label} not available ({reason}): falling back to {instead} — {INSTALL_HINT[label]}", flush=True)
+        return None
+    print(f"  {label:<12} ready  {getattr(svc, 'dsn', None) or svc.bootstrap}", flush=True)
+    return svc
 
 
 # --------------------------------------------------------------------------- sidecar
@@ -252,8 +312,11 @@ def _nan_to_none(value: float) -> float | None:
 class Story:
     """healthy → bottleneck → fixed, under load, with a live status line."""
 
-    def __init__(self, stack: ShopStack, sidecar: Sidecar, switch: str, story_seconds: float, rate_rps: float, window_s: float, status: StatusLine) -> None:
+    def __init__(
+        self, stack: ShopStack, sidecar: Sidecar, switch: str, story_seconds: float, rate_rps: float, window_s: float, status: StatusLine, label: str = ""
+    ) -> None:
         self.stack, self.sidecar, self.switch = stack, sidecar, switch
+        self.prefix = f"{label} " if label else ""  # the fallback label leads every status line
         self.phase_s = story_seconds / len(PHASES)
         self.rate_rps, self.window_s, self.status = rate_rps, window_s, status
         self.mix = mix_for([switch])
@@ -310,7 +373,7 @@ class Story:
                         second_half[top["kind"]] += 1
                 on_off = "on" if switch_on else "off"
                 self.status.show(
-                    f"[{phase:<10} {elapsed:3.0f}s/{self.phase_s:.0f}s] {self.switch}={on_off} {latest['rps']} rps p99 {latest['p99']} ms | top: {finding_label(top)}"
+                    f"{self.prefix}[{phase:<10} {elapsed:3.0f}s/{self.phase_s:.0f}s] {self.switch}={on_off} {latest['rps']} rps p99 {latest['p99']} ms | top: {finding_label(top)}"
                 )
             with contextlib.suppress(asyncio.CancelledError):
                 result = await load
@@ -348,9 +411,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--free-ports", action="store_true", help="use free ports instead of 4317/4318/8787/8050")
     parser.add_argument("--log-dir", type=Path, default=None, help="where the processes' logs go (default: a new temp dir)")
     parser.add_argument("--summary-json", type=Path, default=None, help="write the per-phase summary of each story here (JSON)")
+    parser.add_argument("--fallback", action="store_true", help="run the demo shop on SQLite and without Kafka even where PostgreSQL and Kafka are available")
     args = parser.parse_args(argv)
     if args.switch not in SWITCH_MIX:
         parser.error(f"unknown switch {args.switch!r}; choose one of: {', '.join(SWITCH_MIX)}")
+    if args.fallback and args.switch in KAFKA_SWITCHES:
+        parser.error(f"--switch {args.switch} needs Kafka, which --fallback runs without; choose another switch")
     if args.rate is None:
         args.rate = RATE_RPS_BY_SWITCH.get(args.switch, DEFAULT_RATE_RPS)
     if args.story_seconds < 3 or args.rate <= 0 or args.window <= 0:
@@ -377,7 +443,7 @@ def _raise_interrupt(signum, _frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-async def _run_story(story: Story, once: bool, summary_json: Path | None, status: StatusLine) -> None:
+async def _run_story(story: Story, once: bool, summary_json: Path | None, status: StatusLine, backend: Backend) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, story.stopping.set)
@@ -391,7 +457,16 @@ async def _run_story(story: Story, once: bool, summary_json: Path | None, status
             status.print(f"story {number} {ended}:\n{format_summary(summaries)}")
             if summary_json is not None:
                 summary_json.write_text(
-                    json.dumps({"story": number, "interrupted": ended == "interrupted", "phases": [asdict(s) for s in summaries]}, indent=2)
+                    json.dumps(
+                        {
+                            "story": number,
+                            "interrupted": ended == "interrupted",
+                            "mode": story.stack.mode,
+                            "fallback": backend.label or None,
+                            "phases": [asdict(s) for s in summaries],
+                        },
+                        indent=2,
+                    )
                 )
             if once:
                 break
@@ -406,30 +481,35 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM during start-up unwinds like Ctrl-C
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="chokepoint-demo-"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    print(f"chokepoint demo — story: healthy → {args.switch} → fixed, {args.story_seconds:.0f}s, {args.rate:g} rps; logs in {log_dir}", flush=True)
+    forced = " [fallback: SQLite, no Kafka]" if args.fallback else ""
+    print(f"chokepoint demo{forced} — story: healthy → {args.switch} → fixed, {args.story_seconds:.0f}s, {args.rate:g} rps; logs in {log_dir}", flush=True)
+    backend: Backend | None = None
     with contextlib.ExitStack() as running:
         try:
             ports = choose_ports(args.free_ports)
-            pg = running.enter_context(_service("PostgreSQL", PostgresService))
-            kafka = running.enter_context(_service("Kafka", KafkaService))
-            sidecar = Sidecar(ports, log_dir, kafka.bootstrap, args.window)
+            backend = start_backend(running, args.fallback)
+            if backend.kafka_bootstrap is None and args.switch in KAFKA_SWITCHES:
+                raise DemoError(
+                    f"--switch {args.switch} needs Kafka, which this demo runs without {backend.label}: choose another switch, or {INSTALL_HINT['Kafka']}"
+                )
+            sidecar = Sidecar(ports, log_dir, backend.kafka_bootstrap, args.window)
             running.callback(sidecar.stop)
             sidecar.start()
             print(f"  sidecar      ready  API {sidecar.api_url}  OTLP {sidecar.otlp_http_url}", flush=True)
             print(f"  dashboard    {sidecar.dashboard_url}", flush=True)
             env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": sidecar.otlp_http_url, "OTEL_METRIC_EXPORT_INTERVAL": str(EXPORT_INTERVAL_MS)}
             env.pop("CHOKEPOINT_TOKEN", None)
-            stack = ShopStack(pg.dsn, kafka.bootstrap, wrapper=["chokepoint-instrument"], env=env, log_dir=log_dir)
+            stack = ShopStack(backend.db_url, backend.kafka_bootstrap, wrapper=["chokepoint-instrument"], env=env, log_dir=log_dir)
             running.callback(stack.stop)
             stack.start()
-            print(
-                f"  demo shop    ready  {stack.shop_url} (payment {stack.payment_url}, fulfilment {stack.fulfilment_url}) under chokepoint-instrument",
-                flush=True,
-            )
-            print(f"\nOpen the dashboard: {sidecar.dashboard_url}   (Ctrl-C stops everything)\n", flush=True)
-            story = Story(stack, sidecar, args.switch, args.story_seconds, args.rate, args.window, status)
-            asyncio.run(_run_story(story, args.once, args.summary_json, status))
-        except (DemoError, LaunchError) as exc:
+            others = f"payment {stack.payment_url}" + (f", fulfilment {stack.fulfilment_url}" if stack.kafka_enabled else "")
+            print(f"  demo shop    ready  {stack.shop_url} ({others}) under chokepoint-instrument", flush=True)
+            if backend.label:
+                print(f"  mode         {backend.label} — {_fallback_note(backend)}", flush=True)
+            print(f"\nOpen the dashboard: {sidecar.dashboard_url}   (Ctrl-C stops everything){' ' + backend.label if backend.label else ''}\n", flush=True)
+            story = Story(stack, sidecar, args.switch, args.story_seconds, args.rate, args.window, status, label=backend.label)
+            asyncio.run(_run_story(story, args.once, args.summary_json, status, backend))
+        except (DemoError, LaunchError, SwitchUnavailable) as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             return 1
         except httpx.HTTPError as exc:
@@ -440,19 +520,19 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            status.print("stopping: demo shop, sidecar, Kafka, PostgreSQL …")
+            services = f", {backend.services}" if backend and backend.services else ""
+            status.print(f"stopping: demo shop, sidecar{services} …")
     print("demo stopped: nothing left running", flush=True)
     return 0
 
 
-@contextlib.contextmanager
-def _service(label: str, factory):
-    try:
-        with factory() as svc:
-            print(f"  {label:<12} ready  {getattr(svc, 'dsn', None) or svc.bootstrap}", flush=True)
-            yield svc
-    except ServiceUnavailable as exc:
-        raise DemoError(f"{label} is needed by the demo shop and could not start: {exc}") from None
+def _fallback_note(backend: Backend) -> str:
+    notes = []
+    if "SQLite" in backend.fallbacks:
+        notes.append("the shop's data in a SQLite file instead of PostgreSQL")
+    if "no Kafka" in backend.fallbacks:
+        notes.append("no Kafka: paid orders publish no event, no fulfilment worker, consumer_lag unavailable")
+    return "; ".join(notes)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,30 @@
-"""examples/demo.py's pieces without services: its reading of the load generator's progress line, flags, status output."""
+"""examples/demo.py: its pieces (progress-line parsing, flags, status output, the fallback backend) and a whole fallback run.
+
+The full demo (PostgreSQL + Kafka) end to end is ``tests/integration/test_demo_story.py``;
+here the demo runs as ``make demo`` does on a machine without PostgreSQL and Java
+(``--fallback``: the shop on SQLite, no Kafka), as a real process tree stopped with SIGINT.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import io
+import json
+import os
+import re
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from shop.load import SWITCH_MIX, run_load
+
+from tests.integration.test_demo_story import Output, alive, descendants, listening
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("chokepoint_demo", REPO / "examples" / "demo.py")
@@ -87,3 +101,105 @@ def test_summary_table_shows_each_phase():
     lines = demo.format_summary(phases).splitlines()
     assert lines[1].split() == ["healthy", "off", "150", "0", "12", "60", "none"]
     assert lines[2].split() == ["bottleneck", "on", "150", "2", "250", "700", "slow_query"]
+
+
+# --------------------------------------------------------------------------- fallback: SQLite, no Kafka
+
+
+def test_fallback_flag_and_kafka_switches():
+    assert demo.parse_args(["--fallback"]).fallback is True and demo.parse_args([]).fallback is False
+    with pytest.raises(SystemExit) as exc:
+        demo.parse_args(["--fallback", "--switch", "consumer_lag"])
+    assert exc.value.code == 2
+    assert demo.Backend("sqlite:///x", None, ["SQLite", "no Kafka"]).label == "[fallback: SQLite, no Kafka]"
+    assert demo.Backend("postgresql://u@h/db", None, ["no Kafka"]).services == "PostgreSQL"
+    full = demo.Backend("postgresql://u@h/db", "127.0.0.1:9092")
+    assert full.label == "" and full.services == "Kafka, PostgreSQL"
+
+
+def test_forced_fallback_backend_is_a_sqlite_file_removed_at_the_end(capsys):
+    with contextlib.ExitStack() as running:
+        backend = demo.start_backend(running, fallback=True)
+        sqlite_dir = Path(backend.db_url.removeprefix("sqlite:///")).parent
+        assert sqlite_dir.is_dir() and backend.kafka_bootstrap is None and backend.label == "[fallback: SQLite, no Kafka]"
+    assert not sqlite_dir.exists()
+    assert "forced (--fallback)" in capsys.readouterr().out
+
+
+def test_a_service_that_cannot_start_is_named_and_the_demo_falls_back(monkeypatch, capsys):
+    """Kafka's jars for a version nobody provisioned: the real 'not available' path of devservices; PostgreSQL starts."""
+    monkeypatch.setenv("CHOKEPOINT_KAFKA_VERSION", "0.0.0-not-provisioned")
+    with contextlib.ExitStack() as running:
+        backend = demo.start_backend(running, fallback=False)
+        assert backend.db_url.startswith("postgresql://") and backend.kafka_bootstrap is None
+        assert backend.label == "[fallback: no Kafka]"
+    out = capsys.readouterr().out
+    assert "  PostgreSQL   ready  postgresql://" in out
+    line = next(line for line in out.splitlines() if "Kafka not available" in line)
+    assert "Kafka 0.0.0-not-provisioned jars not provisioned" in line and "falling back to no Kafka" in line and "scripts/provision.sh kafka" in line
+
+
+FALLBACK_STORY_S = 45
+FALLBACK_SWITCH = demo.DEFAULT_SWITCH
+
+
+def test_fallback_demo_runs_the_story_on_sqlite_without_kafka_and_stops_cleanly_on_sigint(tmp_path, artifacts_dir):
+    summary_path = tmp_path / "summary.json"
+    argv = [sys.executable, str(REPO / "examples" / "demo.py"), "--fallback", "--story-seconds", str(FALLBACK_STORY_S), "--window", "10", "--free-ports"]
+    argv += ["--log-dir", str(tmp_path / "logs"), "--summary-json", str(summary_path)]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True
+    )
+    out = Output(proc)
+    tree: set[int] = set()
+    ports: list[int] = []
+    try:
+        out.wait_for(r"^chokepoint demo \[fallback: SQLite, no Kafka\] — story: ", 30, proc)
+        sqlite_url = out.wait_for(r"SQLite +ready +(sqlite:///\S+)", 30, proc)[1]
+        dashboard = out.wait_for(r"Open the dashboard: (http://127\.0\.0\.1:\d+/) .*\[fallback: SQLite, no Kafka\]$", 120, proc)[1]
+        assert not [line for line in out.lines if re.match(r" +(PostgreSQL|Kafka) +ready", line)]
+        ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", " ".join(line for line in out.lines if "ready" in line or "dashboard" in line))]
+        page = httpx.get(dashboard, timeout=10)
+        assert page.status_code == 200 and "chokepoint" in page.text
+        out.wait_for(rf"^\[fallback: SQLite, no Kafka\] \[healthy +\d+s/15s\] {FALLBACK_SWITCH}=off \d+ rps p99 \d+ ms \| top: ", 60, proc)
+
+        out.wait_for(r"^story 1 done:", FALLBACK_STORY_S + 60, proc)
+        story_1_done = out.seen
+        deadline = time.monotonic() + 10
+        while not summary_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        summary = json.loads(summary_path.read_text())
+        (artifacts_dir / "demo-fallback-story-summary.json").write_text(json.dumps(summary, indent=2))
+        assert summary["mode"] == {"database": "sqlite", "kafka": False} and summary["fallback"] == "[fallback: SQLite, no Kafka]"
+        phases = {p["phase"]: p for p in summary["phases"]}
+        assert list(phases) == ["healthy", "bottleneck", "fixed"]
+        assert [phases[name]["switch_state"] for name in phases] == [{"shop": False}, {"shop": True}, {"shop": False}]
+        assert all(p["sent"] >= 100 and p["errors"] == 0 for p in phases.values()), summary
+        assert phases["bottleneck"]["p99_ms"] > 1.5 * phases["healthy"]["p99_ms"], summary  # a ~100 ms scan of 200 000 rows in SQLite
+        assert phases["bottleneck"]["top_finding"] == FALLBACK_SWITCH, summary
+        assert phases["bottleneck"]["peak_scores"][FALLBACK_SWITCH] >= 0.4, summary  # warning or critical
+
+        out.wait_for(r"^\[fallback: SQLite, no Kafka\] \[healthy +\d+s/15s\]", 30, proc, after=story_1_done)  # the second story is under way
+        tree = descendants(proc.pid)
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace") for pid in tree if alive(pid)]
+        assert len(tree) >= 3, commands  # the sidecar, payment and the shop
+        assert not [c for c in commands if "java" in c or "postgres" in c or "shop.fulfilment" in c], commands
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, "\n".join(out.lines[-30:])
+    finally:
+        if proc.poll() is None:  # a failed assertion above: still stop the demo the clean way, then for sure
+            tree = descendants(proc.pid)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                for pid in [proc.pid, *tree]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+    time.sleep(0.5)
+    left = sorted(pid for pid in tree if alive(pid))
+    assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes()[:120] for pid in left]
+    assert [port for port in ports if listening(port)] == []
+    assert out.lines[-2:] == ["stopping: demo shop, sidecar …", "demo stopped: nothing left running"]
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).parent.exists()  # the SQLite file went with the demo
