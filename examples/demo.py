@@ -4,20 +4,20 @@ Usage::
 
     make demo                                   # = .venv/bin/python examples/demo.py
     python examples/demo.py [--switch slow_query] [--story-seconds 180] [--rate RPS] [--window 15]
-                            [--once] [--free-ports] [--log-dir DIR] [--summary-json FILE]
+                            [--once] [--free-ports] [--fallback] [--log-dir DIR] [--summary-json FILE]
 
 What it starts, in this order (and stops in reverse, by process group, on Ctrl-C,
 SIGTERM, or at the end of ``--once``; nothing is left running):
 
 1. PostgreSQL and Kafka, throwaway, on free loopback ports — the same harness as the
-   tests (``scripts/devservices.py``).  ``make demo`` provisions both first (apt +
-   Maven Central).  Without them the demo stops with one line saying what is missing and
-   how to install it: the demo shop needs PostgreSQL and Kafka (there is no SQLite /
-   no-Kafka mode of the shop yet).
+   tests (``scripts/devservices.py``).  ``make demo`` provisions both first
+   (``scripts/provision.sh postgres kafka``: apt + Maven Central); a provisioning
+   failure does not stop it.
 2. The sidecar: ``chokepoint serve`` (collector, REST API + ``/metrics``, OTLP, and the
    Dash dashboard) with the contract ports 4317/4318/8787/8050 (``--free-ports``: any
    free ports), memory-only store, 1 s buckets, analysis every second over the last
-   ``--window`` seconds (``CHOKEPOINT_ANALYZER_WINDOW_S``), so the story shows within seconds.  It also watches the shop's Kafka consumer group (pull-mode lag).
+   ``--window`` seconds (``CHOKEPOINT_ANALYZER_WINDOW_S``), so the story shows within
+   seconds.  With Kafka it also watches the shop's consumer group (pull-mode lag).
 3. The demo shop (payment + shop + fulfilment, ``shop.launch.ShopStack``), each process
    under ``chokepoint-instrument`` exporting to the sidecar every second.
 4. Load (``shop.load.run_load``, fixed rate, the focus mix of the story's switch,
@@ -27,10 +27,32 @@ SIGTERM, or at the end of ``--once``; nothing is left running):
 
    ``healthy`` (all switches off) → ``bottleneck`` (``--switch`` on) → ``fixed`` (off again)
 
+Fallback: SQLite, no Kafka
+--------------------------
+Where PostgreSQL or Kafka cannot start (no PostgreSQL server installed, no Java, jars
+not provisioned — devservices' ``ServiceUnavailable``), the demo says so in one line and
+goes on without it::
+
+    PostgreSQL not available (PostgreSQL server not found: …): falling back to SQLite — install postgresql for the full demo (scripts/provision.sh postgres)
+    Kafka not available (java not found: …): falling back to no Kafka (no order events, no fulfilment worker) — install Java 17+ and run scripts/provision.sh kafka for the full demo
+
+PostgreSQL is replaced by a SQLite file in a temp dir (removed at the end; same schema,
+seed data and switches, ``shop.db``); without Kafka only payment and the shop run, paid
+orders publish no event and the sidecar watches no consumer group.  Each part falls
+back on its own.  ``--fallback`` forces both (SQLite, no Kafka) on a machine that has
+everything — for tests, or a lighter demo.  The banner, the "Open the dashboard" line,
+a ``mode`` line, every status line and the ``--summary-json`` (``"mode"``,
+``"fallback"``) carry the label, e.g. ``[fallback: SQLite, no Kafka]``.  Switches that
+need Kafka (``consumer_lag``) are refused with a message saying so (exit 2 with
+``--fallback``, exit 1 when Kafka turned out missing).
+
+Status
+------
 The dashboard URL is printed first; then one status line refreshed in place (a new line
 per second when stdout is not a terminal)::
 
     [bottleneck  37s/60s] slow_query=on 10 rps p99 731 ms | top: slow_query shop/SELECT products.id, products.sku, product… (critical 0.88)
+    [fallback: SQLite, no Kafka] [bottleneck  12s/15s] slow_query=on 10 rps p99 708 ms | top: slow_query shop/SELECT products.id, … (critical 0.96)
 
 ``rps`` and ``p99`` are what the load generator measured in the last second (from its
 documented progress line); ``top`` is the sidecar's current top finding
@@ -39,11 +61,14 @@ documented progress line); ``top`` is the sidecar's current top finding
 story repeats until Ctrl-C.
 
 Options: ``--switch`` any switch of ``shop.switches`` that has a focus mix (default
-``slow_query``, the one the analyzer names most reliably today); ``--rate`` requests/s
-(default 20, 10 for ``slow_query``: :data:`RATE_RPS_BY_SWITCH`); ``--window`` the analyzer's
-and the status line's window in seconds (default 15); ``--summary-json FILE`` writes the per-phase summary as
-JSON (for tests and scripts); ``--log-dir`` keeps the processes' logs there (default: a
-temp dir, printed).
+``slow_query``: named as the top finding reliably on PostgreSQL and on SQLite, see
+docs/SCENARIOS.md; ``db_pool_saturation`` is the other reliable one); ``--rate``
+requests/s (default 20, 10 for ``slow_query``: :data:`RATE_RPS_BY_SWITCH` — a
+``slow_query`` search scans 200 000 rows, ~250 ms on PostgreSQL, ~100 ms on SQLite);
+``--window`` the analyzer's and the status line's window in seconds (default 15);
+``--fallback`` see above; ``--summary-json FILE`` writes the per-phase summary as JSON
+(for tests and scripts); ``--log-dir`` keeps the processes' logs there (default: a temp
+dir, printed).
 
 Exit codes: 0 after a clean stop (Ctrl-C included), 1 when something could not start
 (the message says what and how to fix it), 2 for bad options.
