@@ -36,6 +36,7 @@ Where upstream falls short under zero-code-change instrumentation:
   (:mod:`chokepoint.instrument.django_deferred`).
 - urllib3: a ``request_hook`` puts ``server.address``/``server.port`` on the client span
   (upstream sets them on its metrics only), so calls are attributed to their host.
+- kafka-python: a ``consume_hook`` marks its consumer spans as receives, not processing.
 - sqlite3: ``conn.execute()`` / ``conn.executemany()`` traced like cursor statements
   (:mod:`chokepoint.instrument.sqlite_shortcuts`).
 
@@ -77,9 +78,28 @@ def urllib3_server_address(span, pool, _request_info=None) -> None:
         _log.debug("chokepoint: urllib3 request hook failed", exc_info=True)
 
 
+def kafka_python_receive(span, record=None, _args=None, _kwargs=None) -> None:
+    """kafka-python ``consume_hook``: the ``<topic> receive`` span says it is a receive.
+
+    Upstream sets no operation on it, and the agent took the zero-length span for message
+    processing (``messaging.process.duration`` near 0); with
+    ``messaging.operation.type=receive`` and ``messaging.destination.name`` it is recorded
+    as ``messaging.client.operation.duration``, as aiokafka's.  Never raises.
+    """
+    try:
+        if span.is_recording():
+            span.set_attribute("messaging.operation.type", "receive")
+            topic = getattr(record, "topic", None)
+            if topic:
+                span.set_attribute("messaging.destination.name", str(topic))
+    except Exception:
+        _log.debug("chokepoint: kafka-python consume hook failed", exc_info=True)
+
+
 INSTRUMENTOR_OPTIONS: dict[str, dict] = {
     "fastapi": {"exclude_spans": ["receive", "send"]},
     "urllib3": {"request_hook": urllib3_server_address},
+    "kafka": {"consume_hook": kafka_python_receive},
 }
 _CAPTURE_RESPONSE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"
 

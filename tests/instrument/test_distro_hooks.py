@@ -1,4 +1,7 @@
-"""urllib3 client spans carry ``server.address``/``server.port`` (chokepoint's request hook)."""
+"""chokepoint's hooks on upstream instrumentors: urllib3 spans name their host, kafka-python
+consumer spans are receives."""
+
+from types import SimpleNamespace
 
 import urllib3
 from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
@@ -6,7 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from chokepoint.instrument.distro import instrumentor_options, urllib3_server_address
+from chokepoint.instrument.distro import instrumentor_options, kafka_python_receive, urllib3_server_address
 from tests.integration.instrumented_app import Downstream
 
 
@@ -28,9 +31,21 @@ def test_urllib3_spans_name_their_host():
     assert span.attributes["server.port"] == downstream.port
 
 
-def test_hook_never_raises():
+def test_kafka_python_consumer_spans_are_receives():
+    assert instrumentor_options("kafka", {})["consume_hook"] is kafka_python_receive
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("orders receive") as span:
+        kafka_python_receive(span, SimpleNamespace(topic="orders", partition=0), (), {})
+    (finished,) = exporter.get_finished_spans()
+    assert dict(finished.attributes) == {"messaging.operation.type": "receive", "messaging.destination.name": "orders"}
+
+
+def test_hooks_never_raise():
     class Broken:
         def is_recording(self):
             raise RuntimeError("broken span")
 
     urllib3_server_address(Broken(), object())  # logged, not raised
+    kafka_python_receive(Broken(), object(), (), {})
