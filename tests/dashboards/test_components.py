@@ -12,7 +12,7 @@ import pytest
 
 from chokepoint.dashboards.app import collector_banner
 from chokepoint.dashboards.client import ApiClient
-from chokepoint.dashboards.components import NO_DATA, cell_colours, empty_figure, lines_figure, table, tolerant
+from chokepoint.dashboards.components import NO_DATA, cell_colours, empty_figure, keep_choice, lines_figure, table, tolerant
 from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
 
@@ -119,3 +119,11 @@ def test_every_page_table_is_an_ag_grid():
 def test_importing_the_app_raises_no_deprecation_warning():
     run = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", "import chokepoint.dashboards.app"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_keep_choice_keeps_a_pick_still_offered():
+    options = [{"label": "a", "value": "shop|/a"}, {"label": "b", "value": "shop|/b"}]
+    assert keep_choice("shop|/b", options, "shop|/a") == "shop|/b"
+    assert keep_choice("shop|/gone", options, "shop|/a") == "shop|/a"
+    assert keep_choice(None, options, "shop|/a") == "shop|/a"
+    assert keep_choice("shop|/b", [], None) is None

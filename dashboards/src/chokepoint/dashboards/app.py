@@ -28,7 +28,7 @@ import dash
 from dash import Input, Output, dcc, html
 from werkzeug.serving import make_server
 
-from .client import ApiClient, CollectorUnavailable
+from .client import ApiClient
 from .components import REFRESH_MS, error_banner, tolerant
 from .pages import dependencies, messaging, overview, resources, route
 
@@ -42,10 +42,7 @@ HEALTH_INTERVAL = "health-interval"
 @tolerant(lambda msg: error_banner(f"{msg} — showing no data until it answers again"))
 def collector_banner(client: ApiClient):
     """Nothing while the collector answers ``/health``; a red banner otherwise."""
-    try:
-        health = client.health()
-    except CollectorUnavailable as exc:
-        return error_banner(f"{exc} — showing no data until it answers again")
+    health = client.health()
     if health.get("status") != "ok":
         return error_banner(f"collector status: {health.get('status')!r}")
     return None

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 import dash_ag_grid as dag
 import plotly.graph_objects as go
-from dash import html
+from dash import Input, Output, dcc, html
 
 from .client import CollectorUnavailable
 
@@ -53,6 +53,28 @@ def tolerant(on_error: Callable[[str], object]):
         return inner
 
     return wrap
+
+
+def live_page(interval_id: str, status_id: str, *children, above_status: Iterable = ()) -> html.Div:
+    """A page's layout: its refresh timer (every ``REFRESH_MS``), ``above_status``, the status line, then ``children``."""
+    return html.Div([dcc.Interval(id=interval_id, interval=REFRESH_MS), *above_status, html.Div(id=status_id), *children])
+
+
+def on_tick(app, interval_id: str, outputs: Iterable[tuple[str, str]], refresh: Callable[[], tuple]) -> None:
+    """Register a callback filling ``outputs`` (``(component id, property)``) from ``refresh()`` at every tick."""
+
+    @app.callback(*[Output(component_id, prop) for component_id, prop in outputs], Input(interval_id, "n_intervals"))
+    def _tick(_n):
+        return refresh()
+
+
+def keep_choice(current, options: list[dict], default=None):
+    """``current`` while the dropdown still offers it, else ``default`` (a live refresh keeps the user's pick)."""
+    return current if current is not None and any(o["value"] == current for o in options) else default
+
+
+def two_columns(*children) -> html.Div:
+    return html.Div(list(children), style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"})
 
 
 def empty_state(message: str = NO_DATA) -> html.Div:

@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html
+from dash import dcc, html
 
 from chokepoint.collector.catalog import BREAKER_STATES
 
-from ..client import ApiClient, CollectorUnavailable
-from ..components import REFRESH_MS, STATE_COLOURS, empty_figure, empty_state, error_banner, lines_figure, ms, pct, table, tolerant
+from ..client import ApiClient
+from ..components import STATE_COLOURS, empty_figure, empty_state, error_banner, lines_figure, live_page, ms, on_tick, pct, table, tolerant
 
 PATH = "/dependencies"
 NAME = "Dependencies"
@@ -77,13 +77,10 @@ def breaker_card(b: dict) -> html.Div:
 @tolerant(lambda msg: (error_banner(msg), [], empty_figure(msg), empty_state(msg), empty_figure(msg)))
 def refresh(client: ApiClient, window_s: float = 60, history_s: float = 3600):
     """(status, dependency rows, p99 figure, breaker cards, breaker timeline) for one tick."""
-    try:
-        deps = client.dependencies(window_s=window_s)
-        breakers = client.breakers()
-        p99 = client.timeseries("dependency_p99_ms", window_s=history_s)
-        states = client.timeseries("breaker_state", window_s=history_s)
-    except CollectorUnavailable as exc:
-        return error_banner(str(exc)), [], empty_figure(str(exc)), empty_state(str(exc)), empty_figure(str(exc))
+    deps = client.dependencies(window_s=window_s)
+    breakers = client.breakers()
+    p99 = client.timeseries("dependency_p99_ms", window_s=history_s)
+    states = client.timeseries("breaker_state", window_s=history_s)
     state_axis = {
         "title": {"text": "state"},
         "tickvals": list(range(len(BREAKER_STATES))),
@@ -107,28 +104,18 @@ def refresh(client: ApiClient, window_s: float = 60, history_s: float = 3600):
 
 
 def layout(**_query) -> html.Div:
-    return html.Div(
-        [
-            dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
-            html.Div(id=STATUS),
-            html.H3("Outbound dependencies"),
-            table(DEPENDENCIES_TABLE, DEPENDENCY_COLUMNS, [], row_key=("service", "kind", "target")),
-            dcc.Graph(id=DEPENDENCY_P99),
-            html.H3("Circuit breakers"),
-            html.Div(id=BREAKER_CARDS),
-            dcc.Graph(id=BREAKER_TIMELINE),
-        ]
+    return live_page(
+        INTERVAL,
+        STATUS,
+        html.H3("Outbound dependencies"),
+        table(DEPENDENCIES_TABLE, DEPENDENCY_COLUMNS, [], row_key=("service", "kind", "target")),
+        dcc.Graph(id=DEPENDENCY_P99),
+        html.H3("Circuit breakers"),
+        html.Div(id=BREAKER_CARDS),
+        dcc.Graph(id=BREAKER_TIMELINE),
     )
 
 
 def register_callbacks(app, client: ApiClient) -> None:
-    @app.callback(
-        Output(STATUS, "children"),
-        Output(DEPENDENCIES_TABLE, "rowData"),
-        Output(DEPENDENCY_P99, "figure"),
-        Output(BREAKER_CARDS, "children"),
-        Output(BREAKER_TIMELINE, "figure"),
-        Input(INTERVAL, "n_intervals"),
-    )
-    def _tick(_n):
-        return refresh(client)
+    outputs = [(STATUS, "children"), (DEPENDENCIES_TABLE, "rowData"), (DEPENDENCY_P99, "figure"), (BREAKER_CARDS, "children"), (BREAKER_TIMELINE, "figure")]
+    on_tick(app, INTERVAL, outputs, lambda: refresh(client))

@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html
+from dash import dcc, html
 
 from chokepoint.collector.catalog import LAG_STATUSES
 
-from ..client import ApiClient, CollectorUnavailable
-from ..components import REFRESH_MS, STATUS_COLOURS, cell_colours, empty_figure, empty_state, error_banner, lines_figure, table, tolerant
+from ..client import ApiClient
+from ..components import STATUS_COLOURS, cell_colours, empty_figure, empty_state, error_banner, lines_figure, live_page, on_tick, table, tolerant, two_columns
 
 PATH = "/messaging"
 NAME = "Messaging"
@@ -47,12 +47,9 @@ def lag_rows(lags: list[dict]) -> list[dict]:
 @tolerant(lambda msg: (error_banner(msg), [], empty_figure(msg), empty_figure(msg)))
 def refresh(client: ApiClient, window_s: float = 3600):
     """(status, lag rows, lag figure, time-lag figure) for one tick."""
-    try:
-        lags = client.consumer_lag()
-        lag_ts = client.timeseries("consumer_lag", window_s=window_s)
-        time_lag_ts = client.timeseries("consumer_time_lag_s", window_s=window_s)
-    except CollectorUnavailable as exc:
-        return error_banner(str(exc)), [], empty_figure(str(exc)), empty_figure(str(exc))
+    lags = client.consumer_lag()
+    lag_ts = client.timeseries("consumer_lag", window_s=window_s)
+    time_lag_ts = client.timeseries("consumer_time_lag_s", window_s=window_s)
     if lags:
         worst = lag_rows(lags)[0]
         status = html.Div(f"{len(lags)} partitions; worst: {worst['group']}/{worst['topic']}/{worst['partition']} {worst['status']}", className="status-ok")
@@ -67,20 +64,15 @@ def refresh(client: ApiClient, window_s: float = 3600):
 
 
 def layout(**_query) -> html.Div:
-    return html.Div(
-        [
-            dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
-            html.Div(id=STATUS),
-            html.H3("Consumer lag now"),
-            table(LAG_TABLE, LAG_COLUMNS, [], row_key=LAG_LABELS, cell_styles={"status": STATUS_STYLE}),
-            html.Div([dcc.Graph(id=LAG_CHART), dcc.Graph(id=TIME_LAG_CHART)], style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"}),
-        ]
+    return live_page(
+        INTERVAL,
+        STATUS,
+        html.H3("Consumer lag now"),
+        table(LAG_TABLE, LAG_COLUMNS, [], row_key=LAG_LABELS, cell_styles={"status": STATUS_STYLE}),
+        two_columns(dcc.Graph(id=LAG_CHART), dcc.Graph(id=TIME_LAG_CHART)),
     )
 
 
 def register_callbacks(app, client: ApiClient) -> None:
-    @app.callback(
-        Output(STATUS, "children"), Output(LAG_TABLE, "rowData"), Output(LAG_CHART, "figure"), Output(TIME_LAG_CHART, "figure"), Input(INTERVAL, "n_intervals")
-    )
-    def _tick(_n):
-        return refresh(client)
+    outputs = [(STATUS, "children"), (LAG_TABLE, "rowData"), (LAG_CHART, "figure"), (TIME_LAG_CHART, "figure")]
+    on_tick(app, INTERVAL, outputs, lambda: refresh(client))

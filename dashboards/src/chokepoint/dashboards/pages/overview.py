@@ -17,21 +17,23 @@ from dash import Input, Output, State, dcc, html
 
 from chokepoint.collector.catalog import FINDINGS_BY_KIND
 
-from ..client import ApiClient, CollectorUnavailable
+from ..client import ApiClient
 from ..components import (
     NO_DATA,
-    REFRESH_MS,
     SEVERITY_COLOURS,
     empty_figure,
     empty_state,
     error_banner,
+    keep_choice,
     line_traces,
+    live_page,
     ms,
     pct,
     table,
     time_figure,
     to_epoch_ms,
     tolerant,
+    two_columns,
 )
 
 PATH = "/"
@@ -63,6 +65,11 @@ PERCENTILE_METRICS = (("latency_p50_ms", "p50"), ("latency_p90_ms", "p90"), ("la
 
 def route_value(service: str, route: str) -> str:
     return f"{service}|{route}"
+
+
+def route_options(endpoints: list[dict]) -> list[dict]:
+    """Dropdown options, one per ``(service, route)``, valued ``"service|route"``."""
+    return [{"label": f"{e['service']} {e['route']}", "value": route_value(e["service"], e["route"])} for e in endpoints]
 
 
 def route_link(service: str, route: str) -> str:
@@ -145,14 +152,10 @@ def red_rows(endpoints: list[dict]) -> list[dict]:
 @tolerant(lambda msg: (error_banner(msg), bottleneck_banner([]), empty_state(msg), [], [], None))
 def refresh(client: ApiClient, window_s: float = 60):
     """(status, banner, findings, RED rows, route options, default route) for one tick."""
-    try:
-        findings = client.bottlenecks(window_s=window_s)
-        endpoints = client.endpoints(window_s=window_s)
-    except CollectorUnavailable as exc:
-        return error_banner(str(exc)), bottleneck_banner([]), empty_state(str(exc)), [], [], None
+    findings = client.bottlenecks(window_s=window_s)
+    endpoints = client.endpoints(window_s=window_s)
     rows = red_rows(endpoints)
-    by_p99 = sorted(endpoints, key=lambda e: e.get("p99_ms") or 0.0, reverse=True)
-    options = [{"label": f"{e['service']} {e['route']}", "value": route_value(e["service"], e["route"])} for e in by_p99]
+    options = route_options(sorted(endpoints, key=lambda e: e.get("p99_ms") or 0.0, reverse=True))
     status = empty_state(NO_DATA) if not endpoints else html.Div(f"{len(endpoints)} routes, {len(findings)} findings", className="status-ok")
     return status, bottleneck_banner(findings), findings_list(findings), rows, options, options[0]["value"] if options else None
 
@@ -178,31 +181,26 @@ def refresh_route_charts(client: ApiClient, selected: str | None, window_s: floa
     if not selected or "|" not in selected:
         return empty_figure(title="Latency heatmap"), empty_figure(title="Latency percentiles")
     service, route = selected.split("|", 1)
-    try:
-        heat = client.heatmap(service, route, window_s=window_s)
-        traces = []
-        for metric, label in PERCENTILE_METRICS:
-            traces += line_traces(client.timeseries(metric, service=service, target=route, window_s=window_s), [], suffix=label)
-    except CollectorUnavailable as exc:
-        return empty_figure(str(exc), "Latency heatmap"), empty_figure(str(exc), "Latency percentiles")
+    heat = client.heatmap(service, route, window_s=window_s)
+    traces = []
+    for metric, label in PERCENTILE_METRICS:
+        traces += line_traces(client.timeseries(metric, service=service, target=route, window_s=window_s), [], suffix=label)
     lines = time_figure(traces, f"Latency percentiles — {route}", "ms") if traces else empty_figure(title="Latency percentiles")
     return heatmap_figure(heat, route), lines
 
 
 def layout(**_query) -> html.Div:
-    return html.Div(
-        [
-            dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
-            html.Div(id=STATUS),
-            html.Div(id=BOTTLENECK_BANNER),
-            html.H3("Findings (ranked)"),
-            html.Div(id=FINDINGS_LIST),
-            html.H3("Latency over time"),
-            dcc.Dropdown(id=ROUTE_PICKER, placeholder="route", clearable=False, style={"maxWidth": "600px"}),
-            html.Div([dcc.Graph(id=HEATMAP), dcc.Graph(id=PERCENTILES)], style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"}),
-            html.H3("Routes — rate, errors, duration"),
-            table(RED_TABLE, RED_COLUMNS, [], row_key=("service", "route"), page_size=20),
-        ]
+    return live_page(
+        INTERVAL,
+        STATUS,
+        html.Div(id=BOTTLENECK_BANNER),
+        html.H3("Findings (ranked)"),
+        html.Div(id=FINDINGS_LIST),
+        html.H3("Latency over time"),
+        dcc.Dropdown(id=ROUTE_PICKER, placeholder="route", clearable=False, style={"maxWidth": "600px"}),
+        two_columns(dcc.Graph(id=HEATMAP), dcc.Graph(id=PERCENTILES)),
+        html.H3("Routes — rate, errors, duration"),
+        table(RED_TABLE, RED_COLUMNS, [], row_key=("service", "route"), page_size=20),
     )
 
 
@@ -219,8 +217,7 @@ def register_callbacks(app, client: ApiClient) -> None:
     )
     def _tick(_n, selected):
         status, banner, findings, rows, options, default = refresh(client)
-        keep = selected if selected and any(o["value"] == selected for o in options) else default
-        return status, banner, findings, rows, options, keep
+        return status, banner, findings, rows, options, keep_choice(selected, options, default)
 
     @app.callback(Output(HEATMAP, "figure"), Output(PERCENTILES, "figure"), Input(ROUTE_PICKER, "value"), Input(INTERVAL, "n_intervals"))
     def _charts(selected, _n):

@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import plotly.graph_objects as go
-from dash import Input, Output, dcc, html
+from dash import dcc, html
 
-from ..client import ApiClient, CollectorUnavailable
-from ..components import REFRESH_MS, empty_figure, empty_state, error_banner, line_traces, lines_figure, ms, table, time_figure, tolerant
+from ..client import ApiClient
+from ..components import empty_figure, empty_state, error_banner, line_traces, lines_figure, live_page, ms, on_tick, table, time_figure, tolerant, two_columns
 
 PATH = "/resources"
 NAME = "Resources"
@@ -66,12 +66,9 @@ def used_vs_max_figure(used: list[dict], cap: list[dict]) -> go.Figure:
 @tolerant(lambda msg: (error_banner(msg), [], *[empty_figure(msg) for _ in GRAPHS]))
 def refresh(client: ApiClient, window_s: float = 3600):
     """(status, pool rows, 7 figures) for one tick."""
-    try:
-        pools = client.pools()
-        ts = {m: client.timeseries(m, window_s=window_s) for m in ("pool_used", "pool_max", "pool_pending", "pool_wait_p99_ms")}
-        runtime = {m: client.timeseries(m, window_s=window_s) for m in ("cpu_utilization", "rss_bytes", "gc_pause_p99_ms", "event_loop_lag_p99_ms")}
-    except CollectorUnavailable as exc:
-        return (error_banner(str(exc)), [], *[empty_figure(str(exc)) for _ in GRAPHS])
+    pools = client.pools()
+    ts = {m: client.timeseries(m, window_s=window_s) for m in ("pool_used", "pool_max", "pool_pending", "pool_wait_p99_ms")}
+    runtime = {m: client.timeseries(m, window_s=window_s) for m in ("cpu_utilization", "rss_bytes", "gc_pause_p99_ms", "event_loop_lag_p99_ms")}
     figures = (
         used_vs_max_figure(ts["pool_used"], ts["pool_max"]),
         lines_figure(ts["pool_pending"], "Callers waiting for a pool member", "pending", POOL_LABELS),
@@ -86,22 +83,17 @@ def refresh(client: ApiClient, window_s: float = 3600):
 
 
 def layout(**_query) -> html.Div:
-    grid = {"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"}
-    return html.Div(
-        [
-            dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
-            html.Div(id=STATUS),
-            html.H3("Pools now"),
-            table(POOLS_TABLE, POOL_COLUMNS, [], row_key=("service", "kind", "name")),
-            html.H3("Pool saturation over time"),
-            html.Div([dcc.Graph(id=POOL_USED), dcc.Graph(id=POOL_PENDING), dcc.Graph(id=POOL_WAIT)], style=grid),
-            html.H3("Runtime"),
-            html.Div([dcc.Graph(id=CPU), dcc.Graph(id=RSS), dcc.Graph(id=GC), dcc.Graph(id=LOOP_LAG)], style=grid),
-        ]
+    return live_page(
+        INTERVAL,
+        STATUS,
+        html.H3("Pools now"),
+        table(POOLS_TABLE, POOL_COLUMNS, [], row_key=("service", "kind", "name")),
+        html.H3("Pool saturation over time"),
+        two_columns(dcc.Graph(id=POOL_USED), dcc.Graph(id=POOL_PENDING), dcc.Graph(id=POOL_WAIT)),
+        html.H3("Runtime"),
+        two_columns(dcc.Graph(id=CPU), dcc.Graph(id=RSS), dcc.Graph(id=GC), dcc.Graph(id=LOOP_LAG)),
     )
 
 
 def register_callbacks(app, client: ApiClient) -> None:
-    @app.callback(Output(STATUS, "children"), Output(POOLS_TABLE, "rowData"), *[Output(g, "figure") for g in GRAPHS], Input(INTERVAL, "n_intervals"))
-    def _tick(_n):
-        return refresh(client)
+    on_tick(app, INTERVAL, [(STATUS, "children"), (POOLS_TABLE, "rowData"), *[(g, "figure") for g in GRAPHS]], lambda: refresh(client))

@@ -12,9 +12,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
-from ..client import ApiClient, CollectorUnavailable
-from ..components import REFRESH_MS, empty_figure, empty_state, error_banner, table, tolerant
-from .overview import route_value
+from ..client import ApiClient
+from ..components import empty_figure, empty_state, error_banner, keep_choice, live_page, table, tolerant, two_columns
+from .overview import route_options, route_value
 
 PATH = "/route"
 NAME = "Route detail"
@@ -110,18 +110,15 @@ def waterfall_figure(trace: dict | None) -> go.Figure:
 @tolerant(lambda msg: (error_banner(msg), [], empty_figure(msg), empty_figure(msg), [], []))
 def refresh(client: ApiClient, selected: str | None, window_s: float = 60):
     """(status, route options, histogram, breakdown, trace rows, trace options) for ``"service|route"``."""
-    try:
-        endpoints = client.endpoints(window_s=window_s)
-        options = [{"label": f"{e['service']} {e['route']}", "value": route_value(e["service"], e["route"])} for e in endpoints]
-        if not selected or "|" not in selected:
-            status = empty_state() if not endpoints else empty_state("Pick a route.")
-            return status, options, empty_figure(title="Latency distribution"), empty_figure(title="Time breakdown"), [], []
-        service, route = selected.split("|", 1)
-        buckets = client.histogram(service, route, window_s=window_s)
-        breakdown = client.breakdown(service, route, window_s=window_s)
-        traces = client.traces(route=route, limit=50)
-    except CollectorUnavailable as exc:
-        return error_banner(str(exc)), [], empty_figure(str(exc)), empty_figure(str(exc)), [], []
+    endpoints = client.endpoints(window_s=window_s)
+    options = route_options(endpoints)
+    if not selected or "|" not in selected:
+        status = empty_state() if not endpoints else empty_state("Pick a route.")
+        return status, options, empty_figure(title="Latency distribution"), empty_figure(title="Time breakdown"), [], []
+    service, route = selected.split("|", 1)
+    buckets = client.histogram(service, route, window_s=window_s)
+    breakdown = client.breakdown(service, route, window_s=window_s)
+    traces = client.traces(route=route, limit=50)
     rows = [
         {
             "trace_id": t.get("trace_id", ""),
@@ -141,33 +138,29 @@ def refresh(client: ApiClient, selected: str | None, window_s: float = 60):
 def refresh_waterfall(client: ApiClient, selected: str | None, trace_id: str | None) -> go.Figure:
     if not selected or "|" not in selected or not trace_id:
         return waterfall_figure(None)
-    try:
-        traces = client.traces(route=selected.split("|", 1)[1], limit=50)
-    except CollectorUnavailable as exc:
-        return empty_figure(str(exc), "Trace waterfall")
+    traces = client.traces(route=selected.split("|", 1)[1], limit=50)
     return waterfall_figure(next((t for t in traces if t.get("trace_id") == trace_id), None))
 
 
 def layout(service: str | None = None, route: str | None = None, **_query) -> html.Div:
     selected = route_value(service, route) if service and route else None
-    return html.Div(
-        [
-            dcc.Interval(id=INTERVAL, interval=REFRESH_MS),
-            dcc.Dropdown(
-                id=ROUTE_PICKER,
-                value=selected,
-                options=[{"label": f"{service} {route}", "value": selected}] if selected else [],
-                placeholder="route",
-                clearable=False,
-                style={"maxWidth": "600px"},
-            ),
-            html.Div(id=STATUS),
-            html.Div([dcc.Graph(id=HISTOGRAM), dcc.Graph(id=BREAKDOWN)], style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "8px"}),
-            html.H3("Kept traces (slow, errored, sampled)"),
-            table(TRACES_TABLE, TRACE_COLUMNS, [], row_key=("trace_id",), page_size=10),
-            dcc.Dropdown(id=TRACE_PICKER, placeholder="trace", style={"maxWidth": "600px", "marginTop": "8px"}),
-            dcc.Graph(id=WATERFALL),
-        ]
+    picker = dcc.Dropdown(
+        id=ROUTE_PICKER,
+        value=selected,
+        options=route_options([{"service": service, "route": route}]) if selected else [],
+        placeholder="route",
+        clearable=False,
+        style={"maxWidth": "600px"},
+    )
+    return live_page(
+        INTERVAL,
+        STATUS,
+        two_columns(dcc.Graph(id=HISTOGRAM), dcc.Graph(id=BREAKDOWN)),
+        html.H3("Kept traces (slow, errored, sampled)"),
+        table(TRACES_TABLE, TRACE_COLUMNS, [], row_key=("trace_id",), page_size=10),
+        dcc.Dropdown(id=TRACE_PICKER, placeholder="trace", style={"maxWidth": "600px", "marginTop": "8px"}),
+        dcc.Graph(id=WATERFALL),
+        above_status=[picker],
     )
 
 
@@ -186,8 +179,7 @@ def register_callbacks(app, client: ApiClient) -> None:
     )
     def _tick(_n, selected, trace_id):
         status, options, hist, breakdown, rows, trace_options = refresh(client, selected)
-        keep = trace_id if any(o["value"] == trace_id for o in trace_options) else (trace_options[0]["value"] if trace_options else None)
-        return status, options, hist, breakdown, rows, trace_options, keep
+        return status, options, hist, breakdown, rows, trace_options, keep_choice(trace_id, trace_options, trace_options[0]["value"] if trace_options else None)
 
     @app.callback(Output(WATERFALL, "figure"), Input(TRACE_PICKER, "value"), State(ROUTE_PICKER, "value"))
     def _waterfall(trace_id, selected):
