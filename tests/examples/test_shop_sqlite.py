@@ -5,7 +5,7 @@ tests work on a SQLite file in-process (``shop.db``); the rest start the real pr
 (``shop.launch.ShopStack`` with ``sqlite:///…`` and ``kafka=None``: payment + shop, no
 fulfilment worker) and check the routes, the ``slow_query`` and ``db_pool_saturation``
 switches on SQLite, Kafka-less order placement, and that ``consumer_lag`` is refused with
-the reason everywhere it can be asked for.
+the reason everywhere it can be asked for; and SQLite with Kafka (the fulfilment worker on the same file).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import concurrent.futures
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -219,3 +220,26 @@ def test_sqlite_file_is_shared_by_the_pooled_connections(stack):
             assert conn.execute(text("SELECT status FROM orders WHERE id = :id"), {"id": created["order_id"]}).scalar() == "paid"
     finally:
         engine.dispose()
+
+
+def test_sqlite_with_kafka_runs_the_fulfilment_worker_on_the_same_file(kafka, tmp_path):
+    """Each part falls back on its own: no PostgreSQL but Kafka → the worker fulfils orders in the SQLite file."""
+    with (
+        ShopStack(f"sqlite:///{tmp_path / 'shop.sqlite'}", kafka.bootstrap, topic=f"orders-{tmp_path.name[-12:]}", log_dir=tmp_path) as stack,
+        httpx.Client(timeout=30) as http,
+    ):
+        assert stack.mode == {"database": "sqlite", "kafka": True} and set(stack.processes) == {"payment", "shop", "fulfilment"}
+        ids = []
+        for i in range(5):
+            body = http.post(stack.shop_url + "/orders", json={"customer": "sqlite-kafka", "lines": [{"product_id": 3 + i, "quantity": 1}]}).json()
+            assert body["status"] == "paid" and body["event_published"] is True
+            ids.append(body["order_id"])
+        deadline = time.monotonic() + 30
+        statuses: list[str] = []
+        while time.monotonic() < deadline:
+            statuses = [http.get(f"{stack.shop_url}/orders/{i}").json()["status"] for i in ids]
+            if set(statuses) == {"fulfilled"}:
+                break
+            time.sleep(0.3)
+        assert statuses == ["fulfilled"] * 5
+        assert http.get(stack.fulfilment_url + "/admin/stats").json()["errors"] == 0
