@@ -37,12 +37,14 @@ to someone else.  It is the per-thread ``run_delay`` of ``/proc/self/task/*/sche
 previous collection.  Threads that exited between two collections take their last
 interval with them; new threads count from zero.
 
-What it does not see: a thread waiting for the **GIL** sleeps on a condition variable,
-so it is not on a run queue and adds nothing (GIL contention is the process's own
-business; its CPU use then sits near one core, which the utilization gauge already
-shows); nor time blocked on I/O, locks or sleeps.  At a GIL hand-off the woken thread
-may wait briefly on a run queue while the one that dropped the GIL still runs, so
-several busy threads can add a little more than the holder's own starvation.  Where
+What it does and does not see: a thread waiting for the **GIL** sleeps on a condition
+variable, off the run queue — but CPython's waiters wake every switch interval
+(``sys.getswitchinterval()``, 5 ms) to ask the holder to drop it, and on a busy host
+each wake-up waits for a CPU.  So a process whose threads contend for the GIL on a
+contended host reports a wait of *several* cores: read it then as the number of its
+threads waiting for a CPU on average, not as CPU it could use (the GIL caps Python code
+at one core).  On a host with free cores the waiters find a CPU at once and add almost
+nothing.  Time blocked on I/O, locks or sleeps is not counted.  Where
 ``/proc/self/task`` is absent (macOS, Windows, ``/proc`` not mounted) the gauge is not
 reported at all.  Cost: one small file read per thread at collection, no thread of its
 own.
