@@ -63,10 +63,32 @@ _MEDIA_TYPES = {"application/x-protobuf": PROTOBUF, "application/protobuf": PROT
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
+# the google.rpc code in the error body follows from the HTTP status (OTLP/HTTP spec)
+_GRPC_CODES = {
+    400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
+    413: code_pb2.RESOURCE_EXHAUSTED,
+    415: code_pb2.INVALID_ARGUMENT,
+    429: code_pb2.RESOURCE_EXHAUSTED,
+    500: code_pb2.INTERNAL,
+}
+
+
 class _Refused(Exception):
-    def __init__(self, status: int, reason: str, message: str, grpc_code: int, headers: dict | None = None) -> None:
+    """An answer other than 200: ``reason`` is what the refusal is counted as ("" = counted already)."""
+
+    def __init__(self, status: int, reason: str, message: str, headers: dict | None = None) -> None:
         super().__init__(message)
-        self.status, self.reason, self.message, self.grpc_code, self.headers = status, reason, message, grpc_code, headers or {}
+        self.status, self.reason, self.message, self.headers = status, reason, message, headers or {}
+        self.grpc_code = _GRPC_CODES[status]
+
+
+def _malformed(message: str) -> _Refused:
+    return _Refused(400, REASON_MALFORMED, message)
+
+
+def _too_large(message: str) -> _Refused:
+    return _Refused(413, REASON_TOO_LARGE, message)
 
 
 def gunzip_limited(body: bytes, max_bytes: int) -> bytes:
@@ -75,14 +97,14 @@ def gunzip_limited(body: bytes, max_bytes: int) -> bytes:
     try:
         out = inflater.decompress(body, max_bytes + 1)
         if len(out) > max_bytes or inflater.unconsumed_tail:
-            raise _Refused(413, REASON_TOO_LARGE, f"gunzipped body exceeds the {max_bytes} byte limit", code_pb2.RESOURCE_EXHAUSTED)
+            raise _too_large(f"gunzipped body exceeds the {max_bytes} byte limit")
         out += inflater.flush()
     except zlib.error as exc:
-        raise _Refused(400, REASON_MALFORMED, f"malformed gzip body: {exc}", code_pb2.INVALID_ARGUMENT) from None
+        raise _malformed(f"malformed gzip body: {exc}") from None
     if not inflater.eof:
-        raise _Refused(400, REASON_MALFORMED, "malformed gzip body: truncated", code_pb2.INVALID_ARGUMENT)
+        raise _malformed("malformed gzip body: truncated")
     if len(out) > max_bytes:
-        raise _Refused(413, REASON_TOO_LARGE, f"gunzipped body exceeds the {max_bytes} byte limit", code_pb2.RESOURCE_EXHAUSTED)
+        raise _too_large(f"gunzipped body exceeds the {max_bytes} byte limit")
     return out
 
 
@@ -125,34 +147,30 @@ class OtlpHttpReceiver:
 
     async def _handle(self, request: Request, signal: str, media_type: str | None) -> Response:
         if not self.auth.allows(request.headers.get("authorization")):
-            raise _Refused(401, REASON_UNAUTHENTICATED, UNAUTHORIZED_MESSAGE, code_pb2.UNAUTHENTICATED, {"WWW-Authenticate": "Bearer"})
+            raise _Refused(401, REASON_UNAUTHENTICATED, UNAUTHORIZED_MESSAGE, {"WWW-Authenticate": "Bearer"})
         if media_type is None:
             raise _Refused(
                 415,
                 REASON_UNSUPPORTED,
                 f"unsupported content type {request.headers.get('content-type', '')!r}: use application/x-protobuf or application/json",
-                code_pb2.INVALID_ARGUMENT,
             )
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", "gzip", ""):
-            raise _Refused(415, REASON_UNSUPPORTED, f"unsupported content encoding {encoding!r}: use gzip or none", code_pb2.INVALID_ARGUMENT)
+            raise _Refused(415, REASON_UNSUPPORTED, f"unsupported content encoding {encoding!r}: use gzip or none")
         declared = request.headers.get("content-length")
         declared_bytes = 0
         if declared is not None:
             try:
                 declared_bytes = int(declared)
             except ValueError:
-                raise _Refused(400, REASON_MALFORMED, f"bad Content-Length {declared!r}", code_pb2.INVALID_ARGUMENT) from None
+                raise _malformed(f"bad Content-Length {declared!r}") from None
             if declared_bytes > self.max_body_bytes:
-                raise _Refused(
-                    413, REASON_TOO_LARGE, f"body of {declared_bytes} bytes exceeds the {self.max_body_bytes} byte limit", code_pb2.RESOURCE_EXHAUSTED
-                )
+                raise _too_large(f"body of {declared_bytes} bytes exceeds the {self.max_body_bytes} byte limit")
         if not self.admission.try_acquire(declared_bytes):
             raise _Refused(
                 429,
                 REASON_OVERLOAD,
                 "collector overloaded: too many OTLP requests in flight, retry later",
-                code_pb2.RESOURCE_EXHAUSTED,
                 {"Retry-After": str(self.retry_after_s)},
             )
         try:
@@ -172,10 +190,10 @@ class OtlpHttpReceiver:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > self.max_body_bytes:
-                    raise _Refused(413, REASON_TOO_LARGE, f"body exceeds the {self.max_body_bytes} byte limit", code_pb2.RESOURCE_EXHAUSTED)
+                    raise _too_large(f"body exceeds the {self.max_body_bytes} byte limit")
                 chunks.append(chunk)
         except ClientDisconnect:
-            raise _Refused(400, REASON_MALFORMED, "client disconnected before sending the whole body", code_pb2.INVALID_ARGUMENT) from None
+            raise _malformed("client disconnected before sending the whole body") from None
         return b"".join(chunks)
 
     def _decode_and_consume(self, signal: str, media_type: str, encoding: str, body: bytes):
@@ -184,12 +202,12 @@ class OtlpHttpReceiver:
         try:
             request = decode_body(signal, media_type, body)
         except PayloadError as exc:
-            raise _Refused(400, REASON_MALFORMED, str(exc), code_pb2.INVALID_ARGUMENT) from None
+            raise _malformed(str(exc)) from None
         try:
             return self.consumer.consume(signal, request, PROTOCOL_HTTP)
         except IngestFailure as exc:
             # already counted by the consumer; 500 tells the sender not to retry a poison batch
-            raise _Refused(500, "", str(exc), code_pb2.INTERNAL) from None
+            raise _Refused(500, "", str(exc)) from None
 
 
 def _status_response(status: int, grpc_code: int, message: str, media_type: str, headers: dict) -> Response:
@@ -208,16 +226,12 @@ def _endpoint(receiver: OtlpHttpReceiver, signal: str):
     return endpoint
 
 
-def create_otlp_http_app(
-    consumer: OtlpConsumer,
-    admission: Admission | None = None,
-    auth: BearerAuth | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    retry_after_s: int = 1,
-    ingest_threads: int = 2,
-) -> Starlette:
-    """A Starlette app serving ``POST /v1/{traces,metrics,logs}``; ``app.state.receiver`` is the logic."""
-    receiver = OtlpHttpReceiver(consumer, admission, auth, max_body_bytes, retry_after_s, ingest_threads)
+def create_otlp_http_app(consumer: OtlpConsumer, *args, **options) -> Starlette:
+    """A Starlette app serving ``POST /v1/{traces,metrics,logs}``; ``app.state.receiver`` is the logic.
+
+    Arguments are :class:`OtlpHttpReceiver`'s (admission, auth, max_body_bytes, retry_after_s, ingest_threads).
+    """
+    receiver = OtlpHttpReceiver(consumer, *args, **options)
     app = Starlette(routes=[Route(f"/v1/{signal}", _endpoint(receiver, signal), methods=["POST"]) for signal in SIGNALS])
     app.state.receiver = receiver
 
