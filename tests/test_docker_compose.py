@@ -4,9 +4,10 @@ Parsed with PyYAML (merge keys included), then: every service has an image or a 
 whose context, Dockerfile and target stage exist; every published port is bound to
 127.0.0.1; every bind-mounted file or directory exists and every named volume is
 declared; ``depends_on`` names real services and ``service_healthy`` only waits for
-services that have a health check; the agents export to the sidecar service; Kafka runs
-KRaft from the official image; the Prometheus config passes the real ``promtool check
-config`` with the generated rules; Grafana's provisioning points at the compose services.
+services that have a health check; the Python services listen on, publish and probe one
+port; the agents export to the sidecar service; Kafka runs KRaft from the official
+image; the Prometheus config passes the real ``promtool check config`` with the
+generated rules; Grafana's provisioning points at the compose services.
 """
 
 from __future__ import annotations
@@ -112,6 +113,20 @@ def test_agents_run_under_chokepoint_instrument_and_export_to_the_sidecar():
         assert host == "postgres" and port == "5432"
         assert env["SHOP_KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert env["SHOP_PAYMENT_URL"] == "http://payment:8001"
+
+
+@pytest.mark.parametrize("name", [*AGENTS, "locust"])
+def test_python_services_listen_publish_and_health_check_the_same_port(name):
+    service = SERVICES[name]
+    (published,) = service["ports"]
+    container_port = published.split(":")[-1]
+    command = service["command"]
+    listen = command[command.index("--port") + 1] if "--port" in command else command[command.index("--web-port") + 1]
+    assert listen == container_port, f"{name} listens on {listen}, publishes {published}"
+    probe = " ".join(service["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{container_port}/" in probe, probe
+    if name in AGENTS:
+        assert f"http://127.0.0.1:{container_port}/health'" in probe, probe
 
 
 def test_sidecar_environment_is_a_valid_collector_config():
