@@ -370,3 +370,16 @@ def test_a_process_that_gets_the_cpu_it_asks_for_is_not_cpu_bound():
         store.set_runtime(SVC, cpu=0.62, run_queue_wait=0.03)
 
     assert "cpu_saturation" not in {f.kind for f in run(computing_below_a_core)}
+
+
+def test_many_threads_waiting_for_a_cpu_read_as_threads_not_cores():
+    """Sixteen GIL waiters on a busy host each wait for a CPU at every wake-up: a wait of
+    3.3 is threads waiting on average, and the summary does not claim 3.9 cores of demand."""
+
+    def many_waiters(store, rng, i):
+        gil_bound_on_a_contended_host(store, rng, i)
+        store.set_runtime(SVC, cpu=0.6, run_queue_wait=3.3)
+
+    top = run(many_waiters)[0]
+    assert (top.kind, top.evidence["cpu_demand"]) == ("cpu_saturation", 3.9)
+    assert top.summary.startswith("The process wants more than a core (uses 0.60; on average 3.3 of its threads wait for a CPU)")

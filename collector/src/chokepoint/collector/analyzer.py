@@ -33,7 +33,9 @@ core) is what it *wants*; a CPython process whose demand is near one core is CPU
 ``cpu_demand_min_used`` itself (a process that mostly sleeps and waits a little at each
 wake-up is not CPU-bound), on utilization ≥ ``cpu_busy``, or, without the wait signal
 (other SDKs, non-Linux), on utilization ≥ ``cpu_contended`` when the app's own time per
-request is mostly CPU time.  The same test keeps ``worker_pool_saturation`` quiet (more
+request is mostly CPU time.  (Threads contending for the GIL wake every switch interval
+and wait for a CPU each time, so on a busy host the wait can exceed a core: it then
+counts threads waiting, and the summary says "more than a core".)  The same test keeps ``worker_pool_saturation`` quiet (more
 threads do not help a CPU-bound process), and a CPU-bound process is named ahead of
 the loop lag, busy workers and hot route it causes.
 
@@ -427,7 +429,12 @@ def rule_cpu_saturation(v: WindowView) -> Iterable[Candidate]:
         cpu, demand = d.used or 0.0, d.demand or 0.0
         self_share = sv.busy_share("self") if sv.has_breakdown else 0.5
         advice = []
-        if d.waited is not None and d.waited >= 0.05:
+        if d.waited is not None and demand > 1.5:
+            # many threads contending for the GIL each wake up to ask for it and wait for a CPU:
+            # the wait then counts threads waiting, not the CPU the process could use
+            summary = f"The process wants more than a core (uses {cpu:.2f}; on average {d.waited:.1f} of its threads wait for a CPU)"
+            advice.append(f"It gets {cpu:.2f} core: the host gives the rest to others, so more processes need free cores (another host, fewer neighbours)")
+        elif d.waited is not None and d.waited >= 0.05:
             summary = f"The process wants {demand:.2f} core (uses {cpu:.2f}, waits {d.waited:.2f} for a CPU)"
             advice.append(f"It waits {d.waited:.2f} core for a CPU the host gives to others: more processes need free cores (another host, fewer neighbours)")
         else:
