@@ -107,7 +107,9 @@ class _ExportHandler:
             self.admission.release(nbytes)
 
 
-class TraceServicer(trace_service_pb2_grpc.TraceServiceServicer):
+class _Exporting:
+    """The one method of every OTLP service, handed to an :class:`_ExportHandler`."""
+
     def __init__(self, handler: _ExportHandler) -> None:
         self._handler = handler
 
@@ -115,20 +117,16 @@ class TraceServicer(trace_service_pb2_grpc.TraceServiceServicer):
         return self._handler.export(request, context)
 
 
-class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
-    def __init__(self, handler: _ExportHandler) -> None:
-        self._handler = handler
-
-    def Export(self, request, context):
-        return self._handler.export(request, context)
+class TraceServicer(_Exporting, trace_service_pb2_grpc.TraceServiceServicer):
+    pass
 
 
-class LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
-    def __init__(self, handler: _ExportHandler) -> None:
-        self._handler = handler
+class MetricsServicer(_Exporting, metrics_service_pb2_grpc.MetricsServiceServicer):
+    pass
 
-    def Export(self, request, context):
-        return self._handler.export(request, context)
+
+class LogsServicer(_Exporting, logs_service_pb2_grpc.LogsServiceServicer):
+    pass
 
 
 _SERVICES = (
