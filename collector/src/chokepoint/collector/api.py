@@ -74,22 +74,32 @@ def _check_known(request: Request, allowed: tuple[str, ...]) -> None:
         raise BadRequest(f"unknown parameter {unknown[0]!r} (allowed: {hint})")
 
 
-def window_param(request: Request, default: float) -> float:
-    raw = request.query_params.get("window")
-    if raw is None or raw == "":
-        return default
+def _given(request: Request, name: str) -> str | None:
+    """The parameter's text, or None when it is absent or empty."""
+    raw = request.query_params.get(name)
+    return None if raw is None or raw == "" else raw
+
+
+def _convert(raw: str, convert: Callable[[str], object], what: str):
     try:
-        value = float(raw)
+        return convert(raw)
     except ValueError:
-        raise BadRequest(f"window must be a number of seconds, got {raw!r}") from None
+        raise BadRequest(f"{what}, got {raw!r}") from None
+
+
+def window_param(request: Request, default: float) -> float:
+    raw = _given(request, "window")
+    if raw is None:
+        return default
+    value = _convert(raw, float, "window must be a number of seconds")
     if not math.isfinite(value) or value <= 0 or value > MAX_WINDOW_S:
         raise BadRequest(f"window must be > 0 and <= {MAX_WINDOW_S:.0f} seconds, got {raw!r}")
     return value
 
 
 def name_param(request: Request, name: str, required: bool = False) -> str | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = _given(request, name)
+    if raw is None:
         if required:
             raise BadRequest(f"parameter {name!r} is required")
         return None
@@ -99,8 +109,8 @@ def name_param(request: Request, name: str, required: bool = False) -> str | Non
 
 
 def bool_param(request: Request, name: str) -> bool:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = _given(request, name)
+    if raw is None:
         return False
     lowered = raw.lower()
     if lowered in ("1", "true", "yes"):
@@ -111,16 +121,21 @@ def bool_param(request: Request, name: str) -> bool:
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    raw = _given(request, name)
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+    value = _convert(raw, int, f"{name} must be an integer")
     if not low <= value <= high:
         raise BadRequest(f"{name} must be {low}..{high}, got {value}")
     return value
+
+
+ROUTE_PARAMS = ("service", "route", "window")
+
+
+def _route_query(request: Request, default_window_s: float) -> tuple[str, str, float]:
+    """``(service, route, window_s)`` of a per-route query (service and route required)."""
+    return name_param(request, "service", True), name_param(request, "route", True), window_param(request, default_window_s)
 
 
 # ------------------------------------------------------------------ the app
@@ -161,30 +176,24 @@ class RestApi:
             ("bottlenecks", ("window",), self._bottlenecks),
             ("traces", ("route", "slow", "limit"), self._traces),
             ("timeseries", ("metric", "service", "target", "window"), self._timeseries),
-            (
-                "histogram",
-                ("service", "route", "window"),
-                lambda r: {"buckets": self.store.histogram(name_param(r, "service", True), name_param(r, "route", True), window_s=window_param(r, 60))},
-            ),
-            (
-                "heatmap",
-                ("service", "route", "window"),
-                lambda r: self.store.heatmap(name_param(r, "service", True), name_param(r, "route", True), window_s=window_param(r, 3600)),
-            ),
-            (
-                "breakdown",
-                ("service", "route", "window"),
-                lambda r: self.store.breakdown(name_param(r, "service", True), name_param(r, "route", True), window_s=window_param(r, 60)),
-            ),
+            ("histogram", ROUTE_PARAMS, lambda r: {"buckets": self.store.histogram(*_route_query(r, 60))}),
+            ("heatmap", ROUTE_PARAMS, lambda r: self.store.heatmap(*_route_query(r, 3600))),
+            ("breakdown", ROUTE_PARAMS, lambda r: self.store.breakdown(*_route_query(r, 60))),
         ]
         routes = [Route(f"/api/v1/{path}", self._endpoint(path, allowed, fn), methods=["GET"]) for path, allowed, fn in table]
         routes.append(Route("/metrics", self._metrics, methods=["GET"]))
         return routes
 
+    def _refusal(self, request: Request) -> Response | None:
+        """401 unless the request carries the configured token (None when allowed)."""
+        if self.auth.allows(request.headers.get("authorization")):
+            return None
+        return _error(401, UNAUTHORIZED_MESSAGE, {"WWW-Authenticate": "Bearer"})
+
     def _endpoint(self, path: str, allowed: tuple[str, ...], fn: Callable[[Request], object]):
         def endpoint(request: Request) -> Response:
-            if not self.auth.allows(request.headers.get("authorization")):
-                return _error(401, UNAUTHORIZED_MESSAGE, {"WWW-Authenticate": "Bearer"})
+            if refused := self._refusal(request):
+                return refused
             try:
                 _check_known(request, allowed)
                 return JSONResponse(fn(request))
@@ -217,8 +226,8 @@ class RestApi:
         return {"metric": metric, "series": series}
 
     def _metrics(self, request: Request) -> Response:
-        if not self.auth.allows(request.headers.get("authorization")):
-            return _error(401, UNAUTHORIZED_MESSAGE, {"WWW-Authenticate": "Bearer"})
+        if refused := self._refusal(request):
+            return refused
         if self.registry is None:
             return _error(404, "no metrics registry configured")
         try:
