@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -15,14 +13,12 @@ from chokepoint.collector.admission import Admission
 from chokepoint.collector.auth import BearerAuth
 from chokepoint.collector.otlp_consumer import OtlpConsumer
 from chokepoint.collector.receiver_grpc import OtlpGrpcReceiver
-from tests.collector.test_receiver_http import FakeIngestor, FakeStore, trace_request
+from tests.collector.test_receiver_http import FakeBackend, FakeIngestor, FakeStore, first_request_held, trace_request
 
 
-class GrpcReceiver:
+class GrpcReceiver(FakeBackend):
     def __init__(self, token=None, max_inflight=64, max_message_bytes=1 << 20):
-        self.store = FakeStore()
-        self.ingestor = FakeIngestor()
-        self.consumer = OtlpConsumer(self.ingestor, self.store)
+        super().__init__()
         self.receiver = OtlpGrpcReceiver(
             self.consumer, Admission(max_inflight_requests=max_inflight), BearerAuth(token), port=0, max_message_bytes=max_message_bytes, retry_after_s=2.5
         )
@@ -37,9 +33,8 @@ class GrpcReceiver:
 
 @pytest.fixture
 def rx():
-    r = GrpcReceiver()
-    yield r
-    r.close()
+    with GrpcReceiver() as r:
+        yield r
 
 
 def test_export_traces_is_ingested(rx):
@@ -83,27 +78,17 @@ def test_malformed_protobuf_is_invalid_argument(rx):
 
 
 def test_message_over_limit_is_resource_exhausted():
-    r = GrpcReceiver(max_message_bytes=2000)
-    try:
+    with GrpcReceiver(max_message_bytes=2000) as r:
         with pytest.raises(grpc.RpcError) as exc:
             r.traces.Export(trace_request(*["n" * 100] * 50), timeout=10)
         assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert r.ingestor.traces == []
-    finally:
-        r.close()
 
 
 def test_overload_is_resource_exhausted_with_retry_info():
-    r = GrpcReceiver(max_inflight=1)
-    try:
-        r.ingestor.gate = threading.Event()
-        t = threading.Thread(target=lambda: r.traces.Export(trace_request("slow"), timeout=10))
-        t.start()
-        assert r.ingestor.entered.acquire(timeout=10)
-        with pytest.raises(grpc.RpcError) as exc:
+    with GrpcReceiver(max_inflight=1) as r:
+        with first_request_held(r, lambda: r.traces.Export(trace_request("slow"), timeout=10)), pytest.raises(grpc.RpcError) as exc:
             r.traces.Export(trace_request("fast"), timeout=10)
-        r.ingestor.gate.set()
-        t.join(10)
         assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         details = dict(exc.value.trailing_metadata())["grpc-status-details-bin"]
         status = status_pb2.Status.FromString(details)
@@ -113,8 +98,6 @@ def test_overload_is_resource_exhausted_with_retry_info():
         assert (retry.retry_delay.seconds, retry.retry_delay.nanos) == (2, 500_000_000)
         assert r.store.rejected == {("grpc", "overload"): 1}
         assert len(r.ingestor.traces) == 1
-    finally:
-        r.close()
 
 
 def test_ingestor_exception_is_internal(rx):
@@ -126,8 +109,7 @@ def test_ingestor_exception_is_internal(rx):
 
 
 def test_bearer_token_over_grpc_metadata():
-    r = GrpcReceiver(token="s3cret")
-    try:
+    with GrpcReceiver(token="s3cret") as r:
         with pytest.raises(grpc.RpcError) as exc:
             r.traces.Export(trace_request("x"), timeout=10)
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -136,8 +118,6 @@ def test_bearer_token_over_grpc_metadata():
         r.traces.Export(trace_request("x"), timeout=10, metadata=(("authorization", "Bearer s3cret"),))
         assert len(r.ingestor.traces) == 1
         assert r.store.rejected == {("grpc", "unauthenticated"): 2}
-    finally:
-        r.close()
 
 
 def test_shutdown_is_idempotent_and_start_on_busy_port_fails():

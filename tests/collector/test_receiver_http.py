@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import threading
@@ -71,11 +72,39 @@ def trace_request(*names: str) -> ExportTraceServiceRequest:
     return request
 
 
-class Receiver:
-    def __init__(self, token=None, max_body_bytes=1 << 20, max_inflight=64):
+class FakeBackend:
+    """An OtlpConsumer over the fake ingestor and store; as a context manager, closes the receiver built on it."""
+
+    def __init__(self) -> None:
         self.store = FakeStore()
         self.ingestor = FakeIngestor()
         self.consumer = OtlpConsumer(self.ingestor, self.store)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def first_request_held(backend: FakeBackend, send):
+    """Run ``send()`` in a thread and hold it inside the ingestor until the block ends; yields the list its answer lands in."""
+    backend.ingestor.gate = threading.Event()
+    answers: list = []
+    thread = threading.Thread(target=lambda: answers.append(send()))
+    thread.start()
+    assert backend.ingestor.entered.acquire(timeout=10)
+    try:
+        yield answers
+    finally:
+        backend.ingestor.gate.set()
+        thread.join(10)
+
+
+class Receiver(FakeBackend):
+    def __init__(self, token=None, max_body_bytes=1 << 20, max_inflight=64):
+        super().__init__()
         self.admission = Admission(max_inflight_requests=max_inflight)
         app = create_otlp_http_app(self.consumer, self.admission, BearerAuth(token), max_body_bytes=max_body_bytes, retry_after_s=7)
         self.servers = AsgiServers()
@@ -94,9 +123,8 @@ class Receiver:
 
 @pytest.fixture
 def receiver():
-    r = Receiver()
-    yield r
-    r.close()
+    with Receiver() as r:
+        yield r
 
 
 def test_protobuf_traces_are_ingested_and_answered_in_protobuf(receiver):
@@ -184,8 +212,7 @@ def test_unsupported_content_type_and_encoding_are_415(receiver):
 
 
 def test_body_over_limit_is_413_by_content_length_and_after_gunzip():
-    r = Receiver(max_body_bytes=1000)
-    try:
+    with Receiver(max_body_bytes=1000) as r:
         assert r.post("/v1/traces", b"\x00" * 2000).status_code == 413
         bomb = gzip.compress(b"\x00" * 100_000)
         assert len(bomb) < 1000
@@ -195,30 +222,19 @@ def test_body_over_limit_is_413_by_content_length_and_after_gunzip():
         resp = requests.post(r.url + "/v1/traces", data=iter([b"\x00" * 600, b"\x00" * 600]), headers={"Content-Type": "application/x-protobuf"}, timeout=10)
         assert resp.status_code == 413
         assert r.store.rejected == {("http", "too_large"): 3}
-    finally:
-        r.close()
 
 
 def test_overload_is_429_with_retry_after_and_recovers():
-    r = Receiver(max_inflight=1)
-    try:
-        r.ingestor.gate = threading.Event()
-        first: list = []
-        t = threading.Thread(target=lambda: first.append(r.post("/v1/traces", trace_request("slow").SerializeToString())))
-        t.start()
-        assert r.ingestor.entered.acquire(timeout=10)
-        resp = r.post("/v1/traces", trace_request("fast").SerializeToString())
-        assert resp.status_code == 429
-        assert resp.headers["Retry-After"] == "7"
-        assert status_pb2.Status.FromString(resp.content).code == 8
-        r.ingestor.gate.set()
-        t.join(10)
+    with Receiver(max_inflight=1) as r:
+        with first_request_held(r, lambda: r.post("/v1/traces", trace_request("slow").SerializeToString())) as first:
+            resp = r.post("/v1/traces", trace_request("fast").SerializeToString())
+            assert resp.status_code == 429
+            assert resp.headers["Retry-After"] == "7"
+            assert status_pb2.Status.FromString(resp.content).code == 8
         assert first[0].status_code == 200
         assert r.post("/v1/traces", trace_request("again").SerializeToString()).status_code == 200
         assert r.store.rejected == {("http", "overload"): 1}
         assert r.admission.inflight_requests == 0
-    finally:
-        r.close()
 
 
 def test_ingestor_exception_is_500_and_the_receiver_keeps_serving(receiver):
@@ -236,8 +252,7 @@ def test_unknown_path_is_404_and_get_is_405(receiver):
 
 
 def test_bearer_token_required_when_configured():
-    r = Receiver(token="s3cret")
-    try:
+    with Receiver(token="s3cret") as r:
         body = trace_request("a").SerializeToString()
         resp = r.post("/v1/traces", body)
         assert resp.status_code == 401 and resp.headers["WWW-Authenticate"] == "Bearer"
@@ -245,5 +260,3 @@ def test_bearer_token_required_when_configured():
         assert r.post("/v1/traces", body, Authorization="Bearer s3cret").status_code == 200
         assert r.store.rejected == {("http", "unauthenticated"): 2}
         assert len(r.ingestor.traces) == 1
-    finally:
-        r.close()
