@@ -5,18 +5,10 @@ from __future__ import annotations
 from chokepoint.collector.catalog import FINDINGS_BY_KIND
 from chokepoint.dashboards.loadtest import FindingSeen, LoadtestResult, Sample
 from chokepoint.dashboards.loadtest_report import html_report, markdown_report, write_reports
+from tests.collector import test_report as report_test
 
-FINDING = {
-    "kind": "db_pool_saturation",
-    "service": "shop",
-    "target": "sqlalchemy:postgresql",
-    "score": 0.87,
-    "severity": "critical",
-    "since": "2026-11-21T10:00:00Z",
-    "summary": "Requests wait 410 ms (p99) for a DB connection <script>alert(1)</script> | pool 10/10",
-    "evidence": {"pool_used": 10, "pool_max": 10, "wait_p99_ms": 410},
-    "recommendation": "Raise the pool size",
-}
+# the report test's finding, with markup and a table separator in its summary
+FINDING = {**report_test.FINDING, "summary": "Requests wait 410 ms (p99) for a DB connection <script>alert(1)</script> | pool 10/10"}
 
 
 def result(tmp_path, climb: bool = True, findings: list[dict] | None = None) -> LoadtestResult:
