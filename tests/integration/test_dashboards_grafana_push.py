@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from chokepoint.dashboards.fake_api import send_json
 from chokepoint.dashboards.grafana.generate import all_dashboards
 from devservices import free_port
 
@@ -70,12 +71,7 @@ class FakeGrafana:
 
         class Handler(BaseHTTPRequestHandler):
             def _reply(self, status: int, body: dict) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                send_json(self, status, body)
 
             def _authorized(self) -> bool:
                 outer.requests.append((self.command, self.path))

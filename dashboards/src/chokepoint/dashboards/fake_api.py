@@ -438,6 +438,16 @@ class SyntheticData:
         return 404, {"error": f"no such endpoint {path}"}
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: int, body) -> None:
+    """Answer ``handler``'s request with ``body`` as JSON (with its length, so keep-alive works)."""
+    raw = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(raw)))
+    handler.end_headers()
+    handler.wfile.write(raw)
+
+
 class _Handler(BaseHTTPRequestHandler):
     data: SyntheticData  # set on the server-specific subclass
 
@@ -446,13 +456,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         self.server.requests_served += 1  # type: ignore[attr-defined]
         self.server.last_headers = dict(self.headers)  # type: ignore[attr-defined]
-        status, body = self.data.answer(url.path, query)
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+        send_json(self, *self.data.answer(url.path, query))
 
     def log_message(self, format: str, *args) -> None:  # quiet
         pass
