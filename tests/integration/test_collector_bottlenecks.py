@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -11,10 +9,10 @@ from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from prometheus_client.parser import text_string_to_metric_families
 
 from chokepoint.collector import catalog
 from chokepoint.instrument import signals
+from tests.integration.collector_probe import metric_samples, wait_for
 
 
 @pytest.mark.parametrize("collector", [{"bucket_seconds": 1.0, "analyze_interval_s": 0.5}], indirect=True)
@@ -36,16 +34,11 @@ def test_open_breaker_becomes_a_circuit_open_finding(collector):
     assert circuit[0]["recommendation"]
 
     def score():
-        text = requests.get(f"{collector.api}/metrics", timeout=10).text
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if s.name == catalog.BOTTLENECK_SCORE.name and s.labels.get("kind") == "circuit_open" and s.labels.get("target") == "payments":
-                    return s.value
-        return None
+        samples = metric_samples(collector.api).items()
+        return next(
+            (v for (name, labels), v in samples if name == catalog.BOTTLENECK_SCORE.name and {("kind", "circuit_open"), ("target", "payments")} <= set(labels)),
+            None,
+        )
 
-    deadline = time.monotonic() + 10
-    value = score()
-    while value is None and time.monotonic() < deadline:
-        time.sleep(0.3)
-        value = score()
+    value = wait_for(score, timeout_s=10)
     assert value == pytest.approx(circuit[0]["score"])

@@ -7,13 +7,13 @@ import uuid
 
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from chokepoint.collector import catalog
 from chokepoint.collector.config import CollectorConfig
 from chokepoint.collector.lag_monitor import KafkaLagMonitor
 from chokepoint.collector.service import CollectorService
 from chokepoint.collector.store import Store
+from tests.integration.collector_probe import metric_samples, wait_for
 
 
 def produce(bootstrap: str, topic: str, n: int) -> None:
@@ -52,15 +52,6 @@ class GroupConsumer:
         self.consumer.close()
 
 
-def wait_for(predicate, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.3)
-
-
 def test_service_lag_monitor_shows_lag_in_api_and_metrics(kafka, tmp_path):
     topic, group = f"orders-{uuid.uuid4().hex[:8]}", f"billing-{uuid.uuid4().hex[:8]}"
     produce(kafka.bootstrap, topic, 100)
@@ -83,8 +74,7 @@ def test_service_lag_monitor_shows_lag_in_api_and_metrics(kafka, tmp_path):
         assert found["status"] in catalog.LAG_STATUSES
         assert found["status"] == "OK"  # a steady lag seen for seconds is not yet a stall or a stop
 
-        text = requests.get(f"{service.api_url}/metrics", timeout=10).text
-        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+        samples = metric_samples(service.api_url)
         labels = (("group", group), ("partition", "0"), ("topic", topic))
         assert samples[(catalog.CONSUMER_LAG.name, labels)] == 60
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
@@ -15,10 +13,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client.parser import text_string_to_metric_families
 
 from chokepoint.collector import catalog
 from chokepoint.instrument import signals
+from tests.integration.collector_probe import metric_samples, wait_for
 
 ONE_SECOND_BUCKETS = [{"bucket_seconds": 1.0}]
 
@@ -43,27 +41,20 @@ def api(collector, path: str, **params) -> dict:
 
 
 def scrape(collector) -> dict[tuple[str, tuple], float]:
-    text = requests.get(f"{collector.api}/metrics", timeout=10).text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return metric_samples(collector.api)
 
 
-def wait_for(predicate, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
+def exporter(protocol: str, collector, http_exporter, grpc_exporter, path: str):
+    """The SDK's OTLP exporter for ``protocol``, pointed at the collector."""
+    if protocol == "http":
+        return http_exporter(endpoint=f"{collector.otlp_http}{path}")
+    return grpc_exporter(endpoint=collector.otlp_grpc, insecure=True)
 
 
 @pytest.mark.parametrize("collector", ONE_SECOND_BUCKETS, indirect=True)
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_sdk_spans_reach_the_api_and_metrics_with_exact_counts(collector, protocol):
-    if protocol == "http":
-        exporter = HttpSpanExporter(endpoint=f"{collector.otlp_http}/v1/traces")
-    else:
-        exporter = GrpcSpanExporter(endpoint=collector.otlp_grpc, insecure=True)
-    send_server_spans(exporter, "shop", ok=150, errors=50)
+    send_server_spans(exporter(protocol, collector, HttpSpanExporter, GrpcSpanExporter, "/v1/traces"), "shop", ok=150, errors=50)
 
     endpoints = api(collector, "endpoints", service="shop")["endpoints"]
     assert [(e["service"], e["route"], e["count"]) for e in endpoints] == [("shop", "/items/{id}", 200)]
@@ -105,12 +96,8 @@ def test_sdk_logs_are_accepted_and_counted_not_stored(collector, protocol):
     from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
-    if protocol == "http":
-        exporter = HttpLogExporter(endpoint=f"{collector.otlp_http}/v1/logs")
-    else:
-        exporter = GrpcLogExporter(endpoint=collector.otlp_grpc, insecure=True)
     provider = LoggerProvider(resource=Resource.create({signals.ATTR_SERVICE_NAME: "shop"}))
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter(protocol, collector, HttpLogExporter, GrpcLogExporter, "/v1/logs")))
     logger = logging.getLogger(f"chokepoint-test-{protocol}")
     logger.propagate = False
     logger.setLevel(logging.INFO)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from chokepoint.collector import catalog
+from tests.integration.collector_probe import metric_samples
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("CHOKEPOINT_CACHE", Path.home() / ".cache" / "chokepoint"))
@@ -37,12 +37,7 @@ def run_telemetrygen(binary: Path, *args: str) -> None:
 
 
 def counter(api: str, metric: catalog.Metric, **labels) -> float:
-    text = requests.get(f"{api}/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == metric.sample_name and sample.labels == labels:
-                return sample.value
-    return 0.0
+    return metric_samples(api).get((metric.sample_name, tuple(sorted(labels.items()))), 0.0)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
