@@ -8,6 +8,7 @@ import pytest
 
 from chokepoint.dashboards.client import ApiClient
 from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
+from tests.dashboards import component_text
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +42,7 @@ def unreachable() -> ApiClient:
     return ApiClient(f"http://127.0.0.1:{port}", timeout_s=0.5)
 
 
-def _texts(component) -> str:
-    if component is None:
-        return ""
-    if isinstance(component, str | int | float):
-        return str(component)
-    if isinstance(component, list | tuple):
-        return " ".join(_texts(c) for c in component)
-    return _texts(getattr(component, "children", None))
-
-
 @pytest.fixture
 def texts():
     """``texts(component)``: all text inside a Dash component tree, for assertions."""
-    return _texts
+    return component_text.texts

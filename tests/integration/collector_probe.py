@@ -66,3 +66,14 @@ def promql(prom_url: str, expr: str) -> list:
     body = resp.json()
     assert body["status"] == "success", body
     return body["data"]["result"]
+
+
+def expressions_without_data(prom_url: str, exprs: list[str], timeout_s: float = 45.0) -> list[str]:
+    """The expressions still returning no samples after ``timeout_s`` (re-queried every second)."""
+    pending = list(exprs)
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        pending = [e for e in pending if not promql(prom_url, e)]
+        if pending:
+            time.sleep(1)
+    return pending

@@ -3,7 +3,6 @@ and collector ``/metrics`` → real Prometheus → the Grafana RED panels and th
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.parse
 import urllib.request
@@ -22,6 +21,8 @@ from chokepoint.dashboards.grafana import generate
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
 from chokepoint.instrument import signals
 from devservices import PrometheusService
+from tests.dashboards.component_text import texts
+from tests.integration.collector_probe import expressions_without_data, promql, wait_for
 from tests.integration.test_dashboards_browser import DashServer, browser, wait_text  # noqa: F401 - browser is a fixture
 
 ONE_SECOND_BUCKETS = [{"bucket_seconds": 1.0}]
@@ -43,26 +44,6 @@ def send_requests(collector) -> None:
         span.end(end_time=start + duration_ms * 1_000_000)
     assert provider.force_flush(10_000)
     provider.shutdown()
-
-
-def texts(component) -> str:
-    """All text inside a Dash component tree."""
-    if component is None:
-        return ""
-    if isinstance(component, str | int | float):
-        return str(component)
-    if isinstance(component, list | tuple):
-        return " ".join(texts(c) for c in component)
-    return texts(getattr(component, "children", None))
-
-
-def wait_for(predicate, timeout_s: float = 20.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.3)
 
 
 @pytest.mark.parametrize("collector", ONE_SECOND_BUCKETS, indirect=True)
@@ -105,11 +86,6 @@ def test_overview_in_chromium_against_the_real_collector(collector, browser):  #
         server.stop()
 
 
-def _query(prom_url: str, expr: str) -> list:
-    with urllib.request.urlopen(f"{prom_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}), timeout=5) as resp:
-        return json.load(resp)["data"]["result"]
-
-
 @pytest.mark.parametrize("collector", ONE_SECOND_BUCKETS, indirect=True)
 def test_prometheus_scraping_the_collector_feeds_red_panels_and_rules(collector):
     send_requests(collector)
@@ -123,11 +99,7 @@ def test_prometheus_scraping_the_collector_feeds_red_panels_and_rules(collector)
             "chokepoint:request_slow_ratio:rate5m",
             "chokepoint:request_duration_seconds:p99_5m",
         ]
-        pending = red + recorded
-        deadline = time.monotonic() + 30
-        while pending and time.monotonic() < deadline:
-            pending = [e for e in pending if not _query(prom.url, e)]
-            time.sleep(1)
+        pending = expressions_without_data(prom.url, red + recorded, timeout_s=30)
         assert not pending, f"no data from the real collector for: {pending}"
-        routes = {r["metric"].get("route") for r in _query(prom.url, "chokepoint:requests:rate1m")}
+        routes = {r["metric"].get("route") for r in promql(prom.url, "chokepoint:requests:rate1m")}
         assert routes == {"/checkout", "/cart"}

@@ -19,6 +19,7 @@ from selenium.webdriver.common.by import By
 from chokepoint.dashboards.app import COLLECTOR_BANNER
 from chokepoint.dashboards.client import ApiClient
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
+from tests.integration.collector_probe import wait_for
 from tests.integration.test_dashboards_browser import DashServer, browser, console_errors, wait_text  # noqa: F401 - browser is a fixture
 
 APP = """
@@ -54,16 +55,6 @@ def widgets_db(postgres):
     return postgres
 
 
-def wait_until(predicate, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    return predicate()
-
-
 @pytest.mark.parametrize("collector", [{"bucket_seconds": 1.0}], indirect=True)
 def test_every_page_shows_the_instrumented_apps_data(collector, widgets_db, browser, artifacts_dir, tmp_path):  # noqa: F811 - fixture
     env = {
@@ -76,11 +67,9 @@ def test_every_page_shows_the_instrumented_apps_data(collector, widgets_db, brow
         for i in range(120):
             assert requests.get(app.url(f"/widgets/{i % 50}"), timeout=10).status_code == 200
         client = ApiClient(collector.api, timeout_s=5)
-        widgets = wait_until(
-            lambda: [e for e in client.endpoints() if e["service"] == "widgets" and e["route"] == "/widgets/{widget_id}" and e["count"] >= 120]
-        )
+        widgets = wait_for(lambda: [e for e in client.endpoints() if e["service"] == "widgets" and e["route"] == "/widgets/{widget_id}" and e["count"] >= 120])
         assert widgets, client.endpoints()
-        assert wait_until(lambda: any(p["service"] == "widgets" and p["kind"] == "db" for p in client.pools())), client.pools()
+        assert wait_for(lambda: any(p["service"] == "widgets" and p["kind"] == "db" for p in client.pools())), client.pools()
 
         server = DashServer(collector.api)
         try:

@@ -24,6 +24,7 @@ from chokepoint.collector import catalog
 from chokepoint.dashboards import rules
 from chokepoint.dashboards.grafana import generate
 from devservices import PrometheusService, ServiceUnavailable, free_port
+from tests.integration.collector_probe import expressions_without_data, promql
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 GRAFANA_VARIABLES = {"$service": ".*", "$route": ".*", "$__rate_interval": "10s", "$__range": "1m"}
@@ -123,14 +124,6 @@ class TroubledService:
                     child.observe(value)
 
 
-def _query(prom_url: str, expr: str) -> list:
-    url = f"{prom_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        body = json.load(resp)
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
 def _grafana_expr(expr: str) -> str:
     for var, value in GRAFANA_VARIABLES.items():
         expr = expr.replace(var, value)
@@ -164,29 +157,18 @@ def troubled_prometheus():
         server.shutdown()
 
 
-def _wait_for_all(prom_url: str, exprs: list[str], timeout_s: float = 45.0) -> list[str]:
-    """The expressions still without samples after ``timeout_s``."""
-    pending = list(exprs)
-    deadline = time.monotonic() + timeout_s
-    while pending and time.monotonic() < deadline:
-        pending = [e for e in pending if not _query(prom_url, e)]
-        if pending:
-            time.sleep(1)
-    return pending
-
-
 def test_every_grafana_panel_query_returns_data(troubled_prometheus):
     queries = {f"{uid} / {title}: {expr}": _grafana_expr(expr) for uid, title, expr in generate.all_expressions()}
     assert len(queries) >= 30
-    empty = _wait_for_all(troubled_prometheus.url, list(queries.values()))
+    empty = expressions_without_data(troubled_prometheus.url, list(queries.values()))
     assert not empty, "panel queries without data:\n" + "\n".join(k for k, v in queries.items() if v in empty)
-    p99 = _query(troubled_prometheus.url, _grafana_expr(next(e for _, t, e in generate.all_expressions() if t == "Latency p50 / p90 / p99" and "0.99" in e)))
+    p99 = promql(troubled_prometheus.url, _grafana_expr(next(e for _, t, e in generate.all_expressions() if t == "Latency p50 / p90 / p99" and "0.99" in e)))
     by_route = {r["metric"]["route"]: float(r["value"][1]) for r in p99}
     assert 0.5 < by_route["/checkout"] <= 1.0 and by_route["/cart"] <= 0.01
 
 
 def test_every_rule_expression_returns_data_and_alerts_are_active(troubled_prometheus):
-    empty = _wait_for_all(troubled_prometheus.url, rules.all_expressions())
+    empty = expressions_without_data(troubled_prometheus.url, rules.all_expressions())
     assert not empty, "rule expressions without data:\n" + "\n".join(empty)
     with urllib.request.urlopen(f"{troubled_prometheus.url}/api/v1/rules", timeout=5) as resp:
         groups = json.load(resp)["data"]["groups"]
