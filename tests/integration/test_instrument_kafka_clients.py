@@ -6,8 +6,9 @@ kafka-python from a sync endpoint, aiokafka from an async one — and a consumer
 library, also under ``chokepoint-instrument``, reads the records back by partition
 assignment.  Each test checks the consumer span's parent is the producer span, which the
 HTTP request started; the messaging metrics' exact attributes; and the request's Kafka
-time in the breakdown (the producer span: the library's ``send()``; waiting for the
-broker's acknowledgement afterwards is not inside it).
+time in the breakdown: the producer spans (the library's ``send()``) plus the wait for the
+broker's acknowledgement (``send(...).get()``, ``send_and_wait()``), which upstream
+leaves outside every span (:mod:`chokepoint.instrument.kafka_produce_wait`).
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ def produce_and_consume(stack, library: str) -> tuple:
     (kafka_time,) = [
         p for p in sink.points(signals.REQUEST_BREAKDOWN_TIME) if p.attributes["http.route"] == route and p.attributes["chokepoint.component"] == "kafka"
     ]
-    assert kafka_time.value > 0
+    # more than the producer spans alone: the acknowledgement wait counts as Kafka, not as the app's own time
+    assert kafka_time.value > sum(p.duration_s for p in producers.values()) > 0
     return producers, receives, metric
 
 

@@ -12,7 +12,8 @@ Accounting rules:
 - ``db``: top-level DB client spans (a psycopg span under a SQLAlchemy span counts once).
 - ``http:<host>``: top-level HTTP client spans by ``server.address`` (requests over urllib3
   counts once).
-- ``kafka``: producer spans.
+- ``kafka``: producer spans, plus the time spent waiting for produce acknowledgements
+  (``kafka_wait`` in the request context, :mod:`chokepoint.instrument.kafka_produce_wait`).
 - ``pool_wait`` (and anything else the probes report through
   :func:`chokepoint.instrument.context.record_component_time`, e.g. ``queue``): taken from
   the request context.  A pool checkout that opens a new connection contains that
@@ -41,6 +42,7 @@ MESSAGING_SYSTEM_KEY = "messaging.system"
 CATEGORY_DB = "db"
 CATEGORY_HTTP = "http"
 CATEGORY_KAFKA = "kafka"
+KAFKA_WAIT = "kafka_wait"  # chokepoint.instrument.kafka_produce_wait
 _SPAN_MEASURED = frozenset({"self", CATEGORY_DB, CATEGORY_KAFKA})  # the spans are the source of truth
 
 
@@ -141,7 +143,9 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
         components[name] = components.get(name, 0.0) + seconds
     if request is not None:
         for name, seconds in request.component_seconds.items():
-            if name not in _SPAN_MEASURED and not name.startswith("http"):
+            if name == KAFKA_WAIT:  # waiting for produce acks (kafka_produce_wait): Kafka time
+                components[CATEGORY_KAFKA] = components.get(CATEGORY_KAFKA, 0.0) + seconds
+            elif name not in _SPAN_MEASURED and not name.startswith("http"):
                 if name == "pool_wait" and connect_s > 0.0:
                     if connect_s >= seconds:
                         # SQLAlchemy's ``connect`` span is Engine.connect(): it encloses the checkout,

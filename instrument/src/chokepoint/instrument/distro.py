@@ -37,6 +37,9 @@ Where upstream falls short under zero-code-change instrumentation:
 - urllib3: a ``request_hook`` puts ``server.address``/``server.port`` on the client span
   (upstream sets them on its metrics only), so calls are attributed to their host.
 - kafka-python: a ``consume_hook`` marks its consumer spans as receives, not processing.
+- Kafka producers: waiting for the broker's acknowledgement (aiokafka ``send_and_wait()``,
+  kafka-python ``send().get()``, confluent-kafka ``flush()``) counts as the request's Kafka
+  time (:mod:`chokepoint.instrument.kafka_produce_wait`).
 - sqlite3: ``conn.execute()`` / ``conn.executemany()`` traced like cursor statements
   (:mod:`chokepoint.instrument.sqlite_shortcuts`).
 
@@ -148,6 +151,10 @@ class ChokepointDistro(BaseDistro):
             from chokepoint.instrument.sqlite_shortcuts import install_sqlite3_shortcuts
 
             install_sqlite3_shortcuts()
+        elif entry_point.name in ("kafka", "aiokafka", "confluent_kafka"):  # ack waits are Kafka time (kafka_produce_wait)
+            from chokepoint.instrument.kafka_produce_wait import install_produce_wait
+
+            install_produce_wait(entry_point.name)
 
 
 class ChokepointConfigurator(_BaseConfigurator):
