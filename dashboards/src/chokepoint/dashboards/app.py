@@ -22,8 +22,6 @@ Environment: ``CHOKEPOINT_TOKEN`` is sent to the collector as a bearer token.
 
 from __future__ import annotations
 
-import threading
-
 import dash
 from dash import Input, Output, dcc, html
 from werkzeug.serving import make_server
@@ -31,6 +29,7 @@ from werkzeug.serving import make_server
 from .client import ApiClient
 from .components import REFRESH_MS, error_banner, tolerant
 from .pages import dependencies, messaging, overview, resources, route
+from .serving import BackgroundServer
 
 PAGES = (overview, route, resources, dependencies, messaging)
 
@@ -78,7 +77,7 @@ def create_app(api_url: str, timeout_s: float = 2.0, token: str | None = None, r
     return app
 
 
-class DashboardServer:
+class DashboardServer(BackgroundServer):
     """``create_app(api_url)`` served by werkzeug (threaded) in a background thread.
 
     ``port=0`` picks a free port (see ``.url``).  ``start()`` returns once the socket is
@@ -87,31 +86,7 @@ class DashboardServer:
 
     def __init__(self, api_url: str, host: str = "127.0.0.1", port: int = 8050, **app_kwargs) -> None:
         self.app = create_app(api_url, **app_kwargs)
-        self._httpd = make_server(host, port, self.app.server, threaded=True)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="chokepoint-dashboard", daemon=True)
-        self._stopped = False
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._httpd.host}:{self._httpd.server_port}"
-
-    def start(self) -> DashboardServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> DashboardServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().__init__(make_server(host, port, self.app.server, threaded=True), "chokepoint-dashboard")
 
 
 def run(api_url: str, host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:

@@ -24,12 +24,13 @@ import contextlib
 import json
 import math
 import random
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from chokepoint.collector.catalog import FINDINGS_BY_KIND, TIMESERIES_METRICS
+
+from .serving import BackgroundServer
 
 SERVICE = "shop"
 DB_POOL = "sqlalchemy:postgresql"
@@ -462,39 +463,21 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class FakeApiServer:
+class FakeApiServer(BackgroundServer):
     """:class:`SyntheticData` served on 127.0.0.1 in a background thread (context manager)."""
 
     def __init__(self, data: SyntheticData | None = None, port: int = 0) -> None:
         self.data = data or SyntheticData()
         handler = type("Handler", (_Handler,), {"data": self.data})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self.httpd.daemon_threads = True
-        self.httpd.requests_served = 0  # type: ignore[attr-defined]
-        self.httpd.last_headers = {}  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="fake-collector-api", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        httpd.daemon_threads = True
+        httpd.requests_served = 0  # type: ignore[attr-defined]
+        httpd.last_headers = {}  # type: ignore[attr-defined]
+        super().__init__(httpd, "fake-collector-api")
 
     @property
     def requests_served(self) -> int:
         return self.httpd.requests_served  # type: ignore[attr-defined]
-
-    def start(self) -> FakeApiServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self) -> FakeApiServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
