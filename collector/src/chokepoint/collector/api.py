@@ -238,14 +238,9 @@ class RestApi:
             return _error(500, "internal error while collecting metrics (see the collector log)")
 
 
-def create_api_app(
-    store,
-    registry: CollectorRegistry | None = None,
-    auth: BearerAuth | None = None,
-    findings: Callable[[float], list[dict]] | None = None,
-    timeseries_metrics: tuple[str, ...] | None = None,
-) -> Starlette:
-    api = RestApi(store, registry, auth, findings, timeseries_metrics)
+def create_api_app(store, *args, **options) -> Starlette:
+    """The Starlette app of :class:`RestApi` (same arguments: registry, auth, findings, timeseries_metrics); ``app.state.api`` is it."""
+    api = RestApi(store, *args, **options)
     app = Starlette(routes=api.routes())
 
     async def not_found(request: Request, exc) -> Response:
