@@ -7,6 +7,7 @@ import requests
 import urllib3
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import _DEFAULT_TIMEOUT, Timeout
 
@@ -38,6 +39,7 @@ class Flags:
         self.reader = InMemoryMetricReader()
         self.provider = MeterProvider(metric_readers=[self.reader])
         self.instruments = AgentInstruments(self.provider.get_meter("chokepoint.instrument"))
+        self.instruments.lean.attach(self.provider, [self.reader], Resource.create({}))  # as the agent does
         self.undo = install_client_flags(self.instruments, AgentConfig(repeated_read_window_s=window_s))
 
     def values(self, name):

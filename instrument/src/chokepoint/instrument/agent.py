@@ -24,7 +24,8 @@ What it sets up:
 - the upstream instrumentors (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` honoured) with
   chokepoint's lighter options (:mod:`chokepoint.instrument.distro`);
 - the client flags (:mod:`chokepoint.instrument.client_flags`), one span per SQL statement
-  under SQLAlchemy (:mod:`chokepoint.instrument.db_dedupe`), confluent-kafka consumers in
+  under SQLAlchemy (:mod:`chokepoint.instrument.db_dedupe`), a leaner SQLAlchemy hot path
+  (:mod:`chokepoint.instrument.sqlalchemy_lean`; ``CHOKEPOINT_SQLALCHEMY``), confluent-kafka consumers in
   the producer's trace (:mod:`chokepoint.instrument.kafka_context`) and the probes
   (``chokepoint.instrument.probes.install_all``; ``CHOKEPOINT_PROBES``).
 
@@ -55,6 +56,7 @@ from chokepoint.instrument.db_dedupe import install_db_dedupe
 from chokepoint.instrument.instruments import AgentInstruments
 from chokepoint.instrument.kafka_context import install_confluent_kafka_parenting
 from chokepoint.instrument.sampling import KeepSlowTracesProcessor
+from chokepoint.instrument.sqlalchemy_lean import install_lean_sqlalchemy
 
 _log = logging.getLogger("chokepoint.instrument")
 
@@ -133,6 +135,8 @@ class Agent:
         installers = [install_db_dedupe, install_confluent_kafka_parenting]
         if self.config.asgi == "lean":
             installers.append(lambda: install_lean_asgi(self.tracer_provider))
+        if self.config.sqlalchemy == "lean":
+            installers.append(install_lean_sqlalchemy)
         for installer in installers:
             try:
                 undo = installer()

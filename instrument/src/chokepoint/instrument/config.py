@@ -18,6 +18,7 @@ Variables (default in brackets):
 ``CHOKEPOINT_SLOW_FLOOR_MS``        a trace above this is always slow [1000]
 ``CHOKEPOINT_SLOW_MIN_SAMPLES``     samples per route before the percentile applies [50]
 ``CHOKEPOINT_EXPORT_QUEUE_SPANS``   bounded export queue; overflow is dropped and counted [20000]
+``CHOKEPOINT_EXPORT_DELAY_MS``      kept traces wait this long to share one export [1000]
 ``CHOKEPOINT_MAX_OPEN_TRACES``      traces buffered at once; overflow counted [10000]
 ``CHOKEPOINT_MAX_SPANS_PER_TRACE``  spans buffered per trace; overflow counted [1000]
 ``CHOKEPOINT_PROBES``               ``all``, ``none`` or a comma list of probe names [all]
@@ -25,6 +26,8 @@ Variables (default in brackets):
 ``CHOKEPOINT_REPEATED_READ_WINDOW_S`` window for "same read seen again" [10]
 ``CHOKEPOINT_ASGI``                 ``lean`` (chokepoint's server spans for FastAPI/Starlette)
                                     or ``upstream`` (the OpenTelemetry instrumentors) [lean]
+``CHOKEPOINT_SQLALCHEMY``           ``lean`` (cached attributes on the upstream SQLAlchemy
+                                    instrumentor's hot path) or ``upstream`` [lean]
 ``OTEL_SERVICE_NAME``               service name [the program name]
 ``OTEL_EXPORTER_OTLP_ENDPOINT``     OTLP/HTTP base URL [http://127.0.0.1:4318]
 ``OTEL_METRIC_EXPORT_INTERVAL``     metric export period in ms [5000]
@@ -63,12 +66,14 @@ class AgentConfig:
     slow_floor_ms: float = 1000.0
     slow_min_samples: int = 50
     export_queue_spans: int = 20000
+    export_delay_ms: float = 1000.0
     max_open_traces: int = 10000
     max_spans_per_trace: int = 1000
     probes: frozenset[str] | None = None  # None = all
     header_allowlist: frozenset[str] = frozenset()
     repeated_read_window_s: float = 10.0
     asgi: str = "lean"
+    sqlalchemy: str = "lean"
     metric_export_interval_ms: int = 5000
     export_timeout_s: float = 5.0
     problems: tuple[str, ...] = field(default=(), compare=False)
@@ -101,12 +106,14 @@ class AgentConfig:
             slow_floor_ms=reader.number("CHOKEPOINT_SLOW_FLOOR_MS", 1000.0, 0.0, None),
             slow_min_samples=int(reader.number("CHOKEPOINT_SLOW_MIN_SAMPLES", 50, 1, None)),
             export_queue_spans=int(reader.number("CHOKEPOINT_EXPORT_QUEUE_SPANS", 20000, 1, None)),
+            export_delay_ms=reader.number("CHOKEPOINT_EXPORT_DELAY_MS", 1000.0, 0.0, None),
             max_open_traces=int(reader.number("CHOKEPOINT_MAX_OPEN_TRACES", 10000, 1, None)),
             max_spans_per_trace=int(reader.number("CHOKEPOINT_MAX_SPANS_PER_TRACE", 1000, 1, None)),
             probes=probes,
             header_allowlist=frozenset(h.strip().lower().replace("_", "-") for h in env.get("CHOKEPOINT_HEADER_ALLOWLIST", "").split(",") if h.strip()),
             repeated_read_window_s=reader.number("CHOKEPOINT_REPEATED_READ_WINDOW_S", 10.0, 0.0, None),
             asgi=reader.choice("CHOKEPOINT_ASGI", "lean", ("lean", "upstream")),
+            sqlalchemy=reader.choice("CHOKEPOINT_SQLALCHEMY", "lean", ("lean", "upstream")),
             metric_export_interval_ms=int(reader.number("OTEL_METRIC_EXPORT_INTERVAL", 5000, 100, None)),
             export_timeout_s=reader.number("OTEL_EXPORTER_OTLP_TIMEOUT", 5.0, 0.1, None),
             problems=(),

@@ -10,8 +10,9 @@ All names come from :mod:`chokepoint.instrument.signals`.  Latency histograms ar
 recorded here from span timings instead of by the upstream instrumentors (whose meters
 the agent replaces with no-ops): one set of attribute names, and the per-request
 instruments are :mod:`chokepoint.instrument.lean_metrics` (microseconds per request
-instead of the SDK's tens of microseconds per value).  Rare events (flags, drops,
-exported traces) use ordinary SDK counters.
+instead of the SDK's tens of microseconds per value), and so are the flag counters
+(an app with the anti-pattern raises them on every request) and the kept-trace counter.
+Dropped spans use an ordinary SDK counter.
 
 ``record_span`` returns the span's category (``"db"``, ``"http"``, ``"kafka"`` or
 ``None``) and a detail (HTTP: the host; DB: ``None`` for a statement, else the operation
@@ -43,7 +44,7 @@ from chokepoint.instrument.breakdown import (
     Breakdown,
     first_attribute,
 )
-from chokepoint.instrument.lean_metrics import LeanMetrics
+from chokepoint.instrument.lean_metrics import AttributesCounter, LeanMetrics
 from chokepoint.instrument.sanitize import normalize_sql
 
 MAX_STATEMENTS = 500
@@ -116,16 +117,17 @@ class AgentInstruments:
         self.response_body_size = lean.histogram(signals.HTTP_SERVER_RESPONSE_BODY_SIZE, "By", "HTTP response body size")
         self.breakdown_time = lean.counter(signals.REQUEST_BREAKDOWN_TIME, "s", "Request time by component")
         self.db_queries = lean.histogram(signals.REQUEST_DB_QUERIES, "{query}", "DB queries per request")
-        self.calls_in_transaction = meter.create_counter(
-            signals.HTTP_CLIENT_CALLS_IN_TRANSACTION, unit="{call}", description="Outbound HTTP calls made while a DB connection is held"
+        # flags fire on every request of an app with the anti-pattern: lean too
+        self.calls_in_transaction = AttributesCounter(
+            lean.counter(signals.HTTP_CLIENT_CALLS_IN_TRANSACTION, "{call}", "Outbound HTTP calls made while a DB connection is held")
         )
-        self.calls_without_timeout = meter.create_counter(
-            signals.HTTP_CLIENT_CALLS_WITHOUT_TIMEOUT, unit="{call}", description="Outbound HTTP calls without a timeout"
+        self.calls_without_timeout = AttributesCounter(
+            lean.counter(signals.HTTP_CLIENT_CALLS_WITHOUT_TIMEOUT, "{call}", "Outbound HTTP calls without a timeout")
         )
-        self.retries = meter.create_counter(signals.HTTP_CLIENT_RETRIES, unit="{call}", description="Outbound HTTP calls that are retries")
-        self.repeated_reads = meter.create_counter(signals.DB_REPEATED_READS, unit="{query}", description="Identical reads repeated within the window")
+        self.retries = AttributesCounter(lean.counter(signals.HTTP_CLIENT_RETRIES, "{call}", "Outbound HTTP calls that are retries"))
+        self.repeated_reads = AttributesCounter(lean.counter(signals.DB_REPEATED_READS, "{query}", "Identical reads repeated within the window"))
         self.dropped_spans = meter.create_counter(signals.AGENT_DROPPED_SPANS, unit="{span}", description="Spans the agent could not buffer or export")
-        self.exported_traces = meter.create_counter(signals.AGENT_EXPORTED_TRACES, unit="{trace}", description="Traces kept and queued for export, by reason")
+        self.exported_traces = AttributesCounter(lean.counter(signals.AGENT_EXPORTED_TRACES, "{trace}", "Traces kept and queued for export, by reason"))
         self._statements: dict[str, str] = {}
 
     # ------------------------------------------------------------ every span

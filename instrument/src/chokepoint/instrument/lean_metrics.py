@@ -178,6 +178,20 @@ class LeanCounter:
         )
 
 
+class AttributesCounter:
+    """SDK-shaped ``add(amount, attributes_dict)`` onto a :class:`LeanCounter`, for call
+    sites whose attribute set varies (an optional route); ~1 µs instead of the SDK's ~10."""
+
+    __slots__ = ("lean",)
+
+    def __init__(self, lean: LeanCounter):
+        self.lean = lean
+
+    def add(self, amount: float, attributes: dict | None = None) -> None:
+        attributes = attributes or {}
+        self.lean.add(amount, tuple(attributes.values()), tuple(attributes))
+
+
 class LeanMetrics:
     """A set of lean instruments, exported through an SDK ``MeterProvider``'s readers."""
 

@@ -16,7 +16,10 @@ sampled flag), but nothing is exported on the request path:
 3. ``on_end`` of the local root computes the breakdown (every request) and decides:
    keep if errored (``error``), slower than the route's rolling percentile or the floor
    (``slow``), or randomly sampled (``random``, ``CHOKEPOINT_TRACE_SAMPLE_RATE``).
-   Kept traces go to a bounded queue; a daemon thread sanitizes and exports them.
+   Kept traces go to a bounded queue; a daemon thread sanitizes and exports them,
+   gathering what arrives within ``CHOKEPOINT_EXPORT_DELAY_MS`` (1 s) of the first kept
+   trace into one OTLP request (an export costs far more than the spans it carries:
+   HTTP session, proxy look-up, encoding), or sooner once ``batch_spans`` are queued.
 
 Bounded everywhere: open traces, spans per trace and the export queue; every overflow or
 failed export is counted in ``chokepoint.agent.dropped_spans`` by ``chokepoint.drop_reason``
@@ -134,15 +137,17 @@ def sanitized_copy(span: ReadableSpan, header_allowlist=frozenset()) -> Readable
 class TraceExportQueue:
     """Bounded queue of kept spans, exported by one daemon thread.  ``put`` never blocks."""
 
-    def __init__(self, exporter: SpanExporter, instruments: AgentInstruments, max_spans: int, header_allowlist=frozenset()):
+    def __init__(self, exporter: SpanExporter, instruments: AgentInstruments, max_spans: int, header_allowlist=frozenset(), delay_s: float = 0.0):
         self.exporter = exporter
         self.instruments = instruments
         self.max_spans = max_spans
         self.header_allowlist = header_allowlist
+        self.delay_s = delay_s
         self.batch_spans = 512
         self.backoff_max_s = 5.0
         self._queue: deque[ReadableSpan] = deque()
         self._wake = threading.Event()
+        self._hurry = threading.Event()  # export now: a full batch, a flush or shutdown
         self._idle = threading.Event()
         self._idle.set()
         self._stopped = False
@@ -161,6 +166,7 @@ class TraceExportQueue:
         """A forked worker (gunicorn, multiprocessing) has no export thread: start its own."""
         self._queue = deque()
         self._wake = threading.Event()
+        self._hurry = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
         self._lock = threading.Lock()
@@ -173,6 +179,8 @@ class TraceExportQueue:
             return False
         self._idle.clear()
         self._queue.extend(spans)
+        if len(self._queue) >= self.batch_spans:
+            self._hurry.set()
         self._wake.set()
         return True
 
@@ -212,6 +220,9 @@ class TraceExportQueue:
         backoff_s = 0.0
         while not self._stopped:
             self._wake.wait(timeout=1.0)
+            if self.delay_s > 0.0 and self._queue:
+                self._hurry.wait(self.delay_s)  # let more kept traces join this export
+            self._hurry.clear()
             self._wake.clear()
             if backoff_s:
                 time.sleep(backoff_s)
@@ -230,12 +241,14 @@ class TraceExportQueue:
         if self._thread is None or not self._thread.is_alive():
             self.export_pending()
             return not self._queue
+        self._hurry.set()
         self._wake.set()
         return self._idle.wait(timeout_s)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         self.flush(timeout_s)
         self._stopped = True
+        self._hurry.set()
         self._wake.set()
         dropped = len(self._queue)
         if dropped:
@@ -265,7 +278,7 @@ class KeepSlowTracesProcessor(SpanProcessor):
         self.config = config
         self.instruments = instruments
         self.decider = SlowTraceDecider(config.slow_percentile, config.slow_floor_ms / 1000.0, config.slow_min_samples)
-        self.queue = TraceExportQueue(exporter, instruments, config.export_queue_spans, config.header_allowlist)
+        self.queue = TraceExportQueue(exporter, instruments, config.export_queue_spans, config.header_allowlist, config.export_delay_ms / 1000.0)
         self._open: dict[int, _OpenTrace] = {}
         self._random = (rng or random.Random()).random
         self._sample_rate = config.trace_sample_rate

@@ -1,0 +1,143 @@
+"""CPU per request of the benchmark's own endpoint (``app.py``: 3 SQLAlchemy queries on
+PostgreSQL + one httpx call), driven one request at a time through the ASGI interface:
+no server, no load generator, no GIL contention — the agent's added CPU, far quieter
+than the load benchmark on a shared machine.
+
+    .venv/bin/python bench/overhead/request_cpu.py [--rounds 30] [--requests 100] [--variants none,chokepoint,...]
+
+Starts PostgreSQL, the local HTTP dependency and an OTLP sink as ``run.py`` does, and
+one process per variant (pinned to CPU 0).  Then, ``--rounds`` times, each process in
+turn serves ``--requests`` requests and reports the CPU it used (``time.process_time``:
+every thread, so the export threads' work between rounds counts) per request.  Rounds
+of different variants run back to back, so a burst of load from elsewhere hits them
+alike; the "added" column is the median over rounds of (variant − none).
+
+Variants: ``none``; ``chokepoint`` (defaults); ``chokepoint_noprobes``; and any
+``chokepoint+NAME=VALUE[+NAME=VALUE]`` (extra environment, e.g.
+``chokepoint+CHOKEPOINT_EXPORT_DELAY_MS=0``) to compare a switch in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCOPE = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+    "root_path": "", "query_string": b"", "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench")],
+    "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 8000),
+}  # fmt: skip
+
+
+def serve_rounds(per_round: int) -> None:
+    """Child: one round of ``per_round`` requests per line on stdin; print the CPU µs/request
+    used since the previous round started (background threads' work in between included)."""
+    sys.path.insert(0, HERE)
+    from app import app
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    statuses = set()
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            statuses.add(message["status"])
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        n = 0
+        last = time.process_time()
+        while (await loop.run_in_executor(None, sys.stdin.readline)).strip() not in ("", "quit"):
+            for _ in range(per_round):
+                path = f"/work/{n % 100}"
+                n += 1
+                await app({**SCOPE, "path": path, "raw_path": path.encode()}, receive, send)
+            now = time.process_time()
+            print(json.dumps({"cpu_us": (now - last) / per_round * 1e6, "statuses": sorted(statuses)}), flush=True)
+            last = now
+
+    asyncio.run(run())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30, help="measured rounds per variant")
+    parser.add_argument("--warmup", type=int, default=3, help="rounds not measured")
+    parser.add_argument("--requests", type=int, default=100, help="requests per round")
+    parser.add_argument("--variants", default="none,chokepoint,chokepoint_noprobes")
+    args = parser.parse_args()
+    sys.path.insert(0, HERE)
+    from run import BIN, PY, free_port, wait_http
+
+    from devservices import PostgresService
+    from otlp_sink import OtlpSink
+
+    variants = [v for v in args.variants.split(",") if v]
+    with PostgresService() as pg, OtlpSink() as sink:
+        import psycopg
+
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
+            conn.execute("INSERT INTO items SELECT g, 'item-' || g FROM generate_series(0, 99) g")
+        down_port = free_port()
+        downstream = subprocess.Popen([PY, os.path.join(HERE, "downstream.py"), str(down_port)])
+        try:
+            wait_http(f"http://127.0.0.1:{down_port}/")
+            env = dict(
+                os.environ,
+                BENCH_DB_URL=pg.url,
+                BENCH_DOWNSTREAM_URL=f"http://127.0.0.1:{down_port}/",
+                OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
+                OTEL_SERVICE_NAME="bench-overhead",
+            )
+            procs = {}
+            for variant in variants:
+                name, *extras = variant.split("+")
+                venv = dict(env, **dict(e.split("=", 1) for e in extras))
+                if name == "chokepoint_noprobes":
+                    venv["CHOKEPOINT_PROBES"] = "none"
+                cmd = [PY, os.path.abspath(__file__), "--serve-rounds", str(args.requests)]
+                if name.startswith("chokepoint"):
+                    cmd = [str(BIN / "chokepoint-instrument"), *cmd]
+                procs[variant] = subprocess.Popen(
+                    cmd, env=venv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {0})
+                )
+            samples: dict[str, list[float]] = {v: [] for v in variants}
+            try:
+                for n in range(args.warmup + args.rounds):
+                    order = variants[n % len(variants) :] + variants[: n % len(variants)]
+                    for variant in order:  # one round each, back to back: the machine's load hits all alike
+                        proc = procs[variant]
+                        proc.stdin.write("go\n")
+                        proc.stdin.flush()
+                        result = json.loads(proc.stdout.readline())
+                        if result["statuses"] != [200]:
+                            raise SystemExit(f"{variant}: unexpected statuses {result['statuses']}")
+                        if n >= args.warmup:
+                            samples[variant].append(result["cpu_us"])
+            finally:
+                for proc in procs.values():
+                    proc.stdin.close()
+                    proc.wait(15)
+        finally:
+            downstream.terminate()
+            downstream.wait(10)
+    print(f"\n{'variant':48s} {'min':>7s} {'median':>7s} {'added':>7s}  CPU µs/request; added = median of per-round differences to none")
+    for variant, values in samples.items():
+        added = f"{statistics.median(v - b for v, b in zip(values, samples['none'], strict=True)):+7.0f}" if "none" in samples else ""
+        print(f"{variant:48s} {min(values):7.0f} {statistics.median(values):7.0f} {added}")
+
+
+if __name__ == "__main__":
+    if "--serve-rounds" in sys.argv:
+        serve_rounds(int(sys.argv[sys.argv.index("--serve-rounds") + 1]))
+    else:
+        main()

@@ -1,0 +1,98 @@
+"""The lean SQLAlchemy hot path makes the spans the upstream instrumentor makes (real PostgreSQL)."""
+
+import pytest
+import sqlalchemy as sa
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from chokepoint.instrument.sqlalchemy_lean import install_lean_sqlalchemy
+
+
+@pytest.fixture
+def traced():
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = SQLAlchemyInstrumentor()
+    instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider())
+    yield provider, exporter
+    instrumentor.uninstrument()
+
+
+def workload(url: str, provider) -> None:
+    engine = sa.create_engine(url, pool_size=2)
+    with provider.get_tracer("test").start_as_current_span("request"), engine.connect() as conn:
+        for n in range(3):
+            conn.execute(sa.text("SELECT :n + 1"), {"n": n}).scalar()
+        conn.execute(sa.text("SELECT 1")).scalar()
+        with pytest.raises(sa.exc.ProgrammingError):
+            conn.execute(sa.text("SELECT * FROM no_such_table"))
+    with pytest.raises(sa.exc.OperationalError):  # refused: the connect span records it
+        sa.create_engine(url.replace(f":{engine.url.port}/", ":9/"), pool_size=1).connect()
+    engine.dispose()
+
+
+def shapes(exporter) -> list:
+    by_id = {span.context.span_id: span.name for span in exporter.get_finished_spans()}
+    return [
+        (
+            span.name,
+            span.kind,
+            list(span.attributes.items()),
+            span.status.status_code,
+            span.status.description,
+            [(e.name, e.attributes.get("exception.type")) for e in span.events],
+            by_id.get(span.parent.span_id) if span.parent else None,
+        )
+        for span in exporter.get_finished_spans()
+    ]
+
+
+def test_lean_path_makes_the_upstream_spans(postgres, traced):
+    provider, exporter = traced
+    workload(postgres.url, provider)
+    upstream = shapes(exporter)
+    exporter.clear()
+    undo = install_lean_sqlalchemy()
+    assert undo is not None
+    try:
+        workload(postgres.url, provider)
+        lean = shapes(exporter)
+    finally:
+        undo()
+    db = sa.make_url(postgres.url).database
+    assert [s[0] for s in upstream] == ["connect", "SELECT " + db, "SELECT " + db, "SELECT " + db, "SELECT " + db, "SELECT " + db, "request", "connect"]
+    assert lean == upstream
+    statements = [dict(s[2]).get("db.query.text") or dict(s[2]).get("db.statement") for s in lean[1:6]]
+    assert statements == ["SELECT %(n)s + 1"] * 3 + ["SELECT 1", "SELECT * FROM no_such_table"]
+
+
+def test_undo_restores_the_upstream_instrumentor(traced):
+    before = EngineTracer.__dict__["_before_cur_exec"], sa.engine.base.Engine.__dict__["connect"]
+    undo = install_lean_sqlalchemy()
+    assert EngineTracer.__dict__["_before_cur_exec"] is not before[0]
+    assert install_lean_sqlalchemy() is None  # once
+    undo()
+    assert (EngineTracer.__dict__["_before_cur_exec"], sa.engine.base.Engine.__dict__["connect"]) == before
+
+
+def test_pool_listeners_skipped_only_when_their_counter_is_a_noop(postgres, traced):
+    undo = install_lean_sqlalchemy()
+    try:
+        engine = sa.create_engine(postgres.url)
+        assert not sa.event.contains(engine, "checkout", engine_tracer(engine)._pool_checkout)
+        assert sa.event.contains(engine, "before_cursor_execute", engine_tracer(engine)._before_cur_exec)
+        engine.dispose()
+    finally:
+        undo()
+
+
+def engine_tracer(engine) -> EngineTracer:
+    for ref, identifier, func in EngineTracer._remove_event_listener_params:
+        if ref() is engine and identifier == "before_cursor_execute":
+            return func.__self__
+    raise AssertionError("engine not traced")
