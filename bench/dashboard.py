@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python bench/dashboard.py [--repeats 15] [--routes 200] [--window 3600]
+    .venv/bin/python bench/dashboard.py [--repeats 15] [--routes 200] [--window 3600] [--browser 5]
 
 Serves the synthetic collector API (``chokepoint.dashboards.fake_api``) on loopback in
 two sizes — small (12 routes, 10 min of history) and large (``--routes`` routes,
@@ -12,18 +12,26 @@ figures, and JSON-encoding the result with Plotly's encoder (what Dash sends to 
 browser).  Wall time (the callbacks wait on HTTP), median and p90 over ``--repeats``
 after one warm-up call; payload = encoded response size.  The fake API answers from
 memory, so this is the dashboard's own cost, not the collector's query time.
+
+``--browser N`` also loads each page N times in headless Chromium (selenium +
+chromedriver, as the browser tests) against the large collector: wall time from
+``driver.get`` to the page's table rows (AG Grid) or, for pages without data rows, its
+figures being drawn — server callbacks, transfer, and the browser's rendering together.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import plotly.utils
 
-from chokepoint.dashboards.app import collector_banner
+from chokepoint.dashboards.app import DashboardServer, collector_banner
 from chokepoint.dashboards.client import ApiClient
 from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
@@ -61,11 +69,60 @@ def measure(data: SyntheticData, repeats: int) -> dict[str, tuple[float, float, 
     return out
 
 
+def _browser_pages() -> list[tuple[str, str, str]]:
+    """(page, path, CSS selector that appears once its data is drawn)."""
+    rows = "#{} .ag-center-cols-container .ag-row"
+    return [
+        ("overview (RED table, 20 of 200 rows)", "/", rows.format(overview.RED_TABLE)),
+        ("route detail (traces table)", "/route?service=shop&route=%2Fcheckout", rows.format(route.TRACES_TABLE)),
+        ("resources (pools table + 7 charts)", "/resources", f"#{resources.LOOP_LAG} .main-svg .scatterlayer .trace"),
+        ("dependencies (table, breakers)", "/dependencies", rows.format(dependencies.DEPENDENCIES_TABLE)),
+        ("messaging (lag table + 2 charts)", "/messaging", rows.format(messaging.LAG_TABLE)),
+    ]
+
+
+def measure_browser(data: SyntheticData, loads: int) -> dict[str, tuple[float, float]]:
+    """page → (median ms, max ms) from navigation to its data on screen, in headless Chromium."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from devservices import CHROMIUM_FLAGS, chromium_path
+
+    options = Options()
+    options.binary_location = chromium_path()
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag.replace("--headless", "--headless=new"))
+    options.add_argument("--window-size=1400,1800")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    out = {}
+    with FakeApiServer(data) as api, DashboardServer(api.url, port=0, timeout_s=10) as dash:
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        try:
+            for name, path, ready in _browser_pages():
+                times = []
+                for i in range(loads + 1):  # the first load warms the browser cache
+                    driver.get("about:blank")
+                    t0 = time.perf_counter()
+                    driver.get(dash.url + path)
+                    WebDriverWait(driver, 60, poll_frequency=0.02).until(lambda d, css=ready: d.find_elements(By.CSS_SELECTOR, css))
+                    if i:
+                        times.append((time.perf_counter() - t0) * 1000)
+                out[name] = (statistics.median(times), max(times))
+        finally:
+            driver.quit()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--routes", type=int, default=200)
     parser.add_argument("--window", type=float, default=3600)
+    parser.add_argument("--browser", type=int, default=0, metavar="N", help="also load each page N times in headless Chromium")
     args = parser.parse_args()
     small = measure(SyntheticData(routes=12, window_s=600), args.repeats)
     large = measure(SyntheticData(routes=args.routes, window_s=args.window), args.repeats)
@@ -78,6 +135,13 @@ def main() -> int:
     total_small = sum(v[0] for v in small.values())
     total_large = sum(v[0] for v in large.values())
     print(f"\nsum of medians: small {total_small:.0f} ms, large {total_large:.0f} ms (refresh interval 2000 ms)")
+    if args.browser:
+        shown = measure_browser(SyntheticData(routes=args.routes, window_s=args.window), args.browser)
+        print(f"\nheadless Chromium, large collector: navigation → data on screen, median (max) of {args.browser} loads after one warm-up\n")
+        print("| page | ms |")
+        print("|---|---|")
+        for name, (median, worst) in shown.items():
+            print(f"| {name} | {median:.0f} ({worst:.0f}) |")
     return 0
 
 
