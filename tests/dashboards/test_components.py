@@ -102,6 +102,10 @@ def test_table_refuses_unknown_column_kinds_and_styles():
         table("t", [("ts", "time", "date")], [], row_key=("ts",))
     with pytest.raises(ValueError, match=r"unknown columns: \['state'\]"):
         table("t", [("name", "name", "text")], [], row_key=("name",), cell_styles={"state": cell_colours({"open": "red"})})
+    with pytest.raises(ValueError, match="row_key must name some of the table's columns"):
+        table("t", [("name", "name", "text")], [], row_key=("id",))
+    with pytest.raises(ValueError, match="row_key"):
+        table("t", [("name", "name", "text")], [], row_key=())
 
 
 def test_every_page_table_is_an_ag_grid():

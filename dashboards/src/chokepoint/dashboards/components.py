@@ -212,11 +212,13 @@ def table(
     columns identifying a row (so a refresh updates rows in place and keeps the page and
     sort); ``cell_styles`` = ``{column id: cellStyle}``.
     """
-    styles = cell_styles or {}
-    unknown = set(styles) - {c[0] for c in columns}
+    styles, keys, ids = cell_styles or {}, list(row_key), {c[0] for c in columns}
+    unknown = set(styles) - ids
     if unknown:
         raise ValueError(f"cell_styles for unknown columns: {sorted(unknown)}")
-    key = " + '|' + ".join(f"params.data.{k}" for k in row_key)
+    if not keys or not set(keys) <= ids:
+        raise ValueError(f"row_key must name some of the table's columns, got {keys}")
+    key = " + '|' + ".join(f"params.data.{k}" for k in keys)
     return dag.AgGrid(
         id=table_id,
         columnDefs=[column_def(col_id, name, kind, styles.get(col_id)) for col_id, name, kind in columns],
