@@ -14,7 +14,8 @@ or from a shell: ``python -m shop.launch --db ... --kafka ...`` (runs until Ctrl
 then stops the three processes).
 
 Fallback mode (``make demo`` where PostgreSQL or Java is missing): ``db`` may be a SQLite
-file URL (``sqlite:///tmp/shop.sqlite``) and ``kafka`` ``None`` (or ``""``/``"none"``)::
+file URL (``sqlite:////tmp/shop.sqlite``: an absolute path after ``sqlite:///``) and ``kafka``
+``None`` (or ``""``/``"none"``)::
 
     with ShopStack(db="sqlite:////tmp/shop.sqlite", kafka=None) as stack:
         stack.mode                      # {"database": "sqlite", "kafka": False}
@@ -28,8 +29,8 @@ Each process runs in its own session (process group) with ``OTEL_SERVICE_NAME`` 
 keeps the switches it owns).  ``wrapper`` is put in front of each command (e.g.
 ``["chokepoint-instrument"]``; a bare name is looked up next to this Python first).  Ports are free loopback ports unless given.  Start order:
 payment and shop together (the shop creates the schema, seed data and topic), then the
-fulfilment worker (with Kafka only); ``start()`` returns when all three printed their "ready" line and the
-worker has its partitions, or raises :class:`LaunchError` with the log tail (everything
+fulfilment worker (with Kafka only); ``start()`` returns when each printed its "ready"
+line and the worker has its partitions, or raises :class:`LaunchError` with the log tail (everything
 already started is stopped).  ``stop()`` sends SIGTERM to each process group (SIGKILL
 after 15 s) and is idempotent.  Output of each process goes to ``log_dir/<name>.log``
 (a new temp dir ``shop-logs-*`` when not given; kept after stop for reading).
