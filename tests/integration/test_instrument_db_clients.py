@@ -24,12 +24,15 @@ from otlp_sink import OtlpSink
 APP = """
 import os, sqlite3, sys
 import asyncpg, psycopg2, pymysql, redis, uvicorn
+import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import create_async_engine
 
 PG = os.environ["APP_PG_DSN"]
 SQLITE = os.environ["APP_SQLITE_PATH"]
 MYSQL = dict(host="127.0.0.1", port=int(os.environ["APP_MYSQL_PORT"]), user="root", database=os.environ["APP_MYSQL_DB"])
 cache = redis.Redis.from_url(os.environ["APP_REDIS_URL"])
+async_engine = create_async_engine(PG.replace("postgresql://", "postgresql+asyncpg://"), pool_size=2)
 app = FastAPI()
 
 @app.get("/health")
@@ -54,6 +57,12 @@ async def with_asyncpg(book_id: int):
         return {"title": row["title"]}
     finally:
         await conn.close()
+
+@app.get("/sqlalchemy-asyncpg/{book_id}")
+async def with_sqlalchemy_asyncpg(book_id: int):
+    async with async_engine.connect() as conn:
+        result = await conn.execute(sa.text("SELECT b.title FROM lib_books b WHERE b.id = :id AND b.title <> 'secret-title'"), {"id": book_id})
+        return {"title": result.scalar_one()}
 
 @app.get("/sqlite3/{note_id}")
 def with_sqlite3(note_id: int):
@@ -197,6 +206,24 @@ def test_asyncpg(app_and_sink, postgres):
             }
         ],
     )
+
+
+def test_asyncpg_under_sqlalchemy_async_engine_one_span_per_statement(app_and_sink):
+    app, sink = app_and_sink
+    route, statement = "/sqlalchemy-asyncpg/{book_id}", "SELECT b.title FROM lib_books b WHERE b.id = $1 AND b.title <> ?"
+    for n in CALLS:
+        assert requests.get(app.url(f"/sqlalchemy-asyncpg/{n}"), timeout=30).json() == {"title": f"book-{n}"}
+    sink.wait_for(lambda s: len(s.spans(f"GET {route}")) == len(CALLS))
+    sink.wait_for(lambda s: [p for p in s.points(signals.REQUEST_DB_QUERIES) if p.attributes == {"http.route": route} and p.count == len(CALLS)])
+    for server in sink.spans(f"GET {route}"):
+        children = [s for s in sink.spans() if s.parent_span_id == server.span_id]
+        # SQLAlchemy's span only, not a second one from the asyncpg instrumentor (sqlalchemy_async_dedupe)
+        (query,) = [c for c in children if c.attributes.get("db.query.text") == statement]
+        assert query.kind == CLIENT and query.attributes["db.system.name"] == "postgresql"
+        assert "secret" not in repr([c.attributes for c in children])
+    (point,) = [p for p in sink.points(signals.DB_CLIENT_OPERATION_DURATION) if p.attributes["db.query.text"] == statement]
+    assert point.attributes == {"db.system.name": "postgresql", "db.query.text": statement}
+    assert point.count == len(CALLS)
 
 
 def test_sqlite3_cursor_and_connection_shortcut(app_and_sink):

@@ -40,6 +40,8 @@ Where upstream falls short under zero-code-change instrumentation:
 - Kafka producers: waiting for the broker's acknowledgement (aiokafka ``send_and_wait()``,
   kafka-python ``send().get()``, confluent-kafka ``flush()``) counts as the request's Kafka
   time (:mod:`chokepoint.instrument.kafka_produce_wait`).
+- SQLAlchemy asyncio engines over asyncpg / psycopg async: one span per statement, not
+  SQLAlchemy's plus the driver's (:mod:`chokepoint.instrument.sqlalchemy_async_dedupe`).
 - sqlite3: ``conn.execute()`` / ``conn.executemany()`` traced like cursor statements
   (:mod:`chokepoint.instrument.sqlite_shortcuts`).
 
@@ -151,6 +153,10 @@ class ChokepointDistro(BaseDistro):
             from chokepoint.instrument.sqlite_shortcuts import install_sqlite3_shortcuts
 
             install_sqlite3_shortcuts()
+        elif entry_point.name == "sqlalchemy":  # async engines: one span per statement (sqlalchemy_async_dedupe)
+            from chokepoint.instrument.sqlalchemy_async_dedupe import install_sqlalchemy_async_dedupe
+
+            install_sqlalchemy_async_dedupe()
         elif entry_point.name in ("kafka", "aiokafka", "confluent_kafka"):  # ack waits are Kafka time (kafka_produce_wait)
             from chokepoint.instrument.kafka_produce_wait import install_produce_wait
 

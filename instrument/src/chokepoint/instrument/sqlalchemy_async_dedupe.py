@@ -1,0 +1,88 @@
+"""One span per SQL statement under SQLAlchemy's asyncio engines (asyncpg, psycopg async).
+
+With stock auto-instrumentation, a query through ``create_async_engine`` over asyncpg or
+psycopg 3 (async) makes two spans: the SQLAlchemy instrumentor's and the driver
+instrumentor's, siblings with the same statement.  That doubles the query's DB time in
+the request breakdown, its ``db.client.operation.duration`` count and the DB queries per
+request.  (Sync engines are handled by :mod:`chokepoint.instrument.db_dedupe`, which
+opens their connections with the un-wrapped driver; async drivers are instrumented on
+their connection classes, so that cannot work for them.)
+
+Usage (the distro calls it after the SQLAlchemy instrumentor)::
+
+    undo = install_sqlalchemy_async_dedupe()
+
+SQLAlchemy's async adapter cursors (``AsyncAdapt_asyncpg_cursor``,
+``AsyncAdapt_psycopg_cursor`` and their server-side variants) run ``execute`` /
+``executemany`` with OpenTelemetry instrumentation suppressed, so only SQLAlchemy's span
+— already open around the call, and covering the same round trips — remains.  Only
+while the SQLAlchemy instrumentor is active: with it disabled
+(``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=sqlalchemy``) the driver spans stay.  Code using
+asyncpg or psycopg directly is not affected.  If the adapter classes are missing
+(another SQLAlchemy version), nothing is patched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+
+_log = logging.getLogger(__name__)
+_MARK = "_chokepoint_async_dedupe"
+
+TARGETS = (
+    ("sqlalchemy.dialects.postgresql.asyncpg", ("AsyncAdapt_asyncpg_cursor", "AsyncAdapt_asyncpg_ss_cursor")),
+    ("sqlalchemy.dialects.postgresql.psycopg", ("AsyncAdapt_psycopg_cursor", "AsyncAdapt_psycopg_ss_cursor")),
+)
+METHODS = ("execute", "executemany")
+
+
+def install_sqlalchemy_async_dedupe() -> Callable[[], None] | None:
+    try:
+        from opentelemetry import context as otel_context
+        from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    except ImportError:
+        return None
+    instrumentor = SQLAlchemyInstrumentor()  # a singleton: its "instrumented" flag is read per call
+
+    def suppressed(original):
+        def method(self, *args, **kwargs):
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                return original(self, *args, **kwargs)
+            token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                otel_context.detach(token)
+
+        setattr(method, _MARK, True)
+        method.__doc__ = original.__doc__
+        return method
+
+    patched: list[tuple[type, str, Callable]] = []
+    for module_name, class_names in TARGETS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for class_name in class_names:
+            cls = getattr(module, class_name, None)
+            if cls is None:
+                _log.debug("chokepoint: %s.%s missing; its statements may be traced twice", module_name, class_name)
+                continue
+            for name in METHODS:
+                original = cls.__dict__.get(name)
+                if original is None or getattr(original, _MARK, False):
+                    continue
+                setattr(cls, name, suppressed(original))
+                patched.append((cls, name, original))
+    if not patched:
+        return None
+
+    def undo() -> None:
+        for cls, name, original in patched:
+            setattr(cls, name, original)
+
+    return undo
