@@ -25,7 +25,8 @@ What it sets up:
   chokepoint's lighter options (:mod:`chokepoint.instrument.distro`);
 - the client flags (:mod:`chokepoint.instrument.client_flags`), one span per SQL statement
   under SQLAlchemy (:mod:`chokepoint.instrument.db_dedupe`), a leaner SQLAlchemy hot path
-  (:mod:`chokepoint.instrument.sqlalchemy_lean`; ``CHOKEPOINT_SQLALCHEMY``), confluent-kafka consumers in
+  (:mod:`chokepoint.instrument.sqlalchemy_lean`; ``CHOKEPOINT_SQLALCHEMY``) and httpx
+  headers copied only when captured (:mod:`chokepoint.instrument.httpx_lean`), confluent-kafka consumers in
   the producer's trace (:mod:`chokepoint.instrument.kafka_context`) and the probes
   (``chokepoint.instrument.probes.install_all``; ``CHOKEPOINT_PROBES``).
 
@@ -53,6 +54,7 @@ from chokepoint.instrument.asgi import install_lean_asgi
 from chokepoint.instrument.client_flags import install_client_flags
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.db_dedupe import install_db_dedupe
+from chokepoint.instrument.httpx_lean import install_lean_httpx
 from chokepoint.instrument.instruments import AgentInstruments
 from chokepoint.instrument.kafka_context import install_confluent_kafka_parenting
 from chokepoint.instrument.sampling import KeepSlowTracesProcessor
@@ -137,6 +139,8 @@ class Agent:
             installers.append(lambda: install_lean_asgi(self.tracer_provider))
         if self.config.sqlalchemy == "lean":
             installers.append(install_lean_sqlalchemy)
+        if self.config.httpx == "lean":
+            installers.append(install_lean_httpx)
         for installer in installers:
             try:
                 undo = installer()

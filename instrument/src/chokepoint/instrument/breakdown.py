@@ -46,6 +46,13 @@ KAFKA_WAIT = "kafka_wait"  # chokepoint.instrument.kafka_produce_wait
 _SPAN_MEASURED = frozenset({"self", CATEGORY_DB, CATEGORY_KAFKA})  # the spans are the source of truth
 
 
+def _attributes(span) -> Mapping | None:
+    """The span's attributes as a plain dict when the SDK wraps them (``BoundedAttributes``:
+    its ``get`` raises and catches ``KeyError`` for every missing key)."""
+    attributes = span.attributes
+    return getattr(attributes, "_dict", attributes)
+
+
 def first_attribute(attributes: Mapping | None, keys: tuple[str, ...]):
     if attributes:
         for key in keys:
@@ -58,7 +65,7 @@ def first_attribute(attributes: Mapping | None, keys: tuple[str, ...]):
 def span_category(span) -> str | None:
     """``db`` / ``http`` / ``kafka`` for client-side spans, else ``None``."""
     kind = span.kind
-    attributes = span.attributes
+    attributes = _attributes(span)
     if kind is SpanKind.CLIENT:
         if first_attribute(attributes, DB_SYSTEM_KEYS) is not None:
             return CATEGORY_DB
@@ -71,14 +78,14 @@ def span_category(span) -> str | None:
 
 
 def http_host(span) -> str:
-    host = first_attribute(span.attributes, SERVER_ADDRESS_KEYS)
+    host = first_attribute(_attributes(span), SERVER_ADDRESS_KEYS)
     return str(host) if host else "unknown"
 
 
 def span_failed(span) -> bool:
     if span.status.status_code is StatusCode.ERROR:
         return True
-    status = first_attribute(span.attributes, HTTP_STATUS_KEYS)
+    status = first_attribute(_attributes(span), HTTP_STATUS_KEYS)
     return isinstance(status, int) and status >= 500
 
 
@@ -99,7 +106,7 @@ def classify(span) -> tuple:
     category = span_category(span)
     if category == CATEGORY_HTTP:
         return span, category, http_host(span)
-    if category == CATEGORY_DB and not first_attribute(span.attributes, ("db.query.text", "db.statement")):
+    if category == CATEGORY_DB and not first_attribute(_attributes(span), ("db.query.text", "db.statement")):
         return span, category, span.name
     return span, category, None
 
@@ -128,7 +135,7 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
         seconds = max((span.end_time - span.start_time) / 1e9, 0.0)
         if category == CATEGORY_HTTP:
             name = f"http:{host}"
-            attributes = span.attributes or {}
+            attributes = _attributes(span) or {}
             call = (host, first_attribute(attributes, HTTP_METHOD_KEYS), attributes.get("url.full") or attributes.get("http.url"), span.name)
             if last_failed.get(call):  # the previous identical call failed: this is a retry
                 result.retried_calls[host] = result.retried_calls.get(host, 0) + 1

@@ -28,6 +28,8 @@ Variables (default in brackets):
                                     or ``upstream`` (the OpenTelemetry instrumentors) [lean]
 ``CHOKEPOINT_SQLALCHEMY``           ``lean`` (cached attributes on the upstream SQLAlchemy
                                     instrumentor's hot path) or ``upstream`` [lean]
+``CHOKEPOINT_HTTPX``                ``lean`` (headers copied only when some are captured)
+                                    or ``upstream`` [lean]
 ``OTEL_SERVICE_NAME``               service name [the program name]
 ``OTEL_EXPORTER_OTLP_ENDPOINT``     OTLP/HTTP base URL [http://127.0.0.1:4318]
 ``OTEL_METRIC_EXPORT_INTERVAL``     metric export period in ms [5000]
@@ -74,6 +76,7 @@ class AgentConfig:
     repeated_read_window_s: float = 10.0
     asgi: str = "lean"
     sqlalchemy: str = "lean"
+    httpx: str = "lean"
     metric_export_interval_ms: int = 5000
     export_timeout_s: float = 5.0
     problems: tuple[str, ...] = field(default=(), compare=False)
@@ -114,6 +117,7 @@ class AgentConfig:
             repeated_read_window_s=reader.number("CHOKEPOINT_REPEATED_READ_WINDOW_S", 10.0, 0.0, None),
             asgi=reader.choice("CHOKEPOINT_ASGI", "lean", ("lean", "upstream")),
             sqlalchemy=reader.choice("CHOKEPOINT_SQLALCHEMY", "lean", ("lean", "upstream")),
+            httpx=reader.choice("CHOKEPOINT_HTTPX", "lean", ("lean", "upstream")),
             metric_export_interval_ms=int(reader.number("OTEL_METRIC_EXPORT_INTERVAL", 5000, 100, None)),
             export_timeout_s=reader.number("OTEL_EXPORTER_OTLP_TIMEOUT", 5.0, 0.1, None),
             problems=(),
