@@ -1,5 +1,6 @@
-"""DB drivers used directly under ``chokepoint-instrument``: psycopg2, asyncpg (real
-PostgreSQL), sqlite3, PyMySQL (real MariaDB) and redis (real redis-server).
+"""DB drivers under ``chokepoint-instrument``: psycopg2, asyncpg (real PostgreSQL), sqlite3,
+PyMySQL (real MariaDB) and redis (real redis-server) used directly, and asyncpg under a
+SQLAlchemy asyncio engine (one span per statement, not two).
 
 One FastAPI app (uvicorn, zero code change) has a route per driver; each test calls its
 route and checks what reached the OTLP sink: the driver's span as a child of the request,

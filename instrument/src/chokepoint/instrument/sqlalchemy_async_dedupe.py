@@ -13,7 +13,8 @@ Usage (the distro calls it after the SQLAlchemy instrumentor)::
     undo = install_sqlalchemy_async_dedupe()
 
 SQLAlchemy's async adapter cursors (``AsyncAdapt_asyncpg_cursor``,
-``AsyncAdapt_psycopg_cursor`` and their server-side variants) run ``execute`` /
+``AsyncAdapt_psycopg_cursor`` and their server-side variants; patched when an async engine
+first connects, so sync-only apps import nothing more) run ``execute`` /
 ``executemany`` with OpenTelemetry instrumentation suppressed, so only SQLAlchemy's span
 — already open around the call, and covering the same round trips — remains.  Only
 while the SQLAlchemy instrumentor is active: with it disabled
@@ -24,12 +25,13 @@ asyncpg or psycopg directly is not affected.  If the adapter classes are missing
 
 from __future__ import annotations
 
-import importlib
 import logging
+import sys
 from collections.abc import Callable
 
 _log = logging.getLogger(__name__)
 _MARK = "_chokepoint_async_dedupe"
+_installed = False
 
 TARGETS = (
     ("sqlalchemy.dialects.postgresql.asyncpg", ("AsyncAdapt_asyncpg_cursor", "AsyncAdapt_asyncpg_ss_cursor")),
@@ -43,9 +45,16 @@ def install_sqlalchemy_async_dedupe() -> Callable[[], None] | None:
         from opentelemetry import context as otel_context
         from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
     except ImportError:
         return None
+    global _installed
+    if _installed:
+        return None
+    _installed = True
     instrumentor = SQLAlchemyInstrumentor()  # a singleton: its "instrumented" flag is read per call
+    patched: list[tuple[type, str, Callable]] = []
 
     def suppressed(original):
         def method(self, *args, **kwargs):
@@ -61,28 +70,41 @@ def install_sqlalchemy_async_dedupe() -> Callable[[], None] | None:
         method.__doc__ = original.__doc__
         return method
 
-    patched: list[tuple[type, str, Callable]] = []
-    for module_name, class_names in TARGETS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        for class_name in class_names:
-            cls = getattr(module, class_name, None)
-            if cls is None:
-                _log.debug("chokepoint: %s.%s missing; its statements may be traced twice", module_name, class_name)
+    def patch_loaded_adapters() -> None:
+        # only dialect modules already imported: importing them all up front costs ~0.1 s of start-up
+        for module_name, class_names in TARGETS:
+            module = sys.modules.get(module_name)
+            if module is None:
                 continue
-            for name in METHODS:
-                original = cls.__dict__.get(name)
-                if original is None or getattr(original, _MARK, False):
+            for class_name in class_names:
+                cls = getattr(module, class_name, None)
+                if cls is None:
+                    _log.debug("chokepoint: %s.%s missing; its statements may be traced twice", module_name, class_name)
                     continue
-                setattr(cls, name, suppressed(original))
-                patched.append((cls, name, original))
-    if not patched:
-        return None
+                for name in METHODS:
+                    original = cls.__dict__.get(name)
+                    if original is not None and not getattr(original, _MARK, False):
+                        setattr(cls, name, suppressed(original))
+                        patched.append((cls, name, original))
+
+    def do_connect(dialect, conn_rec, cargs, cparams):
+        # an engine's dialect is loaded by the time it connects, before its first statement
+        if getattr(dialect, "is_async", False):
+            try:
+                patch_loaded_adapters()
+            except Exception:
+                _log.debug("chokepoint: SQLAlchemy async dedupe failed", exc_info=True)
+        return None  # SQLAlchemy connects as usual
+
+    patch_loaded_adapters()
+    event.listen(Engine, "do_connect", do_connect)
 
     def undo() -> None:
+        global _installed
+        _installed = False
+        event.remove(Engine, "do_connect", do_connect)
         for cls, name, original in patched:
             setattr(cls, name, original)
+        patched.clear()
 
     return undo
