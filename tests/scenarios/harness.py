@@ -13,8 +13,10 @@ Pieces:
 - :func:`agent_env` — the environment the three shop processes run with under
   ``chokepoint-instrument``: OTLP/HTTP to the collector, metrics every second.
 - :class:`BackgroundLoad` — ``shop.load.run_load`` in a thread, stoppable early.
-- :class:`FindingsPoller` — ``GET /api/v1/bottlenecks``: the top finding, the findings
-  above ``info``.
+- :class:`FindingsPoller` — ``GET /api/v1/bottlenecks`` over :data:`FINDINGS_WINDOW_S`
+  (the API's default): the top finding, the findings above ``info``; ``cpu()``: a
+  service's CPU used and waited for over that window
+  (``GET /api/v1/timeseries``), for the progress log.
 - :func:`write_accuracy_table` — the ``docs/SCENARIOS.md`` table from the results.
 """
 
@@ -34,6 +36,9 @@ from shop.load import run_load
 
 #: The analyzer's recent window in the suite (the production default is 60 s).
 ANALYZER_WINDOW_S = 12.0
+#: The window the suite reads findings over: ``GET /api/v1/bottlenecks`` without ``window``,
+#: i.e. the API's default (60 s), analysed afresh at each poll — what a user's first call sees.
+FINDINGS_WINDOW_S = 60.0
 #: Collector settings of the suite: short buckets and windows, frequent analysis and lag polls.
 COLLECTOR_SETTINGS = {
     "bucket_seconds": 1.0,
@@ -113,12 +118,24 @@ class FindingsPoller:
 
     def __init__(self, api_url: str) -> None:
         self.url = api_url + "/api/v1/bottlenecks"
+        self.timeseries_url = api_url + "/api/v1/timeseries"
         self.http = httpx.Client(timeout=10)
 
     def findings(self) -> list[dict]:
-        response = self.http.get(self.url)
+        """The findings over :data:`FINDINGS_WINDOW_S` (the API's default window)."""
+        response = self.http.get(self.url, params={"window": FINDINGS_WINDOW_S})
         response.raise_for_status()
         return response.json()["findings"]
+
+    def cpu(self, service: str) -> str:
+        """``"cpu 0.58 + wait 0.39"``: the service's mean CPU used and run-queue wait over the findings window."""
+        means = []
+        for metric in ("cpu_utilization", "cpu_run_queue_wait"):
+            response = self.http.get(self.timeseries_url, params={"metric": metric, "service": service, "window": FINDINGS_WINDOW_S})
+            response.raise_for_status()
+            values = [v for s in response.json()["series"] for _t, v in s["points"]]
+            means.append(f"{sum(values) / len(values):.2f}" if values else "-")
+        return f"cpu {means[0]} + wait {means[1]}"
 
     @staticmethod
     def above_info(findings: list[dict]) -> list[dict]:
@@ -126,7 +143,15 @@ class FindingsPoller:
 
 
 def brief(findings: list[dict], n: int = 4) -> str:
-    return "; ".join(f"{f['kind']}({f['service']}, {f['target']}) {f['score']:.2f} {f['severity']}" for f in findings[:n]) or "none"
+    """The first ``n`` findings, one ``kind(service, target) score severity`` each (with the CPU
+    demand the analyzer saw, where the finding carries it)."""
+
+    def one(f: dict) -> str:
+        demand = f["evidence"].get("cpu_demand")
+        seen = f" [demand {demand}]" if demand is not None else ""
+        return f"{f['kind']}({f['service']}, {f['target']}) {f['score']:.2f} {f['severity']}{seen}"
+
+    return "; ".join(one(f) for f in findings[:n]) or "none"
 
 
 @dataclass
@@ -151,8 +176,9 @@ def write_accuracy_table(path: Path, results: dict[str, ScenarioResult], kinds: 
         f"Produced by `{command}` on {date} (the last full run; the file is rewritten by every run).",
         "",
         "The demo shop (`examples/shop`) runs under `chokepoint-instrument` with real PostgreSQL and Kafka,",
-        "exporting OTLP/HTTP every second to a real collector (1 s buckets, analysis every 1 s over a",
-        f"{ANALYZER_WINDOW_S:.0f} s window).  For each kind its switch is turned on at runtime under the switch's",
+        "exporting OTLP/HTTP every second to a real collector (1 s buckets; findings read every second",
+        f"from `GET /api/v1/bottlenecks` over its default {FINDINGS_WINDOW_S:.0f} s window, the collector's own periodic",
+        f"analysis runs over {ANALYZER_WINDOW_S:.0f} s).  For each kind its switch is turned on at runtime under the switch's",
         "focus load (`shop.load.mix_for`); *detection* is the time from the switch to the first",
         "`GET /api/v1/bottlenecks` whose top finding has the expected kind and target at `warning` or",
         "`critical` (limit 30 s); *cleared* is the time from switching it off, under light healthy load,",

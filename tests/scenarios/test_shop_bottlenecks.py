@@ -19,6 +19,7 @@ it to the test artifacts dir instead::
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -109,13 +110,16 @@ PROGRESS_LOG = "scenarios-progress.log"
 
 @pytest.fixture(scope="module")
 def progress(artifacts_dir):
-    """Appends one line per event to ``<artifacts>/scenarios-progress.log`` (readable while the suite runs)."""
+    """Appends one line per event to ``<artifacts>/scenarios-progress.log`` (readable while the suite
+    runs), each tagged with the run's process id: suites run side by side share the file."""
     path = artifacts_dir / PROGRESS_LOG
-    path.write_text("")
+    pid = os.getpid()
 
     def write(line: str) -> None:
         with path.open("a") as f:
-            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+            f.write(f"{time.strftime('%H:%M:%S')} [{pid}] {line}\n")
+
+    write("suite started")
 
     return write
 
@@ -194,6 +198,7 @@ def test_healthy_run_has_no_false_bottleneck(suite: Suite, progress):
                     above.setdefault(label, f"{f['severity']} {f['score']:.2f}: {f['summary']}")
                 else:
                     info.add(label)
+            progress(f"healthy t={time.monotonic() - started:.0f}s [shop {suite.poller.cpu('shop')}] {brief(findings)}")
     finally:
         load.stop()
     HEALTHY.update(duration_s=HEALTHY_RUN_S, rate_rps=HEALTHY_RPS, above_info=above, info=sorted(info))
@@ -202,14 +207,7 @@ def test_healthy_run_has_no_false_bottleneck(suite: Suite, progress):
     assert above == {}, f"false bottlenecks under healthy load: {above}"
 
 
-# Known misses, run and reported (XFAIL/XPASS) rather than hidden: see docs/SCENARIOS.md.
-KNOWN_MISSES = {
-    "cpu_saturation": "the shop's process reports well under one core on this shared 2-core host while CPU-bound; "
-    "the analyzer needs a CPU-demand signal (run-queue wait) to name it here",
-}
-
-
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.xfail(reason=KNOWN_MISSES[k], strict=False)) if k in KNOWN_MISSES else k for k in ORDER])
+@pytest.mark.parametrize("kind", ORDER)
 def test_top_finding_names_the_injected_bottleneck(suite: Suite, progress, kind: str):
     expected = suite.expected(kind)
     result = RESULTS[kind] = ScenarioResult(kind, expected)
@@ -221,7 +219,7 @@ def test_top_finding_names_the_injected_bottleneck(suite: Suite, progress, kind:
         while time.monotonic() - switched_at < DETECTION_LIMIT_S:
             time.sleep(1.0)
             last = suite.poller.findings()
-            progress(f"{kind} t={time.monotonic() - switched_at:.0f}s {brief(last)}")
+            progress(f"{kind} t={time.monotonic() - switched_at:.0f}s [shop {suite.poller.cpu('shop')}] {brief(last)}")
             if last:
                 label = f"{last[0]['kind']}:{last[0]['target']}"
                 if label not in result.seen:
