@@ -3,8 +3,8 @@ consumer in ONE trace (context in the message headers), over the real KRaft Kafk
 
 A FastAPI app (uvicorn, zero code change) produces from a route per library —
 kafka-python from a sync endpoint, aiokafka from an async one — and a consumer process per
-library, also under ``chokepoint-instrument``, reads the records back by partition
-assignment.  Each test checks the consumer span's parent is the producer span, which the
+library, also under ``chokepoint-instrument`` (started with the app, so their start-ups
+overlap), reads the records back by partition assignment.  Each test checks the consumer span's parent is the producer span, which the
 HTTP request started; the messaging metrics' exact attributes; and the request's Kafka
 time in the breakdown: the producer spans (the library's ``send()``) plus the wait for the
 broker's acknowledgement (``send(...).get()``, ``send_and_wait()``), which upstream
@@ -70,7 +70,7 @@ BOOT = os.environ["APP_KAFKA"]
 seen = []
 if library == "kafka-python":
     import kafka
-    consumer = kafka.KafkaConsumer(bootstrap_servers=BOOT, auto_offset_reset="earliest", consumer_timeout_ms=30000)
+    consumer = kafka.KafkaConsumer(bootstrap_servers=BOOT, auto_offset_reset="earliest", consumer_timeout_ms=90000)
     consumer.assign([kafka.TopicPartition(topic, 0)])
     for record in consumer:
         seen.append(record.value.decode())
@@ -86,7 +86,7 @@ else:
         consumer.assign([TopicPartition(topic, 0)])
         try:
             while len(seen) < expected:
-                record = await asyncio.wait_for(consumer.getone(), 30)
+                record = await asyncio.wait_for(consumer.getone(), 90)
                 seen.append(record.value.decode())
         finally:
             await consumer.stop()
@@ -116,26 +116,37 @@ def stack(kafka, tmp_path_factory):
             "OTEL_METRIC_EXPORT_INTERVAL": "300",
             "CHOKEPOINT_TRACE_SAMPLE_RATE": "1",
         }
-        with InstrumentedApp(APP, workdir, {**env, "OTEL_SERVICE_NAME": "orders"}) as app:
-            yield app, sink, env, workdir
+        # the consumers start now and wait for their records: their start-up overlaps the app's
+        consumers = {
+            library: subprocess.Popen(
+                [str(BIN / "chokepoint-instrument"), sys.executable, str(workdir / "consumer.py"), library, topic, str(len(ORDERS))],
+                env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **env, "OTEL_SERVICE_NAME": "billing"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for library, topic in TOPICS.items()
+        }
+        try:
+            with InstrumentedApp(APP, workdir, {**env, "OTEL_SERVICE_NAME": "orders"}) as app:
+                yield app, sink, consumers
+        finally:
+            for consumer in consumers.values():
+                if consumer.poll() is None:
+                    consumer.kill()
+                consumer.communicate()
     assert sink.errors == []
 
 
 def produce_and_consume(stack, library: str) -> tuple:
-    app, sink, env, workdir = stack
+    app, sink, consumers = stack
     topic, route = TOPICS[library], f"/{library}/{{order_id}}"
     for order_id in ORDERS:
         assert requests.post(app.url(f"/{library}/{order_id}"), timeout=30).json() == {"queued": order_id}
     sink.wait_for(lambda s: len(s.spans(f"POST {route}")) == len(ORDERS) and len(s.spans(f"{topic} send")) == len(ORDERS))
-    done = subprocess.run(
-        [str(BIN / "chokepoint-instrument"), sys.executable, str(workdir / "consumer.py"), library, topic, str(len(ORDERS))],
-        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **env, "OTEL_SERVICE_NAME": "billing"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == ["consumed", *(f"order-{n}" for n in ORDERS)]
+    out, err = consumers[library].communicate(timeout=120)
+    assert consumers[library].returncode == 0, err[-3000:]
+    assert out.split() == ["consumed", *(f"order-{n}" for n in ORDERS)]
     sink.wait_for(lambda s: len(s.spans(f"{topic} receive")) == len(ORDERS))
     sink.wait_for(
         lambda s: [
