@@ -383,3 +383,19 @@ def test_many_threads_waiting_for_a_cpu_read_as_threads_not_cores():
     top = run(many_waiters)[0]
     assert (top.kind, top.evidence["cpu_demand"]) == ("cpu_saturation", 3.9)
     assert top.summary.startswith("The process wants more than a core (uses 0.60; on average 3.3 of its threads wait for a CPU)")
+
+
+def test_a_loop_lag_the_requests_do_not_feel_is_no_bottleneck():
+    """An idle async service on a busy host: its loop timer fires 50–60 ms late now and
+    then (it waits for a CPU), while its requests stay fast — nothing to name."""
+    from chokepoint.collector.sketch import Sketch
+
+    def idle_service_on_a_busy_host(store, rng, i):
+        store.add_requests("payment", "POST /charge", _lognormal(rng, 0.004, 5))
+        lag = Sketch()
+        lag.add_many([0.001] * 9 + [0.06])
+        store.merge_runtime_sketch("payment", "loop_lag", lag)
+        store.set_runtime("payment", cpu=0.01, run_queue_wait=0.05)
+
+    findings = run(idle_service_on_a_busy_host)
+    assert "event_loop_blocked" not in {f.kind for f in findings}, [(f.kind, f.service, f.score) for f in findings]

@@ -469,6 +469,8 @@ def rule_event_loop_blocked(v: WindowView) -> Iterable[Candidate]:
         if lag_p99 < cfg.loop_lag_p99_ms or not rt.loop_lag.count:
             continue
         sv = v.services.get(svc, ServiceView(svc))
+        if not sv.degraded:
+            continue  # a loop lag the requests do not feel (an idle service on a busy host) is no bottleneck
         # how often the loop's timer found the loop busy (late by more than two GIL switch
         # intervals): a loop blocked a third of the time in short stalls delays every async
         # request, even when no single stall is long and the worst route is slow for other reasons
