@@ -35,9 +35,11 @@ wake-up is not CPU-bound), on utilization ≥ ``cpu_busy``, or, without the wait
 (other SDKs, non-Linux), on utilization ≥ ``cpu_contended`` when the app's own time per
 request is mostly CPU time.  (Threads contending for the GIL wake every switch interval
 and wait for a CPU each time, so on a busy host the wait can exceed a core: it then
-counts threads waiting, and the summary says "more than a core".)  The same test keeps ``worker_pool_saturation`` quiet (more
-threads do not help a CPU-bound process), and a CPU-bound process is named ahead of
-the loop lag, busy workers and hot route it causes.
+counts threads waiting, and the summary says "more than a core".)  The same test keeps
+``worker_pool_saturation`` quiet (more threads do not help a CPU-bound process), and a
+CPU-bound process is named ahead of the loop lag, busy workers and hot route it causes.
+A loop that lags while the service's requests stay fast (an idle service on a busy
+host waiting for a CPU now and then) is no ``event_loop_blocked``.
 
 ``score = 0.55 * explained + 0.45 * strength`` plus a small ``specificity`` bonus for
 the more specific explanation of the same symptom (an external call inside a
