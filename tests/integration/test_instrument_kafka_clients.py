@@ -5,7 +5,8 @@ A FastAPI app (uvicorn, zero code change) produces from a route per library —
 kafka-python from a sync endpoint, aiokafka from an async one — and a consumer process per
 library, also under ``chokepoint-instrument`` (started with the app, so their start-ups
 overlap), reads the records back by partition assignment.  Each test checks the consumer span's parent is the producer span, which the
-HTTP request started; the messaging metrics' exact attributes; and the request's Kafka
+HTTP request started; the consumer's work on each record (a sqlite3 write) inside a
+``<topic> process`` span in the same trace; the messaging metrics' exact attributes; and the request's Kafka
 time in the breakdown: the producer spans (the library's ``send()``) plus the wait for the
 broker's acknowledgement (``send(...).get()``, ``send_and_wait()``), which upstream
 leaves outside every span (:mod:`chokepoint.instrument.kafka_produce_wait`).
@@ -64,16 +65,23 @@ if __name__ == "__main__":
 """
 
 CONSUMER = """
-import asyncio, os, sys
+import asyncio, os, sqlite3, sys
 library, topic, expected = sys.argv[1], sys.argv[2], int(sys.argv[3])
 BOOT = os.environ["APP_KAFKA"]
 seen = []
+db = sqlite3.connect(f"{library}.db", isolation_level=None)
+db.execute("CREATE TABLE IF NOT EXISTS handled (value TEXT)")
+
+def handle(record):  # the app's work on a record: it belongs to the producer's trace
+    seen.append(record.value.decode())
+    db.execute("INSERT INTO handled (value) VALUES (?)", (seen[-1],))
+
 if library == "kafka-python":
     import kafka
     consumer = kafka.KafkaConsumer(bootstrap_servers=BOOT, auto_offset_reset="earliest", consumer_timeout_ms=90000)
     consumer.assign([kafka.TopicPartition(topic, 0)])
     for record in consumer:
-        seen.append(record.value.decode())
+        handle(record)
         if len(seen) == expected:
             break
     consumer.close()
@@ -85,9 +93,10 @@ else:
         await consumer.start()
         consumer.assign([TopicPartition(topic, 0)])
         try:
-            while len(seen) < expected:
-                record = await asyncio.wait_for(consumer.getone(), 90)
-                seen.append(record.value.decode())
+            async for record in consumer:  # the test's communicate(timeout=...) bounds the wait
+                handle(record)
+                if len(seen) == expected:
+                    break
         finally:
             await consumer.stop()
 
@@ -120,6 +129,7 @@ def stack(kafka, tmp_path_factory):
         consumers = {
             library: subprocess.Popen(
                 [str(BIN / "chokepoint-instrument"), sys.executable, str(workdir / "consumer.py"), library, topic, str(len(ORDERS))],
+                cwd=workdir,
                 env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **env, "OTEL_SERVICE_NAME": "billing"},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -147,7 +157,7 @@ def produce_and_consume(stack, library: str) -> tuple:
     out, err = consumers[library].communicate(timeout=120)
     assert consumers[library].returncode == 0, err[-3000:]
     assert out.split() == ["consumed", *(f"order-{n}" for n in ORDERS)]
-    sink.wait_for(lambda s: len(s.spans(f"{topic} receive")) == len(ORDERS))
+    sink.wait_for(lambda s: len(s.spans(f"{topic} receive")) == len(ORDERS) and len(s.spans(f"{topic} process")) == len(ORDERS))
     sink.wait_for(
         lambda s: [
             p for p in s.points(signals.REQUEST_BREAKDOWN_TIME) if p.attributes["http.route"] == route and p.attributes["chokepoint.component"] == "kafka"
@@ -172,6 +182,20 @@ def produce_and_consume(stack, library: str) -> tuple:
         produced = producers[received.parent_span_id]  # parent: the producer span, through the headers
         assert received.trace_id == produced.trace_id
     assert len({r.trace_id for r in receives}) == len(ORDERS)  # one trace per order, end to end
+    # the consumer's work on each record: a process span (chokepoint.instrument.kafka_process) under the
+    # producer span, current while the app handled the record, so its DB write is in the same trace
+    for processed in sink.spans(f"{topic} process"):
+        assert processed.kind == CONSUMER_KIND and processed.trace_id == producers[processed.parent_span_id].trace_id
+        assert processed.attributes == {
+            "messaging.system": "kafka",
+            "messaging.destination.name": topic,
+            "messaging.operation.type": "process",
+            "messaging.destination.partition.id": "0",
+        }
+        (write,) = [s for s in sink.spans() if s.parent_span_id == processed.span_id]
+        assert write.trace_id == processed.trace_id
+        assert write.attributes == {"db.system.name": "sqlite", "db.query.text": "INSERT INTO handled (value) VALUES (?)"}
+    assert len(sink.spans(f"{topic} process")) == len(ORDERS)
 
     def metric(name: str, service: str) -> list:
         return [p for p in sink.points(name) if p.resource["service.name"] == service and p.attributes.get("messaging.destination.name") == topic]
@@ -202,7 +226,9 @@ def test_kafka_python_producer_to_consumer_in_one_trace(stack):
     (receive,) = metric(signals.MESSAGING_CLIENT_OPERATION_DURATION, "billing")
     assert receive.attributes == {"messaging.system": "kafka", "messaging.destination.name": topic, "messaging.operation.type": "receive"}
     assert receive.count == len(ORDERS)
-    assert metric(signals.MESSAGING_PROCESS_DURATION, "billing") == []  # a receive is not processing
+    (process,) = metric(signals.MESSAGING_PROCESS_DURATION, "billing")  # the process spans, not the receives
+    assert process.attributes == {"messaging.system": "kafka", "messaging.destination.name": topic, "messaging.operation.type": "process"}
+    assert process.count == len(ORDERS)
 
 
 def test_aiokafka_producer_to_consumer_in_one_trace(stack):
@@ -221,3 +247,6 @@ def test_aiokafka_producer_to_consumer_in_one_trace(stack):
     (receive,) = metric(signals.MESSAGING_CLIENT_OPERATION_DURATION, "billing")
     assert receive.attributes == {"messaging.system": "kafka", "messaging.destination.name": topic, "messaging.operation.type": "receive"}
     assert receive.count == len(ORDERS)
+    (process,) = metric(signals.MESSAGING_PROCESS_DURATION, "billing")
+    assert process.attributes == {"messaging.system": "kafka", "messaging.destination.name": topic, "messaging.operation.type": "process"}
+    assert process.count == len(ORDERS)

@@ -40,6 +40,8 @@ Where upstream falls short under zero-code-change instrumentation:
 - Kafka producers: waiting for the broker's acknowledgement (aiokafka ``send_and_wait()``,
   kafka-python ``send().get()``, confluent-kafka ``flush()``) counts as the request's Kafka
   time (:mod:`chokepoint.instrument.kafka_produce_wait`).
+- kafka-python / aiokafka consumers: a ``<topic> process`` span, in the producer's trace,
+  is current while the app handles each record (:mod:`chokepoint.instrument.kafka_process`).
 - SQLAlchemy asyncio engines over asyncpg / psycopg async: one span per statement, not
   SQLAlchemy's plus the driver's (:mod:`chokepoint.instrument.sqlalchemy_async_dedupe`).
 - sqlite3: ``conn.execute()`` / ``conn.executemany()`` traced like cursor statements
@@ -161,6 +163,10 @@ class ChokepointDistro(BaseDistro):
             from chokepoint.instrument.kafka_produce_wait import install_produce_wait
 
             install_produce_wait(entry_point.name)
+            if entry_point.name != "confluent_kafka":  # records processed in the producer's trace (kafka_process)
+                from chokepoint.instrument.kafka_process import install_kafka_process_spans
+
+                install_kafka_process_spans(entry_point.name)
 
 
 class ChokepointConfigurator(_BaseConfigurator):
