@@ -302,7 +302,9 @@ class KafkaService(_Service):
         ]
         for attempt in range(3):
             config = self._write_config()
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = "-"
+            while cluster_id.startswith("-"):  # "-..." would parse as an option (1 in 64); Kafka's own ids skip these too
+                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
                 [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), "--ignore-formatted"], capture_output=True, text=True
             )
