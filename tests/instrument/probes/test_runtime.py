@@ -14,6 +14,8 @@ import time
 import psutil
 
 from chokepoint.instrument import signals
+from chokepoint.instrument.lean_metrics import LeanMetrics
+from chokepoint.instrument.probes.patching import Instruments
 from chokepoint.instrument.probes.runtime import RuntimeProbe, read_run_delays, rss_bytes
 
 
@@ -162,3 +164,30 @@ def test_run_queue_wait_counts_every_thread_and_is_small_when_idle(metrics, inst
         extra.join()
     assert threading.get_native_id() in delays and extra.native_id in with_extra and extra.native_id not in delays
     assert all(ns >= 0 for ns in with_extra.values())
+
+
+def test_a_collection_while_the_pause_histogram_is_locked_does_not_deadlock(metrics, installed):
+    """A GC callback runs inside whatever allocation triggered it, also one made while the
+    pause histogram holds its lock (the exporter reading it): the callback must not record."""
+    lean = LeanMetrics("chokepoint.test")
+    instruments = Instruments(metrics.meter)
+    instruments.use_lean(lean)
+    probe = RuntimeProbe(metrics.meter)
+    probe.instruments = instruments  # as the agent wires probes: histograms in the lean registry
+    probe.gc_pause = instruments.histogram(signals.RUNTIME_GC_PAUSE_TIME, "s", "Time of one garbage collection")
+    installed.append(probe)
+    histogram = lean._instruments[0]
+    done = threading.Event()
+
+    def collect_while_locked():
+        with histogram._lock:  # what LeanHistogram.points() holds while it allocates
+            gc.collect(2)
+        done.set()
+
+    worker = threading.Thread(target=collect_while_locked, daemon=True)
+    worker.start()
+    worker.join(5.0)
+    assert done.is_set(), "gc callback blocked on the histogram's lock"
+    probe.record_gc_pauses()
+    [point] = histogram.points(0, 1)
+    assert point.count >= 1 and dict(point.attributes) == {signals.ATTR_GC_GENERATION: 2}

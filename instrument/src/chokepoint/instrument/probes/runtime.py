@@ -23,7 +23,11 @@
 Gauges are read only at collection (no thread).  GC pauses come from ``gc.callbacks``;
 young-generation collections run hundreds of times a second in allocation-heavy code
 and a histogram record costs a few µs, so sub-threshold gen-0 pauses are not recorded
-(``bench/probes/run.py`` measures the cost).
+(``bench/probes/run.py`` measures the cost).  The callback only queues a pause (a
+bounded deque, no lock); the pauses are recorded at the next collection, before the
+histograms are read.  A GC callback runs inside whatever allocation triggered it — also
+one made while a histogram holds its own lock (recording a value, or being read by the
+exporter) — and recording from there would wait forever for that lock.
 
 CPU demand
 ----------
@@ -62,6 +66,7 @@ earlier) is seen only if it is already running at install.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import os
@@ -147,6 +152,7 @@ class RuntimeProbe(BaseProbe):
         self._cpu_lock = threading.Lock()
         self._last_cpu = (time.process_time(), time.perf_counter())
         self._gc_started: float | None = None
+        self._gc_pauses: collections.deque[tuple[float, int]] = collections.deque(maxlen=10_000)  # (seconds, generation)
         self.gc_pause = self.instruments.histogram(signals.RUNTIME_GC_PAUSE_TIME, "s", "Time of one garbage collection")
         self.loop_lag = self.instruments.histogram(signals.RUNTIME_EVENT_LOOP_LAG, "s", "How late an event-loop timer fired")
         self.observe(signals.PROCESS_CPU_UTILIZATION, "1", "CPU used as a fraction of one core", self._cpu)
@@ -177,6 +183,7 @@ class RuntimeProbe(BaseProbe):
 
     # ------------------------------------------------------------------ gauges
     def _cpu(self):
+        self.record_gc_pauses()  # the first gauge of every collection
         with self._cpu_lock:
             cpu, wall = time.process_time(), time.perf_counter()
             last_cpu, last_wall = self._last_cpu
@@ -208,9 +215,21 @@ class RuntimeProbe(BaseProbe):
                 pause, generation = time.perf_counter() - self._gc_started, info.get("generation", -1)
                 self._gc_started = None
                 if generation != 0 or pause >= self.gc_min_pause_s:
-                    self.gc_pause.record(pause, {signals.ATTR_GC_GENERATION: generation})
+                    self._gc_pauses.append((pause, generation))  # recorded at collection: no lock here
         except Exception:
             report_error("runtime.gc")
+
+    def record_gc_pauses(self) -> None:
+        """Record the queued GC pauses (called at collection, outside any GC callback)."""
+        try:
+            while True:
+                try:
+                    pause, generation = self._gc_pauses.popleft()
+                except IndexError:
+                    return
+                self.gc_pause.record(pause, {signals.ATTR_GC_GENERATION: generation})
+        except Exception:
+            report_error("runtime.gc_record")
 
     # ------------------------------------------------------------------ event loop
     def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
