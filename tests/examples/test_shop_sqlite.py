@@ -84,6 +84,10 @@ def test_prefix_search_uses_the_index_and_contains_search_scans_the_table(seeded
 # --------------------------------------------------------------------------- the processes: payment + shop, no Kafka
 
 
+#: One keep-alive client for the module: bursts arrive together instead of each paying for a new client and connection.
+HTTP = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[ShopStack]:
     workdir = tmp_path_factory.mktemp("shop-sqlite")
@@ -95,12 +99,13 @@ def stack(tmp_path_factory) -> Iterator[ShopStack]:
     try:
         yield launched
     finally:
+        HTTP.close()
         launched.stop()
     assert all(proc.proc.poll() is not None for proc in launched.processes.values())
 
 
 def _get(stack: ShopStack, path: str) -> httpx.Response:
-    return httpx.get(stack.shop_url + path, timeout=30)
+    return HTTP.get(stack.shop_url + path)
 
 
 def _db_ms(response: httpx.Response, name: str) -> float:
@@ -127,7 +132,7 @@ def test_routes_answer_on_sqlite(stack):
 
 def test_orders_are_paid_without_kafka_and_counted_as_not_published(stack):
     before = _get(stack, "/admin/stats").json()["events"]["not_published"]
-    response = httpx.post(stack.shop_url + "/orders", json={"customer": "sqlite-it", "lines": [{"product_id": 101, "quantity": 2}]}, timeout=30)
+    response = HTTP.post(stack.shop_url + "/orders", json={"customer": "sqlite-it", "lines": [{"product_id": 101, "quantity": 2}]})
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["status"] == "paid" and body["event_published"] is False
@@ -138,7 +143,7 @@ def test_orders_are_paid_without_kafka_and_counted_as_not_published(stack):
 
 def test_concurrent_orders_on_sqlite_all_succeed(stack):
     def order(i: int) -> httpx.Response:
-        return httpx.post(stack.shop_url + "/orders", json={"customer": f"burst-{i}", "lines": [{"product_id": 1 + i, "quantity": 1}]}, timeout=60)
+        return HTTP.post(stack.shop_url + "/orders", json={"customer": f"burst-{i}", "lines": [{"product_id": 1 + i, "quantity": 1}]})
 
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
         responses = list(pool.map(order, range(24)))
@@ -184,14 +189,16 @@ def test_db_pool_saturation_on_sqlite_makes_requests_wait_for_a_pooled_connectio
     assert all(r.status_code == 200 for r in normal + saturated)
     normal_wait = max(_db_ms(r, "x-db-pool-wait-ms") for r in normal)
     saturated_wait = max(_db_ms(r, "x-db-pool-wait-ms") for r in saturated)
-    assert saturated_wait >= 200 and saturated_wait > 3 * normal_wait  # 12 requests, 2 connections each held 80 ms
+    # 12 requests, 2 connections each held 80 ms: the last waits 400 ms when all arrive at once,
+    # two holds at least when a busy host spreads their arrival
+    assert saturated_wait >= 2 * 80 and saturated_wait > 3 * normal_wait, (normal_wait, saturated_wait)
     assert statistics.median(_db_ms(r, "x-db-time-ms") for r in saturated) < saturated_wait
 
 
 def test_consumer_lag_is_refused_with_the_reason_without_kafka(stack):
     with pytest.raises(SwitchUnavailable, match="'consumer_lag' is unavailable: it acts in the fulfilment process, which does not run without Kafka"):
         stack.set_switches(consumer_lag=True)
-    response = httpx.post(stack.shop_url + "/admin/switches", json={"consumer_lag": True, "slow_query": True}, timeout=10)
+    response = HTTP.post(stack.shop_url + "/admin/switches", json={"consumer_lag": True, "slow_query": True})
     assert response.status_code == 422 and "runs without Kafka" in response.json()["detail"]
     state = _get(stack, "/admin/switches").json()
     assert state["switches"]["slow_query"] is False and "consumer_lag" in state["unavailable"]
