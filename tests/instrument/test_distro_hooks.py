@@ -49,3 +49,26 @@ def test_hooks_never_raise():
 
     urllib3_server_address(Broken(), object())  # logged, not raised
     kafka_python_receive(Broken(), object(), (), {})
+
+
+def test_a_failing_fix_never_stops_the_other_instrumentors(monkeypatch, caplog):
+    import chokepoint.instrument.distro as distro
+
+    def broken(name):
+        raise RuntimeError("fix bug")
+
+    monkeypatch.setattr(distro, "_after_instrument", broken)
+    calls = []
+
+    class EntryPoint:
+        name = "sqlite3"
+
+        def load(self):
+            class Instrumentor:
+                def instrument(self, **kwargs):
+                    calls.append(kwargs)
+
+            return Instrumentor
+
+    distro.ChokepointDistro().load_instrumentor(EntryPoint(), skip_dep_check=True)  # logged, not raised
+    assert len(calls) == 1 and "completing the sqlite3 instrumentation failed" in caplog.text

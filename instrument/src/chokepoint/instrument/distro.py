@@ -151,22 +151,30 @@ class ChokepointDistro(BaseDistro):
             instrument_django(lambda: instrumentor().instrument(**options))
             return
         instrumentor().instrument(**options)
-        if entry_point.name == "sqlite3":  # conn.execute() traced too (sqlite_shortcuts)
-            from chokepoint.instrument.sqlite_shortcuts import install_sqlite3_shortcuts
+        try:
+            _after_instrument(entry_point.name)
+        except Exception:  # a fix that fails leaves the upstream instrumentation as it is
+            _log.warning("chokepoint: completing the %s instrumentation failed", entry_point.name, exc_info=True)
 
-            install_sqlite3_shortcuts()
-        elif entry_point.name == "sqlalchemy":  # async engines: one span per statement (sqlalchemy_async_dedupe)
-            from chokepoint.instrument.sqlalchemy_async_dedupe import install_sqlalchemy_async_dedupe
 
-            install_sqlalchemy_async_dedupe()
-        elif entry_point.name in ("kafka", "aiokafka", "confluent_kafka"):  # ack waits are Kafka time (kafka_produce_wait)
-            from chokepoint.instrument.kafka_produce_wait import install_produce_wait
+def _after_instrument(name: str) -> None:
+    """The fixes over upstream that follow instrumentor ``name`` (module docstring)."""
+    if name == "sqlite3":  # conn.execute() traced too
+        from chokepoint.instrument.sqlite_shortcuts import install_sqlite3_shortcuts
 
-            install_produce_wait(entry_point.name)
-            if entry_point.name != "confluent_kafka":  # records processed in the producer's trace (kafka_process)
-                from chokepoint.instrument.kafka_process import install_kafka_process_spans
+        install_sqlite3_shortcuts()
+    elif name == "sqlalchemy":  # async engines: one span per statement
+        from chokepoint.instrument.sqlalchemy_async_dedupe import install_sqlalchemy_async_dedupe
 
-                install_kafka_process_spans(entry_point.name)
+        install_sqlalchemy_async_dedupe()
+    elif name in ("kafka", "aiokafka", "confluent_kafka"):  # ack waits are Kafka time
+        from chokepoint.instrument.kafka_produce_wait import install_produce_wait
+
+        install_produce_wait(name)
+        if name != "confluent_kafka":  # records processed in the producer's trace
+            from chokepoint.instrument.kafka_process import install_kafka_process_spans
+
+            install_kafka_process_spans(name)
 
 
 class ChokepointConfigurator(_BaseConfigurator):
