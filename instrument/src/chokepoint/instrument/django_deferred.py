@@ -32,13 +32,12 @@ _log = logging.getLogger(__name__)
 def settings_loadable() -> bool:
     """Whether Django's settings are configured or load now (without configuring defaults)."""
     from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
 
     if settings.configured:
         return True
     try:
         settings.MIDDLEWARE  # noqa: B018 - loads DJANGO_SETTINGS_MODULE; a failure leaves settings unconfigured
-    except (ImproperlyConfigured, ImportError):
+    except Exception:  # not set, not importable yet, or failing now (the app will meet that itself): wait
         return False
     return True
 
