@@ -37,7 +37,7 @@ $(STAMP): $(INSTALL_INPUTS)
 	@touch $@
 
 provision:
-	@echo "== services (PostgreSQL, Prometheus, Chromium, Kafka)"
+	@echo "== services (PostgreSQL, MariaDB, Redis, Prometheus, Chromium, Kafka)"
 	@scripts/provision.sh
 
 lint: install
