@@ -64,7 +64,9 @@ Options: ``--switch`` any switch of ``shop.switches`` that has a focus mix (defa
 ``slow_query``: named as the top finding reliably on PostgreSQL and on SQLite, see
 docs/SCENARIOS.md; ``db_pool_saturation`` is the other reliable one); ``--rate``
 requests/s (default 20, 10 for ``slow_query``: :data:`RATE_RPS_BY_SWITCH` — a
-``slow_query`` search scans 200 000 rows, ~250 ms on PostgreSQL, ~100 ms on SQLite);
+``slow_query`` search scans 200 000 rows, ~250 ms on PostgreSQL; 6 on the SQLite
+fallback, :data:`SQLITE_RATE_RPS_BY_SWITCH`, where the ~100 ms scan runs inside the
+shop's own process);
 ``--window`` the analyzer's and the status line's window in seconds (default 15);
 ``--fallback`` see above; ``--summary-json FILE`` writes the per-phase summary as JSON
 (for tests and scripts); ``--log-dir`` keeps the processes' logs there (default: a temp
@@ -107,6 +109,9 @@ DEFAULT_RATE_RPS = 20.0
 #: Story load per switch where the default would drown the host instead of showing the cause
 #: (a ``slow_query`` search is a ~250 ms sequential scan of 200 000 rows).
 RATE_RPS_BY_SWITCH = {"slow_query": 10.0}
+#: The same on the SQLite fallback, where a scan runs inside the shop's own process (and so
+#: competes with it for the same cores) instead of in a PostgreSQL backend.
+SQLITE_RATE_RPS_BY_SWITCH = {"slow_query": 6.0}
 CONTRACT_PORTS = {"otlp_grpc": 4317, "otlp_http": 4318, "api": 8787, "dashboard": 8050}
 PHASES = ("healthy", "bottleneck", "fixed")
 #: The load generator's documented per-second progress line (shop.load): "... rps=50.0 p50=4.1ms p99=12.3ms errors=0 ..."
@@ -442,11 +447,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown switch {args.switch!r}; choose one of: {', '.join(SWITCH_MIX)}")
     if args.fallback and args.switch in KAFKA_SWITCHES:
         parser.error(f"--switch {args.switch} needs Kafka, which --fallback runs without; choose another switch")
+    args.rate_given = args.rate is not None
     if args.rate is None:
-        args.rate = RATE_RPS_BY_SWITCH.get(args.switch, DEFAULT_RATE_RPS)
+        args.rate = default_rate(args.switch, sqlite=args.fallback)
     if args.story_seconds < 3 or args.rate <= 0 or args.window <= 0:
         parser.error("--story-seconds must be >= 3, --rate and --window > 0")
     return args
+
+
+def default_rate(switch: str, sqlite: bool) -> float:
+    """The story's load in requests/s when ``--rate`` is not given."""
+    rate = RATE_RPS_BY_SWITCH.get(switch, DEFAULT_RATE_RPS)
+    return SQLITE_RATE_RPS_BY_SWITCH.get(switch, rate) if sqlite else rate
 
 
 def choose_ports(free: bool) -> dict[str, int]:
@@ -513,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ports = choose_ports(args.free_ports)
             backend = start_backend(running, args.fallback)
+            if "SQLite" in backend.fallbacks and not args.rate_given and default_rate(args.switch, sqlite=True) != args.rate:
+                args.rate = default_rate(args.switch, sqlite=True)
+                print(f"  load         {args.rate:g} rps: on SQLite a {args.switch} scan runs in the shop's own process", flush=True)
             if backend.kafka_bootstrap is None and args.switch in KAFKA_SWITCHES:
                 raise DemoError(
                     f"--switch {args.switch} needs Kafka, which this demo runs without {backend.label}: choose another switch, or {INSTALL_HINT['Kafka']}"

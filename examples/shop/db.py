@@ -167,10 +167,14 @@ def prefix_condition(column: ColumnElement, term: str, sqlite: bool) -> ColumnEl
 
 
 def contains_condition(column: ColumnElement, term: str, sqlite: bool) -> ColumnElement[bool]:
-    """``lower(column) LIKE '%term%'``: no index can serve it, every row is read."""
+    """``column`` contains ``term`` (already lower-case): ``LIKE '%term%'``, no index can serve it, every row is read.
+
+    PostgreSQL: ``lower(name) LIKE '%term%'``.  SQLite: ``name LIKE '%term%' ESCAPE '\\'`` —
+    its LIKE ignores ASCII case by itself (``lower()`` on every row would only double the
+    cost of the scan), and it has no default escape character.
+    """
     pattern = f"%{escape_like(term)}%"
-    # PostgreSQL's LIKE escapes with a backslash by default; SQLite's has to be told.
-    return func.lower(column).like(pattern, escape="\\") if sqlite else func.lower(column).like(pattern)
+    return column.like(pattern, escape="\\") if sqlite else func.lower(column).like(pattern)
 
 
 # --------------------------------------------------------------------------- accounting
