@@ -33,8 +33,8 @@ WAIT_S = 20
 
 
 def DashServer(api_url: str) -> DashboardServer:
-    """The dashboard for ``api_url`` on a free loopback port, started."""
-    return DashboardServer(api_url, port=0, timeout_s=1.0).start()
+    """The dashboard for ``api_url`` on a free loopback port (a context manager: ``with DashServer(url) as server``)."""
+    return DashboardServer(api_url, port=0, timeout_s=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +45,8 @@ def api_server():
 
 @pytest.fixture(scope="module")
 def dashboard(api_server):
-    server = DashServer(api_server.url)
-    yield server
-    server.stop()
+    with DashServer(api_server.url) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +76,22 @@ def wait_plots(driver, count: int) -> None:
 
 def console_errors(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def show_page(driver, url: str, expected: list[tuple[str, str]], plots: int = 0) -> None:
+    """Load ``url`` with an emptied console log; wait for each ``(element id, text)`` and ``plots`` figures, and their drawing."""
+    driver.get_log("browser")  # drop earlier entries
+    driver.get(url)
+    for element_id, needle in expected:
+        wait_text(driver, element_id, needle)
+    wait_plots(driver, plots)
+    time.sleep(0.5)  # let the figures finish drawing (screenshots)
+
+
+def assert_healthy_page(driver, context: str = "") -> None:
+    """No collector banner and no browser console error since :func:`show_page`."""
+    assert driver.find_element(By.ID, COLLECTOR_BANNER).text == "", context
+    assert console_errors(driver) == [], context
 
 
 def snap(driver, artifacts_dir: Path, name: str) -> None:
@@ -116,15 +131,9 @@ PAGES = [
 
 @pytest.mark.parametrize(("name", "path", "expected", "plots"), PAGES, ids=[p[0] for p in PAGES])
 def test_page_shows_its_data_without_console_errors(browser, dashboard, artifacts_dir, name, path, expected, plots):
-    browser.get_log("browser")  # drop earlier entries
-    browser.get(dashboard.url + path)
-    for element_id, needle in expected:
-        wait_text(browser, element_id, needle)
-    wait_plots(browser, plots)
-    time.sleep(0.5)  # let the figures finish drawing for the screenshot
+    show_page(browser, dashboard.url + path, expected, plots)
     snap(browser, artifacts_dir, name)
-    assert browser.find_element(By.ID, COLLECTOR_BANNER).text == ""
-    assert console_errors(browser) == []
+    assert_healthy_page(browser)
 
 
 GRID_COLUMN_JS = """
@@ -196,8 +205,7 @@ def test_navigation_between_pages_keeps_the_app_loaded(browser, dashboard):
 def test_unreachable_collector_shows_red_banner(browser, artifacts_dir):
     with FakeApiServer(SyntheticData()) as doomed:
         url = doomed.url
-    server = DashServer(url)  # its collector is gone
-    try:
+    with DashServer(url) as server:  # its collector is gone
         browser.get_log("browser")
         browser.get(server.url + "/")
         text = wait_text(browser, COLLECTOR_BANNER, "collector unreachable")
@@ -205,16 +213,10 @@ def test_unreachable_collector_shows_red_banner(browser, artifacts_dir):
         wait_text(browser, overview.STATUS, "collector unreachable")
         snap(browser, artifacts_dir, "unreachable")
         assert console_errors(browser) == []
-    finally:
-        server.stop()
 
 
 def test_empty_collector_shows_no_data_yet(browser):
-    with FakeApiServer(SyntheticData(empty=True)) as api:
-        server = DashServer(api.url)
-        try:
-            browser.get(server.url + "/resources")
-            wait_text(browser, resources.STATUS, NO_DATA)
-            WebDriverWait(browser, WAIT_S).until(lambda d: NO_DATA in d.find_element(By.ID, resources.POOL_USED).text)
-        finally:
-            server.stop()
+    with FakeApiServer(SyntheticData(empty=True)) as api, DashServer(api.url) as server:
+        browser.get(server.url + "/resources")
+        wait_text(browser, resources.STATUS, NO_DATA)
+        WebDriverWait(browser, WAIT_S).until(lambda d: NO_DATA in d.find_element(By.ID, resources.POOL_USED).text)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-import urllib.request
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -13,7 +12,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from selenium.webdriver.common.by import By
 
 from chokepoint.dashboards import rules
 from chokepoint.dashboards.client import ApiClient
@@ -23,7 +21,7 @@ from chokepoint.instrument import signals
 from devservices import PrometheusService
 from tests.dashboards.component_text import texts
 from tests.integration.collector_probe import expressions_without_data, promql, wait_for
-from tests.integration.test_dashboards_browser import DashServer, browser, wait_text  # noqa: F401 - browser is a fixture
+from tests.integration.test_dashboards_browser import DashServer, assert_healthy_page, browser, show_page  # noqa: F401 - browser is a fixture
 
 ONE_SECOND_BUCKETS = [{"bucket_seconds": 1.0}]
 
@@ -75,15 +73,9 @@ def test_pages_show_the_real_collectors_data(collector):
 @pytest.mark.parametrize("collector", ONE_SECOND_BUCKETS, indirect=True)
 def test_overview_in_chromium_against_the_real_collector(collector, browser):  # noqa: F811 - fixture
     send_requests(collector)
-    server = DashServer(collector.api)
-    try:
-        browser.get(server.url + "/")
-        wait_text(browser, overview.RED_TABLE, "/checkout")
-        wait_text(browser, overview.RED_TABLE, "/cart")
-        assert browser.find_element(By.ID, "collector-banner").text == ""
-        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
-    finally:
-        server.stop()
+    with DashServer(collector.api) as server:
+        show_page(browser, server.url + "/", [(overview.RED_TABLE, "/checkout"), (overview.RED_TABLE, "/cart")])
+        assert_healthy_page(browser)
 
 
 @pytest.mark.parametrize("collector", ONE_SECOND_BUCKETS, indirect=True)

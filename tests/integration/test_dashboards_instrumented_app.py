@@ -8,19 +8,15 @@ console error on any of them.  Screenshots go to ``artifacts_dir``.
 
 from __future__ import annotations
 
-import time
-
 import psycopg
 import pytest
 import requests
 from instrumented_app import InstrumentedApp
-from selenium.webdriver.common.by import By
 
-from chokepoint.dashboards.app import COLLECTOR_BANNER
 from chokepoint.dashboards.client import ApiClient
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
 from tests.integration.collector_probe import wait_for
-from tests.integration.test_dashboards_browser import DashServer, browser, console_errors, wait_text  # noqa: F401 - browser is a fixture
+from tests.integration.test_dashboards_browser import DashServer, assert_healthy_page, browser, show_page  # noqa: F401 - browser is a fixture
 
 APP = """
 import os, sys
@@ -71,8 +67,7 @@ def test_every_page_shows_the_instrumented_apps_data(collector, widgets_db, brow
         assert widgets, client.endpoints()
         assert wait_for(lambda: any(p["service"] == "widgets" and p["kind"] == "db" for p in client.pools())), client.pools()
 
-        server = DashServer(collector.api)
-        try:
+        with DashServer(collector.api) as server:
             pages = [
                 ("overview", "/", [(overview.RED_TABLE, "/widgets/{widget_id}"), (overview.RED_TABLE, "widgets")]),
                 ("route", "/route?service=widgets&route=%2Fwidgets%2F%7Bwidget_id%7D", [(route.STATUS, "widgets /widgets/{widget_id}")]),
@@ -81,13 +76,6 @@ def test_every_page_shows_the_instrumented_apps_data(collector, widgets_db, brow
                 ("messaging", "/messaging", [(messaging.STATUS, "No consumer groups reported")]),
             ]
             for name, path, expected in pages:
-                browser.get_log("browser")  # drop earlier entries
-                browser.get(server.url + path)
-                for element_id, needle in expected:
-                    wait_text(browser, element_id, needle)
-                time.sleep(0.5)
+                show_page(browser, server.url + path, expected)
                 browser.save_screenshot(str(artifacts_dir / f"instrumented-{name}.png"))
-                assert browser.find_element(By.ID, COLLECTOR_BANNER).text == "", name
-                assert console_errors(browser) == [], name
-        finally:
-            server.stop()
+                assert_healthy_page(browser, name)

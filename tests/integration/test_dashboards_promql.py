@@ -14,7 +14,6 @@ import json
 import math
 import threading
 import time
-import urllib.parse
 import urllib.request
 
 import pytest
