@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from shop.launch import LaunchError, ShopStack
+from shop.launch import LaunchError, ShopStack, SwitchUnavailable
 
 
 def test_a_bad_switch_fails_the_launch_loudly_and_stops_everything(tmp_path):
@@ -26,3 +26,13 @@ def test_nothing_is_created_before_start():
     stack = ShopStack("postgresql://u@127.0.0.1:1/db", "127.0.0.1:1")
     assert stack.log_dir is None and stack.processes == {}
     stack.stop()  # idempotent, harmless before start
+
+
+def test_without_kafka_the_stack_has_no_fulfilment_and_refuses_its_switch_before_any_call(tmp_path):
+    stack = ShopStack(f"sqlite:///{tmp_path / 'shop.sqlite'}", None)
+    assert stack.mode == {"database": "sqlite", "kafka": False} and stack.services == ("payment", "shop")
+    with pytest.raises(SwitchUnavailable, match="'consumer_lag' is unavailable"):
+        stack.set_switches(slow_query=True, consumer_lag=True)  # nothing runs: refused before any request
+    for off in ("", "none", "OFF"):
+        assert ShopStack("postgresql://u@127.0.0.1:1/db", off).mode == {"database": "postgresql", "kafka": False}
+    assert ShopStack("postgresql://u@127.0.0.1:1/db", "127.0.0.1:9092").services == ("payment", "shop", "fulfilment")
