@@ -1,3 +1,5 @@
+import gc
+
 import pytest
 from opentelemetry.metrics import NoOpMeter
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -118,3 +120,16 @@ def test_instrument_logs_config_problems(fresh_agent_state, caplog):
     agent = instrument(config, span_exporter=InMemorySpanExporter(), metric_reader=InMemoryMetricReader(), set_global=False, libraries=False)
     assert agent is not None
     assert "CHOKEPOINT_TRACE_SAMPLE_RATE='x' is not a number" in caplog.text
+
+
+def test_gc_freeze_only_when_asked(fresh_agent_state):
+    config = AgentConfig(probes=frozenset())
+    instrument(config, span_exporter=InMemorySpanExporter(), metric_reader=InMemoryMetricReader(), set_global=False, libraries=False)
+    assert gc.get_freeze_count() == 0
+    agent_module._reset_for_tests()
+    try:
+        frozen = AgentConfig(probes=frozenset(), gc_freeze=True)
+        instrument(frozen, span_exporter=InMemorySpanExporter(), metric_reader=InMemoryMetricReader(), set_global=False, libraries=False)
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()

@@ -12,7 +12,17 @@ def test_defaults_without_environment():
     assert config.slow_floor_ms == 1000.0
     assert config.metric_export_interval_ms == 5000
     assert config.probes is None
+    assert (config.sqlalchemy, config.httpx, config.export_delay_ms, config.gc_freeze) == ("lean", "lean", 1000.0, False)
     assert config.problems == ()
+
+
+def test_overhead_switches_are_read_from_the_environment():
+    config = AgentConfig.from_env(
+        {"CHOKEPOINT_SQLALCHEMY": "upstream", "CHOKEPOINT_HTTPX": "upstream", "CHOKEPOINT_EXPORT_DELAY_MS": "0", "CHOKEPOINT_GC_FREEZE": "true"}
+    )
+    assert (config.sqlalchemy, config.httpx, config.export_delay_ms, config.gc_freeze) == ("upstream", "upstream", 0.0, True)
+    bad = AgentConfig.from_env({"CHOKEPOINT_SQLALCHEMY": "fast", "CHOKEPOINT_EXPORT_DELAY_MS": "-5"})
+    assert (bad.sqlalchemy, bad.export_delay_ms, len(bad.problems)) == ("lean", 1000.0, 2)
 
 
 def test_values_are_read_from_the_environment():

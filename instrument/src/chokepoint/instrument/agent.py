@@ -36,6 +36,7 @@ skipped.  ``CHOKEPOINT_ENABLED=false`` makes ``instrument()`` a no-op returning 
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -150,6 +151,9 @@ class Agent:
             if undo is not None:
                 self._undo.append(undo)
         self.probes = install_probes(self.meter_provider.get_meter(PROBES_METER_NAME), self.config.probes, self.instruments.lean)
+        if self.config.gc_freeze:  # CHOKEPOINT_GC_FREEZE: full collections skip everything set up so far
+            gc.collect()  # set-up garbage is freed, not frozen
+            gc.freeze()
 
     def force_flush(self, timeout_s: float = 10.0) -> None:
         self.tracer_provider.force_flush(int(timeout_s * 1000))

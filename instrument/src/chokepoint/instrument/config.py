@@ -30,6 +30,11 @@ Variables (default in brackets):
                                     instrumentor's hot path) or ``upstream`` [lean]
 ``CHOKEPOINT_HTTPX``                ``lean`` (headers copied only when some are captured)
                                     or ``upstream`` [lean]
+``CHOKEPOINT_GC_FREEZE``            ``true``: ``gc.freeze()`` once the agent is set up, before
+                                    the app is imported, so full collections no longer
+                                    scan the agent's (and the already imported libraries')
+                                    objects; frozen objects are invisible to
+                                    ``gc.get_objects()`` [false]
 ``OTEL_SERVICE_NAME``               service name [the program name]
 ``OTEL_EXPORTER_OTLP_ENDPOINT``     OTLP/HTTP base URL [http://127.0.0.1:4318]
 ``OTEL_METRIC_EXPORT_INTERVAL``     metric export period in ms [5000]
@@ -77,6 +82,7 @@ class AgentConfig:
     asgi: str = "lean"
     sqlalchemy: str = "lean"
     httpx: str = "lean"
+    gc_freeze: bool = False
     metric_export_interval_ms: int = 5000
     export_timeout_s: float = 5.0
     problems: tuple[str, ...] = field(default=(), compare=False)
@@ -118,6 +124,7 @@ class AgentConfig:
             asgi=reader.choice("CHOKEPOINT_ASGI", "lean", ("lean", "upstream")),
             sqlalchemy=reader.choice("CHOKEPOINT_SQLALCHEMY", "lean", ("lean", "upstream")),
             httpx=reader.choice("CHOKEPOINT_HTTPX", "lean", ("lean", "upstream")),
+            gc_freeze=reader.boolean("CHOKEPOINT_GC_FREEZE", False),
             metric_export_interval_ms=int(reader.number("OTEL_METRIC_EXPORT_INTERVAL", 5000, 100, None)),
             export_timeout_s=reader.number("OTEL_EXPORTER_OTLP_TIMEOUT", 5.0, 0.1, None),
             problems=(),
