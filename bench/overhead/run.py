@@ -18,7 +18,9 @@ standing in for the sidecar); then, for each repeat and each variant in turn, st
 Variants: ``none`` (plain uvicorn), ``chokepoint`` (``chokepoint-instrument uvicorn ...``),
 ``chokepoint_noprobes`` (the same with ``CHOKEPOINT_PROBES=none``: the probes' share),
 ``otel`` (``stock_otel.py``: the SDK configurator + every instrumentor with default
-options, exporting OTLP to the same sink).  Reports medians over repeats and the ratios to
+options, exporting OTLP to the same sink).  Also available with ``--variants``:
+``chokepoint_gcfreeze`` (``CHOKEPOINT_GC_FREEZE=true``) and ``chokepoint_upstream``
+(the SQLAlchemy/httpx lean paths and the export delay switched back to upstream).  Reports medians over repeats and the ratios to
 ``none``; writes ``bench/overhead/results.json``.  Prints a Markdown table for
 docs/BENCHMARKS.md.
 """
@@ -47,7 +49,11 @@ from otlp_sink import OtlpSink  # noqa: E402
 PY = str(Path(sys.executable))
 BIN = Path(sys.executable).parent
 VARIANTS = ("none", "chokepoint", "chokepoint_noprobes", "otel")
-VARIANT_ENV = {"chokepoint_noprobes": {"CHOKEPOINT_PROBES": "none"}}
+VARIANT_ENV = {
+    "chokepoint_noprobes": {"CHOKEPOINT_PROBES": "none"},
+    "chokepoint_gcfreeze": {"CHOKEPOINT_GC_FREEZE": "true"},  # opt-in; --variants none,chokepoint,chokepoint_gcfreeze
+    "chokepoint_upstream": {"CHOKEPOINT_SQLALCHEMY": "upstream", "CHOKEPOINT_HTTPX": "upstream", "CHOKEPOINT_EXPORT_DELAY_MS": "0"},
+}
 APP_CPU = 0
 LOAD_CPU = 1
 
