@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import psycopg
 import pytest
 import requests
 from instrumented_app import Downstream, InstrumentedApp
 
 from chokepoint.instrument import signals
 from otlp_sink import OtlpSink
+from tests.instrument.shared import point, seed_table
 
 APP = """
 import os, sys
@@ -67,17 +67,7 @@ SERVER, CLIENT = 2, 3  # OTLP span kinds
 
 @pytest.fixture(scope="module")
 def items_db(postgres):
-    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS items")
-        conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)")
-        conn.execute("INSERT INTO items SELECT g, 'item-' || g FROM generate_series(0, 99) g")
-    return postgres
-
-
-def point(sink, metric, **attributes):
-    matches = [p for p in sink.points(metric) if p.attributes == attributes]
-    assert len(matches) <= 1
-    return matches[0] if matches else None
+    return seed_table(postgres, "items")
 
 
 def test_fastapi_app_under_concurrent_load(items_db, tmp_path):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import psycopg
 import pytest
 import requests
 from instrumented_app import Downstream, InstrumentedApp
 
 from chokepoint.instrument import signals
 from otlp_sink import OtlpSink
+from tests.instrument.shared import point, seed_table
 
 APP = """
 import gzip, json, os, sys
@@ -51,16 +51,7 @@ if __name__ == "__main__":
 
 @pytest.fixture(scope="module")
 def orders_db(postgres):
-    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS orders")
-        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, name text NOT NULL)")
-        conn.execute("INSERT INTO orders SELECT g, 'order-' || g FROM generate_series(0, 99) g")
-    return postgres
-
-
-def point(sink, metric, **attributes):
-    matches = [p for p in sink.points(metric) if p.attributes == attributes]
-    return matches[0] if matches else None
+    return seed_table(postgres, "orders")
 
 
 def test_flask_app_with_plain_opentelemetry_instrument(orders_db, tmp_path):

@@ -6,11 +6,11 @@ import time
 import uuid
 
 import confluent_kafka
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from chokepoint.instrument import signals
 from chokepoint.instrument.probes.kafka_lag import KafkaLagProbe
 from tests.instrument.probes.points import Metrics
+from tests.instrument.shared import kafka_topic
 
 
 def _poll_n(consumer, n, timeout=30.0):
@@ -24,16 +24,7 @@ def _poll_n(consumer, n, timeout=30.0):
 
 
 def test_offset_and_time_lag_grow_while_paused_and_drain_after(kafka):
-    topic, group = f"orders-{uuid.uuid4().hex[:8]}", f"billing-{uuid.uuid4().hex[:6]}"
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
-    for f in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
-        f.result(30)
-    producer = confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap})
-
-    def produce(n):
-        for i in range(n):
-            producer.produce(topic, value=f"order-{i}".encode())
-        assert producer.flush(30) == 0
+    (topic, produce), group = kafka_topic(kafka, "orders"), f"billing-{uuid.uuid4().hex[:6]}"
 
     metrics = Metrics()
     probe = KafkaLagProbe(metrics.meter, refresh_interval_s=0)
@@ -87,16 +78,7 @@ def test_aiokafka_lag_grows_while_paused_and_drains_after(kafka):
 
     from chokepoint.instrument.probes.kafka_lag import AiokafkaLagProbe
 
-    topic, group = f"payments-{uuid.uuid4().hex[:8]}", f"ledger-{uuid.uuid4().hex[:6]}"
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
-    for f in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
-        f.result(30)
-    producer = confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap})
-
-    def produce(n):
-        for i in range(n):
-            producer.produce(topic, value=f"payment-{i}".encode())
-        assert producer.flush(30) == 0
+    (topic, produce), group = kafka_topic(kafka, "payments"), f"ledger-{uuid.uuid4().hex[:6]}"
 
     metrics = Metrics()
     probe = AiokafkaLagProbe(metrics.meter, refresh_interval_s=0)
@@ -152,14 +134,8 @@ def test_aiokafka_lag_grows_while_paused_and_drains_after(kafka):
 def test_deserializing_consumer_is_tracked(kafka):
     from confluent_kafka.serialization import StringDeserializer
 
-    topic, group = f"events-{uuid.uuid4().hex[:8]}", f"audit-{uuid.uuid4().hex[:6]}"
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
-    for f in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
-        f.result(30)
-    producer = confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap})
-    for i in range(3):
-        producer.produce(topic, value=f"event-{i}".encode())
-    assert producer.flush(30) == 0
+    (topic, produce), group = kafka_topic(kafka, "events"), f"audit-{uuid.uuid4().hex[:6]}"
+    produce(3)
 
     metrics = Metrics()
     probe = KafkaLagProbe(metrics.meter, refresh_interval_s=0)
