@@ -417,3 +417,18 @@ def test_rare_loop_stalls_on_a_busy_host_are_not_event_loop_blocked():
     findings = run(starved_service)
     loop = [f for f in findings if f.kind == "event_loop_blocked"]
     assert loop and loop[0].evidence["loop_late_fraction"] == 0.08 and loop[0].severity == "info", [(f.kind, f.score) for f in findings]
+
+
+def test_a_process_that_became_cpu_bound_recently_is_named():
+    """CPU-bound for the last 25 s of a 60 s window after 35 s of light use: the window's mean
+    CPU (0.3 core used) trails the change; what the process does now is what counts."""
+
+    def cpu_bound_lately(store, rng, i):
+        if i >= 65:
+            gil_bound_on_a_contended_host(store, rng, i)
+            store.set_runtime(SVC, cpu=0.55, run_queue_wait=0.45)
+
+    findings = run(cpu_bound_lately)
+    top = findings[0]
+    assert (top.kind, top.target) == ("cpu_saturation", "process"), [(f.kind, f.target, f.score) for f in findings[:4]]
+    assert top.evidence["cpu_utilization"] == 0.55 and top.evidence["cpu_demand"] == 1.0

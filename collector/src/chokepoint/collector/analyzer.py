@@ -29,9 +29,11 @@ The agent also reports ``chokepoint.runtime.cpu.run_queue_wait``: the time its t
 were runnable but waiting for a CPU.  ``demand = used + waited`` (fractions of one
 core) is what it *wants*; a CPython process whose demand is near one core is CPU-bound
 (the GIL lets one thread compute at a time) even when the box gives it 0.6 core.
-``cpu_saturation`` fires on demand ≥ ``cpu_busy`` when the process uses at least
-``cpu_demand_min_used`` itself (a process that mostly sleeps and waits a little at each
-wake-up is not CPU-bound), on utilization ≥ ``cpu_busy``, or, without the wait signal
+Both are means over the latest third of the window (a state trails a change by half the
+window when averaged over all of it).  ``cpu_saturation`` fires on demand ≥ ``cpu_busy``
+when the process uses at least ``cpu_demand_min_used`` itself (a process that mostly
+sleeps and waits a little at each wake-up is not CPU-bound), on utilization ≥
+``cpu_busy``, or, without the wait signal
 (other SDKs, non-Linux), on utilization ≥ ``cpu_contended`` when the app's own time per
 request is mostly CPU time.  (Threads contending for the GIL wake every switch interval
 and wait for a CPU each time, so on a busy host the wait can exceed a core: it then
@@ -282,6 +284,18 @@ class WindowView:
     def deps_of(self, service: str, kind: str) -> list[tuple[str, object]]:
         return [(t, agg) for (s, k, t), agg in self.cur.deps.items() if s == service and k == kind and agg.count > 0]
 
+    def recent_runtime_mean(self, service: str, attr: str) -> float | None:
+        """Mean of a runtime gauge over the latest third of the window (at least three values).
+
+        A gauge is a state: its mean over the whole window trails a change by half a window
+        (a process CPU-bound for 20 s of a 60 s window still averages a third of its use).
+        """
+        values = [x for _, x in self.runtime_series(service, attr)]
+        if not values:
+            return None
+        recent = values[-max(3, len(values) // 3) :]
+        return sum(recent) / len(recent)
+
     def runtime_series(self, service: str, attr: str) -> list[tuple[float, float]]:
         out = []
         for b in self.buckets:
@@ -393,7 +407,7 @@ def _worker_pool_saturated(pool: dict, cfg: AnalyzerConfig) -> bool:
 
 @dataclass
 class CpuDemand:
-    """A service's CPU in the window, as fractions of one core (averages of the per-bucket gauges)."""
+    """A service's CPU now, as fractions of one core (means over the latest third of the window)."""
 
     used: float | None  # process.cpu.utilization
     waited: float | None  # run-queue wait (None: the service does not report it)
@@ -407,8 +421,8 @@ class CpuDemand:
 
 def cpu_demand(v: WindowView, svc: str) -> CpuDemand:
     cfg = v.config
-    used = _avg([x for _, x in v.runtime_series(svc, "cpu")])
-    waited = _avg([x for _, x in v.runtime_series(svc, "run_queue_wait")])
+    used = v.recent_runtime_mean(svc, "cpu")
+    waited = v.recent_runtime_mean(svc, "run_queue_wait")
     if used is None:
         return CpuDemand(None, waited, 0.0, False)
     self_s = sum(b.all.get("self", 0.0) for (s, _r), b in v.cur.breakdown.items() if s == svc)
