@@ -68,6 +68,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -354,6 +355,38 @@ def _record_findings(result: LoadtestResult, t_s: float, findings: list[dict]) -
             seen.times_on_top += 1
 
 
+def _watch(proc, api, token, window_s, duration_s, poll_s, started, output_dir, result, progress) -> None:
+    """Poll the sidecar and Locust's history once per ``poll_s`` until Locust exits; show progress."""
+    while proc.poll() is None:
+        time.sleep(poll_s)
+        elapsed = time.monotonic() - started
+        try:
+            findings = fetch_findings(api, min(window_s, max(elapsed, 5.0)), timeout_s=5, token=token)
+        except ReportError:
+            findings = []
+        _record_findings(result, elapsed, findings)
+        samples = read_history(output_dir / "locust_stats_history.csv")
+        last = samples[-1] if samples else None
+        progress.show(
+            f"[loadtest {elapsed:3.0f}s/{duration_s:.0f}s] users {last.users if last else 0}  rps {last.rps if last else 0:.1f}  "
+            f"p99 {_fmt_ms(last.p99_ms if last else None)} ms  failures {last.total_failures if last else 0}  top: {_label(findings[0] if findings else None)}"
+        )
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """Ctrl-C interrupts the run (``KeyboardInterrupt``), also where the shell started the
+    command with SIGINT ignored (a background job of a script, as CI runners do)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_loadtest(
     locustfile: Path,
     users: int,
@@ -385,38 +418,26 @@ def run_loadtest(
     if host:
         argv += ["--host", host]
     log_path = output_dir / "locust.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    started = time.monotonic()
-    try:
-        while proc.poll() is None:
-            time.sleep(poll_s)
-            elapsed = time.monotonic() - started
-            try:
-                findings = fetch_findings(api, min(window_s, max(elapsed, 5.0)), timeout_s=5, token=token)
-            except ReportError:
-                findings = []
-            _record_findings(result, elapsed, findings)
-            samples = read_history(output_dir / "locust_stats_history.csv")
-            last = samples[-1] if samples else None
-            progress.show(
-                f"[loadtest {elapsed:3.0f}s/{duration_s:.0f}s] users {last.users if last else 0}  rps {last.rps if last else 0:.1f}  "
-                f"p99 {_fmt_ms(last.p99_ms if last else None)} ms  failures {last.total_failures if last else 0}  top: {_label(findings[0] if findings else None)}"
-            )
-    except KeyboardInterrupt:
-        result.interrupted = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)  # Locust writes its final statistics on SIGINT
-    finally:
+    with _interruptible():  # also makes Locust's SIGINT the default one (exec resets handled signals)
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        started = time.monotonic()
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+            _watch(proc, api, token, window_s, duration_s, poll_s, started, output_dir, result, progress)
+        except KeyboardInterrupt:
+            result.interrupted = True
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # nothing of Locust's group outlives the run
-        progress.end()
+                os.killpg(proc.pid, signal.SIGINT)  # Locust writes its final statistics on SIGINT
+        finally:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # nothing of Locust's group outlives the run
+            progress.end()
     result.locust_exit_code = proc.returncode
     result.samples = read_history(output_dir / "locust_stats_history.csv")
     result.per_name = read_rows(output_dir / "locust_stats.csv")
