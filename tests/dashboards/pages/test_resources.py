@@ -15,6 +15,8 @@ def test_pool_rows_and_used_vs_max(api):
     assert max(next(t for t in used.data if t.name.endswith("postgresql max")).y) == 10
     for fig in (pending, wait, cpu, rss, gc, lag):
         assert fig.data and len(fig.data[0].x) == 60
+    assert [t.name for t in cpu.data] == ["shop used", "shop waiting for a CPU"]
+    assert cpu.data[1].line.dash == "dot" and max(cpu.data[1].y) > 0
 
 
 def test_empty_and_unreachable(empty, unreachable, texts):

@@ -339,6 +339,7 @@ class SyntheticData:
             return out
         runtime = {
             "cpu_utilization": lambda t: 0.35 * self._wave(t),
+            "cpu_run_queue_wait": lambda t: 0.05 * self._wave(t, 90),
             "rss_bytes": lambda t: 180e6 + (t - self.now + self.window_s) * 5e3,
             "gc_pause_p99_ms": lambda t: 3.0 * self._wave(t, 120),
             "event_loop_lag_p99_ms": lambda t: 1.5 * self._wave(t, 200),

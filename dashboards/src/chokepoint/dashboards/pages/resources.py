@@ -2,7 +2,9 @@
 
 - pools now (``/pools``): used/max, pending, wait p99, timeouts;
 - over time (``/timeseries``): used vs max, pending callers, wait p99 per pool;
-- runtime per service: CPU utilization, RSS, GC pause p99, event-loop lag p99.
+- runtime per service: CPU used and CPU waited for (run-queue wait: used + waited is the
+  process's CPU demand, what the analyzer's ``cpu_saturation`` reads), RSS, GC pause p99,
+  event-loop lag p99.
 """
 
 from __future__ import annotations
@@ -63,17 +65,28 @@ def used_vs_max_figure(used: list[dict], cap: list[dict]) -> go.Figure:
     return time_figure(traces, "Pool members in use vs capacity", "members")
 
 
+def cpu_figure(used: list[dict], waiting: list[dict]) -> go.Figure:
+    """CPU used and CPU waited for per service (dotted): their sum is the process's CPU demand."""
+    title = "CPU used and waited for (1.0 = one core)"
+    if not any(s.get("points") for s in used + waiting):
+        return empty_figure(title=title)
+    traces = line_traces(used, ("service",), suffix=" used") + line_traces(waiting, ("service",), suffix=" waiting for a CPU", dash_style="dot")
+    return time_figure(traces, title, "cores")
+
+
 @tolerant(lambda msg: (error_banner(msg), [], *[empty_figure(msg) for _ in GRAPHS]))
 def refresh(client: ApiClient, window_s: float = 3600):
     """(status, pool rows, 7 figures) for one tick."""
     pools = client.pools()
     ts = {m: client.timeseries(m, window_s=window_s) for m in ("pool_used", "pool_max", "pool_pending", "pool_wait_p99_ms")}
-    runtime = {m: client.timeseries(m, window_s=window_s) for m in ("cpu_utilization", "rss_bytes", "gc_pause_p99_ms", "event_loop_lag_p99_ms")}
+    runtime = {
+        m: client.timeseries(m, window_s=window_s) for m in ("cpu_utilization", "cpu_run_queue_wait", "rss_bytes", "gc_pause_p99_ms", "event_loop_lag_p99_ms")
+    }
     figures = (
         used_vs_max_figure(ts["pool_used"], ts["pool_max"]),
         lines_figure(ts["pool_pending"], "Callers waiting for a pool member", "pending", POOL_LABELS),
         lines_figure(ts["pool_wait_p99_ms"], "Pool wait p99", "ms", POOL_LABELS),
-        lines_figure(runtime["cpu_utilization"], "CPU utilization (1.0 = one core)", "cores", ("service",)),
+        cpu_figure(runtime["cpu_utilization"], runtime["cpu_run_queue_wait"]),
         lines_figure(runtime["rss_bytes"], "Resident memory (RSS)", "bytes", ("service",)),
         lines_figure(runtime["gc_pause_p99_ms"], "GC pause p99", "ms", ("service",)),
         lines_figure(runtime["event_loop_lag_p99_ms"], "Event-loop lag p99", "ms", ("service",)),
