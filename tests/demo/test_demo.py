@@ -24,7 +24,7 @@ import httpx
 import pytest
 from shop.load import SWITCH_MIX, run_load
 
-from tests.integration.test_demo_story import Output, alive, descendants, listening
+from tests.integration.test_demo_story import Output, alive, assert_nothing_left, descendants, stop_for_sure
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("chokepoint_demo", REPO / "examples" / "demo.py")
@@ -190,19 +190,8 @@ def test_fallback_demo_runs_the_story_on_sqlite_without_kafka_and_stops_cleanly_
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, "\n".join(out.lines[-30:])
     finally:
-        if proc.poll() is None:  # a failed assertion above: still stop the demo the clean way, then for sure
-            tree = descendants(proc.pid)
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                for pid in [proc.pid, *tree]:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-    time.sleep(0.5)
-    left = sorted(pid for pid in tree if alive(pid))
-    assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes()[:120] for pid in left]
-    assert [port for port in ports if listening(port)] == []
+        if proc.poll() is None:  # a failed assertion above
+            tree = stop_for_sure(proc, 60)
+    assert_nothing_left(tree, ports)
     assert out.lines[-2:] == ["stopping: demo shop, sidecar …", "demo stopped: nothing left running"]
     assert not Path(sqlite_url.removeprefix("sqlite:///")).parent.exists()  # the SQLite file went with the demo

@@ -68,6 +68,28 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def stop_for_sure(proc: subprocess.Popen, timeout_s: float) -> set[int]:
+    """After a failed assertion: stop the demo the clean way (SIGINT), then for sure; its process tree."""
+    tree = descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        for pid in [proc.pid, *tree]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    return tree
+
+
+def assert_nothing_left(tree: set[int], ports) -> None:
+    """No process of the demo's tree alive and none of its ports listening."""
+    time.sleep(0.5)
+    left = sorted(pid for pid in tree if alive(pid))
+    assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes()[:120] for pid in left]
+    assert [port for port in ports if listening(port)] == []
+
+
 class Output:
     """The demo's stdout, collected by a thread; wait for a line matching a pattern."""
 
@@ -141,18 +163,7 @@ def test_demo_runs_the_story_shows_the_dashboard_and_stops_cleanly_on_sigint(tmp
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 0, "\n".join(out.lines[-30:])
     finally:
-        if proc.poll() is None:  # a failed assertion above: still stop the demo the clean way, then for sure
-            tree = descendants(proc.pid)
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                for pid in [proc.pid, *tree]:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-    time.sleep(0.5)
-    left = sorted(pid for pid in tree if alive(pid))
-    assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes()[:120] for pid in left]
-    assert [port for port in ports if listening(port)] == []
+        if proc.poll() is None:  # a failed assertion above
+            tree = stop_for_sure(proc, 90)
+    assert_nothing_left(tree, ports)
     assert out.lines[-1] == "demo stopped: nothing left running"
