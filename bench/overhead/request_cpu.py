@@ -81,61 +81,39 @@ def main() -> None:
     parser.add_argument("--cpu", choices=("user", "process"), default="user", help="user time, or user + system")
     args = parser.parse_args()
     sys.path.insert(0, HERE)
-    from run import BIN, PY, free_port, wait_http
-
-    from devservices import PostgresService
-    from otlp_sink import OtlpSink
+    from run import BIN, PY, bench_backends
 
     variants = [v for v in args.variants.split(",") if v]
-    with PostgresService() as pg, OtlpSink() as sink:
-        import psycopg
-
-        with psycopg.connect(pg.dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
-            conn.execute("INSERT INTO items SELECT g, 'item-' || g FROM generate_series(0, 99) g")
-        down_port = free_port()
-        downstream = subprocess.Popen([PY, os.path.join(HERE, "downstream.py"), str(down_port)])
-        try:
-            wait_http(f"http://127.0.0.1:{down_port}/")
-            env = dict(
-                os.environ,
-                BENCH_DB_URL=pg.url,
-                BENCH_DOWNSTREAM_URL=f"http://127.0.0.1:{down_port}/",
-                OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
-                OTEL_SERVICE_NAME="bench-overhead",
+    with bench_backends() as (env, _sink):
+        procs = {}
+        for variant in variants:
+            name, *extras = variant.split("+")
+            venv = dict(env, **dict(e.split("=", 1) for e in extras))
+            if name == "chokepoint_noprobes":
+                venv["CHOKEPOINT_PROBES"] = "none"
+            cmd = [PY, os.path.abspath(__file__), "--serve-rounds", str(args.requests), args.cpu]
+            if name.startswith("chokepoint"):
+                cmd = [str(BIN / "chokepoint-instrument"), *cmd]
+            procs[variant] = subprocess.Popen(
+                cmd, env=venv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {0})
             )
-            procs = {}
-            for variant in variants:
-                name, *extras = variant.split("+")
-                venv = dict(env, **dict(e.split("=", 1) for e in extras))
-                if name == "chokepoint_noprobes":
-                    venv["CHOKEPOINT_PROBES"] = "none"
-                cmd = [PY, os.path.abspath(__file__), "--serve-rounds", str(args.requests), args.cpu]
-                if name.startswith("chokepoint"):
-                    cmd = [str(BIN / "chokepoint-instrument"), *cmd]
-                procs[variant] = subprocess.Popen(
-                    cmd, env=venv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {0})
-                )
-            samples: dict[str, list[float]] = {v: [] for v in variants}
-            try:
-                for n in range(args.warmup + args.rounds):
-                    order = variants[n % len(variants) :] + variants[: n % len(variants)]
-                    for variant in order:  # one round each, back to back: the machine's load hits all alike
-                        proc = procs[variant]
-                        proc.stdin.write("go\n")
-                        proc.stdin.flush()
-                        result = json.loads(proc.stdout.readline())
-                        if result["statuses"] != [200]:
-                            raise SystemExit(f"{variant}: unexpected statuses {result['statuses']}")
-                        if n >= args.warmup:
-                            samples[variant].append(result["cpu_us"])
-            finally:
-                for proc in procs.values():
-                    proc.stdin.close()
-                    proc.wait(15)
+        samples: dict[str, list[float]] = {v: [] for v in variants}
+        try:
+            for n in range(args.warmup + args.rounds):
+                order = variants[n % len(variants) :] + variants[: n % len(variants)]
+                for variant in order:  # one round each, back to back: the machine's load hits all alike
+                    proc = procs[variant]
+                    proc.stdin.write("go\n")
+                    proc.stdin.flush()
+                    result = json.loads(proc.stdout.readline())
+                    if result["statuses"] != [200]:
+                        raise SystemExit(f"{variant}: unexpected statuses {result['statuses']}")
+                    if n >= args.warmup:
+                        samples[variant].append(result["cpu_us"])
         finally:
-            downstream.terminate()
-            downstream.wait(10)
+            for proc in procs.values():
+                proc.stdin.close()
+                proc.wait(15)
     print(f"\n{'variant':48s} {'min':>7s} {'median':>7s} {'added':>7s}  CPU µs/request; added = median of per-round differences to none")
     for variant, values in samples.items():
         added = f"{statistics.median(v - b for v, b in zip(values, samples['none'], strict=True)):+7.0f}" if "none" in samples else ""

@@ -28,6 +28,7 @@ docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -129,6 +130,39 @@ def measure(variant: str, env: dict, args, rate: float | None) -> dict:
     }
 
 
+@contextlib.contextmanager
+def bench_backends():
+    """PostgreSQL with the ``items`` table, the local HTTP dependency and the OTLP sink.
+
+    Yields ``(env, sink)``: the environment the bench app reads (database, dependency,
+    OTLP endpoint, service name, the venv's ``bin`` first on ``PATH``) and the sink.
+    """
+    with PostgresService() as pg, OtlpSink() as sink:
+        import psycopg
+
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
+            conn.execute("INSERT INTO items SELECT g, 'item-' || g FROM generate_series(0, 99) g")
+        down_port = free_port()
+        downstream = subprocess.Popen([PY, str(HERE / "downstream.py"), str(down_port)])
+        try:
+            wait_http(f"http://127.0.0.1:{down_port}/")
+            yield (
+                dict(
+                    os.environ,
+                    BENCH_DB_URL=pg.url,
+                    BENCH_DOWNSTREAM_URL=f"http://127.0.0.1:{down_port}/",
+                    OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
+                    OTEL_SERVICE_NAME="bench-overhead",
+                    PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+                ),
+                sink,
+            )
+        finally:
+            downstream.terminate()
+            downstream.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -144,40 +178,20 @@ def main() -> None:
         return
     variants = [v for v in args.variants.split(",") if v]
 
-    with PostgresService() as pg, OtlpSink() as sink:
-        import psycopg
-
-        with psycopg.connect(pg.dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
-            conn.execute("INSERT INTO items SELECT g, 'item-' || g FROM generate_series(0, 99) g")
-        down_port = free_port()
-        downstream = subprocess.Popen([PY, str(HERE / "downstream.py"), str(down_port)])
-        try:
-            wait_http(f"http://127.0.0.1:{down_port}/")
-            env = dict(
-                os.environ,
-                BENCH_DB_URL=pg.url,
-                BENCH_DOWNSTREAM_URL=f"http://127.0.0.1:{down_port}/",
-                OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
-                OTEL_SERVICE_NAME="bench-overhead",
-                PATH=f"{BIN}:{os.environ.get('PATH', '')}",
-            )
-            results: dict[str, list[dict]] = {v: [] for v in variants}
-            for repeat in range(args.repeats):
-                rate = None
-                order = variants[repeat % len(variants) :] + variants[: repeat % len(variants)]
-                if "none" in order:  # the fixed rate comes from this repeat's uninstrumented max
-                    order.remove("none")
-                    order.insert(0, "none")
-                for variant in order:
-                    result = measure(variant, env, args, rate)
-                    if variant == "none":
-                        rate = result["rps"] * args.rate_fraction
-                    results[variant].append(result)
-                    print(f"repeat {repeat + 1} {variant:10s} " + " ".join(f"{k}={v:.2f}" for k, v in result.items()), flush=True)
-        finally:
-            downstream.terminate()
-            downstream.wait(10)
+    with bench_backends() as (env, sink):
+        results: dict[str, list[dict]] = {v: [] for v in variants}
+        for repeat in range(args.repeats):
+            rate = None
+            order = variants[repeat % len(variants) :] + variants[: repeat % len(variants)]
+            if "none" in order:  # the fixed rate comes from this repeat's uninstrumented max
+                order.remove("none")
+                order.insert(0, "none")
+            for variant in order:
+                result = measure(variant, env, args, rate)
+                if variant == "none":
+                    rate = result["rps"] * args.rate_fraction
+                results[variant].append(result)
+                print(f"repeat {repeat + 1} {variant:10s} " + " ".join(f"{k}={v:.2f}" for k, v in result.items()), flush=True)
         spans_at_sink = len(sink.spans())
 
     summary = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in results.items()}
