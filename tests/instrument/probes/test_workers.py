@@ -152,3 +152,48 @@ def test_anyio_token_wait_goes_to_the_request_breakdown(metrics, installed):
 
     components = anyio.run(main)
     assert components["queue"] > 0
+
+
+def _anyio_calls():
+    """Two event loops; in each: two calls on the default limiter, then limiters A, B, A."""
+
+    async def main():
+        a, b = anyio.CapacityLimiter(3), anyio.CapacityLimiter(4)
+        for limiter in (None, None, a, b, a):
+            assert await anyio.to_thread.run_sync(int, "7", limiter=limiter) == 7
+
+    anyio.run(main)
+    anyio.run(main)
+
+
+def test_anyio_waits_are_counted_per_limiter_across_loops(metrics, installed):
+    installed.append(AnyioThreadPoolProbe(metrics.meter))
+    _anyio_calls()
+    got = metrics.collect()
+    counts = {p.attributes[NAME]: p.count for p in metrics.points(signals.WORKER_POOL_QUEUE_WAIT_TIME, {KIND: "anyio"}, got)}
+    assert counts == {"anyio-default": 4, "anyio-limiter-1": 2, "anyio-limiter-2": 1, "anyio-limiter-3": 2, "anyio-limiter-4": 1}
+
+
+def test_anyio_waits_go_to_the_lean_registry(metrics, installed):
+    from chokepoint.instrument.lean_metrics import LeanMetrics
+    from chokepoint.instrument.probes import install_all
+
+    lean = LeanMetrics("chokepoint.test")
+    installed.extend(install_all(metrics.meter, enabled={"anyio"}, lean=lean))
+    _anyio_calls()
+    [histogram] = [i for i in lean._instruments if i.name == signals.WORKER_POOL_QUEUE_WAIT_TIME]
+    counts = {p.attributes[NAME]: p.count for p in histogram.points(0, 1)}
+    assert counts == {"anyio-default": 4, "anyio-limiter-1": 2, "anyio-limiter-2": 1, "anyio-limiter-3": 2, "anyio-limiter-4": 1}
+    assert {p.attributes[KIND] for p in histogram.points(0, 1)} == {"anyio"}
+
+
+def test_anyio_default_limiter_is_in_the_gauges_while_its_loop_runs(metrics, installed):
+    installed.append(AnyioThreadPoolProbe(metrics.meter))
+    seen = {}
+
+    async def main():
+        await anyio.to_thread.run_sync(int, "1")
+        seen["max"] = metrics.value(signals.WORKER_POOL_MAX, {KIND: "anyio", NAME: "anyio-default"})
+
+    anyio.run(main)
+    assert seen == {"max": 40}

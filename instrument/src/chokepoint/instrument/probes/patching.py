@@ -16,6 +16,7 @@ feed one instrument.  :func:`instruments_for` keeps that one instrument per name
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
@@ -83,6 +84,9 @@ class _LeanHistogram:
         attributes = attributes or {}
         self._lean.record(amount, tuple(attributes.values()), tuple(attributes))
 
+    def bind(self, attributes: dict) -> Callable[[float], None]:
+        return functools.partial(self._lean.record, values=tuple(attributes.values()), keys=tuple(attributes))
+
 
 class _LeanCounter(_LeanHistogram):
     __slots__ = ()
@@ -90,6 +94,23 @@ class _LeanCounter(_LeanHistogram):
     def add(self, amount: float, attributes: dict | None = None) -> None:
         attributes = attributes or {}
         self._lean.add(amount, tuple(attributes.values()), tuple(attributes))
+
+    def bind(self, attributes: dict) -> Callable[[float], None]:
+        return functools.partial(self._lean.add, values=tuple(attributes.values()), keys=tuple(attributes))
+
+
+def bind(instrument: Any, attributes: dict) -> Callable[[float], None]:
+    """``record(value)`` (histogram) or ``add(amount)`` (counter) with ``attributes`` fixed.
+
+    For hot paths with a fixed attribute set (one per pool): the attribute tuples are built
+    once, and the call is a ``functools.partial`` (no Python frame of its own) onto the lean
+    instrument, or onto the SDK instrument's ``record`` / ``add``.
+    """
+    own = getattr(instrument, "bind", None)
+    if own is not None:
+        return own(attributes)
+    method = instrument.record if hasattr(instrument, "record") else instrument.add
+    return functools.partial(method, attributes=attributes)
 
 
 class Instruments:
