@@ -19,6 +19,8 @@ What it sets up:
 - a ``TracerProvider`` with the always-on sampler (every request feeds the metrics) and
   :class:`~chokepoint.instrument.sampling.KeepSlowTracesProcessor` exporting kept traces
   over OTLP/HTTP protobuf to ``OTEL_EXPORTER_OTLP_ENDPOINT`` (``http://127.0.0.1:4318``);
+  its spans are lean (:mod:`chokepoint.instrument.lean_spans`; ``CHOKEPOINT_SPANS``)
+  while that processor is the only one;
 - a ``MeterProvider`` exporting every ``OTEL_METRIC_EXPORT_INTERVAL`` ms (5000) with
   **cumulative** temporality and base-2 **exponential** histograms for every histogram;
 - the upstream instrumentors (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` honoured) with
@@ -47,7 +49,6 @@ from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, Histogram, MeterP
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
@@ -58,6 +59,7 @@ from chokepoint.instrument.db_dedupe import install_db_dedupe
 from chokepoint.instrument.httpx_lean import install_lean_httpx
 from chokepoint.instrument.instruments import AgentInstruments
 from chokepoint.instrument.kafka_context import install_confluent_kafka_parenting
+from chokepoint.instrument.lean_spans import LeanTracerProvider
 from chokepoint.instrument.sampling import KeepSlowTracesProcessor
 from chokepoint.instrument.sqlalchemy_lean import install_lean_sqlalchemy
 
@@ -117,7 +119,8 @@ class Agent:
         # the per-request instruments aggregate outside the SDK and join each collection
         self.instruments.lean.attach(self.meter_provider, [metric_reader], resource)
         self.processor = KeepSlowTracesProcessor(config, self.instruments, span_exporter)
-        self.tracer_provider = TracerProvider(resource=resource, sampler=ALWAYS_ON)
+        # lean spans for the processor alone (CHOKEPOINT_SPANS=sdk: the SDK's; see lean_spans)
+        self.tracer_provider = LeanTracerProvider(resource=resource, sampler=ALWAYS_ON, lean=config.spans == "lean")
         self.tracer_provider.add_span_processor(self.processor)
         self.probes: list = []
         self._undo: list[Callable[[], None]] = []

@@ -30,6 +30,10 @@ Variables (default in brackets):
                                     instrumentor's hot path) or ``upstream`` [lean]
 ``CHOKEPOINT_HTTPX``                ``lean`` (headers copied only when some are captured)
                                     or ``upstream`` [lean]
+``CHOKEPOINT_SPANS``                ``lean`` (spans the chokepoint processor reads as they are;
+                                    SDK spans only for kept traces, at export) or ``sdk``
+                                    (the SDK's spans; also whenever another span processor
+                                    is registered) [lean]
 ``CHOKEPOINT_GC_FREEZE``            ``true``: ``gc.freeze()`` once the agent is set up, before
                                     the app is imported, so full collections no longer
                                     scan the agent's (and the already imported libraries')
@@ -82,6 +86,7 @@ class AgentConfig:
     asgi: str = "lean"
     sqlalchemy: str = "lean"
     httpx: str = "lean"
+    spans: str = "lean"
     gc_freeze: bool = False
     metric_export_interval_ms: int = 5000
     export_timeout_s: float = 5.0
@@ -124,6 +129,7 @@ class AgentConfig:
             asgi=reader.choice("CHOKEPOINT_ASGI", "lean", ("lean", "upstream")),
             sqlalchemy=reader.choice("CHOKEPOINT_SQLALCHEMY", "lean", ("lean", "upstream")),
             httpx=reader.choice("CHOKEPOINT_HTTPX", "lean", ("lean", "upstream")),
+            spans=reader.choice("CHOKEPOINT_SPANS", "lean", ("lean", "sdk")),
             gc_freeze=reader.boolean("CHOKEPOINT_GC_FREEZE", False),
             metric_export_interval_ms=int(reader.number("OTEL_METRIC_EXPORT_INTERVAL", 5000, 100, None)),
             export_timeout_s=reader.number("OTEL_EXPORTER_OTLP_TIMEOUT", 5.0, 0.1, None),

@@ -274,6 +274,8 @@ class _OpenTrace:
 class KeepSlowTracesProcessor(SpanProcessor):
     """See the module docstring."""
 
+    lean_spans_ok = True  # on_start/on_end take a LeanSpan as well (chokepoint.instrument.lean_spans)
+
     def __init__(self, config: AgentConfig, instruments: AgentInstruments, exporter: SpanExporter, *, rng=None):
         self.config = config
         self.instruments = instruments

@@ -1,0 +1,436 @@
+"""Lean spans: the agent's tracer without the SDK's per-span machinery.
+
+Usage (the agent wires this; ``CHOKEPOINT_SPANS=sdk`` turns it off)::
+
+    provider = LeanTracerProvider(resource=resource, sampler=ALWAYS_ON)
+    provider.add_span_processor(keep_slow_traces_processor)   # marked ``lean_spans_ok``
+    tracer = provider.get_tracer("my.library")                 # a LeanTracer
+    with tracer.start_as_current_span("work") as span:         # a LeanSpan
+        span.set_attribute("k", "v")
+
+Why: chokepoint needs every span only to record its metrics and the request's breakdown
+(name, kind, parent, times, status, attributes); ~90 % of traces are then dropped.  The
+SDK builds each span for export anyway: sampler call, ``BoundedAttributes`` with a lock
+per attribute set, ``BoundedList`` for events and links, a multi-processor fan-out and,
+at ``end()``, a full ``ReadableSpan`` copy.  A :class:`LeanSpan` is one ``__slots__``
+object with a plain attribute dict, handed to the chokepoint processor as it is; kept
+traces become SDK ``ReadableSpan`` objects on the export thread
+(:func:`chokepoint.instrument.sampling.sanitized_copy`).
+
+Same behaviour where an instrumentor or the exporter can notice:
+
+- trace and span ids from the provider's id generator; the parent from the context as
+  the SDK takes it (an invalid or absent parent starts a new trace; a remote parent's
+  trace id, trace state and random-trace-id flag are kept); the sampled flag, as the
+  always-on sampler gives;
+- attribute values are cleaned when set, with the SDK's rules (``_clean_attribute_value``:
+  lists become tuples, unknown types ``str()`` or ``None``, invalid keys dropped,
+  ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`` truncation); the SDK's span limits (128
+  attributes: the oldest is dropped; 128 events; 128 links) from the provider's
+  ``SpanLimits``; event and link attributes are ``BoundedAttributes`` as the SDK makes them;
+- a span ends once (a second ``end()`` is logged and ignored) and nothing changes it
+  after that; ``set_status``: ``UNSET`` is ignored, ``OK`` is final, a description only
+  with ``ERROR``; ``record_exception`` adds the SDK's ``exception`` event
+  (type/message/stacktrace/escaped); ``with span:`` and ``use_span`` record the
+  exception and set ``ERROR`` as the SDK's span does.
+
+No lock: one thread owns a span while it is open (single dict operations are atomic
+under the GIL anyway).  The SDK's own span machinery is used instead — spans are the
+SDK's exactly as without chokepoint — whenever another span processor is registered on
+the provider (a user's exporter, for instance), the sampler is not always-on, a
+tracer is disabled by a tracer configurator, or ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``
+asks for the SDK's span metrics.
+
+Measured (``bench/overhead/request_cpu.py --rounds 10 --requests 80 --variants
+"none,chokepoint,chokepoint+CHOKEPOINT_SPANS=sdk"``, user CPU per request, 6 spans):
+see the figures in this session's report; the SDK path stays one switch away.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from time import time_ns
+
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes, _clean_attribute_value
+from opentelemetry.sdk.trace import Event, Tracer, TracerProvider, _is_valid_link
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.semconv.attributes.exception_attributes import (
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+)
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
+from opentelemetry.util._decorator import _agnosticcontextmanager
+
+_log = logging.getLogger("opentelemetry.sdk.trace")  # the SDK's logger: same warnings, same place
+
+EXCEPTION_ESCAPED = "exception.escaped"
+_PLAIN_VALUES = frozenset({str, bool, int, float, bytes, type(None)})
+_PLAIN_NOT_STR = _PLAIN_VALUES - {str}
+_UNSET = Status(StatusCode.UNSET)
+_OK = StatusCode.OK
+_INTERNAL = SpanKind.INTERNAL
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_get_current_span = trace_api.get_current_span
+_new_tuple = tuple.__new__
+_TRACE_ID_MAX = 2**128 - 1
+_SPAN_ID_MAX = 2**64 - 1
+
+
+class LeanSpan(trace_api.Span):
+    """An ``opentelemetry.trace.Span`` that is also what the processor and exporter read.
+
+    Read side (as ``ReadableSpan``): ``name``, ``context``, ``parent``, ``kind``,
+    ``attributes`` (a plain dict), ``events``, ``links``, ``status``, ``start_time``,
+    ``end_time``, ``resource``, ``instrumentation_scope``.
+    """
+
+    __slots__ = (
+        "_tracer",
+        "attributes",
+        "context",
+        "end_time",
+        "events",
+        "kind",
+        "links",
+        "name",
+        "parent",
+        "record_exception_on_exit",
+        "set_status_on_exit",
+        "start_time",
+        "status",
+    )
+
+    def __init__(
+        self,
+        tracer: LeanTracer,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict,
+        links,
+        start_time: int,
+        record_exception: bool,
+        set_status_on_exception: bool,
+    ):
+        self._tracer = tracer
+        self.name = name
+        self.context = context
+        self.parent = parent
+        self.kind = kind
+        self.attributes = attributes
+        self.events = ()
+        self.links = links
+        self.status = _UNSET
+        self.start_time = start_time
+        self.end_time = None
+        self.record_exception_on_exit = record_exception
+        self.set_status_on_exit = set_status_on_exception
+
+    def __repr__(self) -> str:
+        return f'LeanSpan(name="{self.name}", context={self.context})'
+
+    # ------------------------------------------------------------ read side
+    def get_span_context(self) -> SpanContext:
+        return self.context
+
+    @property
+    def resource(self):
+        return self._tracer.sdk_tracer.resource
+
+    @property
+    def instrumentation_scope(self):
+        return self._tracer.sdk_tracer._instrumentation_scope
+
+    @property
+    def instrumentation_info(self):
+        return self._tracer.sdk_tracer.instrumentation_info
+
+    dropped_attributes = 0
+    dropped_events = 0
+    dropped_links = 0
+
+    # ------------------------------------------------------------ write side
+    def set_attribute(self, key: str, value) -> None:
+        if self.end_time is not None:
+            _log.warning("Setting attribute on ended span.")
+            return
+        tracer = self._tracer
+        if type(key) is not str or not key:
+            _log.warning("invalid key `%s`. must be non-empty string. Dropping key from attributes.", key)
+            return
+        if type(value) not in tracer.plain_values:
+            value = _clean_attribute_value(value, tracer.max_value_len)
+        attributes = self.attributes
+        if key in attributes:
+            del attributes[key]  # as the SDK: a re-set key becomes the newest
+        elif len(attributes) >= tracer.max_attributes:
+            _drop_oldest(attributes)
+        attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping) -> None:
+        if self.end_time is not None:
+            _log.warning("Setting attribute on ended span.")
+            return
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(self, name: str, attributes=None, timestamp: int | None = None) -> None:
+        tracer = self._tracer
+        bounded = BoundedAttributes(tracer.limits.max_event_attributes, attributes, max_value_len=tracer.limits.max_attribute_length, immutable=True)
+        if self.end_time is not None:
+            _log.warning("Tried calling %s on an ended span.", "_add_event")
+            return
+        events = self.events
+        if type(events) is tuple:
+            events = self.events = []
+        if tracer.limits.max_events is not None and len(events) >= tracer.limits.max_events:
+            if not tracer.limits.max_events:
+                return
+            del events[0]
+        events.append(Event(name=name, attributes=bounded, timestamp=timestamp))
+
+    def add_link(self, context: SpanContext, attributes=None) -> None:
+        if not _is_valid_link(context, attributes):
+            return
+        tracer = self._tracer
+        bounded = BoundedAttributes(tracer.limits.max_link_attributes, attributes, max_value_len=tracer.limits.max_attribute_length, immutable=True)
+        if self.end_time is not None:
+            _log.warning("Tried calling %s on an ended span.", "_add_link")
+            return
+        links = self.links
+        if type(links) is tuple:
+            links = self.links = list(links)
+        if tracer.limits.max_links is not None and len(links) >= tracer.limits.max_links:
+            if not tracer.limits.max_links:
+                return
+            del links[0]
+        links.append(Link(context=context, attributes=bounded))
+
+    def update_name(self, name: str) -> None:
+        if self.end_time is not None:
+            _log.warning("Tried calling %s on an ended span.", "update_name")
+            return
+        self.name = name
+
+    def is_recording(self) -> bool:
+        return self.end_time is None
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self.end_time is not None:
+            _log.warning("Tried calling %s on an ended span.", "set_status")
+            return
+        current = self.status
+        if isinstance(status, Status):
+            if current.status_code is _OK or status.status_code is StatusCode.UNSET:
+                return
+            if description is not None:
+                _log.warning("Description %s ignored. Use either `Status` or `(StatusCode, Description)`", description)
+            self.status = status
+        elif isinstance(status, StatusCode):
+            if current.status_code is _OK or status is StatusCode.UNSET:
+                return
+            self.status = Status(status, description)
+
+    def record_exception(self, exception: BaseException, attributes=None, timestamp: int | None = None, escaped: bool = False) -> None:
+        stacktrace = "".join(traceback.format_exception(exception))
+        module = type(exception).__module__
+        qualname = type(exception).__qualname__
+        exception_type = f"{module}.{qualname}" if module and module != "builtins" else qualname
+        event_attributes = {
+            EXCEPTION_TYPE: exception_type,
+            EXCEPTION_MESSAGE: str(exception),
+            EXCEPTION_STACKTRACE: stacktrace,
+            EXCEPTION_ESCAPED: str(escaped),
+        }
+        if attributes:
+            event_attributes.update(attributes)
+        self.add_event(name="exception", attributes=event_attributes, timestamp=timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self.end_time is not None:
+            _log.warning("Calling end() on an ended span.")
+            return
+        self.end_time = end_time if end_time is not None else time_ns()
+        self._tracer.processor.on_end(self)
+
+    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
+        if exc_val is not None and self.end_time is None:
+            if self.record_exception_on_exit:
+                self.record_exception(exception=exc_val, escaped=True)
+            if self.set_status_on_exit:
+                self.set_status(Status(status_code=StatusCode.ERROR, description=f"{type(exc_val).__name__}: {exc_val}"))
+        self.end()
+
+
+def _drop_oldest(attributes: dict) -> None:
+    _log.warning("Attributes dict is full. Dropping the oldest key-value pair from attributes to make space for the new key-value pair.")
+    del attributes[next(iter(attributes))]
+
+
+class LeanTracer(trace_api.Tracer):
+    """Makes :class:`LeanSpan` objects while the provider allows it, else the SDK tracer's spans."""
+
+    def __init__(self, provider: LeanTracerProvider, sdk_tracer: Tracer):
+        self.provider = provider
+        self.sdk_tracer = sdk_tracer
+        limits = provider._span_limits
+        self.limits = limits
+        self.max_attributes = limits.max_span_attributes if limits.max_span_attributes is not None else float("inf")
+        self.max_value_len = limits.max_span_attribute_length
+        self.plain_values = _PLAIN_VALUES if self.max_value_len is None else _PLAIN_NOT_STR
+        self.id_generator = provider.id_generator
+        self.processor = None
+
+    @property
+    def resource(self):
+        return self.sdk_tracer.resource
+
+    def _attributes(self, attributes) -> dict:
+        """A cleaned copy of ``start_span``'s attributes (the caller may reuse its dict)."""
+        plain = self.plain_values
+        for key, value in attributes.items():
+            if type(key) is not str or not key or type(value) not in plain:
+                break
+        else:
+            if len(attributes) <= self.max_attributes:
+                return dict(attributes)
+        cleaned: dict = {}
+        for key, value in _clean_attribute_value(attributes, self.max_value_len).items():
+            if key in cleaned:
+                del cleaned[key]
+            elif len(cleaned) >= self.max_attributes:
+                _drop_oldest(cleaned)
+            cleaned[key] = value
+        return cleaned
+
+    def _links(self, links: Sequence[Link]):
+        limits = self.limits
+        valid = []
+        for link in links:
+            if link and _is_valid_link(link.context, link.attributes):
+                link._attributes = BoundedAttributes(limits.max_link_attributes, link.attributes, max_value_len=limits.max_attribute_length, immutable=True)
+                valid.append(link)
+        if limits.max_links is not None:
+            valid = valid[len(valid) - limits.max_links :] if limits.max_links else []
+        return valid
+
+    def start_span(
+        self,
+        name: str,
+        context=None,
+        kind: SpanKind = _INTERNAL,
+        attributes=None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace_api.Span:
+        processor = self.provider.lean_processor
+        if processor is None or not self.sdk_tracer._tracer_config.is_enabled:
+            return self.sdk_tracer.start_span(name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception)
+        parent = _get_current_span(context).get_span_context()
+        if parent is not None and not isinstance(parent, SpanContext):
+            raise TypeError("parent_span_context must be a SpanContext or None.")  # as the SDK
+        id_generator = self.id_generator
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = id_generator.generate_trace_id()
+            flags = _SAMPLED_RANDOM if id_generator.is_trace_id_random() else _SAMPLED
+            state = DEFAULT_TRACE_STATE
+        else:
+            trace_id = parent.trace_id
+            flags = _SAMPLED_RANDOM if parent.trace_flags.random_trace_id else _SAMPLED
+            state = parent.trace_state
+        span_id = id_generator.generate_span_id()
+        valid = 0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX
+        span_context = _new_tuple(SpanContext, (trace_id, span_id, False, flags, state, valid))
+        span = LeanSpan(
+            self,
+            name,
+            span_context,
+            parent,
+            kind,
+            self._attributes(attributes) if attributes else {},
+            self._links(links) if links else (),
+            start_time if start_time is not None else time_ns(),
+            record_exception,
+            set_status_on_exception,
+        )
+        self.processor = processor
+        processor.on_start(span, parent_context=context)
+        return span
+
+    @_agnosticcontextmanager
+    def start_as_current_span(
+        self,
+        name: str,
+        context=None,
+        kind: SpanKind = _INTERNAL,
+        attributes=None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[trace_api.Span]:
+        span = self.start_span(
+            name=name,
+            context=context,
+            kind=kind,
+            attributes=attributes,
+            links=links,
+            start_time=start_time,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
+        )
+        with trace_api.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception, set_status_on_exception=set_status_on_exception) as span:
+            yield span
+
+
+class LeanTracerProvider(TracerProvider):
+    """The SDK's ``TracerProvider`` whose tracers make lean spans for a lone lean-capable processor.
+
+    A processor opts in with a true ``lean_spans_ok`` attribute (it must accept a
+    :class:`LeanSpan` in ``on_start``/``on_end``); once any other processor is added,
+    every span is the SDK's.  ``lean=False`` (``CHOKEPOINT_SPANS=sdk``) never makes lean spans.
+    """
+
+    def __init__(self, *args, lean: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lean_processor = None
+        self._lean_allowed = lean and self.sampler is ALWAYS_ON and not _sdk_span_metrics_wanted()
+        self._lean_tracers: dict[int, LeanTracer] = {}
+
+    @property
+    def lean(self) -> bool:
+        """Whether spans are lean now."""
+        return self.lean_processor is not None
+
+    def add_span_processor(self, span_processor) -> None:
+        super().add_span_processor(span_processor)
+        if self._lean_allowed and getattr(span_processor, "lean_spans_ok", False) and self.lean_processor is None:
+            self.lean_processor = span_processor
+        else:  # a processor expecting SDK spans: SDK spans for everyone from now on
+            self._lean_allowed = False
+            self.lean_processor = None
+
+    def get_tracer(self, instrumenting_module_name, instrumenting_library_version=None, schema_url=None, attributes=None):
+        tracer = super().get_tracer(instrumenting_module_name, instrumenting_library_version, schema_url, attributes)
+        if not isinstance(tracer, Tracer):  # OTEL_SDK_DISABLED: a no-op tracer
+            return tracer
+        lean = self._lean_tracers.get(id(tracer))
+        if lean is None or lean.sdk_tracer is not tracer:
+            lean = self._lean_tracers.setdefault(id(tracer), LeanTracer(self, tracer))
+        return lean
+
+
+def _sdk_span_metrics_wanted() -> bool:
+    return os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower() == "true"
