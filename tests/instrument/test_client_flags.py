@@ -35,12 +35,12 @@ def test_urllib3_effective_timeout(timeout, pool_timeout, missing):
 
 
 class Flags:
-    def __init__(self, window_s=10.0):
+    def __init__(self, window_s=10.0, httpx="upstream"):
         self.reader = InMemoryMetricReader()
         self.provider = MeterProvider(metric_readers=[self.reader])
         self.instruments = AgentInstruments(self.provider.get_meter("chokepoint.instrument"))
         self.instruments.lean.attach(self.provider, [self.reader], Resource.create({}))  # as the agent does
-        self.undo = install_client_flags(self.instruments, AgentConfig(repeated_read_window_s=window_s))
+        self.undo = install_client_flags(self.instruments, AgentConfig(repeated_read_window_s=window_s, httpx=httpx))
 
     def values(self, name):
         data = self.reader.get_metrics_data()
@@ -122,6 +122,24 @@ def test_httpx_timeout_none_is_counted_default_timeout_is_not(flags, server):
     with httpx.Client(timeout=None) as client:
         client.get(url)
     assert flags.values(signals.HTTP_CLIENT_CALLS_WITHOUT_TIMEOUT) == {HOST: 1}
+
+
+def test_httpx_flag_left_to_the_lean_transport_wrapper(monkeypatch):
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    monkeypatch.delenv("CHOKEPOINT_HTTPX", raising=False)
+    monkeypatch.delenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", raising=False)
+    f = Flags(httpx="lean")  # chokepoint.instrument.httpx_lean counts it (tests/instrument/test_httpx_lean.py)
+    try:
+        assert not hasattr(httpx.Client.send, "__wrapped__")
+    finally:
+        f.close()
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http/dup")  # the upstream instrumentor: the flag patches send
+    f = Flags(httpx="lean")
+    try:
+        assert hasattr(httpx.Client.send, "__wrapped__")
+    finally:
+        f.close()
+    assert not hasattr(httpx.Client.send, "__wrapped__")
 
 
 def test_urllib3_retries_are_counted(flags, server):

@@ -33,6 +33,10 @@ def test_instrumentor_options():
     assert fastapi["exclude_spans"] == ["receive", "send"]
     assert isinstance(fastapi["meter_provider"], NoOpMeterProvider)
     assert set(instrumentor_options("requests", {})) == {"meter_provider"}
+    stable = {"OTEL_SEMCONV_STABILITY_OPT_IN": "http,database"}
+    assert instrumentor_options("httpx", stable) is None  # chokepoint.instrument.httpx_lean makes the client spans
+    assert set(instrumentor_options("httpx", {**stable, "CHOKEPOINT_HTTPX": "upstream"})) == {"meter_provider"}
+    assert set(instrumentor_options("httpx", {"OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup"})) == {"meter_provider"}
 
 
 class FakeEntryPoint:

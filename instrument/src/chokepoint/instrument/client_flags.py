@@ -8,7 +8,9 @@ What is counted (names from :mod:`chokepoint.instrument.signals`):
 
 - ``chokepoint.http.client.calls_without_timeout`` — a urllib3 (and therefore
   ``requests``) call whose effective read timeout is ``None`` (requests' default), or an
-  httpx call whose ``read`` timeout is ``None``.  Attributes ``server.address``,
+  httpx call whose ``read`` timeout is ``None`` (counted by the lean httpx transport
+  wrapper, :mod:`chokepoint.instrument.httpx_lean`, when it is used; else by a patch on
+  ``Client.send``).  Attributes ``server.address``,
   ``http.route`` (of the current request, when inside one).
 - ``chokepoint.http.client.retries`` — each urllib3 retry (a ``Retry`` whose history
   ends in a non-redirect attempt; requests' ``HTTPAdapter(max_retries=...)`` included).
@@ -107,7 +109,11 @@ def _install_urllib3(instruments: AgentInstruments) -> Callable[[], None] | None
     return undo
 
 
-def _install_httpx(instruments: AgentInstruments) -> Callable[[], None] | None:
+def _install_httpx(instruments: AgentInstruments, config: AgentConfig) -> Callable[[], None] | None:
+    from chokepoint.instrument.httpx_lean import lean_httpx_wanted
+
+    if config.httpx == "lean" and lean_httpx_wanted():
+        return None  # the lean httpx transport wrapper counts it (chokepoint.instrument.httpx_lean)
     try:
         import httpx
         import wrapt
@@ -193,7 +199,7 @@ def install_client_flags(instruments: AgentInstruments, config: AgentConfig) -> 
     undo: list[Callable[[], None]] = []
     for installer in (
         lambda: _install_urllib3(instruments),
-        lambda: _install_httpx(instruments),
+        lambda: _install_httpx(instruments, config),
         lambda: _install_sqlalchemy(instruments, config),
     ):
         try:

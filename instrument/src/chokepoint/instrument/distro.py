@@ -27,6 +27,10 @@ Lighter instrumentor options (why: the overhead benchmark, docs/BENCHMARKS.md):
   :mod:`chokepoint.instrument.asgi` (one lean server span); with
   ``CHOKEPOINT_ASGI=upstream`` the upstream FastAPI instrumentor with
   ``exclude_spans=["receive", "send"]`` (no per-message ASGI spans);
+- httpx: by default not the upstream instrumentor but :mod:`chokepoint.instrument.httpx_lean`
+  (the same client span from one lean transport wrapper, installed with the agent's
+  extras); with ``CHOKEPOINT_HTTPX=upstream``, or HTTP semconv other than ``http``, the
+  upstream instrumentor;
 - ``system_metrics`` is skipped: the runtime probe reports process CPU/RSS/GC.
 
 Where upstream falls short under zero-code-change instrumentation:
@@ -59,6 +63,7 @@ from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
+from chokepoint.instrument.httpx_lean import lean_httpx_wanted
 from chokepoint.instrument.instruments import CAPTURED_RESPONSE_HEADERS
 
 _log = logging.getLogger("chokepoint.instrument")
@@ -129,6 +134,8 @@ def instrumentor_options(name: str, environ=None) -> dict | None:
     env = os.environ if environ is None else environ
     if name in LEAN_ASGI_REPLACES and env.get("CHOKEPOINT_ASGI", "lean").strip().lower() != "upstream":
         return None  # chokepoint.instrument.asgi makes the server spans
+    if name == "httpx" and lean_httpx_wanted(env):
+        return None  # chokepoint.instrument.httpx_lean makes the client spans
     options = {"meter_provider": NoOpMeterProvider()}
     options.update(INSTRUMENTOR_OPTIONS.get(name, {}))
     return options

@@ -1,94 +1,354 @@
-"""A leaner hot path for the upstream httpx instrumentor: same spans, same attributes.
+"""Lean httpx client spans: the upstream instrumentor's span, without its per-call machinery.
 
-Why: on every request and every response the upstream httpx instrumentor copies all
-headers into a lower-cased dict (``_normalize_headers``) and only then asks whether any
-header is to be captured at all — by default none is; and it parses the request's URL
-again from its string form (``_extract_parameters``) although the request carries it
-parsed.  In a profile of the overhead benchmark (docs/BENCHMARKS.md) these cost about
-as much as the span itself.
+Why: in the overhead benchmark (docs/BENCHMARKS.md) the request's one httpx call cost
+about as much agent CPU as its three SQL statements together; disabling the httpx
+instrumentor saved ~430 µs of the +1219 µs chokepoint added per request.  Only a part of
+it was the span: the upstream transport wrapper (``_handle_request_wrapper``) also copies
+and re-parses the URL twice, copies every request and response header into a lower-cased
+dict before asking whether any is to be captured, copies the request's headers once more
+to inject ``traceparent``, runs the semconv helpers for attributes it then throws away,
+records two duration histograms on chokepoint's no-op meter, and chokepoint patched
+``Client.send`` a second time for its timeout flag (:mod:`chokepoint.instrument.client_flags`).
 
-Usage (the agent calls it after the instrumentors are loaded)::
+Usage (the agent does this unless ``CHOKEPOINT_HTTPX=upstream``; the distro then skips the
+upstream ``httpx`` instrumentor)::
 
-    undo = install_lean_httpx()
+    undo = install_lean_httpx(instruments, tracer_provider)
 
-The normalized headers become a mapping that copies them on first use, so they are
-copied only when ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST`` /
-``..._RESPONSE`` name a header; what is captured does not change.  The request's own
-``httpx.URL`` is passed on instead of a re-parsed copy (equal, same string).
-``CHOKEPOINT_HTTPX=upstream`` leaves the upstream instrumentor untouched.
+It replaces ``httpx.HTTPTransport.handle_request`` and
+``httpx.AsyncHTTPTransport.handle_async_request`` (class level, where upstream wraps) with
+one wrapper that makes the span upstream makes under ``OTEL_SEMCONV_STABILITY_OPT_IN=http``
+(chokepoint's default):
+
+- one ``CLIENT`` span named after the method (``GET``; an unknown method is ``HTTP``), the
+  current span while the transport runs, in upstream's instrumentation scope
+  (``opentelemetry.instrumentation.httpx``, same version and schema URL);
+- attributes ``http.request.method`` (``http.request.method_original`` when sanitized),
+  ``url.full`` (credentials and signed-URL query values redacted as upstream),
+  ``server.address``/``network.peer.address``, ``server.port``/``network.peer.port`` (when
+  the URL names a port), then ``http.response.status_code``, ``network.protocol.version``;
+- a status >= 400 (or < 100) sets status ERROR and ``error.type`` = the code; an exception
+  sets ``error.type`` = its class, is recorded on the span (status ERROR, ``"Type: msg"``)
+  and re-raised unchanged;
+- the global propagator's headers (``traceparent``, ``tracestate``, ``baggage``, any
+  configured propagator) are injected into the outgoing request's headers;
+- request/response headers named by ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST``
+  / ``..._RESPONSE`` are captured (``..._SANITIZE_FIELDS`` honoured), with upstream's
+  helpers, and only then is any header copied;
+- ``OTEL_PYTHON_HTTPX_EXCLUDED_URLS`` / ``OTEL_PYTHON_EXCLUDED_URLS``,
+  ``suppress_instrumentation`` and ``suppress_http_instrumentation`` are honoured;
+- the timeout flag ``chokepoint.http.client.calls_without_timeout`` (read timeout ``None``)
+  is counted here, once per call that reaches the network (each redirect hop is a call),
+  instead of by a second patch on ``Client.send``.
+
+A failure in chokepoint's own work is logged at debug and the call goes through untraced;
+what the app's transport raises reaches the app unchanged.
+
+When the lean path is not used (:func:`lean_httpx_wanted`): ``CHOKEPOINT_HTTPX=upstream``
+(the upstream instrumentor, and the timeout flag on ``Client.send``), ``httpx`` in
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``, or HTTP semconv other than ``http`` (``http/dup``
+or the old names: the upstream instrumentor makes those).  Transports other than
+``HTTPTransport``/``AsyncHTTPTransport`` (``MockTransport``, ``WSGITransport``, custom
+ones not delegating to them) are not traced, as upstream.
+
+Measured (``bench/overhead/request_cpu.py --rounds 10 --requests 80``, paired, user CPU
+per request of the benchmark app): see the figures in the module's commit history and
+docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+import os
+from collections.abc import Callable
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY, _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.propagate import inject
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 _log = logging.getLogger(__name__)
 
+UPSTREAM_SCOPE = "opentelemetry.instrumentation.httpx"
+_CAPTURE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_"
+_REDACTED_QUERY_PARAMS = (b"AWSAccessKeyId", b"Signature", b"sig", b"X-Goog-Signature")
+_MAX_CACHED_METHODS = 32
+_ERROR = Status(StatusCode.ERROR)
 
-class LazyHeaders(Mapping):
-    """``normalize(headers, module)`` computed on first access; truthiness without it."""
-
-    __slots__ = ("_args", "_normalize", "_value")
-
-    def __init__(self, normalize: Callable, headers, module):
-        self._normalize = normalize
-        self._args = (headers, module)
-        self._value: dict | None = None
-
-    def _get(self) -> dict:
-        if self._value is None:
-            self._value = self._normalize(*self._args)
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._args[0])
-
-    def __getitem__(self, key):
-        return self._get()[key]
-
-    def __iter__(self) -> Iterator:
-        return iter(self._get())
-
-    def __len__(self) -> int:
-        return len(self._get())
+_installed = False
 
 
-def install_lean_httpx() -> Callable[[], None] | None:
+def http_semconv_mode(environ=None) -> str:
+    """``"http"``, ``"http/dup"`` or ``"default"``, as upstream reads ``OTEL_SEMCONV_STABILITY_OPT_IN``."""
+    env = os.environ if environ is None else environ
+    opt_in = [part.strip() for part in (env.get("OTEL_SEMCONV_STABILITY_OPT_IN") or "").split(",")]
+    if "http/dup" in opt_in:
+        return "http/dup"
+    return "http" if "http" in opt_in else "default"
+
+
+def lean_httpx_wanted(environ=None) -> bool:
+    """Whether chokepoint's httpx path replaces the upstream instrumentor (module docstring)."""
+    env = os.environ if environ is None else environ
+    if (env.get("CHOKEPOINT_HTTPX") or "lean").strip().lower() == "upstream":
+        return False
+    disabled = {name.strip() for name in (env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS") or "").split(",")}
+    if "httpx" in disabled or "*" in disabled:
+        return False
+    if http_semconv_mode(env) != "http":
+        return False
     try:
-        from opentelemetry.instrumentation import httpx as upstream
+        import httpx  # noqa: F401
     except ImportError:
-        return None
-    original_normalize = getattr(upstream, "_normalize_headers", None)
-    original_extract = getattr(upstream, "_extract_parameters", None)
-    if original_normalize is None or original_extract is None:
-        _log.debug("chokepoint: httpx instrumentor internals changed; lean path not installed")
-        return None
-    if getattr(original_normalize, "_chokepoint", False):
-        return None
+        return False
+    return True
 
-    def _normalize_headers(headers, module):
-        return LazyHeaders(original_normalize, headers, module)
 
-    def _extract_parameters(args, kwargs, module):
-        request = args[0] if args else None
-        if isinstance(request, module.Request):
-            return request.method.encode(), request.url, request.headers, request.stream, request.extensions
-        return original_extract(args, kwargs, module)
+class _RequestAttributes:
+    """Span name and start attributes of a request, as upstream builds them (stable semconv)."""
 
-    replaced = []
-    for name, original, lean in (
-        ("_normalize_headers", original_normalize, _normalize_headers),
-        ("_extract_parameters", original_extract, _extract_parameters),
-    ):
-        lean._chokepoint = True
-        lean.__wrapped__ = original
-        setattr(upstream, name, lean)
-        replaced.append((name, original, lean))
+    def __init__(self, environ=None):
+        from opentelemetry.util.http import (
+            get_custom_header_attributes,
+            get_custom_headers,
+            normalise_request_header_name,
+            normalise_response_header_name,
+            redact_url,
+            sanitize_method,
+        )
+
+        self._sanitize_method = sanitize_method
+        self._redact_url = redact_url
+        self._header_attributes = get_custom_header_attributes
+        self._request_name = normalise_request_header_name
+        self._response_name = normalise_response_header_name
+        self.request_headers = get_custom_headers(_CAPTURE + "REQUEST")
+        self.response_headers = get_custom_headers(_CAPTURE + "RESPONSE")
+        self.sensitive = get_custom_headers("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS")
+        self._methods: dict[str, tuple[str, dict]] = {}
+
+    def _method(self, method: str) -> tuple[str, dict]:
+        known = self._methods.get(method)
+        if known is not None:
+            return known
+        original = method.strip()
+        normalized = self._sanitize_method(original).strip()
+        attributes = {}
+        if original != normalized and original:
+            attributes["http.request.method_original"] = original
+        if normalized:
+            attributes["http.request.method"] = normalized
+        name = self._sanitize_method(method.strip())
+        known = ("HTTP" if name == "_OTHER" else name, attributes)
+        if len(self._methods) < _MAX_CACHED_METHODS:
+            self._methods[method] = known
+        return known
+
+    def of(self, request) -> tuple[str, dict]:
+        name, method_attributes = self._method(request.method)
+        attributes = dict(method_attributes)
+        url = request.url
+        full = str(url)
+        query = url.query
+        if url.userinfo or (query and (b"%" in query or any(p in query for p in _REDACTED_QUERY_PARAMS))):
+            full = self._redact_url(full)
+        if full:
+            attributes["url.full"] = full
+        if self.request_headers:
+            attributes.update(self.headers(request.headers, self.request_headers, self._request_name))
+        host = url.host
+        if host:
+            attributes["server.address"] = host
+            attributes["network.peer.address"] = host
+        port = url.port
+        if port:
+            attributes["server.port"] = port
+            attributes["network.peer.port"] = port
+        return name, attributes
+
+    def headers(self, headers, captured: list[str], name_of) -> dict:
+        normalized: dict[str, list[str]] = {}
+        for key in headers:
+            normalized.setdefault(key.lower(), []).extend(headers.get_list(key, split_commas=True))
+        return self._header_attributes(normalized, captured, self.sensitive, name_of)
+
+    def response(self, span, response) -> None:
+        """Response attributes and status, in upstream's order."""
+        status = response.status_code
+        attributes = {"http.response.status_code": status}
+        error = status < 100 or status > 399
+        if error:
+            attributes["error.type"] = str(status)
+        if self.response_headers:
+            attributes.update(self.headers(response.headers, self.response_headers, self._response_name))
+        version = response.http_version
+        if version:
+            version = version.replace("HTTP/", "")
+            if version:
+                attributes["network.protocol.version"] = version
+        span.set_attributes(attributes)
+        if error:
+            span.set_status(_ERROR)
+
+
+def _suppressed() -> bool:
+    current = otel_context.get_current()
+    return bool(current.get(_SUPPRESS_INSTRUMENTATION_KEY) or current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY))
+
+
+def _timeout_flag(instruments) -> Callable | None:
+    """``request -> None`` counting a call whose read timeout is ``None``; never raises."""
+    if instruments is None:
+        return None
+    from chokepoint.instrument.client_flags import _attrs
+
+    counter = instruments.calls_without_timeout
+
+    def flag(request) -> None:
+        try:
+            timeout = request.extensions.get("timeout")
+            if isinstance(timeout, dict) and timeout.get("read") is None:
+                counter.add(1, _attrs(request.url.host))
+        except Exception:
+            _log.debug("chokepoint: httpx flag check failed", exc_info=True)
+
+    return flag
+
+
+def _tracer(tracer_provider):
+    try:
+        from opentelemetry.instrumentation._semconv import _get_schema_url, _StabilityMode
+        from opentelemetry.instrumentation.httpx.version import __version__
+
+        return trace.get_tracer(UPSTREAM_SCOPE, __version__, tracer_provider, schema_url=_get_schema_url(_StabilityMode.HTTP))
+    except ImportError:
+        return trace.get_tracer(UPSTREAM_SCOPE, tracer_provider=tracer_provider)
+
+
+def make_wrappers(sync_original: Callable, async_original: Callable, tracer_provider=None, instruments=None):
+    """The lean ``handle_request`` / ``handle_async_request`` around the transports' originals."""
+    import httpx
+    from opentelemetry.util.http import get_excluded_urls
+
+    tracer = _tracer(tracer_provider)
+    build = _RequestAttributes()
+    excluded = get_excluded_urls("HTTPX")
+    flag = _timeout_flag(instruments)
+    request_type = httpx.Request
+
+    def start(request):
+        """(span, token) with the span current and its context injected, or ``None``: call untraced."""
+        if not isinstance(request, request_type) or _suppressed():
+            return None
+        try:
+            if excluded and excluded.url_disabled(str(request.url)):
+                return None
+            if flag is not None:
+                flag(request)
+            name, attributes = build.of(request)
+            span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+            current = trace.set_span_in_context(span)
+            token = otel_context.attach(current)
+        except Exception:
+            _log.debug("chokepoint: httpx span not started", exc_info=True)
+            return None
+        try:
+            inject(request.headers, current)
+        except Exception:
+            _log.debug("chokepoint: httpx context not injected", exc_info=True)
+        return span, token
+
+    def finish(span, token, response, exc) -> None:
+        try:
+            otel_context.detach(token)
+            if span.is_recording():
+                if response is not None:
+                    build.response(span, response)
+                if exc is not None:
+                    span.set_attribute("error.type", type(exc).__qualname__)
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        except Exception:
+            _log.debug("chokepoint: httpx span not completed", exc_info=True)
+        finally:
+            span.end()
+
+    def failed(exc) -> httpx.Response | None:
+        response = getattr(exc, "response", None)
+        return response if isinstance(response, httpx.Response) else None
+
+    def handle_request(transport, request, *args, **kwargs):
+        started = start(request)
+        if started is None:
+            return sync_original(transport, request, *args, **kwargs)
+        span, token = started
+        try:
+            response = sync_original(transport, request, *args, **kwargs)
+        except Exception as exc:
+            finish(span, token, failed(exc), exc)
+            raise
+        except BaseException:
+            finish(span, token, None, None)
+            raise
+        finish(span, token, response, None)
+        return response
+
+    async def handle_async_request(transport, request, *args, **kwargs):
+        started = start(request)
+        if started is None:
+            return await async_original(transport, request, *args, **kwargs)
+        span, token = started
+        try:
+            response = await async_original(transport, request, *args, **kwargs)
+        except Exception as exc:
+            finish(span, token, failed(exc), exc)
+            raise
+        except BaseException:  # cancellation: the span ends, no error (as upstream)
+            finish(span, token, None, None)
+            raise
+        finish(span, token, response, None)
+        return response
+
+    handle_request.__wrapped__ = sync_original
+    handle_async_request.__wrapped__ = async_original
+    return handle_request, handle_async_request
+
+
+def install_lean_httpx(instruments=None, tracer_provider=None, environ=None) -> Callable[[], None] | None:
+    """Patch the httpx transports (module docstring); the undo callable, or ``None`` if not wanted.
+
+    ``instruments`` / ``tracer_provider`` default to the running agent's
+    (:func:`chokepoint.instrument.agent.current_agent`), else no flag and the global provider.
+    """
+    global _installed
+    if _installed or not lean_httpx_wanted(environ):
+        return None
+    import httpx
+
+    if instruments is None or tracer_provider is None:
+        from chokepoint.instrument.agent import current_agent
+
+        agent = current_agent()
+        if agent is not None:
+            instruments = instruments if instruments is not None else agent.instruments
+            tracer_provider = tracer_provider if tracer_provider is not None else agent.tracer_provider
+    sync_original = httpx.HTTPTransport.__dict__["handle_request"]
+    async_original = httpx.AsyncHTTPTransport.__dict__["handle_async_request"]
+    if hasattr(sync_original, "__wrapped__") or hasattr(async_original, "__wrapped__"):
+        _log.debug("chokepoint: httpx transports already wrapped (upstream instrumentor?); lean path not installed")
+        return None
+    handle_request, handle_async_request = make_wrappers(sync_original, async_original, tracer_provider, instruments)
+    httpx.HTTPTransport.handle_request = handle_request
+    httpx.AsyncHTTPTransport.handle_async_request = handle_async_request
+    _installed = True
 
     def undo() -> None:
-        for name, original, lean in replaced:
-            if getattr(upstream, name) is lean:
-                setattr(upstream, name, original)
+        global _installed
+        if httpx.HTTPTransport.__dict__.get("handle_request") is handle_request:
+            httpx.HTTPTransport.handle_request = sync_original
+        if httpx.AsyncHTTPTransport.__dict__.get("handle_async_request") is handle_async_request:
+            httpx.AsyncHTTPTransport.handle_async_request = async_original
+        _installed = False
 
     return undo
