@@ -139,7 +139,69 @@ def test_new_engine_pool_is_reported_before_any_checkout_and_nullpool_is_not(met
 
 def test_probe_failures_never_reach_the_application(engine_and_probe, caplog):
     engine, probe, _ = engine_and_probe
-    probe.wait_time = probe.use_time = None  # break the probe's own bookkeeping
+    probe.pools = probe._by_id = None  # break the probe's own bookkeeping
     with engine.connect() as conn:
         assert conn.execute(sa.text("select 41 + 1")).scalar() == 42
     assert "chokepoint probe error" in caplog.text
+
+
+def _pool_workload(metrics, tmp_path, label: str) -> dict:
+    """Checkouts on a QueuePool (one timed out, one connection failing), a StaticPool and a
+    NullPool, inside a request; what the probe reported and marked."""
+    queue_engine = sa.create_engine(f"sqlite:///{tmp_path}/{label}.sqlite", poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=0.05)
+    static_engine = sa.create_engine(f"sqlite:///{tmp_path}/{label}-static.sqlite", poolclass=sa.pool.StaticPool)
+    null_engine = sa.create_engine(f"sqlite:///{tmp_path}/{label}-null.sqlite", poolclass=sa.pool.NullPool)
+    broken_engine = sa.create_engine(f"sqlite:///{tmp_path}/missing-dir/{label}.sqlite", poolclass=QueuePool)
+    held: list[int] = []
+    token = context.start_request("/compare")
+    try:
+        for _ in range(3):
+            with queue_engine.connect() as conn:
+                conn.execute(sa.text("select 1"))
+                held.append(context.db_connections_held())
+        with queue_engine.connect(), static_engine.connect(), null_engine.connect():
+            held.append(context.db_connections_held())
+            with pytest.raises(sa.exc.TimeoutError):
+                queue_engine.connect()
+        with pytest.raises(sa.exc.OperationalError):
+            broken_engine.connect()
+        held.append(context.db_connections_held())
+        breakdown = set(context.current().component_seconds)
+    finally:
+        context.end_request(token)
+    got = metrics.collect()
+    queue_name = _url_name(queue_engine.url)
+    out = {
+        "held": held,
+        "breakdown": breakdown,
+        "waits": metrics.point(signals.DB_POOL_WAIT_TIME, {POOL: queue_name}, got).count,
+        "uses": {p.attributes[POOL].rsplit("/", 1)[-1].replace(label, "db"): p.count for p in metrics.points(signals.DB_POOL_USE_TIME, None, got)},
+        "timeouts": metrics.value(signals.DB_POOL_TIMEOUTS, {POOL: queue_name}, got),
+        "pending": metrics.value(signals.DB_POOL_PENDING_REQUESTS, {POOL: queue_name}, got),
+        "used": metrics.value(signals.DB_POOL_CONNECTION_COUNT, {POOL: queue_name, signals.ATTR_DB_POOL_STATE: "used"}, got),
+    }
+    for engine in (queue_engine, static_engine, null_engine, broken_engine):
+        engine.dispose()
+    return out
+
+
+def test_record_hooks_report_what_the_pool_events_did(monkeypatch, tmp_path):
+    """The probe's default hooks (``_ConnectionRecord.checkout`` / ``.checkin``) and the
+    pool events they replace give the same metrics and the same request marks."""
+    from tests.instrument.probes.points import Metrics
+
+    results = {}
+    for hooks in ("record", "events"):
+        monkeypatch.setenv("CHOKEPOINT_SQLALCHEMY_POOL_HOOKS", hooks)
+        metrics = Metrics()
+        probe = SQLAlchemyPoolProbe(metrics.meter)
+        try:
+            assert probe.hooks == hooks
+            results[hooks] = _pool_workload(metrics, tmp_path, hooks)
+        finally:
+            probe.uninstall()
+            metrics.close()
+    assert results["record"] == results["events"]
+    assert results["record"]["held"] == [1, 1, 1, 3, 0]
+    assert results["record"]["waits"] == 5 and results["record"]["timeouts"] == 1 and results["record"]["pending"] == 0
+    assert results["record"]["uses"] == {"db.sqlite": 4, "db-static.sqlite": 1, "db-null.sqlite": 1}

@@ -33,40 +33,57 @@ Probe names for ``install_all(enabled=...)``: ``sqlalchemy_pool``, ``psycopg_poo
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
-import time
 import weakref
+from time import perf_counter
 from typing import Any
 
 from opentelemetry.metrics import Observation
 
-from chokepoint.instrument import context, signals
-from chokepoint.instrument.probes.patching import BaseProbe, ProbeUnavailable, report_error
+from chokepoint.instrument import signals
+from chokepoint.instrument.context import db_connection_acquired, db_connection_released, record_component_time
+from chokepoint.instrument.probes.patching import BaseProbe, ProbeUnavailable, bind, report_error
 
 _in_checkout: contextvars.ContextVar[bool] = contextvars.ContextVar("chokepoint_pool_checkout", default=False)
 _MAX_TRACKED_CHECKOUTS = 100_000
 
 
 class _PoolState:
-    """What the probe keeps per pool: its name and the number of waiting callers."""
+    """What the probe keeps per pool: its name, its waiting callers and bound recorders.
 
-    __slots__ = ("attrs", "lock", "name", "pending")
+    ``waiting`` holds one entry per caller now waiting for a connection: ``append`` and
+    ``pop`` are atomic under the GIL, so counting needs no lock.  The recorders are the
+    probe's histograms and counter with this pool's attributes fixed (built once)."""
 
-    def __init__(self, name: str) -> None:
+    __slots__ = ("add_timeout", "attrs", "name", "record_use", "record_wait", "waiting")
+
+    def __init__(self, name: str, probe: _PoolProbe) -> None:
         self.name = name
-        self.attrs = {signals.ATTR_DB_POOL_NAME: name}  # built once: recorded with every checkout
-        self.pending = 0
-        self.lock = threading.Lock()
+        self.attrs = {signals.ATTR_DB_POOL_NAME: name}
+        self.waiting: list[None] = []
+        self.record_wait = bind(probe.wait_time, self.attrs)
+        self.record_use = bind(probe.use_time, self.attrs)
+        self.add_timeout = bind(probe.timeouts, self.attrs)
+
+    @property
+    def pending(self) -> int:
+        return len(self.waiting)
 
 
 class _PoolProbe(BaseProbe):
-    """Shared parts of the two pool probes: registry, wait timing, hold timing."""
+    """Shared parts of the two pool probes: registry, wait timing, hold timing.
+
+    Per checkout and return: a pool's state is found through a plain dict keyed by
+    ``id(pool)`` (checked against a weak reference) rather than the weak-keyed registry,
+    two ``perf_counter`` calls per timed interval, bound recorders, no lock."""
 
     def __init__(self, meter) -> None:
         super().__init__(meter)
         self.pools: weakref.WeakKeyDictionary[Any, _PoolState] = weakref.WeakKeyDictionary()
+        self._by_id: dict[int, tuple[weakref.ref, _PoolState]] = {}
         self._registry_lock = threading.Lock()
-        self._checked_out_at: dict[int, tuple[float, dict]] = {}
+        self._checked_out_at: dict[int, tuple[float, Any]] = {}
         inst = self.instruments
         self.wait_time = inst.histogram(signals.DB_POOL_WAIT_TIME, "s", "Time to obtain a connection from the pool")
         self.use_time = inst.histogram(signals.DB_POOL_USE_TIME, "s", "Time a connection is held between checkout and return")
@@ -77,13 +94,21 @@ class _PoolProbe(BaseProbe):
         self.observe(signals.DB_POOL_PENDING_REQUESTS, "{request}", "Callers waiting for a connection", self._pending)
 
     def state(self, pool: Any) -> _PoolState:
-        st = self.pools.get(pool)
-        if st is None:
-            with self._registry_lock:  # first checkouts may race: one state per pool
-                st = self.pools.get(pool)
-                if st is None:
-                    st = self.pools[pool] = _PoolState(self.pool_name(pool))
+        entry = self._by_id.get(id(pool))
+        if entry is not None and entry[0]() is pool:
+            return entry[1]
+        with self._registry_lock:  # first checkouts may race: one state per pool
+            st = self.pools.get(pool)
+            if st is None:
+                st = self.pools[pool] = _PoolState(self.pool_name(pool), self)
+            key = id(pool)
+            self._by_id[key] = (weakref.ref(pool, lambda _ref, key=key: self._forget(key, _ref)), st)
         return st
+
+    def _forget(self, key: int, ref: weakref.ref) -> None:
+        entry = self._by_id.get(key)
+        if entry is not None and entry[0] is ref:
+            self._by_id.pop(key, None)
 
     def pool_name(self, pool: Any) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -95,9 +120,8 @@ class _PoolProbe(BaseProbe):
     def begin_wait(self, pool: Any) -> tuple[_PoolState, float] | None:
         try:
             st = self.state(pool)
-            with st.lock:
-                st.pending += 1
-            return st, time.perf_counter()
+            st.waiting.append(None)
+            return st, perf_counter()
         except Exception:
             report_error(f"{self.name}.begin_wait")
             return None
@@ -107,27 +131,27 @@ class _PoolProbe(BaseProbe):
             return
         try:
             st, t0 = started
-            waited = time.perf_counter() - t0
-            with st.lock:
-                st.pending -= 1
-            self.wait_time.record(waited, st.attrs)
+            waited = perf_counter() - t0
+            st.waiting.pop()
+            st.record_wait(waited)
             if timed_out:
-                self.timeouts.add(1, st.attrs)
-            context.record_component_time("pool_wait", waited)
+                st.add_timeout(1)
+            record_component_time("pool_wait", waited)
         except Exception:
             report_error(f"{self.name}.end_wait")
 
     def checked_out(self, key: int, pool: Any) -> None:
-        if len(self._checked_out_at) > _MAX_TRACKED_CHECKOUTS:
-            self._checked_out_at.clear()  # leaked entries (never returned): start over
-        self._checked_out_at[key] = (time.perf_counter(), self.state(pool).attrs)
-        context.db_connection_acquired()
+        checked_out_at = self._checked_out_at
+        if len(checked_out_at) > _MAX_TRACKED_CHECKOUTS:
+            checked_out_at.clear()  # leaked entries (never returned): start over
+        checked_out_at[key] = (perf_counter(), self.state(pool).record_use)
+        db_connection_acquired()
 
     def checked_in(self, key: int) -> None:
         out = self._checked_out_at.pop(key, None)
-        context.db_connection_released()
+        db_connection_released()
         if out is not None:
-            self.use_time.record(time.perf_counter() - out[0], out[1])
+            out[1](perf_counter() - out[0])
 
     # --------------------------------------------------------------- gauges
     def _each(self):
@@ -160,7 +184,15 @@ class _PoolProbe(BaseProbe):
 
 
 class SQLAlchemyPoolProbe(_PoolProbe):
-    """SQLAlchemy ``QueuePool`` (and ``AsyncAdaptedQueuePool``): events + a timed ``_do_get``."""
+    """SQLAlchemy pools: a timed ``QueuePool._do_get`` (wait, pending, timeouts) and, for
+    every pool class, the hold time from ``_ConnectionRecord.checkout`` to ``.checkin``.
+
+    The hold time hooks wrap those two methods (where the ``checkout`` / ``checkin`` pool
+    events fire) rather than listening to the events: a ``checkout`` listener sends every
+    checkout through SQLAlchemy's listener loop (reconnect attempts, ``fresh`` flags,
+    dispatch), ~3 µs per request.  If a SQLAlchemy version lacks those methods, or with
+    ``CHOKEPOINT_SQLALCHEMY_POOL_HOOKS=events``, the probe listens to the events instead
+    (``hooks`` says which: ``"record"`` or ``"events"``)."""
 
     name = "sqlalchemy_pool"
 
@@ -175,23 +207,37 @@ class SQLAlchemyPoolProbe(_PoolProbe):
         self._event, self._Pool, self._QueuePool = event, Pool, QueuePool
         self._engine_names: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self.observe(signals.DB_POOL_OVERFLOW, "{connection}", "Connections opened beyond pool_size", self._overflows)
-        probe, timeout_error = self, exc.TimeoutError
+        probe, timeout_error, in_checkout = self, exc.TimeoutError, _in_checkout
 
         def wrap_do_get(original):
             def _do_get(pool):
-                if not probe.active or _in_checkout.get():
+                if not probe.active or in_checkout.get():
                     return original(pool)  # inactive, or QueuePool's own retry inside one checkout
-                token = _in_checkout.set(True)
-                started = probe.begin_wait(pool)
-                timed_out = False
+                token = in_checkout.set(True)
+                try:
+                    st = probe.state(pool)
+                    st.waiting.append(None)
+                except Exception:
+                    report_error("sqlalchemy_pool.begin_wait")
+                    st = None
+                timed_out, t0 = False, perf_counter()
                 try:
                     return original(pool)
                 except timeout_error:
                     timed_out = True
                     raise
                 finally:
-                    _in_checkout.reset(token)
-                    probe.end_wait(started, timed_out)
+                    waited = perf_counter() - t0
+                    in_checkout.reset(token)
+                    if st is not None:
+                        try:
+                            st.waiting.pop()
+                            st.record_wait(waited)
+                            if timed_out:
+                                st.add_timeout(1)
+                            record_component_time("pool_wait", waited)
+                        except Exception:
+                            report_error("sqlalchemy_pool.end_wait")
 
             return _do_get
 
@@ -220,10 +266,53 @@ class SQLAlchemyPoolProbe(_PoolProbe):
         self.patch(QueuePool, "_do_get", wrap_do_get)
         self.patch(Engine, "__init__", wrap_engine_init)
         self.patch(QueuePool, "recreate", wrap_recreate)
-        event.listen(Pool, "checkout", self._on_checkout)
-        event.listen(Pool, "checkin", self._on_checkin)
+        record_cls = _connection_record_class()
+        if record_cls is not None and os.environ.get("CHOKEPOINT_SQLALCHEMY_POOL_HOOKS", "record").strip().lower() != "events":
+            self.hooks = "record"
+            self.patch(record_cls, "checkout", self._wrap_record_checkout)
+            self.patch(record_cls, "checkin", self._wrap_record_checkin)
+        else:
+            self.hooks = "events"
+            event.listen(Pool, "checkout", self._on_checkout)
+            event.listen(Pool, "checkin", self._on_checkin)
+
+    def _wrap_record_checkout(self, original):
+        probe, checked_out_at = self, self._checked_out_at
+
+        def checkout(cls, pool):
+            fairy = original(pool)
+            if probe.active:
+                try:
+                    if len(checked_out_at) > _MAX_TRACKED_CHECKOUTS:
+                        checked_out_at.clear()  # leaked entries (never returned): start over
+                    checked_out_at[id(fairy._connection_record)] = (perf_counter(), probe.state(pool).record_use)
+                    db_connection_acquired()
+                except Exception:
+                    report_error("sqlalchemy_pool.checkout")
+            return fairy
+
+        return classmethod(checkout)
+
+    def _wrap_record_checkin(self, original):
+        probe, checked_out_at = self, self._checked_out_at
+
+        def checkin(record, _fairy_was_created=True):
+            # Where SQLAlchemy fires the ``checkin`` event: not for a double checkin.
+            if probe.active and (record.fairy_ref is not None or not _fairy_was_created):
+                try:
+                    out = checked_out_at.pop(id(record), None)
+                    db_connection_released()
+                    if out is not None:
+                        out[1](perf_counter() - out[0])
+                except Exception:
+                    report_error("sqlalchemy_pool.checkin")
+            return original(record, _fairy_was_created)
+
+        return checkin
 
     def on_uninstall(self) -> None:
+        if self.hooks != "events":
+            return
         for name, fn in (("checkout", self._on_checkout), ("checkin", self._on_checkin)):
             try:
                 self._event.remove(self._Pool, name, fn)
@@ -266,6 +355,18 @@ class SQLAlchemyPoolProbe(_PoolProbe):
     def _overflows(self):
         for st, s in self._each():
             yield Observation(s["overflow"], {signals.ATTR_DB_POOL_NAME: st.name})
+
+
+def _connection_record_class():
+    """SQLAlchemy's ``_ConnectionRecord`` if it has the ``checkout`` / ``checkin`` the probe wraps."""
+    try:
+        from sqlalchemy.pool.base import _ConnectionRecord
+    except ImportError:
+        return None
+    checkout, checkin = _ConnectionRecord.__dict__.get("checkout"), _ConnectionRecord.__dict__.get("checkin")
+    if not isinstance(checkout, classmethod) or not callable(checkin) or "fairy_ref" not in getattr(_ConnectionRecord, "__slots__", ()):
+        return None
+    return _ConnectionRecord
 
 
 def _url_name(url) -> str:
