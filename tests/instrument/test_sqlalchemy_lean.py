@@ -96,3 +96,44 @@ def engine_tracer(engine) -> EngineTracer:
         if ref() is engine and identifier == "before_cursor_execute":
             return func.__self__
     raise AssertionError("engine not traced")
+
+
+def two_database_workload(url: str, other_db: str, provider) -> None:
+    """One engine whose DB-API connections alternate between two databases (``do_connect``
+    picks the database), re-opened after a dispose: each span must name its connection's."""
+    engine = sa.create_engine(url, pool_size=2)
+    databases = [other_db, sa.make_url(url).database]
+
+    @sa.event.listens_for(engine, "do_connect")
+    def pick_database(dialect, record, cargs, cparams):
+        databases.reverse()
+        cparams["dbname"] = databases[0]
+
+    with provider.get_tracer("test").start_as_current_span("request"):
+        for _ in range(2):
+            with engine.connect() as first, engine.connect() as second:
+                for conn in (first, second, first, second):
+                    conn.execute(sa.text("SELECT current_database()")).scalar()
+            engine.dispose()
+
+
+def test_lean_path_names_each_statement_by_its_connections_database(postgres, traced):
+    import psycopg
+
+    with psycopg.connect(postgres.dsn, autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = 'lean_other'").fetchone() is None:
+            admin.execute("CREATE DATABASE lean_other")
+    provider, exporter = traced
+    two_database_workload(postgres.url, "lean_other", provider)
+    upstream = shapes(exporter)
+    exporter.clear()
+    undo = install_lean_sqlalchemy()
+    try:
+        two_database_workload(postgres.url, "lean_other", provider)
+        lean = shapes(exporter)
+    finally:
+        undo()
+    assert lean == upstream
+    db = sa.make_url(postgres.url).database
+    names = [s[0] for s in lean if s[0].startswith("SELECT")]
+    assert names == ["SELECT " + db, "SELECT lean_other"] * 4 or names == ["SELECT lean_other", "SELECT " + db] * 4

@@ -17,9 +17,10 @@ What changes, per ``EngineTracer`` (one per engine):
 - ``before_cursor_execute``: the span name and attribute dict are computed once per
   (statement, database name) and cached (at most ``MAX_CACHED_STATEMENTS`` per engine),
   then the span starts with them in one call.  Names, attributes and their order, span
-  kind and parent are those upstream produces.  Engines whose URL has no host (the
-  attributes then come from the cursor) and engines with the SQL commenter on keep the
-  upstream path;
+  kind and parent are those upstream produces.  On PostgreSQL the database name
+  (``connection.info.dbname``, a libpq call) is read once per DB-API connection.
+  Engines whose URL has no host (the attributes then come from the cursor) and engines
+  with the SQL commenter on keep the upstream path;
 - ``Engine.connect``: the ``connect`` span is current around the call as upstream makes
   it (exception recorded and status set the same way), without the context-manager
   layers;
@@ -33,6 +34,7 @@ a debug line says so.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 
 _log = logging.getLogger(__name__)
@@ -100,11 +102,21 @@ def _make_before_cur_exec(upstream, original):
         cache = self.__dict__.get("_chokepoint_cache")
         if cache is None or cache[0] is not url:
             attributes, found = get_url_attributes(url, self._sem_conv_opt_in_mode_db, self._sem_conv_opt_in_mode_http)
-            cache = self._chokepoint_cache = (url, attributes if found else None, {})
-        url_attributes, statements = cache[1], cache[2]
+            db_names = {} if "postgres" in (self.vendor or "").lower() else None
+            cache = self._chokepoint_cache = (url, attributes if found else None, {}, db_names)
+        url_attributes, statements, db_names = cache[1], cache[2], cache[3]
         if url_attributes is None:  # no host in the URL: upstream reads the cursor's connection
             return original(self, conn, cursor, statement, params, context, _executemany)
-        db_name = get_db_name(self.vendor, conn, cursor)
+        if db_names is None:
+            db_name = get_db_name(self.vendor, conn, cursor)
+        else:  # PostgreSQL: the database a DB-API connection is on never changes; asking libpq costs ~1 µs
+            dbapi_connection = getattr(cursor, "connection", None)
+            known = db_names.get(id(dbapi_connection))
+            if known is not None and known[0]() is dbapi_connection:
+                db_name = known[1]
+            else:
+                db_name = get_db_name(self.vendor, conn, cursor)
+                _remember_db_name(db_names, dbapi_connection, db_name)
         entry = statements.get((statement, db_name))
         if entry is None:
             name = self._operation_name(db_name, statement)
@@ -121,6 +133,25 @@ def _make_before_cur_exec(upstream, original):
     _before_cur_exec._chokepoint = True
     _before_cur_exec.__wrapped__ = original
     return _before_cur_exec
+
+
+def _remember_db_name(db_names: dict, dbapi_connection, db_name) -> None:
+    """Cache ``db_name`` for ``dbapi_connection`` until it is garbage (weakly; psycopg2's
+    connections are not weak-referenceable and are looked up every time)."""
+    key = id(dbapi_connection)
+
+    def forget(ref, key=key) -> None:
+        entry = db_names.get(key)
+        if entry is not None and entry[0] is ref:
+            db_names.pop(key, None)
+
+    try:
+        ref = weakref.ref(dbapi_connection, forget)
+    except TypeError:
+        return
+    if len(db_names) >= MAX_CACHED_STATEMENTS:
+        db_names.clear()
+    db_names[key] = (ref, db_name)
 
 
 def _make_register(original):
