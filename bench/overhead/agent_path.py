@@ -21,7 +21,8 @@ Stages (µs per request, except where marked per call):
   around the checkout), the processor's ``on_start``/``on_end`` (latency histograms,
   buffering, breakdown, keep decision, ``queue.put`` for kept traces);
 - ``sdk_spans``: the same 6 spans on a tracer provider with no processor;
-- ``record_span``: ``AgentInstruments.record_span`` on the 6 finished spans;
+- ``record_span``: ``AgentInstruments.record_span`` on the 6 finished spans (the agent
+  tracer's own: lean spans, or SDK spans with ``CHOKEPOINT_SPANS=sdk``);
 - ``compute_breakdown``: on the request's classified spans and request context;
 - ``record_request``: the breakdown's counters and the queries histogram;
 - ``histogram.record`` / ``counter.add``: one lean value (per call);
@@ -148,12 +149,18 @@ def measure(requests: int) -> dict[str, float]:
     for n in range(requests):
         one_request(bare_tracer, n)
     out["sdk_spans"] = (clock() - start) / requests * 1e6
-    spans = capture.spans[-6:]
     capture.spans.clear()
-    root, children = spans[-1], spans[:-1]
 
+    # the spans the processor receives (lean or SDK, as the agent is configured)
     instruments = agent.instruments
     record_span = instruments.record_span
+    spans = []
+    instruments.record_span = lambda span: (spans.append(span), record_span(span))[1]
+    try:
+        one_request(tracer, 0)
+    finally:
+        del instruments.record_span
+    root, children = spans[-1], spans[:-1]
     start = clock()
     for _ in range(requests):
         for span in spans:

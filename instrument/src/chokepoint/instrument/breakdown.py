@@ -28,7 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from chokepoint.instrument.context import RequestContext
@@ -42,14 +44,32 @@ MESSAGING_SYSTEM_KEY = "messaging.system"
 CATEGORY_DB = "db"
 CATEGORY_HTTP = "http"
 CATEGORY_KAFKA = "kafka"
+_CLIENT = SpanKind.CLIENT
+_PRODUCER = SpanKind.PRODUCER
+_ERROR = StatusCode.ERROR
 KAFKA_WAIT = "kafka_wait"  # chokepoint.instrument.kafka_produce_wait
 _SPAN_MEASURED = frozenset({"self", CATEGORY_DB, CATEGORY_KAFKA})  # the spans are the source of truth
 
 
-def _attributes(span) -> Mapping | None:
-    """The span's attributes as a plain dict when the SDK wraps them (``BoundedAttributes``:
-    its ``get`` raises and catches ``KeyError`` for every missing key)."""
-    attributes = span.attributes
+_EMPTY: Mapping = MappingProxyType({})
+
+
+def plain_attributes(span) -> Mapping:
+    """The span's attributes as a plain dict, for reading only.
+
+    A lean span's ``attributes`` is a dict already.  The SDK's ``ReadableSpan.attributes``
+    builds a ``MappingProxyType`` over its ``BoundedAttributes`` on every access, and
+    ``BoundedAttributes.get`` raises and catches ``KeyError`` for every missing key
+    (~1 µs each): read the dict underneath instead.
+    """
+    if isinstance(span, ReadableSpan):
+        attributes = span._attributes
+    else:
+        attributes = span.attributes
+        if type(attributes) is dict:
+            return attributes
+    if attributes is None:
+        return _EMPTY
     return getattr(attributes, "_dict", attributes)
 
 
@@ -65,27 +85,33 @@ def first_attribute(attributes: Mapping | None, keys: tuple[str, ...]):
 def span_category(span) -> str | None:
     """``db`` / ``http`` / ``kafka`` for client-side spans, else ``None``."""
     kind = span.kind
-    attributes = _attributes(span)
-    if kind is SpanKind.CLIENT:
+    attributes = plain_attributes(span)
+    if kind is _CLIENT:
         if first_attribute(attributes, DB_SYSTEM_KEYS) is not None:
             return CATEGORY_DB
         if first_attribute(attributes, HTTP_METHOD_KEYS) is not None:
             return CATEGORY_HTTP
         return None
-    if kind is SpanKind.PRODUCER and attributes and attributes.get(MESSAGING_SYSTEM_KEY) is not None:
+    if kind is _PRODUCER and attributes and attributes.get(MESSAGING_SYSTEM_KEY) is not None:
         return CATEGORY_KAFKA
     return None
 
 
 def http_host(span) -> str:
-    host = first_attribute(_attributes(span), SERVER_ADDRESS_KEYS)
+    host = first_attribute(plain_attributes(span), SERVER_ADDRESS_KEYS)
     return str(host) if host else "unknown"
 
 
 def span_failed(span) -> bool:
-    if span.status.status_code is StatusCode.ERROR:
+    """An ``ERROR`` status, or an HTTP status code of 500 or more."""
+    if span.status.status_code is _ERROR:
         return True
-    status = first_attribute(_attributes(span), HTTP_STATUS_KEYS)
+    attributes = plain_attributes(span)
+    if not attributes:
+        return False
+    status = attributes.get("http.response.status_code")
+    if status is None:
+        status = attributes.get("http.status_code")
     return isinstance(status, int) and status >= 500
 
 
@@ -106,7 +132,7 @@ def classify(span) -> tuple:
     category = span_category(span)
     if category == CATEGORY_HTTP:
         return span, category, http_host(span)
-    if category == CATEGORY_DB and not first_attribute(_attributes(span), ("db.query.text", "db.statement")):
+    if category == CATEGORY_DB and not first_attribute(plain_attributes(span), ("db.query.text", "db.statement")):
         return span, category, span.name
     return span, category, None
 
@@ -117,36 +143,56 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
     ``classified``: ``(span, category, host)`` entries already computed by the caller;
     otherwise ``spans`` are classified here.
     """
-    total_s = max((root.end_time - root.start_time) / 1e9, 0.0)
-    result = Breakdown(total_s=total_s)
+    total_s = (root.end_time - root.start_time) / 1e9
+    if total_s < 0.0:
+        total_s = 0.0
     entries = classified if classified is not None else [classify(span) for span in spans]
-    ids_by_category: dict[str, set[int]] = {}
-    for span, category, _host in entries:
+    # one pass: the categorized entries, their span ids (a span nested under one of the same
+    # category is counted by its parent) and whether they are in start order already (the
+    # processor's buffer is in end order, which is start order for sequential calls)
+    category_of: dict[int, str] = {}
+    ordered = []
+    previous_start = None
+    in_order = True
+    for entry in entries:
+        category = entry[1]
         if category is not None:
-            ids_by_category.setdefault(category, set()).add(span.context.span_id)
-    components = result.components
+            span = entry[0]
+            category_of[span.context.span_id] = category
+            start = span.start_time
+            if previous_start is not None and start < previous_start:
+                in_order = False
+            previous_start = start
+            ordered.append(entry)
+    if not in_order:
+        ordered.sort(key=_entry_start)  # stable, as sorted() was
+    components: dict[str, float] = {}
+    retried_calls: dict[str, int] = {}
+    db_queries = 0
     last_failed: dict[tuple, bool] = {}
     connect_s = 0.0  # DB connect spans (no statement) inside the request
-    ordered = sorted((e for e in entries if e[1] is not None), key=lambda e: e[0].start_time) if ids_by_category else ()
     for span, category, host in ordered:
         parent = span.parent
-        if parent is not None and parent.span_id in ids_by_category[category]:
+        if parent is not None and category_of.get(parent.span_id) == category:
             continue  # nested under a span of the same kind: counted by its parent
-        seconds = max((span.end_time - span.start_time) / 1e9, 0.0)
-        if category == CATEGORY_HTTP:
+        seconds = (span.end_time - span.start_time) / 1e9
+        if seconds < 0.0:
+            seconds = 0.0
+        if category == CATEGORY_DB:
+            name = category
+            if host is None:
+                db_queries += 1
+            else:
+                connect_s += seconds
+        elif category == CATEGORY_HTTP:
             name = f"http:{host}"
-            attributes = _attributes(span) or {}
+            attributes = plain_attributes(span)
             call = (host, first_attribute(attributes, HTTP_METHOD_KEYS), attributes.get("url.full") or attributes.get("http.url"), span.name)
             if last_failed.get(call):  # the previous identical call failed: this is a retry
-                result.retried_calls[host] = result.retried_calls.get(host, 0) + 1
+                retried_calls[host] = retried_calls.get(host, 0) + 1
             last_failed[call] = span_failed(span)
         else:
             name = category
-            if category == CATEGORY_DB:
-                if host is None:
-                    result.db_queries += 1
-                else:
-                    connect_s += seconds
         components[name] = components.get(name, 0.0) + seconds
     if request is not None:
         for name, seconds in request.component_seconds.items():
@@ -163,4 +209,8 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
                 components[name] = components.get(name, 0.0) + seconds
     accounted = sum(components.values())
     components["self"] = max(total_s - accounted, 0.0)
-    return result
+    return Breakdown(total_s, components, db_queries, retried_calls)
+
+
+def _entry_start(entry) -> int:
+    return entry[0].start_time

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestContext:
     route: str
     start_s: float = field(default_factory=time.perf_counter)

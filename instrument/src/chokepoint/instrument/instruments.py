@@ -43,6 +43,7 @@ from chokepoint.instrument.breakdown import (
     MESSAGING_SYSTEM_KEY,
     Breakdown,
     first_attribute,
+    plain_attributes,
 )
 from chokepoint.instrument.lean_metrics import AttributesCounter, LeanMetrics
 from chokepoint.instrument.sanitize import normalize_sql
@@ -97,14 +98,6 @@ _PRODUCER = SpanKind.PRODUCER
 _CONSUMER = SpanKind.CONSUMER
 
 
-def plain_attributes(span) -> dict:
-    """The span's attribute dict without the ``BoundedAttributes`` mapping layer."""
-    attributes = span.attributes
-    if attributes is None:
-        return {}
-    return getattr(attributes, "_dict", attributes)
-
-
 class AgentInstruments:
     def __init__(self, meter: Meter, lean: LeanMetrics | None = None):
         self.lean = lean or LeanMetrics("chokepoint.instrument")
@@ -129,6 +122,7 @@ class AgentInstruments:
         self.dropped_spans = meter.create_counter(signals.AGENT_DROPPED_SPANS, unit="{span}", description="Spans the agent could not buffer or export")
         self.exported_traces = AttributesCounter(lean.counter(signals.AGENT_EXPORTED_TRACES, "{trace}", "Traces kept and queued for export, by reason"))
         self._statements: dict[str, str] = {}
+        self._db_values: dict = {}
 
     # ------------------------------------------------------------ every span
     def record_span(self, span) -> tuple[str | None, str | None]:
@@ -142,7 +136,12 @@ class AgentInstruments:
             if system is not None:
                 raw = get("db.query.text") or get("db.statement")
                 if raw:
-                    self.db_duration.record(seconds, (system, self._statement(raw)), K_DB)
+                    values = self._db_values.get(raw) if type(raw) is str else None  # (system, normalized statement)
+                    if values is None or values[0] != system:
+                        values = (system, self._statement(raw))
+                        if type(raw) is str and len(self._db_values) < MAX_STATEMENTS:
+                            self._db_values[raw] = values
+                    self.db_duration.record(seconds, values, K_DB)
                     return "db", None
                 if span.name != "connect":  # a connection checkout (pool wait + open) is the pool probe's, not a query
                     self.db_duration.record(seconds, (system, span.name), K_DB)
