@@ -3,7 +3,7 @@ import gc
 import pytest
 from opentelemetry.metrics import NoOpMeter
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -11,6 +11,7 @@ from chokepoint.instrument import agent as agent_module
 from chokepoint.instrument import signals
 from chokepoint.instrument.agent import Agent, install_probes, instrument, start
 from chokepoint.instrument.config import AgentConfig
+from chokepoint.instrument.lean_spans import LeanSpan
 
 
 def metric_names(reader) -> set[str]:
@@ -34,6 +35,23 @@ def test_agent_records_requests_and_exports_kept_traces():
     agent.force_flush()
     assert [s.name for s in exporter.get_finished_spans()] == ["GET /a"]
     assert {signals.HTTP_SERVER_DURATION, signals.REQUEST_BREAKDOWN_TIME, signals.AGENT_EXPORTED_TRACES} <= metric_names(reader)
+    agent.shutdown()
+
+
+@pytest.mark.parametrize("spans", ["lean", "sdk"])
+def test_agent_spans_are_lean_unless_switched_off_or_another_processor_is_added(spans):
+    exporter = InMemorySpanExporter()
+    agent = Agent(AgentConfig(trace_sample_rate=1.0, spans=spans), span_exporter=exporter, metric_reader=InMemoryMetricReader())
+    tracer = agent.tracer_provider.get_tracer("t")
+    with tracer.start_as_current_span("GET /a", kind=SpanKind.SERVER, attributes={"http.route": "/a"}) as span:
+        assert (type(span) is LeanSpan) is (spans == "lean")
+    users = InMemorySpanExporter()
+    agent.tracer_provider.add_span_processor(SimpleSpanProcessor(users))  # a user's own exporter wants SDK spans
+    with tracer.start_as_current_span("GET /b", kind=SpanKind.SERVER, attributes={"http.route": "/b"}) as span:
+        assert type(span) is not LeanSpan
+    agent.force_flush()
+    assert sorted(s.name for s in exporter.get_finished_spans()) == ["GET /a", "GET /b"]
+    assert [s.name for s in users.get_finished_spans()] == ["GET /b"]
     agent.shutdown()
 
 

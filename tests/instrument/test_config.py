@@ -25,6 +25,13 @@ def test_overhead_switches_are_read_from_the_environment():
     assert (bad.sqlalchemy, bad.export_delay_ms, len(bad.problems)) == ("lean", 1000.0, 2)
 
 
+def test_spans_switch():
+    assert AgentConfig.from_env({}).spans == "lean"
+    assert AgentConfig.from_env({"CHOKEPOINT_SPANS": " SDK "}).spans == "sdk"
+    bad = AgentConfig.from_env({"CHOKEPOINT_SPANS": "fast"})
+    assert bad.spans == "lean" and bad.problems == ("CHOKEPOINT_SPANS='fast' must be one of lean, sdk; using lean",)
+
+
 def test_values_are_read_from_the_environment():
     config = AgentConfig.from_env(
         {

@@ -1,14 +1,26 @@
+import functools
 import threading
 
+import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chokepoint.instrument import context, signals
 from chokepoint.instrument.config import AgentConfig
+from chokepoint.instrument.lean_spans import LeanSpan, LeanTracerProvider
 from chokepoint.instrument.sampling import SlowTraceDecider, sanitized_copy
 
 MS = 1_000_000  # ns
+
+
+@pytest.fixture(autouse=True, params=["lean", "sdk"])
+def spans(request, monkeypatch):
+    """Every test on the agent's lean spans and on the SDK's (``CHOKEPOINT_SPANS=sdk``)."""
+    import tests.instrument.conftest as harness_module
+
+    monkeypatch.setattr(harness_module, "TracerProvider", functools.partial(LeanTracerProvider, lean=request.param == "lean"))
+    return request.param
 
 
 def request(harness, route="/items/{id}", duration_ms=10.0, start_ns=1_000 * MS, status=200, error=False, db_ms=(), http=None):
@@ -211,15 +223,16 @@ def test_open_traces_are_bounded(make_harness):
     assert harness.metric_values(signals.AGENT_DROPPED_SPANS) == {frozenset({(signals.ATTR_DROP_REASON, "too_many_open_traces")}): 1}
 
 
-def test_sanitized_copy_keeps_identity_and_timing():
-    from opentelemetry.sdk.trace import TracerProvider
-
-    tracer = TracerProvider(shutdown_on_exit=False).get_tracer("t")
-    span = tracer.start_span("q", attributes={"url.full": "http://u:p@h/x?y=1"})
+def test_sanitized_copy_keeps_identity_and_timing(make_harness, spans):
+    harness = make_harness()
+    span = harness.tracer.start_span("q", attributes={"url.full": "http://u:p@h/x?y=1", "tags": ["a", "b"]})
     span.end()
+    assert (type(span) is LeanSpan) is (spans == "lean")
     copy = sanitized_copy(span)
     assert copy.context == span.context and copy.start_time == span.start_time and copy.end_time == span.end_time
-    assert copy.attributes["url.full"] == "http://h/x"
+    assert copy.attributes["url.full"] == "http://h/x" and copy.attributes["tags"] == ("a", "b")
+    assert copy.resource is harness.tracer_provider.resource and copy.instrumentation_scope.name == "unit"
+    assert copy is not span and type(copy).__name__ == "ReadableSpan"
 
 
 def test_buffers_whose_root_never_ends_are_evicted_when_the_table_is_full(make_harness, monkeypatch):

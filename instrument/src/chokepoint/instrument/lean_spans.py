@@ -54,6 +54,7 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from time import time_ns
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes, _clean_attribute_value
 from opentelemetry.sdk.trace import Event, Tracer, TracerProvider, _is_valid_link
@@ -64,6 +65,7 @@ from opentelemetry.semconv.attributes.exception_attributes import (
     EXCEPTION_TYPE,
 )
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util._decorator import _agnosticcontextmanager
 
@@ -72,12 +74,13 @@ _log = logging.getLogger("opentelemetry.sdk.trace")  # the SDK's logger: same wa
 EXCEPTION_ESCAPED = "exception.escaped"
 _PLAIN_VALUES = frozenset({str, bool, int, float, bytes, type(None)})
 _PLAIN_NOT_STR = _PLAIN_VALUES - {str}
+_STR_ONLY = frozenset({str})
 _UNSET = Status(StatusCode.UNSET)
 _OK = StatusCode.OK
 _INTERNAL = SpanKind.INTERNAL
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
-_get_current_span = trace_api.get_current_span
+_current_context = otel_context.get_current
 _new_tuple = tuple.__new__
 _TRACE_ID_MAX = 2**128 - 1
 _SPAN_ID_MAX = 2**64 - 1
@@ -295,13 +298,13 @@ class LeanTracer(trace_api.Tracer):
 
     def _attributes(self, attributes) -> dict:
         """A cleaned copy of ``start_span``'s attributes (the caller may reuse its dict)."""
-        plain = self.plain_values
-        for key, value in attributes.items():
-            if type(key) is not str or not key or type(value) not in plain:
-                break
-        else:
-            if len(attributes) <= self.max_attributes:
-                return dict(attributes)
+        if (
+            _STR_ONLY.issuperset(map(type, attributes))
+            and "" not in attributes
+            and self.plain_values.issuperset(map(type, attributes.values()))
+            and len(attributes) <= self.max_attributes
+        ):
+            return dict(attributes)
         cleaned: dict = {}
         for key, value in _clean_attribute_value(attributes, self.max_value_len).items():
             if key in cleaned:
@@ -336,7 +339,8 @@ class LeanTracer(trace_api.Tracer):
         processor = self.provider.lean_processor
         if processor is None or not self.sdk_tracer._tracer_config.is_enabled:
             return self.sdk_tracer.start_span(name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception)
-        parent = _get_current_span(context).get_span_context()
+        current = (context if context is not None else _current_context()).get(_SPAN_KEY)  # get_current_span
+        parent = current.get_span_context() if isinstance(current, trace_api.Span) else None
         if parent is not None and not isinstance(parent, SpanContext):
             raise TypeError("parent_span_context must be a SpanContext or None.")  # as the SDK
         id_generator = self.id_generator
