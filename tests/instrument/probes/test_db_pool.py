@@ -205,3 +205,29 @@ def test_record_hooks_report_what_the_pool_events_did(monkeypatch, tmp_path):
     assert results["record"]["held"] == [1, 1, 1, 3, 0]
     assert results["record"]["waits"] == 5 and results["record"]["timeouts"] == 1 and results["record"]["pending"] == 0
     assert results["record"]["uses"] == {"db.sqlite": 4, "db-static.sqlite": 1, "db-null.sqlite": 1}
+
+
+def test_engines_on_one_database_get_distinct_stable_pool_names(metrics, installed, tmp_path):
+    installed.append(SQLAlchemyPoolProbe(metrics.meter))
+    url = f"sqlite:///{tmp_path}/shared.sqlite"
+    main = sa.create_engine(url, poolclass=QueuePool, pool_size=5)
+    small = sa.create_engine(url, poolclass=QueuePool, pool_size=2)
+    named = sa.create_engine(url, poolclass=QueuePool, pool_size=3, logging_name="orders")
+    pool_named = sa.create_engine(url, poolclass=QueuePool, pool_size=4, pool_logging_name="reports")
+    twin = sa.create_engine(url, poolclass=QueuePool, pool_size=6, logging_name="orders", query_cache_size=10, hide_parameters=True)
+    got = metrics.collect()
+    sizes = {p.attributes[POOL]: p.value for p in metrics.points(signals.DB_POOL_IDLE_MAX, None, got)}
+    assert sizes == {url: 5, f"{url}#2": 2, "orders": 3, "reports": 4, "orders#2": 6}
+    for engine in (main, small, named, pool_named, twin):
+        with engine.connect():
+            pass
+    waits = {p.attributes[POOL] for p in metrics.points(signals.DB_POOL_WAIT_TIME, None, metrics.collect())}
+    assert waits == set(sizes)
+    del small  # a name comes free when its engine is gone: the next engine takes it
+    import gc
+
+    gc.collect()
+    again = sa.create_engine(url, poolclass=QueuePool, pool_size=7)
+    assert {p.attributes[POOL]: p.value for p in metrics.points(signals.DB_POOL_IDLE_MAX, None, metrics.collect())}[f"{url}#2"] == 7
+    for engine in (main, named, pool_named, twin, again):
+        engine.dispose()

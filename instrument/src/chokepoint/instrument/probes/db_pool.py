@@ -19,8 +19,12 @@ request's breakdown as ``pool_wait``, and checkout/return mark the request as ho
 a DB connection (``chokepoint.instrument.context``), which is how an outbound call made
 while a connection is held gets flagged.
 
-Pool names: SQLAlchemy pools are named from their engine URL without credentials
-(``postgresql+psycopg://127.0.0.1:5432/shop``); pools created before the probe was
+Pool names: a SQLAlchemy engine's pool is named after the engine's ``logging_name``
+(``create_engine(url, logging_name="orders")``; else the pool's ``pool_logging_name``),
+else its URL without credentials (``postgresql+psycopg://127.0.0.1:5432/shop``).  Two
+live engines that would share a name are told apart by creation order: the second one's
+pool is ``<name>#2``, the third ``<name>#3`` (the shop's main and small engines on one
+database: ``.../shop`` and ``.../shop#2``).  Pools created before the probe was
 installed, or without an engine, are named ``sqlalchemy:<dialect>``.  psycopg pools use
 their own ``name`` (``pool-1`` unless given).  Pools are found when created or on
 their first checkout after install.  SQLAlchemy pools without a size (``NullPool``,
@@ -199,7 +203,7 @@ class SQLAlchemyPoolProbe(_PoolProbe):
     def __init__(self, meter) -> None:
         try:
             from sqlalchemy import event, exc
-            from sqlalchemy.engine import Engine
+            from sqlalchemy.engine.interfaces import Dialect
             from sqlalchemy.pool import Pool, QueuePool
         except ImportError as e:
             raise ProbeUnavailable(f"probe {self.name!r} needs SQLAlchemy: {e}") from e
@@ -241,18 +245,27 @@ class SQLAlchemyPoolProbe(_PoolProbe):
 
             return _do_get
 
-        def wrap_engine_init(original):
-            def __init__(engine, pool, dialect, url, *args, **kwargs):
-                original(engine, pool, dialect, url, *args, **kwargs)
+        def wrap_engine_created(original):
+            # ``create_engine`` calls this classmethod hook on the dialect class with the new
+            # engine.  (Wrapping ``Engine.__init__`` instead would hide its keyword names from
+            # ``create_engine``, which reads them off ``__init__`` to route its arguments.)
+            underlying = getattr(original, "__func__", None)
+
+            def engine_created(cls, engine):
+                if underlying is not None:
+                    underlying(cls, engine)
+                else:
+                    original(engine)
                 if probe.active:
                     try:
-                        probe._engine_names[pool] = _url_name(url)
+                        pool = engine.pool
+                        probe._engine_names[pool] = probe._engine_pool_name(engine, pool, engine.url)
                         if isinstance(pool, QueuePool):
                             probe.state(pool)  # in the gauges from creation, before any checkout
                     except Exception:
-                        report_error("sqlalchemy_pool.engine_init")
+                        report_error("sqlalchemy_pool.engine_created")
 
-            return __init__
+            return classmethod(engine_created)
 
         def wrap_recreate(original):
             def recreate(pool):
@@ -264,7 +277,7 @@ class SQLAlchemyPoolProbe(_PoolProbe):
             return recreate
 
         self.patch(QueuePool, "_do_get", wrap_do_get)
-        self.patch(Engine, "__init__", wrap_engine_init)
+        self.patch(Dialect, "engine_created", wrap_engine_created)
         self.patch(QueuePool, "recreate", wrap_recreate)
         record_cls = _connection_record_class()
         if record_cls is not None and os.environ.get("CHOKEPOINT_SQLALCHEMY_POOL_HOOKS", "record").strip().lower() != "events":
@@ -332,6 +345,19 @@ class SQLAlchemyPoolProbe(_PoolProbe):
                 self.checked_in(id(connection_record))
             except Exception:
                 report_error("sqlalchemy_pool.checkin")
+
+    def _engine_pool_name(self, engine, pool, url) -> str:
+        """The engine's ``logging_name`` (or the pool's), else the URL without credentials;
+        ``#2``, ``#3``, ... for a second, third live engine that would get the same name."""
+        base = getattr(engine, "logging_name", None) or getattr(pool, "_orig_logging_name", None) or _url_name(url)
+        base = str(base)
+        with self._registry_lock:
+            taken = set(self._engine_names.values())
+            name, n = base, 1
+            while name in taken:
+                n += 1
+                name = f"{base}#{n}"
+            return name
 
     def pool_name(self, pool) -> str:
         name = self._engine_names.get(pool)
