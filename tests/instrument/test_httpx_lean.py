@@ -40,6 +40,7 @@ from chokepoint.instrument.httpx_lean import http_semconv_mode, install_lean_htt
 from chokepoint.instrument.instruments import AgentInstruments
 
 CAPTURE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_"
+INCOMING = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 class Server:
@@ -114,9 +115,10 @@ def refused_url():
     return f"http://127.0.0.1:{port}/refused"
 
 
-@pytest.fixture
-def stable_http(monkeypatch):
-    """Both paths in ``OTEL_SEMCONV_STABILITY_OPT_IN=http`` (chokepoint's default)."""
+@pytest.fixture(params=["w3c", "w3c+extra"])
+def stable_http(request, monkeypatch):
+    """Both paths in ``OTEL_SEMCONV_STABILITY_OPT_IN=http`` (chokepoint's default), with the
+    default propagators (W3C trace context + baggage) or those plus another one."""
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
     monkeypatch.delenv("CHOKEPOINT_HTTPX", raising=False)
     monkeypatch.delenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", raising=False)
@@ -124,8 +126,11 @@ def stable_http(monkeypatch):
     mapping = _OpenTelemetrySemanticConventionStability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
     monkeypatch.setitem(mapping, _OpenTelemetryStabilitySignalType.HTTP, _StabilityMode.HTTP)
     previous = propagate.get_global_textmap()
-    propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator(), ExtraPropagator()]))
-    yield
+    propagators = [TraceContextTextMapPropagator(), W3CBaggagePropagator()]
+    if request.param == "w3c+extra":
+        propagators.append(ExtraPropagator())
+    propagate.set_global_textmap(CompositePropagator(propagators))
+    yield request.param
     propagate.set_global_textmap(previous)
 
 
@@ -209,8 +214,9 @@ def run_calls(lean: bool, server: Server, refused: str, calls) -> tuple[list, li
     """Spans (ids made relative), requests that arrived, outcomes and the timeout flags of ``calls``."""
     traced = Traced(lean)
     server.requests.clear()
+    incoming = propagate.extract({"traceparent": INCOMING, "tracestate": "vendor=x,other=y"})
     try:
-        with traced.tracer.start_as_current_span("request") as parent:
+        with traced.tracer.start_as_current_span("request", context=incoming) as parent:
             token = otel_context.attach(baggage.set_baggage("tenant", "t1"))
             try:
                 outcomes = calls(server.url, refused)
@@ -247,7 +253,10 @@ def run_calls(lean: bool, server: Server, refused: str, calls) -> tuple[list, li
                 "traceparent_span": by_id.get(traceparent.split("-")[2]) if traceparent else None,
                 "extra_span": by_id.get(headers.get("x-extra-trace")),
                 "baggage": headers.get("baggage"),
-                "headers": sorted(k for k in headers if k not in ("traceparent", "x-extra-trace", "baggage")),
+                "tracestate": headers.get("tracestate"),
+                "trace": traceparent.split("-")[1] if traceparent else None,
+                "flags": traceparent.split("-")[3] if traceparent else None,
+                "headers": sorted(k for k in headers if k not in ("traceparent", "x-extra-trace", "baggage", "tracestate")),
             }
         )
     return described, arrived, outcomes, flags
@@ -285,7 +294,9 @@ def test_sync_calls_make_the_upstream_spans_and_headers(stable_http, server, ref
     assert no_timeout["status"] == (StatusCode.UNSET, None)
     # every request that arrived carries its own client span's context, the extra propagator's header and the baggage
     assert [a["traceparent_span"] for a in arrived] == [s["id"] for s in spans if s["id"] not in (refused["id"],)]
-    assert all(a["extra_span"] == a["traceparent_span"] and a["baggage"] == "tenant=t1" for a in arrived)
+    extra = stable_http == "w3c+extra"
+    assert all(a["extra_span"] == (a["traceparent_span"] if extra else None) and a["baggage"] == "tenant=t1" for a in arrived)
+    assert {(a["trace"], a["flags"], a["tracestate"]) for a in arrived} == {(INCOMING.split("-")[1], "01", "vendor=x,other=y")}
     # the timeout flag: only the call with timeout=None, once
     assert flags == {frozenset({(signals.ATTR_SERVER_ADDRESS, "127.0.0.1")}): 1}
 
@@ -326,7 +337,10 @@ def test_suppressed_calls_make_no_span_and_send_no_context(stable_http, server, 
 
     spans, arrived, _, _ = run_calls(True, server, refused_url, calls)
     assert spans == []
-    assert [(a["path"], a["traceparent_span"], a["extra_span"]) for a in arrived] == [("/quiet-http", None, None), ("/quiet-all", None, None)]
+    assert [(a["path"], a["trace"], a["extra_span"], a["baggage"]) for a in arrived] == [
+        ("/quiet-http", None, None, None),
+        ("/quiet-all", None, None, None),
+    ]
 
 
 def test_excluded_urls_are_not_traced(stable_http, monkeypatch, server, refused_url):

@@ -63,10 +63,12 @@ import os
 from collections.abc import Callable
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY, _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.propagate import inject
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _log = logging.getLogger(__name__)
 
@@ -192,6 +194,44 @@ class _RequestAttributes:
             span.set_status(_ERROR)
 
 
+class _Injector:
+    """``inject(headers, span, context)``: the global propagator's headers into ``headers``.
+
+    With the default propagator (W3C trace context + baggage, exactly) ``traceparent`` /
+    ``tracestate`` are written from the span's context directly, as
+    ``TraceContextTextMapPropagator`` writes them, and baggage by its own propagator; any
+    other propagator (``OTEL_PROPAGATORS``, ``set_global_textmap``) is called as is.
+    """
+
+    def __init__(self):
+        self._textmap = None
+        self._default = False
+        self._baggage = W3CBaggagePropagator()
+
+    @staticmethod
+    def is_default(textmap) -> bool:
+        if type(textmap) is not CompositePropagator:
+            return False
+        kinds = [type(p) for p in getattr(textmap, "_propagators", ())]
+        return kinds == [TraceContextTextMapPropagator, W3CBaggagePropagator]
+
+    def __call__(self, headers, span, current) -> None:
+        textmap = propagate.get_global_textmap()
+        if textmap is not self._textmap:
+            self._default = self.is_default(textmap)
+            self._textmap = textmap
+        if not self._default:
+            textmap.inject(headers, current)
+            return
+        span_context = span.get_span_context()
+        if span_context == INVALID_SPAN_CONTEXT:
+            return
+        headers["traceparent"] = f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+        if span_context.trace_state:
+            headers["tracestate"] = span_context.trace_state.to_header()
+        self._baggage.inject(headers, current)
+
+
 def _suppressed() -> bool:
     current = otel_context.get_current()
     return bool(current.get(_SUPPRESS_INSTRUMENTATION_KEY) or current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY))
@@ -235,6 +275,7 @@ def make_wrappers(sync_original: Callable, async_original: Callable, tracer_prov
     build = _RequestAttributes()
     excluded = get_excluded_urls("HTTPX")
     flag = _timeout_flag(instruments)
+    inject = _Injector()
     request_type = httpx.Request
 
     def start(request):
@@ -254,7 +295,7 @@ def make_wrappers(sync_original: Callable, async_original: Callable, tracer_prov
             _log.debug("chokepoint: httpx span not started", exc_info=True)
             return None
         try:
-            inject(request.headers, current)
+            inject(request.headers, span, current)
         except Exception:
             _log.debug("chokepoint: httpx context not injected", exc_info=True)
         return span, token
