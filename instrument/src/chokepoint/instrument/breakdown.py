@@ -186,11 +186,17 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
                 connect_s += seconds
         elif category == CATEGORY_HTTP:
             name = f"http:{host}"
-            attributes = plain_attributes(span)
-            call = (host, first_attribute(attributes, HTTP_METHOD_KEYS), attributes.get("url.full") or attributes.get("http.url"), span.name)
-            if last_failed.get(call):  # the previous identical call failed: this is a retry
-                retried_calls[host] = retried_calls.get(host, 0) + 1
-            last_failed[call] = span_failed(span)
+            failed = span_failed(span)
+            # a retry: the previous identical call failed.  ``last_failed`` holds the calls seen
+            # failing (a call that then succeeds is set back to False); until one fails,
+            # nothing can be a retry and no call key is built
+            if last_failed or failed:
+                attributes = plain_attributes(span)
+                call = (host, first_attribute(attributes, HTTP_METHOD_KEYS), attributes.get("url.full") or attributes.get("http.url"), span.name)
+                if last_failed.get(call):
+                    retried_calls[host] = retried_calls.get(host, 0) + 1
+                if failed or call in last_failed:
+                    last_failed[call] = failed
         else:
             name = category
         components[name] = components.get(name, 0.0) + seconds
