@@ -48,3 +48,39 @@ def test_driver_spans_suppressed_only_while_sqlalchemy_is_instrumented():
     assert is_instrumentation_enabled()  # and restored after the call
     for cls, namespace in originals.items():
         assert cls.__dict__["execute"] is namespace["execute"] and cls.__dict__["executemany"] is namespace["executemany"]
+
+
+LAZY = """
+import asyncio, sys
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+SQLAlchemyInstrumentor().instrument(tracer_provider=TracerProvider(), meter_provider=NoOpMeterProvider())
+from chokepoint.instrument.sqlalchemy_async_dedupe import install_sqlalchemy_async_dedupe
+assert "sqlalchemy.dialects.postgresql.asyncpg" not in sys.modules
+install_sqlalchemy_async_dedupe()
+import sqlalchemy as sa
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.ext.asyncio import create_async_engine
+async def main():
+    engine = create_async_engine(sys.argv[1])
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.text("SELECT 41 + 1"))).scalar() == 42
+    await engine.dispose()
+asyncio.run(main())
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_cursor
+print(getattr(AsyncAdapt_asyncpg_cursor.execute, "_chokepoint_async_dedupe", False), Dialect._has_events)
+"""
+
+
+def test_adapters_loaded_after_install_are_patched_when_a_pool_connects(postgres):
+    """An app importing its async dialect after the agent: patched by the time the pool's first
+    connection is open, without a dialect-level listener (which would make SQLAlchemy walk the
+    dialect's event lists on every statement)."""
+    import subprocess
+    import sys
+
+    url = postgres.url.replace("postgresql+psycopg://", "postgresql+asyncpg://")
+    done = subprocess.run([sys.executable, "-c", LAZY, url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]

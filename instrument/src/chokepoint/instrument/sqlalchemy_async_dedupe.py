@@ -13,8 +13,9 @@ Usage (the distro calls it after the SQLAlchemy instrumentor)::
     undo = install_sqlalchemy_async_dedupe()
 
 SQLAlchemy's async adapter cursors (``AsyncAdapt_asyncpg_cursor``,
-``AsyncAdapt_psycopg_cursor`` and their server-side variants; patched when an async engine
-first connects, so sync-only apps import nothing more) run ``execute`` /
+``AsyncAdapt_psycopg_cursor`` and their server-side variants; patched when their dialect
+module is loaded and a pool opens a connection — a pool ``connect`` listener, once per
+new DB-API connection, nothing per statement — so sync-only apps import nothing more) run ``execute`` /
 ``executemany`` with OpenTelemetry instrumentation suppressed, so only SQLAlchemy's span
 — already open around the call, and covering the same round trips — remains.  Only
 while the SQLAlchemy instrumentor is active: with it disabled
@@ -46,7 +47,7 @@ def install_sqlalchemy_async_dedupe() -> Callable[[], None] | None:
         from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
         from sqlalchemy import event
-        from sqlalchemy.engine import Engine
+        from sqlalchemy.pool import Pool
     except ImportError:
         return None
     global _installed
@@ -87,22 +88,25 @@ def install_sqlalchemy_async_dedupe() -> Callable[[], None] | None:
                         setattr(cls, name, suppressed(original))
                         patched.append((cls, name, original))
 
-    def do_connect(dialect, conn_rec, cargs, cparams):
-        # an engine's dialect is loaded by the time it connects, before its first statement
-        if getattr(dialect, "is_async", False):
+    def on_connect(dbapi_connection, connection_record):
+        # an engine's dialect is loaded by the time its pool opens a connection, before the
+        # dialect's own first queries and the application's statements
+        if not patched_all():
             try:
                 patch_loaded_adapters()
             except Exception:
                 _log.debug("chokepoint: SQLAlchemy async dedupe failed", exc_info=True)
-        return None  # SQLAlchemy connects as usual
+
+    def patched_all() -> bool:
+        return len(patched) == sum(len(names) for _, names in TARGETS) * len(METHODS)
 
     patch_loaded_adapters()
-    event.listen(Engine, "do_connect", do_connect)
+    event.listen(Pool, "connect", on_connect)
 
     def undo() -> None:
         global _installed
         _installed = False
-        event.remove(Engine, "do_connect", do_connect)
+        event.remove(Pool, "connect", on_connect)
         for cls, name, original in patched:
             setattr(cls, name, original)
         patched.clear()
