@@ -119,3 +119,48 @@ def test_resolve_route():
     app = make_app()
     assert resolve_route(app, {"type": "http", "path": "/items/3", "method": "GET", "root_path": ""}) == "/items/{item_id}"
     assert resolve_route(app, {"type": "http", "path": "/zzz", "method": "GET", "root_path": ""}) is None
+
+
+def reference_route(app, scope):
+    """Every route's own ``matches``, no short cut: what ``resolve_route`` must answer."""
+    from starlette.routing import Match
+
+    partial = None
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route.path or scope.get("path")
+        if match is Match.PARTIAL and partial is None:
+            partial = route.path
+    return partial
+
+
+def test_resolve_route_short_cut_answers_as_every_routes_matches():
+    from fastapi.routing import APIRoute
+    from starlette.routing import Mount
+
+    class TimedRoute(APIRoute):  # a custom route class: always asked
+        pass
+
+    app = make_app()
+    app.router.route_class = TimedRoute
+
+    @app.post("/orders/{order_id}")
+    async def order(order_id: int):
+        return {}
+
+    app.router.routes.append(Route("/count/{n:int}", lambda request: PlainTextResponse("n")))
+    app.router.routes.append(Mount("/admin", routes=[Route("/users/{uid}", lambda request: PlainTextResponse("u"))]))
+    paths = ["/items/3", "/items/", "/orders/9", "/count/12", "/count/x", "/admin/users/7", "/admin/nope", "/docs", "/zzz", "/"]
+    checked = 0
+    for root_path in ("", "/api"):
+        for path in paths:
+            for method in ("GET", "POST", "DELETE"):
+                scope = {"type": "http", "path": root_path + path, "method": method, "root_path": root_path}
+                assert resolve_route(app, dict(scope)) == reference_route(app, dict(scope)), scope
+                checked += 1
+    assert checked == 60
+    get = {"type": "http", "path": "/orders/9", "root_path": ""}
+    assert resolve_route(app, {**get, "method": "GET"}) == "/orders/{order_id}"  # PARTIAL: wrong method, the route still
+    assert resolve_route(app, {**get, "path": "/api/count/12", "root_path": "/api", "method": "GET"}) == "/count/{n:int}"
+    assert resolve_route(app, {**get, "path": "/admin/users/7", "method": "GET"}) == "/admin"

@@ -25,6 +25,13 @@ Per request (``http`` scopes only; websockets and lifespan pass through):
 
 With ``CHOKEPOINT_ASGI=upstream`` the upstream FastAPI/Starlette instrumentors are used
 instead (with ``exclude_spans=["receive", "send"]``).
+
+Cost: on a trivial FastAPI route driven in-process (SDK tracer provider, no processor;
+12 paired rounds of 2000 requests) the wrapper adds ~66 µs/request (was ~72 µs), most of
+it the SDK's span start (attribute cleaning) and end.  Route matching skips, without
+building a match, the plain Starlette/FastAPI routes whose path regex misses (FastAPI's
+docs routes, every other route), and the response attributes go to the span in one
+``set_attributes`` at the end.
 """
 
 from __future__ import annotations
@@ -40,18 +47,51 @@ _log = logging.getLogger(__name__)
 
 TRACER_NAME = "chokepoint.instrument.asgi"
 _PROPAGATION_HEADERS = (b"traceparent", b"tracestate", b"baggage")
+_ERROR = Status(StatusCode.ERROR)
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 
+def _prefilter():
+    """(route types whose ``matches`` is NONE whenever ``path_regex`` misses, ``get_route_path``,
+    FastAPI's effective-route-context lookup or ``None``); empty when Starlette is missing."""
+    try:
+        from starlette.routing import Mount, Route, get_route_path
+    except ImportError:
+        return frozenset(), None, None
+    try:
+        from fastapi.routing import APIRoute, _get_scope_effective_route_context
+    except ImportError:
+        return frozenset({Route, Mount}), get_route_path, None
+    return frozenset({Route, Mount}), get_route_path, (APIRoute, _get_scope_effective_route_context)
+
+
+_PREFILTER = None
+
+
 def resolve_route(app, scope) -> str | None:
-    """The route template the app will dispatch ``scope`` to, or ``None``."""
+    """The route template the app will dispatch ``scope`` to, or ``None``.
+
+    Each route's own ``matches(scope)`` decides, as Starlette's router and the upstream
+    FastAPI instrumentor do; a plain Starlette ``Route``/``Mount`` (and a FastAPI ``APIRoute``
+    outside an effective route context) whose path regex misses the path is skipped without
+    building its match (what ``matches`` would answer: no match).
+    """
+    global _PREFILTER
     try:
         from starlette.routing import Match
     except ImportError:
         return None
+    if _PREFILTER is None:
+        _PREFILTER = _prefilter()
+    quick, get_route_path, api = _PREFILTER
+    if api is not None and api[1](scope) is None:
+        quick = quick | {api[0]}
+    route_path = get_route_path(scope) if get_route_path is not None else None
     partial = None
     for route in getattr(getattr(app, "router", None), "routes", ()):
         try:
+            if route_path is not None and type(route) in quick and route.path_regex.match(route_path) is None:
+                continue
             match, _ = route.matches(scope)
         except Exception:  # a custom route type that can't match this scope
             continue
@@ -86,6 +126,7 @@ def make_call(original: Callable, tracer_provider=None):
         scope["chokepoint.span"] = span  # mounted sub-apps do not open a second span
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         status_code = None
+        ended: dict = {}  # attributes set once, at the end (one SDK call), in the order they were seen
 
         async def send_with_status(message):
             nonlocal status_code
@@ -93,9 +134,9 @@ def make_call(original: Callable, tracer_provider=None):
                 status_code = message["status"]
                 for key, value in message.get("headers") or ():
                     if key == b"content-length":
-                        span.set_attribute("http.response.header.content-length", (value.decode("latin-1"),))
+                        ended["http.response.header.content-length"] = (value.decode("latin-1"),)
                     elif key == b"content-encoding":
-                        span.set_attribute("http.response.header.content-encoding", (value.decode("latin-1"),))
+                        ended["http.response.header.content-encoding"] = (value.decode("latin-1"),)
             await send(message)
 
         try:
@@ -103,17 +144,19 @@ def make_call(original: Callable, tracer_provider=None):
         except BaseException as exc:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            span.set_attribute("error.type", type(exc).__qualname__)
+            ended["error.type"] = type(exc).__qualname__
             if status_code is None:
                 status_code = 500
             raise
         finally:
             if status_code is not None:
-                span.set_attribute("http.response.status_code", status_code)
+                ended["http.response.status_code"] = status_code
                 if status_code >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
-                    if "error.type" not in (span.attributes or {}):
-                        span.set_attribute("error.type", str(status_code))
+                    span.set_status(_ERROR)
+                    if "error.type" not in ended:
+                        ended["error.type"] = str(status_code)
+            if ended:
+                span.set_attributes(ended)
             otel_context.detach(token)
             span.end()
 
