@@ -1,3 +1,4 @@
+import contextvars
 import functools
 import threading
 
@@ -217,9 +218,13 @@ def test_processor_survives_a_broken_span(make_harness):
 
 def test_open_traces_are_bounded(make_harness):
     harness = make_harness(AgentConfig(trace_sample_rate=0.0, max_open_traces=2))
-    spans = [harness.tracer.start_span(f"r{n}", kind=SpanKind.SERVER) for n in range(3)]
-    for span in spans:
-        span.end()
+
+    def overlapping_requests():  # ended out of order: the request context is not restored
+        spans = [harness.tracer.start_span(f"r{n}", kind=SpanKind.SERVER) for n in range(3)]
+        for span in spans:
+            span.end()
+
+    contextvars.copy_context().run(overlapping_requests)
     assert harness.metric_values(signals.AGENT_DROPPED_SPANS) == {frozenset({(signals.ATTR_DROP_REASON, "too_many_open_traces")}): 1}
 
 
@@ -239,7 +244,8 @@ def test_buffers_whose_root_never_ends_are_evicted_when_the_table_is_full(make_h
     import chokepoint.instrument.sampling as sampling
 
     harness = make_harness(AgentConfig(trace_sample_rate=0.0, max_open_traces=2))
-    abandoned = [harness.tracer.start_span(f"stream{n}", kind=SpanKind.SERVER) for n in range(2)]
+    # in a copied context: the abandoned roots' request contexts are never reset
+    abandoned = contextvars.copy_context().run(lambda: [harness.tracer.start_span(f"stream{n}", kind=SpanKind.SERVER) for n in range(2)])
     monkeypatch.setattr(sampling, "STALE_TRACE_S", -1.0)  # everything open counts as stale now
     fresh = harness.tracer.start_span("next", kind=SpanKind.SERVER)
     fresh.end()

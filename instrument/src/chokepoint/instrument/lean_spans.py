@@ -340,7 +340,7 @@ class LeanTracer(trace_api.Tracer):
         if processor is None or not self.sdk_tracer._tracer_config.is_enabled:
             return self.sdk_tracer.start_span(name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception)
         current = (context if context is not None else _current_context()).get(_SPAN_KEY)  # get_current_span
-        parent = current.get_span_context() if isinstance(current, trace_api.Span) else None
+        parent = current.context if type(current) is LeanSpan else current.get_span_context() if isinstance(current, trace_api.Span) else None
         if parent is not None and not isinstance(parent, SpanContext):
             raise TypeError("parent_span_context must be a SpanContext or None.")  # as the SDK
         id_generator = self.id_generator

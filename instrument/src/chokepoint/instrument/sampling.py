@@ -13,6 +13,10 @@ sampled flag), but nothing is exported on the request path:
    A client HTTP span that starts while the request holds a DB connection is counted
    (``chokepoint.http.client.calls_in_transaction``).
 2. ``on_end`` of any span records its latency histogram and appends it to the buffer.
+   The agent's spans are lean (:mod:`chokepoint.instrument.lean_spans`): the span object
+   itself is buffered, read as it is, and copied into an SDK ``ReadableSpan`` only if its
+   trace is kept (:func:`sanitized_copy`, on the export thread).  With
+   ``CHOKEPOINT_SPANS=sdk`` the processor receives the SDK's ``ReadableSpan`` copies.
 3. ``on_end`` of the local root computes the breakdown (every request) and decides:
    keep if errored (``error``), slower than the route's rolling percentile or the floor
    (``slow``), or randomly sampled (``random``, ``CHOKEPOINT_TRACE_SAMPLE_RATE``).
@@ -47,7 +51,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from chokepoint.instrument import context, signals
-from chokepoint.instrument.breakdown import compute_breakdown, span_category, span_failed
+from chokepoint.instrument.breakdown import compute_breakdown, plain_attributes, span_category, span_failed
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.instruments import AgentInstruments, route_of
 from chokepoint.instrument.sanitize import sanitize_attributes
@@ -116,8 +120,13 @@ class SlowTraceDecider:
         return slow
 
 
-def sanitized_copy(span: ReadableSpan, header_allowlist=frozenset()) -> ReadableSpan:
-    """A copy of ``span`` safe to export (see :mod:`chokepoint.instrument.sanitize`)."""
+def sanitized_copy(span, header_allowlist=frozenset()) -> ReadableSpan:
+    """An SDK ``ReadableSpan`` copy of ``span`` (lean or SDK) safe to export (see
+    :mod:`chokepoint.instrument.sanitize`).
+
+    A lean span's attribute values were cleaned as the SDK does when they were set, and its
+    events and links are the SDK's objects, so the copy encodes as an SDK span would.
+    """
     return ReadableSpan(
         name=span.name,
         context=span.context,
@@ -380,7 +389,7 @@ class KeepSlowTracesProcessor(SpanProcessor):
 
 
 def _start_host(span) -> str:
-    attributes = span.attributes or {}
+    attributes = plain_attributes(span)
     host = attributes.get("server.address") or attributes.get("net.peer.name")
     if host:
         return str(host)
