@@ -94,6 +94,7 @@ def scenario(tracer) -> list:
         root.set_attribute("object2", Unprintable())
         root.set_attribute(7, "not a key")
         root.set_attributes({"many.a": 1, "many.b": ("x", "y")})
+        root.set_attributes({8: "eight", "many.c": [True], "": "dropped"})  # a mapping: keys str()-ed as the SDK does
         root.add_event("checkpoint", {"n": 1, "list": [1, 2]})
         root.add_link(SpanContext(0xABC, 0xDEF, is_remote=True), {"link": "yes"})
         root.add_link(trace.INVALID_SPAN_CONTEXT)  # ignored: invalid, no attributes
@@ -193,7 +194,7 @@ def test_lean_and_sdk_spans_export_the_same(make_harness, caplog):
     assert root.parent.is_remote and f"{root.context.trace_id:032x}" == TRACEPARENT.split("-")[1]
     assert root.context.trace_state.get("vendor") == "1"
     assert root.attributes["names"] == ("c",) and root.attributes["object"] == "printable" and root.attributes["unprintable"] is None
-    assert "" not in root.attributes and 7 not in root.attributes
+    assert "" not in root.attributes and 7 not in root.attributes and root.attributes["8"] == "eight"
     assert by_name["GET"].status.status_code is StatusCode.ERROR and by_name["GET"].events[0].attributes["exception.escaped"] == "False"
     assert by_name["plain"].events[0].attributes["exception.escaped"] == "True"
     assert by_name["custom"].end_time == 7 * MS and "after" not in by_name["custom"].attributes
@@ -275,6 +276,21 @@ def test_span_limits_apply_as_in_the_sdk(make_harness, caplog):
     assert list(span["attributes"].items()) == [("a4", "long "), ("a5", "long "), ("a3", "again"), ("b", ("loooo", 1))]
     assert [name for name, _ in span["events"]] == ["e1", "e2"] and span["events"][0][1] == {"text": "abcde"}
     assert [context.span_id for context, _ in span["links"]] == [2]
+
+
+def test_a_zero_attribute_limit_keeps_nothing_and_never_raises(make_harness):
+    results = []
+    for lean in (False, True):
+        harness = wire(make_harness, lean=lean, limits=SpanLimits(max_span_attributes=0, max_events=0, max_links=0))
+        span = harness.tracer.start_span("none kept", attributes={"a": 1, 5: "b"}, links=[Link(SpanContext(1, 2, False))])
+        span.set_attribute("b", 2)
+        span.set_attributes({"c": 3, 4: [5]})
+        span.add_event("e")
+        span.add_link(SpanContext(1, 3, False))
+        span.end()
+        results.append([comparable(s) for s in exported(harness)])
+    assert results[1] == results[0]
+    assert results[1][0]["attributes"] == {} and results[1][0]["events"] == [] and results[1][0]["links"] == []
 
 
 def test_another_span_processor_gets_sdk_spans(make_harness):

@@ -171,19 +171,18 @@ class LeanSpan(trace_api.Span):
             return
         if type(value) not in tracer.plain_values:
             value = _clean_attribute_value(value, tracer.max_value_len)
-        attributes = self.attributes
-        if key in attributes:
-            del attributes[key]  # as the SDK: a re-set key becomes the newest
-        elif len(attributes) >= tracer.max_attributes:
-            _drop_oldest(attributes)
-        attributes[key] = value
+        _insert(self.attributes, key, value, tracer.max_attributes)
 
     def set_attributes(self, attributes: Mapping) -> None:
         if self.end_time is not None:
             _log.warning("Setting attribute on ended span.")
             return
+        tracer = self._tracer
+        if not (_STR_ONLY.issuperset(map(type, attributes)) and "" not in attributes and tracer.plain_values.issuperset(map(type, attributes.values()))):
+            attributes = _clean_attribute_value(attributes, tracer.max_value_len)  # as the SDK's _set_items
+        mine, limit = self.attributes, tracer.max_attributes
         for key, value in attributes.items():
-            self.set_attribute(key, value)
+            _insert(mine, key, value, limit)
 
     def add_event(self, name: str, attributes=None, timestamp: int | None = None) -> None:
         tracer = self._tracer
@@ -273,9 +272,16 @@ class LeanSpan(trace_api.Span):
         self.end()
 
 
-def _drop_oldest(attributes: dict) -> None:
-    _log.warning("Attributes dict is full. Dropping the oldest key-value pair from attributes to make space for the new key-value pair.")
-    del attributes[next(iter(attributes))]
+def _insert(attributes: dict, key: str, value, limit) -> None:
+    """``BoundedAttributes._setitem_locked``: a re-set key becomes the newest; when full, the oldest goes."""
+    if key in attributes:
+        del attributes[key]
+    elif len(attributes) >= limit:
+        if not attributes:  # a limit of 0: nothing is kept
+            return
+        _log.warning("Attributes dict is full. Dropping the oldest key-value pair from attributes to make space for the new key-value pair.")
+        del attributes[next(iter(attributes))]
+    attributes[key] = value
 
 
 class LeanTracer(trace_api.Tracer):
@@ -306,12 +312,9 @@ class LeanTracer(trace_api.Tracer):
         ):
             return dict(attributes)
         cleaned: dict = {}
+        limit = self.max_attributes
         for key, value in _clean_attribute_value(attributes, self.max_value_len).items():
-            if key in cleaned:
-                del cleaned[key]
-            elif len(cleaned) >= self.max_attributes:
-                _drop_oldest(cleaned)
-            cleaned[key] = value
+            _insert(cleaned, key, value, limit)
         return cleaned
 
     def _links(self, links: Sequence[Link]):
