@@ -164,3 +164,41 @@ def test_resolve_route_short_cut_answers_as_every_routes_matches():
     assert resolve_route(app, {**get, "method": "GET"}) == "/orders/{order_id}"  # PARTIAL: wrong method, the route still
     assert resolve_route(app, {**get, "path": "/api/count/12", "root_path": "/api", "method": "GET"}) == "/count/{n:int}"
     assert resolve_route(app, {**get, "path": "/admin/users/7", "method": "GET"}) == "/admin"
+
+
+def test_without_incoming_context_the_span_is_a_root_even_inside_another_span(spans):
+    outer = TracerProvider(shutdown_on_exit=False).get_tracer("outer")
+    with outer.start_as_current_span("outer"):
+        assert call(make_app(), "/items/1") == 200
+        assert call(make_app(), "/items/2", headers=[(b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]) == 200
+    root, child = spans.get_finished_spans()
+    assert root.parent is None
+    assert format(child.parent.span_id, "016x") == "b7ad6b7169203331"
+
+
+def test_another_global_propagator_is_asked_even_without_w3c_headers(spans):
+    from opentelemetry import propagate
+    from opentelemetry.propagators.textmap import TextMapPropagator
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    remote = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(1))
+
+    class Fixed(TextMapPropagator):  # a propagator that always finds a parent
+        def extract(self, carrier, context=None, getter=None):
+            return set_span_in_context(NonRecordingSpan(remote))
+
+        def inject(self, carrier, context=None, setter=None):
+            pass
+
+        @property
+        def fields(self):
+            return set()
+
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(Fixed())
+    try:
+        assert call(make_app(), "/items/1") == 200
+    finally:
+        propagate.set_global_textmap(previous)
+    (span,) = spans.get_finished_spans()
+    assert span.parent.span_id == 0x5678 and span.context.trace_id == 0x1234
