@@ -197,3 +197,17 @@ def test_anyio_default_limiter_is_in_the_gauges_while_its_loop_runs(metrics, ins
 
     anyio.run(main)
     assert seen == {"max": 40}
+
+
+def test_anyio_waits_are_counted_on_the_trio_backend_too(metrics, installed):
+    installed.append(AnyioThreadPoolProbe(metrics.meter))
+
+    async def main():
+        limiter = anyio.CapacityLimiter(2)
+        for given in (None, None, limiter):
+            assert await anyio.to_thread.run_sync(int, "5", limiter=given) == 5
+
+    anyio.run(main, backend="trio")
+    got = metrics.collect()
+    counts = {p.attributes[NAME]: p.count for p in metrics.points(signals.WORKER_POOL_QUEUE_WAIT_TIME, {KIND: "anyio"}, got)}
+    assert counts == {"anyio-default": 2, "anyio-limiter-1": 1}
