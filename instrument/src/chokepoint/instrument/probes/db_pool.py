@@ -196,7 +196,11 @@ class SQLAlchemyPoolProbe(_PoolProbe):
     checkout through SQLAlchemy's listener loop (reconnect attempts, ``fresh`` flags,
     dispatch), ~3 µs per request.  If a SQLAlchemy version lacks those methods, or with
     ``CHOKEPOINT_SQLALCHEMY_POOL_HOOKS=events``, the probe listens to the events instead
-    (``hooks`` says which: ``"record"`` or ``"events"``)."""
+    (``hooks`` says which: ``"record"`` or ``"events"``).
+
+    Added CPU per checkout + return (SQLite in-memory ``QueuePool``, lean registry, busy
+    2-core box): 7.6–9.3 µs with the events, the per-pool lock and a weak-keyed lookup
+    per call; 5.3–6.5 µs now, of which the two histogram records are most."""
 
     name = "sqlalchemy_pool"
 
