@@ -69,6 +69,8 @@ DROP_EXPORT_FAILED = "export_failed"
 DROP_STALE = "root_never_ended"
 STALE_TRACE_S = 300.0  # a buffer whose root has not ended after this is evicted when the table is full
 
+_CLIENT = SpanKind.CLIENT
+
 MAX_ROUTES = 1000
 WINDOW = 256  # recent durations kept per route
 RECOMPUTE_EVERY = 32  # recompute a route's threshold every N samples
@@ -305,7 +307,7 @@ class KeepSlowTracesProcessor(SpanProcessor):
             parent = span.parent
             if parent is None or parent.is_remote:
                 self._open_trace(span)
-            elif span.kind is SpanKind.CLIENT and context.db_connections_held() > 0 and span_category(span) == "http":
+            elif span.kind is _CLIENT and context.db_connections_held() > 0 and span_category(span) == "http":
                 request = context.current()
                 attrs = {signals.ATTR_SERVER_ADDRESS: _start_host(span)}
                 if request is not None:
@@ -374,7 +376,13 @@ class KeepSlowTracesProcessor(SpanProcessor):
         if root.kind is SpanKind.SERVER:
             breakdown = compute_breakdown(root, request=trace.request, classified=trace.spans)
             self.instruments.record_request(route, breakdown, slow)
-        if span_failed(root) or any(span_failed(entry[0]) for entry in trace.spans):
+        failed = span_failed(root)
+        if not failed:
+            for entry in trace.spans:
+                if span_failed(entry[0]):
+                    failed = True
+                    break
+        if failed:
             reason = KEEP_ERROR
         elif slow:
             reason = KEEP_SLOW
