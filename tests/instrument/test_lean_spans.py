@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+import sqlalchemy as sa
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
@@ -332,3 +333,49 @@ def test_a_kept_lean_span_is_copied_for_export_not_shared(make_harness):
     copy = sanitized_copy(span)
     assert type(copy) is ReadableSpan and copy.attributes["db.statement"] == "SELECT ? FROM t WHERE x = ?"
     assert span.attributes["db.statement"].endswith("'secret'")  # the buffered span is left as it was
+
+
+def database_requests(tracer, url: str) -> None:
+    """Two requests through SQLAlchemy on PostgreSQL: statements, a failing one, a refused connect."""
+    engine = sa.create_engine(url, pool_size=2)
+    for n in range(2):
+        with tracer.start_as_current_span("GET /stock", kind=SpanKind.SERVER, attributes={"http.request.method": "GET", "http.route": "/stock"}) as root:
+            with engine.connect() as conn:
+                for k in range(3):
+                    conn.execute(sa.text("SELECT :k + 1"), {"k": k}).scalar()
+                if n == 1:
+                    with pytest.raises(sa.exc.ProgrammingError):
+                        conn.execute(sa.text("SELECT * FROM no_such_table"))
+            root.set_attribute("http.response.status_code", 200)
+    with pytest.raises(sa.exc.OperationalError):
+        sa.create_engine(url.replace(f":{engine.url.port}/", ":9/"), pool_size=1).connect()
+    engine.dispose()
+
+
+def test_sqlalchemy_on_postgresql_exports_and_records_the_same(postgres, make_harness):
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    from chokepoint.instrument.sqlalchemy_lean import install_lean_sqlalchemy
+
+    results = []
+    for lean in (False, True):
+        harness = wire(make_harness, lean=lean)
+        instrumentor = SQLAlchemyInstrumentor()
+        instrumentor.instrument(tracer_provider=harness.lean_provider, meter_provider=NoOpMeterProvider())
+        undo = install_lean_sqlalchemy()  # as the agent runs it
+        try:
+            database_requests(harness.tracer, postgres.url)
+        finally:
+            if undo is not None:
+                undo()
+            instrumentor.uninstrument()
+        results.append(([comparable(s) for s in exported(harness)], metric_shape(harness)))
+    (sdk_spans, sdk_metrics), (lean_spans, lean_metrics) = results
+    assert lean_spans == sdk_spans
+    assert lean_metrics == sdk_metrics
+    names = [span["name"] for span in lean_spans]
+    assert names.count("GET /stock") == 2 and names.count("connect") == 3 and len(names) == 2 + 3 + 7
+    failed = [span for span in lean_spans if span["status"][0] is StatusCode.ERROR]
+    assert {span["name"] for span in failed} == {"connect", "SELECT " + sa.make_url(postgres.url).database}
+    assert sdk_metrics[signals.DB_CLIENT_OPERATION_DURATION]
