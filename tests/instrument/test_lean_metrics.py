@@ -83,3 +83,19 @@ def test_lean_metrics_alone_still_produce_data():
     data = reader.get_metrics_data()
     assert [m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics] == ["lean.c"]
     provider.shutdown()
+
+
+def test_counter_add_each_is_add_under_one_lock():
+    keys = ("r", "c")
+    items = [(0.5, ("/a", "db")), (0.25, ("/a", "self")), (0.125, ("/a", "db")), (1.0, ("/b", "db"))]
+    one, each = LeanMetrics("t").counter("c", "s"), LeanMetrics("t").counter("c", "s")
+    for amount, values in items:
+        one.add(amount, values, keys)
+    each.add_each(items, keys)
+    each.add_each([], keys)
+
+    def values(counter):
+        return [(p.attributes, p.value) for p in counter.metric(1, 2).data.data_points]
+
+    assert values(each) == values(one)
+    assert values(each)[0] == ({"r": "/a", "c": "db"}, 0.625)

@@ -210,10 +210,7 @@ class AgentInstruments:
 
     # ------------------------------------------------------------ every request
     def record_request(self, route: str, breakdown: Breakdown, slow: bool) -> None:
-        add = self.breakdown_time.add
-        for component, seconds in breakdown.components.items():
-            if seconds > 0.0:
-                add(seconds, (route, component, slow), K_BREAKDOWN)
+        self.breakdown_time.add_each([(seconds, (route, component, slow)) for component, seconds in breakdown.components.items() if seconds > 0.0], K_BREAKDOWN)
         self.db_queries.record(breakdown.db_queries, (route,), K_ROUTE)
         for host, count in breakdown.retried_calls.items():
             self.retries.add(count, {signals.ATTR_SERVER_ADDRESS: host, signals.ATTR_HTTP_ROUTE: route})

@@ -14,7 +14,9 @@ Usage::
     latency = registry.histogram("http.server.request.duration", unit="s")
     latency.record(0.012, ("GET", "/items/{id}", 200), ("http.request.method", "http.route", "http.response.status_code"))
     time_by_component = registry.counter("chokepoint.request.breakdown.time", unit="s")
-    time_by_component.add(0.004, ("/items/{id}", "db", False), ("http.route", "chokepoint.component", "chokepoint.slow"))
+    keys = ("http.route", "chokepoint.component", "chokepoint.slow")
+    time_by_component.add(0.004, ("/items/{id}", "db", False), keys)
+    time_by_component.add_each([(0.004, ("/items/{id}", "db", False)), (0.001, ("/items/{id}", "self", False))], keys)  # one lock
     registry.attach(meter_provider)   # merged into every reader's collection
 
 Attribute values are passed as a tuple plus the matching tuple of keys (keys tuples are
@@ -160,6 +162,17 @@ class LeanCounter:
                 self._keys[values] = keys
                 total = 0.0
             self._totals[values] = total + amount
+
+    def add_each(self, items, keys: tuple) -> None:
+        """``add(amount, values, keys)`` for each ``(amount, values)`` of ``items``, under one lock."""
+        with self._lock:
+            totals = self._totals
+            for amount, values in items:
+                total = totals.get(values)
+                if total is None:
+                    self._keys[values] = keys
+                    total = 0.0
+                totals[values] = total + amount
 
     def metric(self, start_ns: int, now_ns: int) -> Metric | None:
         with self._lock:
