@@ -37,6 +37,8 @@ def test_instrumentor_options():
     assert instrumentor_options("httpx", stable) is None  # chokepoint.instrument.httpx_lean makes the client spans
     assert set(instrumentor_options("httpx", {**stable, "CHOKEPOINT_HTTPX": "upstream"})) == {"meter_provider"}
     assert set(instrumentor_options("httpx", {"OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup"})) == {"meter_provider"}
+    assert instrumentor_options("requests", stable) is None  # chokepoint.instrument.requests_lean instead
+    assert set(instrumentor_options("requests", {**stable, "CHOKEPOINT_REQUESTS": "upstream"})) == {"meter_provider"}
 
 
 class FakeEntryPoint:
@@ -66,3 +68,24 @@ def test_distro_passes_options_and_skips(monkeypatch):
     skipped = FakeEntryPoint("fastapi")
     distro.load_instrumentor(skipped, skip_dep_check=True)
     assert skipped.calls == []
+
+
+def test_distro_puts_the_lean_requests_path_in_the_upstream_ones_place(monkeypatch):
+    import requests
+
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
+    monkeypatch.delenv("CHOKEPOINT_REQUESTS", raising=False)
+    original = requests.Session.__dict__["send"]
+    upstream = FakeEntryPoint("requests")
+    try:
+        ChokepointDistro().load_instrumentor(upstream, skip_dep_check=True)
+        assert upstream.calls == []
+        assert requests.Session.__dict__["send"].__wrapped__ is original
+    finally:
+        requests.Session.send = original
+        import chokepoint.instrument.requests_lean as lean
+
+        lean._installed = False
+    monkeypatch.setenv("CHOKEPOINT_REQUESTS", "upstream")
+    ChokepointDistro().load_instrumentor(upstream, skip_dep_check=True)
+    assert upstream.calls and requests.Session.__dict__["send"] is original

@@ -6,6 +6,7 @@ captured headers, a configured extra propagator, baggage, suppression, sync and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -44,7 +45,8 @@ INCOMING = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 class Server:
-    """Answers every method: /fail with 500, /slow after 1 s, else 200; records each request's headers."""
+    """Answers every method: /fail with 500, /slow after 1 s, /redirect with 302 to /stock, else 200;
+    records each request's headers."""
 
     def __init__(self):
         self.requests: list[tuple[str, str, dict]] = []
@@ -64,12 +66,17 @@ class Server:
                 if self.path.startswith("/slow"):
                     time.sleep(1.0)
                 body = b'{"ok": true}'
-                self.send_response(500 if self.path.startswith("/fail") else 200)
+                if self.path.startswith("/redirect"):
+                    self.send_response(302)
+                    self.send_header("Location", "/stock")
+                else:
+                    self.send_response(500 if self.path.startswith("/fail") else 200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("X-Served-By", "test, local")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(OSError):  # the client timed out and left (/slow)
+                    self.wfile.write(body)
 
             do_GET = do_POST = do_PURGE = answer
 
@@ -210,9 +217,10 @@ def async_calls(base: str, refused: str) -> list:
     return asyncio.run(run())
 
 
-def run_calls(lean: bool, server: Server, refused: str, calls) -> tuple[list, list, list, dict]:
-    """Spans (ids made relative), requests that arrived, outcomes and the timeout flags of ``calls``."""
-    traced = Traced(lean)
+def run_calls(lean: bool, server: Server, refused: str, calls, make=None) -> tuple[list, list, list, dict]:
+    """Spans (ids made relative), requests that arrived, outcomes and the timeout flags of ``calls``
+    (``make(lean)``: the installed path, :class:`Traced` by default)."""
+    traced = (make or Traced)(lean)
     server.requests.clear()
     incoming = propagate.extract({"traceparent": INCOMING, "tracestate": "vendor=x,other=y"})
     try:

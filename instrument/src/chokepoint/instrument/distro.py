@@ -31,6 +31,8 @@ Lighter instrumentor options (why: the overhead benchmark, docs/BENCHMARKS.md):
   (the same client span from one lean transport wrapper, installed with the agent's
   extras); with ``CHOKEPOINT_HTTPX=upstream``, or HTTP semconv other than ``http``, the
   upstream instrumentor;
+- requests: likewise :mod:`chokepoint.instrument.requests_lean` (installed here, in the
+  upstream instrumentor's place) unless ``CHOKEPOINT_REQUESTS=upstream``;
 - ``system_metrics`` is skipped: the runtime probe reports process CPU/RSS/GC.
 
 Where upstream falls short under zero-code-change instrumentation:
@@ -65,6 +67,7 @@ from opentelemetry.sdk._configuration import _BaseConfigurator
 
 from chokepoint.instrument.httpx_lean import lean_httpx_wanted
 from chokepoint.instrument.instruments import CAPTURED_RESPONSE_HEADERS
+from chokepoint.instrument.requests_lean import install_lean_requests, lean_requests_wanted
 
 _log = logging.getLogger("chokepoint.instrument")
 
@@ -136,6 +139,8 @@ def instrumentor_options(name: str, environ=None) -> dict | None:
         return None  # chokepoint.instrument.asgi makes the server spans
     if name == "httpx" and lean_httpx_wanted(env):
         return None  # chokepoint.instrument.httpx_lean makes the client spans
+    if name == "requests" and lean_requests_wanted(env):
+        return None  # chokepoint.instrument.requests_lean, installed in its place
     options = {"meter_provider": NoOpMeterProvider()}
     options.update(INSTRUMENTOR_OPTIONS.get(name, {}))
     return options
@@ -147,6 +152,13 @@ class ChokepointDistro(BaseDistro):
 
     def load_instrumentor(self, entry_point, **kwargs):
         options = instrumentor_options(entry_point.name)
+        if options is None and entry_point.name == "requests":  # chokepoint's lean requests spans instead
+            try:
+                install_lean_requests()
+                return
+            except Exception:
+                _log.warning("chokepoint: the lean requests instrumentation failed; using the upstream one", exc_info=True)
+                options = {"meter_provider": NoOpMeterProvider()}
         if options is None:
             _log.debug("chokepoint: skipping instrumentor %s", entry_point.name)
             return
