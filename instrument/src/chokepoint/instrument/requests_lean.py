@@ -34,6 +34,11 @@ every value:
 A failure in chokepoint's own work leaves the call untraced, never raises into the app.
 Not used (:func:`lean_requests_wanted`) with ``CHOKEPOINT_REQUESTS=upstream``, ``requests``
 in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` or HTTP semconv other than ``http``.
+
+Measured (user CPU, 10 paired rounds of 300 ``Session.get`` calls to a local server, SDK
+tracer provider without processor, the urllib3 instrumentor installed too, busy shared
+box): +204 µs per call with this path vs +339 µs with the upstream requests instrumentor
+(uninstrumented ~1040 µs).
 """
 
 from __future__ import annotations
