@@ -137,3 +137,41 @@ def test_lean_path_names_each_statement_by_its_connections_database(postgres, tr
     db = sa.make_url(postgres.url).database
     names = [s[0] for s in lean if s[0].startswith("SELECT")]
     assert names == ["SELECT " + db, "SELECT lean_other"] * 4 or names == ["SELECT lean_other", "SELECT " + db] * 4
+
+
+def suppressed_workload(url: str, provider) -> None:
+    """Statements and a connect with instrumentation suppressed (both keys), between traced ones."""
+    from opentelemetry import context
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    engine = sa.create_engine(url, pool_size=1)
+    with provider.get_tracer("test").start_as_current_span("request"):
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1")).scalar()
+            with suppress_instrumentation():
+                conn.execute(sa.text("SELECT 2")).scalar()
+            token = context.attach(context.set_value("suppress_instrumentation", True))  # the plain-string key
+            try:
+                conn.execute(sa.text("SELECT 3")).scalar()
+            finally:
+                context.detach(token)
+            conn.execute(sa.text("SELECT 4")).scalar()
+        with suppress_instrumentation(), engine.connect() as conn:
+            conn.execute(sa.text("SELECT 5")).scalar()
+    engine.dispose()
+
+
+def test_lean_path_respects_suppressed_instrumentation_as_upstream(postgres, traced):
+    provider, exporter = traced
+    suppressed_workload(postgres.url, provider)
+    upstream = shapes(exporter)
+    exporter.clear()
+    undo = install_lean_sqlalchemy()
+    try:
+        suppressed_workload(postgres.url, provider)
+        lean = shapes(exporter)
+    finally:
+        undo()
+    assert lean == upstream
+    statements = [dict(s[2]).get("db.query.text") or dict(s[2]).get("db.statement") for s in lean if s[0].startswith("SELECT")]
+    assert statements == ["SELECT 1", "SELECT 4"] and [s[0] for s in lean].count("connect") == 1

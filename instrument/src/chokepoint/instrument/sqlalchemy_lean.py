@@ -18,7 +18,8 @@ What changes, per ``EngineTracer`` (one per engine):
   (statement, database name) and cached (at most ``MAX_CACHED_STATEMENTS`` per engine),
   then the span starts with them in one call.  Names, attributes and their order, span
   kind and parent are those upstream produces.  On PostgreSQL the database name
-  (``connection.info.dbname``, a libpq call) is read once per DB-API connection.
+  (``connection.info.dbname``, a libpq call, ~2 µs) is read once per DB-API connection;
+  whether instrumentation is suppressed is read straight from the context variable.
   Engines whose URL has no host (the attributes then come from the cursor) and engines
   with the SQL commenter on keep the upstream path;
 - ``Engine.connect``: the ``connect`` span is current around the call as upstream makes
@@ -88,7 +89,7 @@ def _make_before_cur_exec(upstream, original):
     get_url_attributes = upstream._get_attributes_from_url
     get_db_name = upstream._get_db_name_from_cursor_or_conn
     set_statement, set_system, set_operation = upstream._set_db_statement, upstream._set_db_system, upstream._set_db_operation
-    instrumentation_enabled = upstream.is_instrumentation_enabled
+    instrumentation_enabled = _lean_instrumentation_enabled(upstream.is_instrumentation_enabled)
     from opentelemetry.trace import SpanKind
 
     client = SpanKind.CLIENT
@@ -189,7 +190,7 @@ def _install_lean_connect(upstream) -> Callable[[], None] | None:
 
     stability = _OpenTelemetrySemanticConventionStability
     get_url_attributes, set_system, normalize_vendor = upstream._get_attributes_from_url, upstream._set_db_system, upstream._normalize_vendor
-    instrumentation_enabled = upstream.is_instrumentation_enabled
+    instrumentation_enabled = _lean_instrumentation_enabled(upstream.is_instrumentation_enabled)
     client = SpanKind.CLIENT
     cache: dict = {}
 
@@ -232,6 +233,38 @@ def _install_lean_connect(upstream) -> Callable[[], None] | None:
             Engine.connect = current
 
     return undo
+
+
+_ENABLED_NAMES = ("context", "get_value", "_SUPPRESS_INSTRUMENTATION_KEY", "_SUPPRESS_INSTRUMENTATION_KEY_PLAIN")
+
+
+def _lean_instrumentation_enabled(upstream_enabled: Callable[[], bool]) -> Callable[[], bool]:
+    """``is_instrumentation_enabled()`` reading the current context's two suppression keys
+    straight from the context variable (upstream: five Python calls, ~1.5 µs, on every
+    statement); the upstream function itself if its code or the runtime context differ."""
+    try:
+        from opentelemetry import context as context_module
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+        from opentelemetry.instrumentation import utils
+    except ImportError:
+        return upstream_enabled
+    runtime = getattr(context_module, "_RUNTIME_CONTEXT", None)
+    if (
+        upstream_enabled is not getattr(utils, "is_instrumentation_enabled", None)
+        or upstream_enabled.__code__.co_names != _ENABLED_NAMES
+        or type(runtime) is not ContextVarsRuntimeContext
+    ):
+        return upstream_enabled
+    current_context = runtime._current_context
+    key, plain_key = context_module._SUPPRESS_INSTRUMENTATION_KEY, utils._SUPPRESS_INSTRUMENTATION_KEY_PLAIN
+
+    def instrumentation_enabled() -> bool:
+        if context_module._RUNTIME_CONTEXT is not runtime:
+            return upstream_enabled()
+        current = current_context.get()
+        return not (current.get(key) or current.get(plain_key))
+
+    return instrumentation_enabled
 
 
 def _closure_value(function, name: str):
