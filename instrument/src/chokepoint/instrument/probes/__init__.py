@@ -27,7 +27,9 @@ when the meter collects.
 Environment: ``CHOKEPOINT_DISABLED_PROBES`` (comma-separated names) is honoured when
 ``enabled`` is not given; ``CHOKEPOINT_LOOP_LAG_INTERVAL_S`` (runtime) and
 ``CHOKEPOINT_KAFKA_LAG_REFRESH_S`` (Kafka probes) tune the two periodic reads;
-``CHOKEPOINT_GC_MIN_PAUSE_S`` (runtime) the shortest young-generation GC pause recorded.
+``CHOKEPOINT_GC_MIN_PAUSE_S`` (runtime) the shortest young-generation GC pause recorded;
+``CHOKEPOINT_SQLALCHEMY_POOL_HOOKS=events`` makes ``sqlalchemy_pool`` time connection
+holds from SQLAlchemy's pool events instead of its default, cheaper method wrappers.
 
 Install after the OpenTelemetry instrumentors: the confluent-kafka one replaces
 ``confluent_kafka.Consumer`` too, and the probe subclasses whatever is there.
