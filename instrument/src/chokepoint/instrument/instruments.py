@@ -15,12 +15,13 @@ instead of the SDK's tens of microseconds per value), and so are the flag counte
 Dropped spans use an ordinary SDK counter.
 
 Cost per request of ``bench/overhead/app.py`` (6 spans; ``bench/overhead/agent_path.py``,
-median of paired rounds on the shared 2-core box): ``record_span`` 10–12 µs,
-``compute_breakdown`` 6–8 µs, ``record_request`` ~4 µs, one lean histogram value ~0.8 µs.
+median of paired rounds on the shared 2-core box, lean spans): ``record_span`` ~10 µs,
+``compute_breakdown`` ~6 µs, ``record_request`` ~3.5 µs, one lean histogram value ~0.8 µs.
 Attributes are read from the span's plain dict (:func:`~chokepoint.instrument.breakdown.plain_attributes`):
 through the SDK's public ``attributes`` (a new ``MappingProxyType`` per access over
 ``BoundedAttributes``, whose ``get`` raises and catches ``KeyError`` per missing key)
-``record_span`` took 21 µs and ``compute_breakdown`` 13 µs on SDK spans.
+``record_span`` took 21 µs and ``compute_breakdown`` 13 µs on SDK spans
+(``CHOKEPOINT_SPANS=sdk``: the agent's whole path −28 µs/request with the change).
 
 ``record_span`` returns the span's category (``"db"``, ``"http"``, ``"kafka"`` or
 ``None``) and a detail (HTTP: the host; DB: ``None`` for a statement, else the operation
