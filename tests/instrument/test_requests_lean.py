@@ -201,3 +201,8 @@ def test_undo_and_not_over_the_upstream_instrumentor(stable_http):
 )
 def test_when_the_lean_path_is_used(env, wanted):
     assert lean_requests_wanted(env) is wanted
+
+
+def test_a_bad_switch_value_is_reported(caplog):
+    assert lean_requests_wanted({"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "CHOKEPOINT_REQUESTS": "fast"}) is True
+    assert "CHOKEPOINT_REQUESTS='fast' is neither 'lean' nor 'upstream'" in caplog.text

@@ -27,8 +27,8 @@ What it sets up:
   chokepoint's lighter options (:mod:`chokepoint.instrument.distro`);
 - the client flags (:mod:`chokepoint.instrument.client_flags`), one span per SQL statement
   under SQLAlchemy (:mod:`chokepoint.instrument.db_dedupe`), a leaner SQLAlchemy hot path
-  (:mod:`chokepoint.instrument.sqlalchemy_lean`; ``CHOKEPOINT_SQLALCHEMY``) and httpx
-  headers copied only when captured (:mod:`chokepoint.instrument.httpx_lean`), confluent-kafka consumers in
+  (:mod:`chokepoint.instrument.sqlalchemy_lean`; ``CHOKEPOINT_SQLALCHEMY``), lean httpx
+  client spans (:mod:`chokepoint.instrument.httpx_lean`; ``CHOKEPOINT_HTTPX``), confluent-kafka consumers in
   the producer's trace (:mod:`chokepoint.instrument.kafka_context`) and the probes
   (``chokepoint.instrument.probes.install_all``; ``CHOKEPOINT_PROBES``).
 

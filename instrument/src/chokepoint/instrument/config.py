@@ -28,8 +28,10 @@ Variables (default in brackets):
                                     or ``upstream`` (the OpenTelemetry instrumentors) [lean]
 ``CHOKEPOINT_SQLALCHEMY``           ``lean`` (cached attributes on the upstream SQLAlchemy
                                     instrumentor's hot path) or ``upstream`` [lean]
-``CHOKEPOINT_HTTPX``                ``lean`` (headers copied only when some are captured)
-                                    or ``upstream`` [lean]
+``CHOKEPOINT_HTTPX``                ``lean`` (chokepoint's httpx client spans, the upstream
+                                    span from one transport wrapper) or ``upstream`` [lean]
+``CHOKEPOINT_REQUESTS``             ``lean`` (chokepoint's ``requests`` client spans, installed
+                                    by the distro) or ``upstream`` [lean]
 ``CHOKEPOINT_SPANS``                ``lean`` (spans the chokepoint processor reads as they are;
                                     SDK spans only for kept traces, at export) or ``sdk``
                                     (the SDK's spans; also whenever another span processor

@@ -68,8 +68,11 @@ _installed = False
 def lean_requests_wanted(environ=None) -> bool:
     """Whether chokepoint's ``requests`` path replaces the upstream instrumentor."""
     env = os.environ if environ is None else environ
-    if (env.get("CHOKEPOINT_REQUESTS") or "lean").strip().lower() == "upstream":
+    choice = (env.get("CHOKEPOINT_REQUESTS") or "lean").strip().lower()
+    if choice == "upstream":
         return False
+    if choice != "lean":
+        _log.warning("chokepoint: CHOKEPOINT_REQUESTS=%r is neither 'lean' nor 'upstream'; using lean", choice)
     disabled = {name.strip() for name in (env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS") or "").split(",")}
     if "requests" in disabled or "*" in disabled:
         return False
