@@ -39,6 +39,8 @@ def test_instrumentor_options():
     assert set(instrumentor_options("httpx", {"OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup"})) == {"meter_provider"}
     assert instrumentor_options("requests", stable) is None  # chokepoint.instrument.requests_lean instead
     assert set(instrumentor_options("requests", {**stable, "CHOKEPOINT_REQUESTS": "upstream"})) == {"meter_provider"}
+    assert instrumentor_options("urllib3", stable) is None  # chokepoint.instrument.urllib3_lean instead
+    assert set(instrumentor_options("urllib3", {**stable, "CHOKEPOINT_URLLIB3": "upstream"})) == {"meter_provider", "request_hook"}
 
 
 class FakeEntryPoint:

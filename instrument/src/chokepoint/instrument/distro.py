@@ -31,8 +31,9 @@ Lighter instrumentor options (why: the overhead benchmark, docs/BENCHMARKS.md):
   (the same client span from one lean transport wrapper, installed with the agent's
   extras); with ``CHOKEPOINT_HTTPX=upstream``, or HTTP semconv other than ``http``, the
   upstream instrumentor;
-- requests: likewise :mod:`chokepoint.instrument.requests_lean` (installed here, in the
-  upstream instrumentor's place) unless ``CHOKEPOINT_REQUESTS=upstream``;
+- requests and urllib3: likewise :mod:`chokepoint.instrument.requests_lean` and
+  :mod:`chokepoint.instrument.urllib3_lean` (installed here, in the upstream instrumentors'
+  place) unless ``CHOKEPOINT_REQUESTS=upstream`` / ``CHOKEPOINT_URLLIB3=upstream``;
 - ``system_metrics`` is skipped: the runtime probe reports process CPU/RSS/GC.
 
 Where upstream falls short under zero-code-change instrumentation:
@@ -68,6 +69,7 @@ from opentelemetry.sdk._configuration import _BaseConfigurator
 from chokepoint.instrument.httpx_lean import lean_httpx_wanted
 from chokepoint.instrument.instruments import CAPTURED_RESPONSE_HEADERS
 from chokepoint.instrument.requests_lean import install_lean_requests, lean_requests_wanted
+from chokepoint.instrument.urllib3_lean import install_lean_urllib3, lean_urllib3_wanted
 
 _log = logging.getLogger("chokepoint.instrument")
 
@@ -117,6 +119,7 @@ INSTRUMENTOR_OPTIONS: dict[str, dict] = {
     "kafka": {"consume_hook": kafka_python_receive},
 }
 _CAPTURE_RESPONSE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"
+LEAN_CLIENTS = {"requests": install_lean_requests, "urllib3": install_lean_urllib3}  # installed by the distro
 
 
 def apply_environment_defaults(environ=None) -> None:
@@ -141,6 +144,8 @@ def instrumentor_options(name: str, environ=None) -> dict | None:
         return None  # chokepoint.instrument.httpx_lean makes the client spans
     if name == "requests" and lean_requests_wanted(env):
         return None  # chokepoint.instrument.requests_lean, installed in its place
+    if name == "urllib3" and lean_urllib3_wanted(env):
+        return None  # chokepoint.instrument.urllib3_lean, installed in its place
     options = {"meter_provider": NoOpMeterProvider()}
     options.update(INSTRUMENTOR_OPTIONS.get(name, {}))
     return options
@@ -152,13 +157,14 @@ class ChokepointDistro(BaseDistro):
 
     def load_instrumentor(self, entry_point, **kwargs):
         options = instrumentor_options(entry_point.name)
-        if options is None and entry_point.name == "requests":  # chokepoint's lean requests spans instead
+        lean = LEAN_CLIENTS.get(entry_point.name)
+        if options is None and lean is not None:  # chokepoint's lean client spans instead
             try:
-                install_lean_requests()
+                lean()
                 return
             except Exception:
-                _log.warning("chokepoint: the lean requests instrumentation failed; using the upstream one", exc_info=True)
-                options = {"meter_provider": NoOpMeterProvider()}
+                _log.warning("chokepoint: the lean %s instrumentation failed; using the upstream one", entry_point.name, exc_info=True)
+                options = {"meter_provider": NoOpMeterProvider(), **INSTRUMENTOR_OPTIONS.get(entry_point.name, {})}
         if options is None:
             _log.debug("chokepoint: skipping instrumentor %s", entry_point.name)
             return
