@@ -32,6 +32,8 @@ Variables (default in brackets):
                                     span from one transport wrapper) or ``upstream`` [lean]
 ``CHOKEPOINT_REQUESTS``             ``lean`` (chokepoint's ``requests`` client spans, installed
                                     by the distro) or ``upstream`` [lean]
+``CHOKEPOINT_URLLIB3``              ``lean`` (chokepoint's urllib3 client spans, installed by
+                                    the distro) or ``upstream`` [lean]
 ``CHOKEPOINT_SPANS``                ``lean`` (spans the chokepoint processor reads as they are;
                                     SDK spans only for kept traces, at export) or ``sdk``
                                     (the SDK's spans; also whenever another span processor
