@@ -185,8 +185,8 @@ class Shop:
     def __init__(self, config: ShopConfig, switches: Switches) -> None:
         self.config = config
         self.switches = switches
-        self.engine = db.make_engine(config.db_url, pool_size=config.db_pool_size, max_overflow=config.db_max_overflow)
-        self.tiny_engine = db.make_engine(config.db_url, pool_size=2, max_overflow=0)
+        self.engine = db.make_engine(config.db_url, pool_size=config.db_pool_size, max_overflow=config.db_max_overflow, name="shop")
+        self.tiny_engine = db.make_engine(config.db_url, pool_size=2, max_overflow=0, name="shop-small")
         self.payment = PaymentClient(config.payment_url, switches, timeout_s=config.payment_timeout_s, reset_timeout_s=config.breaker_reset_s)
         self.fx_sync = httpx.Client(base_url=config.payment_url, timeout=config.payment_timeout_s)
         self.fx_async: httpx.AsyncClient | None = None

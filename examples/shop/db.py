@@ -215,8 +215,12 @@ def _after_execute(conn, cursor, statement, parameters, context, executemany):
         stats.db_time_s += time.perf_counter() - started
 
 
-def make_engine(url: str, pool_size: int, max_overflow: int, pool_timeout_s: float = 30.0) -> Engine:
-    """A QueuePool engine with the per-request accounting hooks attached (on SQLite too)."""
+def make_engine(url: str, pool_size: int, max_overflow: int, pool_timeout_s: float = 30.0, name: str | None = None) -> Engine:
+    """A QueuePool engine with the per-request accounting hooks attached (on SQLite too).
+
+    ``name``: the engine's ``logging_name``, which chokepoint's pool probe reports as the
+    pool's name (``db.client.connection.pool.name``), so each pool is told apart.
+    """
     url = sqlalchemy_url(url)
     if is_sqlite(url):
         engine = create_engine(
@@ -226,10 +230,11 @@ def make_engine(url: str, pool_size: int, max_overflow: int, pool_timeout_s: flo
             max_overflow=max_overflow,
             pool_timeout=pool_timeout_s,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+            logging_name=name,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout_s, pool_pre_ping=False)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout_s, pool_pre_ping=False, logging_name=name)
     event.listen(engine, "before_cursor_execute", _before_execute)
     event.listen(engine, "after_cursor_execute", _after_execute)
     return engine

@@ -61,7 +61,7 @@ class FulfilmentWorker:
         self.switches = switches
         self.lag_sleep_s = lag_sleep_s
         self.products = products
-        self.engine = db.make_engine(db_url, pool_size=2, max_overflow=0)
+        self.engine = db.make_engine(db_url, pool_size=2, max_overflow=0, name="fulfilment")
         self.consumer: Consumer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -171,8 +171,8 @@ def suite(postgres, scenario_kafka, tmp_path_factory, artifacts_dir):
     )
     try:
         stack.start()
-        # the small pool the scenario saturates: the shop's second engine on the database
-        yield Suite(collector, stack, topic, pool=f"postgresql+psycopg://127.0.0.1:{postgres.port}/{dbname}#2")
+        # the small pool the scenario saturates (the shop names its engines)
+        yield Suite(collector, stack, topic, pool="shop-small")
     finally:
         stack.stop()
         collector.shutdown()
