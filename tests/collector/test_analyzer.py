@@ -215,6 +215,17 @@ def test_bottleneck_ranks_first(kind, target, feed):
     assert top.since.endswith("Z")
 
 
+def test_a_few_slow_checkouts_of_a_quiet_pool_are_not_saturation():
+    """A consumer's small pool: a handful of checkouts, each opening a new connection."""
+
+    def warming_pool(store, rng, i):
+        store.set_pool("fulfilment", "db", "fulfilment", used=1, max=2, pending=0)
+        if i % 30 == 0:
+            store.add_pool_waits("fulfilment", "db", "fulfilment", [0.06])
+
+    assert [(f.kind, f.target) for f in run(warming_pool) if f.kind == "db_pool_saturation"] == []
+
+
 def test_finding_dict_has_the_contract_shape():
     top = run(slow_pool)[0].to_dict()
     assert set(top) == {"kind", "service", "target", "score", "severity", "since", "summary", "evidence", "recommendation"}

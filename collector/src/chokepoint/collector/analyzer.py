@@ -90,6 +90,7 @@ class AnalyzerConfig:
     degraded_p99_ms: float = 100.0  # a route is "slow" above this p99 ...
     degraded_ratio: float = 2.0  # ... or this many times its baseline p99
     pool_wait_p99_ms: float = 20.0
+    pool_min_waits: int = 20  # checkouts in the window before a slow p99 alone means saturation
     worker_queue_wait_p99_ms: float = 20.0
     cpu_busy: float = 0.85  # fraction of one core: CPU used, or CPU demand (used + run-queue wait)
     cpu_demand_min_used: float = 0.3  # run-queue wait counts as demand only when the process uses this much itself
@@ -324,6 +325,8 @@ def rule_db_pool_saturation(v: WindowView) -> Iterable[Candidate]:
         timeouts = p.get("timeouts") or 0.0
         if wait_p99 < cfg.pool_wait_p99_ms and pending < 1 and timeouts <= 0:
             continue
+        if pending < 1 and timeouts <= 0 and (p.get("wait_count") or 0) < cfg.pool_min_waits:
+            continue  # a few checkouts that opened new connections (a worker's pool warming up), not a queue
         svc = p["service"]
         sv = v.services.get(svc, ServiceView(svc))
         query_p99 = max((_ms(agg.sketch.quantile(0.99)) for _, agg in v.deps_of(svc, "db")), default=0.0)
