@@ -51,13 +51,15 @@ or the old names: the upstream instrumentor makes those).  Transports other than
 ``HTTPTransport``/``AsyncHTTPTransport`` (``MockTransport``, ``WSGITransport``, custom
 ones not delegating to them) are not traced, as upstream.
 
-Measured (user CPU, paired rounds in one run, busy shared 2-core box): one ``GET`` to a
-local server through ``httpx.Client`` under the SDK tracer provider (no processor) costs
-+110 µs with this path vs +278 µs with the upstream instrumentor (uninstrumented ~460 µs;
-8 rounds of 400 calls); the benchmark app (``bench/overhead/request_cpu.py --rounds 12
---requests 80 --variants "none,chokepoint,chokepoint+CHOKEPOINT_HTTPX=upstream"``) gets
-+483 µs/request over uninstrumented with it vs +631 µs with ``CHOKEPOINT_HTTPX=upstream``.
-What remains is mostly the SDK's span start/end and attribute cleaning.
+Measured (user CPU, paired rounds in one process, busy shared 2-core box): one ``GET`` to
+a local server through ``httpx.Client`` costs +90 µs with this path vs +276 µs with the
+upstream instrumentor under the agent's own tracer provider and span processor (10 calls
+per server span, 10 rounds of 400 calls; uninstrumented ~570 µs), and +110 vs +278 µs under
+a bare SDK provider.  On the benchmark app (``bench/overhead/request_cpu.py --rounds 12..15
+--requests 80 --variants "none,chokepoint,chokepoint+CHOKEPOINT_HTTPX=upstream"``) four runs
+on the loaded box gave chokepoint 148, 118, 522 and -9 µs/request below
+``CHOKEPOINT_HTTPX=upstream``: the host's noise there is larger than the difference.
+What remains is mostly the span itself (start, end, the processor).
 """
 
 from __future__ import annotations
