@@ -379,3 +379,22 @@ def test_sqlalchemy_on_postgresql_exports_and_records_the_same(postgres, make_ha
     failed = [span for span in lean_spans if span["status"][0] is StatusCode.ERROR]
     assert {span["name"] for span in failed} == {"connect", "SELECT " + sa.make_url(postgres.url).database}
     assert sdk_metrics[signals.DB_CLIENT_OPERATION_DURATION]
+
+
+def test_sdk_span_metrics_or_a_disabled_tracer_get_the_sdk_behaviour(make_harness, monkeypatch):
+    from opentelemetry.sdk.trace import _TracerConfig
+    from opentelemetry.trace import NonRecordingSpan
+
+    harness = make_harness(AgentConfig(trace_sample_rate=0.0))
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")  # the SDK's own span metrics: SDK spans
+    provider = LeanTracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False)
+    provider.add_span_processor(harness.processor)
+    assert not provider.lean and type(provider.get_tracer("t").start_span("x")) is _Span
+    monkeypatch.delenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED")
+    provider = LeanTracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False)
+    provider.add_span_processor(harness.processor)
+    provider._set_tracer_configurator(tracer_configurator=lambda scope: _TracerConfig(is_enabled=scope.name != "off"))
+    assert type(provider.get_tracer("off").start_span("x")) is NonRecordingSpan
+    span = provider.get_tracer("on").start_span("x")
+    assert type(span) is LeanSpan
+    span.end()
