@@ -1,4 +1,9 @@
-"""The lean SQLAlchemy hot path makes the spans the upstream instrumentor makes (real PostgreSQL)."""
+"""The lean SQLAlchemy hot path makes the spans the upstream instrumentor makes (real PostgreSQL),
+in both modes: statement spans from the dialect's execute methods (``dialect``, no engine
+listeners) and from upstream's engine listeners (``listeners``)."""
+
+import asyncio
+import gc
 
 import pytest
 import sqlalchemy as sa
@@ -9,7 +14,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from chokepoint.instrument.sqlalchemy_lean import install_lean_sqlalchemy
+from chokepoint.instrument.sqlalchemy_lean import install_lean_sqlalchemy, spans_mode
+
+MODES = pytest.mark.parametrize("mode", ["dialect", "listeners"])
 
 
 @pytest.fixture
@@ -52,12 +59,13 @@ def shapes(exporter) -> list:
     ]
 
 
-def test_lean_path_makes_the_upstream_spans(postgres, traced):
+@MODES
+def test_lean_path_makes_the_upstream_spans(postgres, traced, mode):
     provider, exporter = traced
     workload(postgres.url, provider)
     upstream = shapes(exporter)
     exporter.clear()
-    undo = install_lean_sqlalchemy()
+    undo = install_lean_sqlalchemy(mode)
     assert undo is not None
     try:
         workload(postgres.url, provider)
@@ -81,7 +89,7 @@ def test_undo_restores_the_upstream_instrumentor(traced):
 
 
 def test_pool_listeners_skipped_only_when_their_counter_is_a_noop(postgres, traced):
-    undo = install_lean_sqlalchemy()
+    undo = install_lean_sqlalchemy("listeners")
     try:
         engine = sa.create_engine(postgres.url)
         assert not sa.event.contains(engine, "checkout", engine_tracer(engine)._pool_checkout)
@@ -117,7 +125,8 @@ def two_database_workload(url: str, other_db: str, provider) -> None:
             engine.dispose()
 
 
-def test_lean_path_names_each_statement_by_its_connections_database(postgres, traced):
+@MODES
+def test_lean_path_names_each_statement_by_its_connections_database(postgres, traced, mode):
     import psycopg
 
     with psycopg.connect(postgres.dsn, autocommit=True) as admin:
@@ -127,7 +136,7 @@ def test_lean_path_names_each_statement_by_its_connections_database(postgres, tr
     two_database_workload(postgres.url, "lean_other", provider)
     upstream = shapes(exporter)
     exporter.clear()
-    undo = install_lean_sqlalchemy()
+    undo = install_lean_sqlalchemy(mode)
     try:
         two_database_workload(postgres.url, "lean_other", provider)
         lean = shapes(exporter)
@@ -161,12 +170,13 @@ def suppressed_workload(url: str, provider) -> None:
     engine.dispose()
 
 
-def test_lean_path_respects_suppressed_instrumentation_as_upstream(postgres, traced):
+@MODES
+def test_lean_path_respects_suppressed_instrumentation_as_upstream(postgres, traced, mode):
     provider, exporter = traced
     suppressed_workload(postgres.url, provider)
     upstream = shapes(exporter)
     exporter.clear()
-    undo = install_lean_sqlalchemy()
+    undo = install_lean_sqlalchemy(mode)
     try:
         suppressed_workload(postgres.url, provider)
         lean = shapes(exporter)
@@ -175,3 +185,193 @@ def test_lean_path_respects_suppressed_instrumentation_as_upstream(postgres, tra
     assert lean == upstream
     statements = [dict(s[2]).get("db.query.text") or dict(s[2]).get("db.statement") for s in lean if s[0].startswith("SELECT")]
     assert statements == ["SELECT 1", "SELECT 4"] and [s[0] for s in lean].count("connect") == 1
+
+
+def upstream_and_lean(run, provider, exporter, mode="dialect") -> tuple[list, list]:
+    """``run()``'s spans under the upstream instrumentor, then with the lean path installed."""
+    run()
+    upstream = shapes(exporter)
+    exporter.clear()
+    undo = install_lean_sqlalchemy(mode)
+    assert undo is not None
+    try:
+        run()
+        return upstream, shapes(exporter)
+    finally:
+        undo()
+        exporter.clear()
+
+
+def statement_of(shape) -> str:
+    attributes = dict(shape[2])
+    return attributes.get("db.query.text") or attributes.get("db.statement")
+
+
+def executemany_workload(url: str, provider) -> None:
+    """executemany through the driver (``exec_driver_sql`` with a list), Core inserts of many
+    rows (insertmanyvalues batches, one ``do_execute`` each), a failing executemany, and
+    statements without parameters; spans nested two levels under the request."""
+    engine = sa.create_engine(url, pool_size=1, insertmanyvalues_page_size=2)
+    table = sa.Table("lean_many", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Text))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("request"), engine.connect() as conn:
+        with tracer.start_as_current_span("handler"):
+            conn.exec_driver_sql("CREATE TEMP TABLE lean_many (id int primary key, v text)")
+            conn.exec_driver_sql("INSERT INTO lean_many VALUES (%(id)s, %(v)s)", [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}])
+            conn.execute(table.insert().returning(table.c.id), [{"id": n, "v": str(n)} for n in range(3, 8)]).all()
+        with pytest.raises(sa.exc.IntegrityError):
+            conn.exec_driver_sql("INSERT INTO lean_many VALUES (%(id)s, %(v)s)", [{"id": 9, "v": "a"}, {"id": 9, "v": "b"}])
+        conn.rollback()
+        conn.exec_driver_sql("SELECT 1").scalar()
+    engine.dispose()
+
+
+def test_dialect_path_traces_executemany_failures_and_nesting_as_upstream(postgres, traced):
+    provider, exporter = traced
+    upstream, lean = upstream_and_lean(lambda: executemany_workload(postgres.url, provider), provider, exporter)
+    assert lean == upstream
+    db = sa.make_url(postgres.url).database
+    by_statement = {statement_of(s): s for s in lean if s[0] != "connect" and s[0] not in ("request", "handler")}
+    assert by_statement["INSERT INTO lean_many VALUES (%(id)s, %(v)s)"][3].name == "ERROR"  # the last one failed
+    assert "duplicate key" in by_statement["INSERT INTO lean_many VALUES (%(id)s, %(v)s)"][4]
+    assert [s[6] for s in lean if s[0] == "INSERT " + db][:4] == ["handler"] * 4  # one span per insertmanyvalues batch too
+    assert sum(1 for s in lean if s[0] == "INSERT " + db) == 2 + 3
+
+
+def test_dialect_path_registers_no_engine_listeners(postgres, traced):
+    _, exporter = traced
+    undo = install_lean_sqlalchemy("dialect")
+    try:
+        engine = sa.create_engine(postgres.url, pool_size=1)
+        assert [identifier for ref, identifier, _ in EngineTracer._remove_event_listener_params if ref() is engine] == []
+        assert {"do_execute", "do_executemany", "do_execute_no_params"} <= set(vars(engine.dialect))
+        with engine.connect() as conn:
+            assert not (conn._has_events or engine._has_events)  # SQLAlchemy keeps its fast path
+            conn.execute(sa.text("SELECT 1")).scalar()
+        assert [s.name for s in exporter.get_finished_spans()][-1].startswith("SELECT ")
+        engine.dispose()
+    finally:
+        undo()
+    assert "do_execute" not in vars(engine.dialect)  # undone
+
+
+def rewritten_workload(url: str, provider) -> None:
+    """The application rewrites statements in its own ``before_cursor_execute`` (retval=True)."""
+    engine = sa.create_engine(url, pool_size=1)
+
+    @sa.event.listens_for(engine, "before_cursor_execute", retval=True)
+    def tag(conn, cursor, statement, parameters, context, executemany):
+        return statement + " /* tagged */", parameters
+
+    with provider.get_tracer("test").start_as_current_span("request"), engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1")).scalar()
+    engine.dispose()
+
+
+def test_dialect_path_spans_carry_the_statement_as_executed(postgres, traced):
+    provider, exporter = traced
+    upstream, lean = upstream_and_lean(lambda: rewritten_workload(postgres.url, provider), provider, exporter)
+    assert [statement_of(s) for s in upstream if s[0].startswith("SELECT")] == ["SELECT 1"]  # upstream: before the rewrite
+    assert [statement_of(s) for s in lean if s[0].startswith("SELECT")] == ["SELECT 1 /* tagged */"]
+    assert [s[:2] + s[3:] for s in lean] == [s[:2] + s[3:] for s in upstream]  # otherwise the same spans
+
+
+def sqlite_workload(provider) -> None:
+    engine = sa.create_engine("sqlite://")  # no host in the URL: upstream's own path (listeners) for this engine
+    with provider.get_tracer("test").start_as_current_span("request"), engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1")).scalar()
+        with pytest.raises(sa.exc.OperationalError):
+            conn.execute(sa.text("SELECT * FROM nowhere"))
+    engine.dispose()
+
+
+def test_dialect_path_keeps_the_listeners_for_engines_without_a_host(traced):
+    provider, exporter = traced
+    upstream, lean = upstream_and_lean(lambda: sqlite_workload(provider), provider, exporter)
+    assert lean == upstream
+    assert [s[0] for s in lean] == ["connect", "SELECT", "SELECT", "request"]
+
+
+def test_dialect_path_keeps_the_listeners_with_the_sql_commenter(postgres):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = SQLAlchemyInstrumentor()
+    instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider(), enable_commenter=True)
+    try:
+        upstream, lean = upstream_and_lean(lambda: workload(postgres.url, provider), provider, exporter)
+    finally:
+        instrumentor.uninstrument()
+    assert lean == upstream
+
+
+def test_dialect_path_keeps_the_listeners_when_the_dialect_handles_execute_itself(postgres, traced):
+    """A ``do_execute`` dialect event that runs the statement itself (returns True) bypasses the
+    dialect's method: engines created while such an event exists keep the listeners."""
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    provider, exporter = traced
+
+    def execute_itself(cursor, statement, parameters, context):
+        cursor.execute(statement, parameters)
+        return True
+
+    sa.event.listen(PGDialect_psycopg, "do_execute", execute_itself)
+    try:
+        upstream, lean = upstream_and_lean(lambda: workload(postgres.url, provider), provider, exporter)
+    finally:
+        sa.event.remove(PGDialect_psycopg, "do_execute", execute_itself)
+    assert lean == upstream
+    assert sum(1 for s in lean if s[0].startswith("SELECT")) == 5
+
+
+def test_uninstrument_unwraps_the_dialects(postgres):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = SQLAlchemyInstrumentor()
+    instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider())
+    undo = install_lean_sqlalchemy("dialect")
+    try:
+        engine = sa.create_engine(postgres.url, pool_size=1)
+        assert "do_execute" in vars(engine.dialect)
+        instrumentor.uninstrument()
+        assert "do_execute" not in vars(engine.dialect)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1")).scalar()
+        assert [s.name for s in exporter.get_finished_spans()] == []
+        engine.dispose()
+    finally:
+        undo()
+
+
+def async_workload(url: str, provider) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> None:
+        engine = create_async_engine(url, pool_size=1)
+        with provider.get_tracer("test").start_as_current_span("request"):
+            async with engine.connect() as conn:
+                for n in range(2):
+                    (await conn.execute(sa.text("SELECT :n + 1"), {"n": n})).scalar()
+                with pytest.raises(sa.exc.ProgrammingError):
+                    await conn.execute(sa.text("SELECT * FROM no_such_table"))
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def test_dialect_path_traces_async_engines_as_upstream(postgres, traced):
+    provider, exporter = traced
+    url = postgres.url.replace("postgresql+psycopg://", "postgresql+psycopg_async://")
+    upstream, lean = upstream_and_lean(lambda: async_workload(url, provider), provider, exporter)
+    gc.collect()  # upstream's two listener sets on one async engine fail its own uninstrument while the engine lives
+    assert lean == upstream
+    assert sum(1 for s in lean if s[0].startswith("SELECT")) == 3
+
+
+def test_spans_mode_reads_the_environment(caplog):
+    assert spans_mode({}) == "dialect"
+    assert spans_mode({"CHOKEPOINT_SQLALCHEMY_SPANS": " Listeners "}) == "listeners"
+    assert spans_mode({"CHOKEPOINT_SQLALCHEMY_SPANS": "events"}) == "dialect"
+    assert "must be dialect or listeners" in caplog.text

@@ -35,11 +35,13 @@ a debug line says so.
 from __future__ import annotations
 
 import logging
+import os
 import weakref
 from collections.abc import Callable
 
 _log = logging.getLogger(__name__)
 
+SPANS_VARIABLE = "CHOKEPOINT_SQLALCHEMY_SPANS"
 MAX_CACHED_STATEMENTS = 2000
 _POOL_EVENTS = frozenset({"connect", "close", "checkin", "checkout"})
 _NEEDED = (
@@ -54,7 +56,21 @@ _NEEDED = (
 )
 
 
-def install_lean_sqlalchemy() -> Callable[[], None] | None:
+def spans_mode(environ=None) -> str:
+    """``CHOKEPOINT_SQLALCHEMY_SPANS``: ``dialect`` (default) or ``listeners``."""
+    raw = (os.environ if environ is None else environ).get(SPANS_VARIABLE, "").strip().lower()
+    if raw in ("", "dialect"):
+        return "dialect"
+    if raw != "listeners":
+        _log.warning("chokepoint: %s=%r must be dialect or listeners; using dialect", SPANS_VARIABLE, raw)
+        return "dialect"
+    return raw
+
+
+def install_lean_sqlalchemy(mode: str | None = None) -> Callable[[], None] | None:
+    """Install the lean path (``mode``: ``dialect`` or ``listeners``; default from the
+    environment, see :func:`spans_mode`); returns the undo callable, or ``None``."""
+    dialect_spans = (mode or spans_mode()) == "dialect"
     try:
         from opentelemetry.instrumentation.sqlalchemy import engine as upstream
     except ImportError:
@@ -66,14 +82,25 @@ def install_lean_sqlalchemy() -> Callable[[], None] | None:
     tracer_cls = upstream.EngineTracer
     original_before = tracer_cls.__dict__.get("_before_cur_exec")
     original_register = tracer_cls.__dict__.get("_register_event_listener")
-    if original_before is None or original_register is None or getattr(original_before, "_chokepoint", False):
+    original_remove_all = tracer_cls.__dict__.get("remove_all_event_listeners")
+    if original_before is None or original_register is None or original_remove_all is None or getattr(original_before, "_chokepoint", False):
         return None
     undo: list[Callable[[], None]] = []
 
     tracer_cls._before_cur_exec = _make_before_cur_exec(upstream, original_before)
     undo.append(lambda: setattr(tracer_cls, "_before_cur_exec", original_before))
-    tracer_cls._register_event_listener = _make_register(original_register)
+    tracer_cls._register_event_listener = _make_register(original_register, dialect_spans)
     undo.append(lambda: setattr(tracer_cls, "_register_event_listener", original_register))
+    if dialect_spans:
+        remove_all = original_remove_all.__func__
+
+        def remove_all_event_listeners(cls):  # SQLAlchemyInstrumentor.uninstrument: dialects too
+            _unwrap_dialects()
+            return remove_all(cls)
+
+        tracer_cls.remove_all_event_listeners = classmethod(remove_all_event_listeners)
+        undo.append(lambda: setattr(tracer_cls, "remove_all_event_listeners", original_remove_all))
+        undo.append(_unwrap_dialects)
     connect_undo = _install_lean_connect(upstream)
     if connect_undo is not None:
         undo.append(connect_undo)
@@ -94,11 +121,11 @@ def _make_before_cur_exec(upstream, original):
 
     client = SpanKind.CLIENT
 
-    def _before_cur_exec(self, conn, cursor, statement, params, context, _executemany):
-        if self.enable_commenter:
-            return original(self, conn, cursor, statement, params, context, _executemany)
+    def start_span(self, conn, cursor, statement):
+        """The statement span upstream's ``_before_cur_exec`` starts, or ``None`` when
+        suppressed; ``_UPSTREAM`` when only upstream's own code can make it."""
         if not instrumentation_enabled():
-            return statement, params
+            return None
         url = conn.engine.url
         cache = self.__dict__.get("_chokepoint_cache")
         if cache is None or cache[0] is not url:
@@ -107,7 +134,7 @@ def _make_before_cur_exec(upstream, original):
             cache = self._chokepoint_cache = (url, attributes if found else None, {}, db_names)
         url_attributes, statements, db_names = cache[1], cache[2], cache[3]
         if url_attributes is None:  # no host in the URL: upstream reads the cursor's connection
-            return original(self, conn, cursor, statement, params, context, _executemany)
+            return _UPSTREAM
         if db_names is None:
             db_name = get_db_name(self.vendor, conn, cursor)
         else:  # PostgreSQL: the database a DB-API connection is on never changes; asking libpq costs ~1 µs
@@ -128,11 +155,21 @@ def _make_before_cur_exec(upstream, original):
             entry = (name, attributes)
             if len(statements) < MAX_CACHED_STATEMENTS:
                 statements[(statement, db_name)] = entry
-        context._otel_span = self.tracer.start_span(entry[0], kind=client, attributes=entry[1])
+        return self.tracer.start_span(entry[0], kind=client, attributes=entry[1])
+
+    def _before_cur_exec(self, conn, cursor, statement, params, context, _executemany):
+        if self.enable_commenter:
+            return original(self, conn, cursor, statement, params, context, _executemany)
+        span = start_span(self, conn, cursor, statement)
+        if span is _UPSTREAM:
+            return original(self, conn, cursor, statement, params, context, _executemany)
+        if span is not None:
+            context._otel_span = span
         return statement, params
 
     _before_cur_exec._chokepoint = True
     _before_cur_exec.__wrapped__ = original
+    _before_cur_exec._chokepoint_start_span = start_span
     return _before_cur_exec
 
 
@@ -155,18 +192,128 @@ def _remember_db_name(db_names: dict, dbapi_connection, db_name) -> None:
     db_names[key] = (ref, db_name)
 
 
-def _make_register(original):
+def _make_register(original, dialect_spans: bool):
     from opentelemetry.metrics import NoOpUpDownCounter
 
     underlying = original.__func__
+    via_dialect: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> its spans come from the dialect
 
     def _register_event_listener(cls, target, identifier, func, *args, **kw):
         owner = getattr(func, "__self__", None)
         if identifier in _POOL_EVENTS and isinstance(getattr(owner, "connections_usage", None), NoOpUpDownCounter):
             return None  # the listener would only feed a no-op counter
+        if dialect_spans and identifier in _CURSOR_EVENTS:
+            # upstream registers before_cursor_execute first, then the other two; an async
+            # engine gets two tracers (create_async_engine calls the wrapped create_engine),
+            # of which upstream exports one span per statement: the dialect makes that one
+            if identifier == "before_cursor_execute":
+                if via_dialect.get(target):  # upstream ends (and exports) the last tracer's span
+                    _tracers[target.dialect][0] = owner
+                else:
+                    via_dialect[target] = _wrap_dialect(owner, target)
+            if via_dialect.get(target):
+                return None
         return underlying(cls, target, identifier, func, *args, **kw)
 
     return classmethod(_register_event_listener)
+
+
+_CURSOR_EVENTS = ("before_cursor_execute", "after_cursor_execute", "handle_error")
+_DIALECT_METHODS = ("do_execute", "do_executemany", "do_execute_no_params")
+_UPSTREAM = object()
+_NO_SPAN = None  # start_span's answer when upstream's own listener must make the span
+_tracers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # wrapped dialect -> [its EngineTracer]
+
+
+def _wrap_dialect(engine_tracer, engine) -> bool:
+    """Make ``engine``'s statement spans from its dialect's execute methods (instance
+    attributes wrapping the bound originals); ``False`` (the listeners then stay) when the
+    engine needs upstream's own code or another wrapper got there first."""
+    try:
+        from sqlalchemy.engine.base import Engine
+
+        start_span = engine_tracer._before_cur_exec._chokepoint_start_span
+        dialect = engine.dialect
+        if (
+            type(engine) is not Engine
+            or engine_tracer.enable_commenter
+            or any(name in dialect.__dict__ for name in _DIALECT_METHODS)
+            or any(len(getattr(dialect.dispatch, name)) for name in _DIALECT_METHODS)
+            or start_span is None
+        ):
+            return False
+        from opentelemetry.instrumentation.sqlalchemy.engine import _get_attributes_from_url
+
+        _, found = _get_attributes_from_url(engine.url, engine_tracer._sem_conv_opt_in_mode_db, engine_tracer._sem_conv_opt_in_mode_http)
+        if not found:  # no host in the URL: upstream reads the attributes from the cursor
+            return False
+        from opentelemetry.trace import Status, StatusCode
+    except Exception:
+        _log.debug("chokepoint: SQLAlchemy dialect spans not installed for an engine; listeners kept", exc_info=True)
+        return False
+    error = StatusCode.ERROR
+
+    def failed(span, exc: BaseException) -> None:
+        if span.is_recording():  # as upstream's handle_error listener
+            span.set_status(Status(error, str(exc)))
+        span.end()
+
+    do_execute, do_executemany, do_execute_no_params = (getattr(dialect, name) for name in _DIALECT_METHODS)
+
+    holder = [engine_tracer]
+
+    def traced_span(conn, cursor, statement):
+        if "_has_events" in conn.__dict__:  # a connection apart from the engine's events (the dialect's first-connect checks): no listener, no span
+            return _NO_SPAN
+        span = start_span(holder[0], conn, cursor, statement)
+        return _NO_SPAN if span is None or span is _UPSTREAM else span
+
+    def traced_do_execute(cursor, statement, parameters, context=None):
+        span = _NO_SPAN if context is None else traced_span(context.root_connection, cursor, statement)
+        if span is _NO_SPAN:
+            return do_execute(cursor, statement, parameters, context)
+        try:
+            result = do_execute(cursor, statement, parameters, context)
+        except BaseException as exc:
+            failed(span, exc)
+            raise
+        span.end()
+        return result
+
+    def traced_do_executemany(cursor, statement, parameters, context=None):
+        span = _NO_SPAN if context is None else traced_span(context.root_connection, cursor, statement)
+        if span is _NO_SPAN:
+            return do_executemany(cursor, statement, parameters, context)
+        try:
+            result = do_executemany(cursor, statement, parameters, context)
+        except BaseException as exc:
+            failed(span, exc)
+            raise
+        span.end()
+        return result
+
+    def traced_do_execute_no_params(cursor, statement, context=None):
+        span = _NO_SPAN if context is None else traced_span(context.root_connection, cursor, statement)
+        if span is _NO_SPAN:
+            return do_execute_no_params(cursor, statement, context)
+        try:
+            result = do_execute_no_params(cursor, statement, context)
+        except BaseException as exc:
+            failed(span, exc)
+            raise
+        span.end()
+        return result
+
+    dialect.do_execute, dialect.do_executemany, dialect.do_execute_no_params = traced_do_execute, traced_do_executemany, traced_do_execute_no_params
+    _tracers[dialect] = holder
+    return True
+
+
+def _unwrap_dialects() -> None:
+    for dialect in list(_tracers):
+        for name in _DIALECT_METHODS:
+            dialect.__dict__.pop(name, None)
+    _tracers.clear()
 
 
 def _install_lean_connect(upstream) -> Callable[[], None] | None:
@@ -226,10 +373,10 @@ def _install_lean_connect(upstream) -> Callable[[], None] | None:
             span.end()
 
     _lean_connect._chokepoint = True
-    Engine.connect = wrapt.FunctionWrapper(original, _lean_connect)
+    lean = Engine.connect = wrapt.FunctionWrapper(original, _lean_connect)
 
-    def undo() -> None:
-        if Engine.__dict__.get("connect") is not current:
+    def undo() -> None:  # unless the instrumentor has unwrapped (or re-wrapped) it since
+        if Engine.__dict__.get("connect") is lean:
             Engine.connect = current
 
     return undo
