@@ -129,14 +129,17 @@ def sanitized_copy(span, header_allowlist=frozenset()) -> ReadableSpan:
     A lean span's attribute values were cleaned as the SDK does when they were set, and its
     events and links are the SDK's objects, so the copy encodes as an SDK span would.
     """
+    attributes = span.attributes
+    if type(attributes) is dict:  # a lean span's own dict: copied in one step (GIL-atomic) before reading
+        attributes = attributes.copy()
     return ReadableSpan(
         name=span.name,
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes=sanitize_attributes(span.attributes, header_allowlist),
-        events=span.events,
-        links=span.links,
+        attributes=sanitize_attributes(attributes, header_allowlist),
+        events=tuple(span.events),
+        links=tuple(span.links),
         kind=span.kind,
         status=span.status,
         start_time=span.start_time,
