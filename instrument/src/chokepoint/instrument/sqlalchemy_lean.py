@@ -14,18 +14,45 @@ Usage (the agent calls it after the instrumentors are loaded, before engines exi
 
 What changes, per ``EngineTracer`` (one per engine):
 
-- ``before_cursor_execute``: the span name and attribute dict are computed once per
-  (statement, database name) and cached (at most ``MAX_CACHED_STATEMENTS`` per engine),
-  then the span starts with them in one call.  Names, attributes and their order, span
-  kind and parent are those upstream produces.  On PostgreSQL the database name
-  (``connection.info.dbname``, a libpq call, ~2 µs) is read once per DB-API connection;
-  whether instrumentation is suppressed is read straight from the context variable.
-  Engines whose URL has no host (the attributes then come from the cursor) and engines
-  with the SQL commenter on keep the upstream path;
+- statement spans (``CHOKEPOINT_SQLALCHEMY_SPANS=dialect``, the default) start and end
+  around the engine dialect's ``do_execute`` / ``do_executemany`` /
+  ``do_execute_no_params`` (instance attributes wrapping the bound methods) instead of
+  upstream's ``before_cursor_execute`` / ``after_cursor_execute`` / ``handle_error``
+  listeners, which are not registered.  SQLAlchemy checks ``_has_events`` at every event
+  point of a statement and, with any engine listener, takes the slow path (dispatch
+  joins, ``engine_connect``, ``before_execute``/``after_execute`` lists); no-op listeners
+  alone cost +60 to +82 µs per request (connect + three statements) and 162 Python
+  calls.  Same span name, kind, attributes, parent (the span current at execute time)
+  and, on a failure, the status upstream's ``handle_error`` sets (``ERROR``,
+  ``str(exception)``; no event), the span covering the cursor call; statements on the
+  dialect's own first-connect connection (no engine events) make none, as upstream.  One
+  difference, on purpose: a statement the application rewrites in its own
+  ``before_cursor_execute`` (``retval=True``) is in the span as executed (upstream's
+  listener, registered first, saw it before the rewrite).  An async engine gets two
+  tracers (``create_async_engine`` calls the wrapped ``create_engine``); upstream exports
+  the last one's span, the dialect makes that one only.  Engines keep the listeners when
+  their URL has no host (upstream reads the attributes from the cursor), with the SQL
+  commenter on, or when their dialect already has ``do_execute*`` events or wrappers at
+  creation (a ``do_execute`` event that runs the statement itself would bypass the
+  wrapper).  ``SQLAlchemyInstrumentor().uninstrument()`` unwraps the dialects.
+  ``CHOKEPOINT_SQLALCHEMY_SPANS=listeners`` keeps the listener path below;
+- ``before_cursor_execute`` (listener path, and engines that keep it): the span name
+  and attribute dict are computed once per (statement, database name) and cached (at
+  most ``MAX_CACHED_STATEMENTS`` per engine), then the span starts with them in one
+  call.  Names, attributes and their order, span kind and parent are those upstream
+  produces.  On PostgreSQL the database name (``connection.info.dbname``, a libpq call,
+  ~2 µs) is read once per DB-API connection; whether instrumentation is suppressed is
+  read straight from the context variable.  Engines whose URL has no host and engines
+  with the SQL commenter on keep the upstream code;
 - ``Engine.connect``: the ``connect`` span is current around the call as upstream makes
   it (exception recorded and status set the same way), without the context-manager
   layers;
 - the four pool listeners are not registered when their counter is a no-op.
+
+SQLAlchemy's fast path needs *no* engine listener at all: a listener on the ``Engine``
+class (chokepoint's repeated-read flag in ``client_flags``, an APM's, the application's)
+puts every engine back on the slow path; the dialect spans then still save the three
+listener calls per statement.
 
 ``CHOKEPOINT_SQLALCHEMY=upstream`` leaves the upstream instrumentor untouched.  If the
 upstream internals this relies on are missing (another version), nothing is patched and
