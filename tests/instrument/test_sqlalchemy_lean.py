@@ -375,3 +375,24 @@ def test_spans_mode_reads_the_environment(caplog):
     assert spans_mode({"CHOKEPOINT_SQLALCHEMY_SPANS": " Listeners "}) == "listeners"
     assert spans_mode({"CHOKEPOINT_SQLALCHEMY_SPANS": "events"}) == "dialect"
     assert "must be dialect or listeners" in caplog.text
+
+
+def test_dialect_path_never_raises_into_the_application(postgres, traced, monkeypatch):
+    from chokepoint.instrument import sqlalchemy_lean
+
+    class BrokenTracer:
+        def start_span(self, *args, **kwargs):
+            raise RuntimeError("tracer broken")
+
+    undo = install_lean_sqlalchemy("dialect")
+    try:
+        engine = sa.create_engine(postgres.url, pool_size=1)
+        monkeypatch.setattr(sqlalchemy_lean._tracers[engine.dialect][0], "tracer", BrokenTracer())
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 41 + 1")).scalar() == 42  # the statement runs, untraced
+            conn.exec_driver_sql("CREATE TEMP TABLE lean_broken (id int)")
+            conn.exec_driver_sql("INSERT INTO lean_broken VALUES (%(id)s)", [{"id": 1}, {"id": 2}])
+            assert conn.exec_driver_sql("SELECT count(*) FROM lean_broken").scalar() == 2
+        engine.dispose()
+    finally:
+        undo()

@@ -289,14 +289,19 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
 
     holder = [engine_tracer]
 
-    def traced_span(conn, cursor, statement):
-        if "_has_events" in conn.__dict__:  # a connection apart from the engine's events (the dialect's first-connect checks): no listener, no span
+    def traced_span(context, cursor, statement):
+        try:
+            conn = context.root_connection
+            if "_has_events" in conn.__dict__:  # a connection apart from the engine's events (the dialect's first-connect checks): no listener, no span
+                return _NO_SPAN
+            span = start_span(holder[0], conn, cursor, statement)
+        except Exception:  # the statement runs untraced rather than fail
+            _log.debug("chokepoint: SQLAlchemy statement span failed", exc_info=True)
             return _NO_SPAN
-        span = start_span(holder[0], conn, cursor, statement)
         return _NO_SPAN if span is None or span is _UPSTREAM else span
 
     def traced_do_execute(cursor, statement, parameters, context=None):
-        span = _NO_SPAN if context is None else traced_span(context.root_connection, cursor, statement)
+        span = _NO_SPAN if context is None else traced_span(context, cursor, statement)
         if span is _NO_SPAN:
             return do_execute(cursor, statement, parameters, context)
         try:
@@ -308,7 +313,7 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
         return result
 
     def traced_do_executemany(cursor, statement, parameters, context=None):
-        span = _NO_SPAN if context is None else traced_span(context.root_connection, cursor, statement)
+        span = _NO_SPAN if context is None else traced_span(context, cursor, statement)
         if span is _NO_SPAN:
             return do_executemany(cursor, statement, parameters, context)
         try:
@@ -320,7 +325,7 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
         return result
 
     def traced_do_execute_no_params(cursor, statement, context=None):
-        span = _NO_SPAN if context is None else traced_span(context.root_connection, cursor, statement)
+        span = _NO_SPAN if context is None else traced_span(context, cursor, statement)
         if span is _NO_SPAN:
             return do_execute_no_params(cursor, statement, context)
         try:
