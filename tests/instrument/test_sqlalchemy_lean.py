@@ -396,3 +396,30 @@ def test_dialect_path_never_raises_into_the_application(postgres, traced, monkey
         engine.dispose()
     finally:
         undo()
+
+
+def two_engines_workload(url: str, other_url: str, provider) -> None:
+    """Two engines on two databases, interleaved, one of them through an ``execution_options``
+    copy (an ``OptionEngine``: the same dialect, the parent's events)."""
+    first, second = sa.create_engine(url, pool_size=1), sa.create_engine(other_url, pool_size=1)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("request"), first.connect() as a, second.execution_options(isolation_level="AUTOCOMMIT").connect() as b:
+        for conn in (a, b, a, b):
+            with tracer.start_as_current_span("step"):
+                conn.execute(sa.text("SELECT current_database()")).scalar()
+    first.dispose()
+    second.dispose()
+
+
+def test_dialect_path_traces_two_engines_on_two_databases_as_upstream(postgres, traced):
+    import psycopg
+
+    with psycopg.connect(postgres.dsn, autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = 'lean_other'").fetchone() is None:
+            admin.execute("CREATE DATABASE lean_other")
+    other_url = sa.make_url(postgres.url).set(database="lean_other").render_as_string(hide_password=False)
+    provider, exporter = traced
+    upstream, lean = upstream_and_lean(lambda: two_engines_workload(postgres.url, other_url, provider), provider, exporter)
+    assert lean == upstream
+    db = sa.make_url(postgres.url).database
+    assert [(s[0], s[6]) for s in lean if s[0].startswith("SELECT")] == [("SELECT " + db, "step"), ("SELECT lean_other", "step")] * 2
