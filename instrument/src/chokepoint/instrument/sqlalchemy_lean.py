@@ -50,24 +50,22 @@ What changes, per ``EngineTracer`` (one per engine):
 - the four pool listeners are not registered when their counter is a no-op.
 
 SQLAlchemy's fast path needs *no* engine listener at all: a listener on the ``Engine``
-class (chokepoint's repeated-read flag in ``client_flags``, an APM's, the application's)
-puts every engine back on the slow path; the dialect spans then still save the three
-listener calls per statement.
+class (an APM's, the application's, or chokepoint's own repeated-read flag in
+``client_flags``, registered by default) puts every engine back on the slow path, and
+the dialect spans then save nothing.  Measured (CPU µs, medians of paired rounds, 2
+cores shared with other work):
 
-Measured (2 cores shared with other work; CPU µs per request or per unit, medians of
-paired rounds):
-
+- in process (SDK tracer provider, real PostgreSQL, one connect + three statements, 21
+  alternating rounds of 200, both engines traced): listener path 584, dialect spans 528
+  (−53); with a no-op class-level ``before_cursor_execute`` listener as ``client_flags``
+  registers: 599 and 580 (median paired difference +12: nothing saved);
 - ``bench/overhead/request_cpu.py --rounds 20 --requests 80 --variants
-  "none,chokepoint,chokepoint+CHOKEPOINT_SQLALCHEMY_SPANS=listeners"`` (connect + three
-  statements + one httpx call per request): none 1336, chokepoint +509, with
-  ``listeners`` +669 — the dialect spans save ~160 µs per request in the quietest run.
-  Other runs of the same comparison, on a busier machine (``none`` from 1636 to 1960,
-  swings of ±100 µs): −46, −84, −7, +57 µs; with ``CHOKEPOINT_REPEATED_READ_WINDOW_S=0``
-  (no class-level listener, the fast path taken): −43 and −182 µs;
-- in process (SDK tracer provider, real PostgreSQL, one connect + three statements,
-  21 alternating rounds of 200): listener path 567, dialect spans 393 (−162); with a
-  no-op class-level ``before_cursor_execute`` listener as ``client_flags`` registers:
-  547 and 428 (−125).
+  "none,chokepoint,chokepoint+CHOKEPOINT_SQLALCHEMY_SPANS=listeners"`` (defaults, so the
+  repeated-read listener is there): −160, +13, −46, −84, −7, +57 µs per request over six
+  runs (``none`` 1336 to 1960: swings of ±100 µs); the gain shows once the class-level
+  listener is gone, i.e. the repeated-read check made from a dialect wrapper rather than
+  an ``Engine`` listener (``DefaultDialect.do_execute`` patched at class level composes
+  with the wrappers here, which call the bound method found at engine creation).
 
 ``CHOKEPOINT_SQLALCHEMY=upstream`` leaves the upstream instrumentor untouched.  If the
 upstream internals this relies on are missing (another version), nothing is patched and
