@@ -62,9 +62,11 @@ cores shared with other work):
 - ``bench/overhead/request_cpu.py --rounds 20 --requests 80 --variants
   "none,chokepoint,chokepoint+CHOKEPOINT_SQLALCHEMY_SPANS=listeners"`` (defaults, so the
   repeated-read listener is there): −160, +13, −46, −84, −7, +57 µs per request over six
-  runs (``none`` 1336 to 1960: swings of ±100 µs); the gain shows once the class-level
-  listener is gone, i.e. the repeated-read check made from a dialect wrapper rather than
-  an ``Engine`` listener (``DefaultDialect.do_execute`` patched at class level composes
+  runs of 10–20 rounds (``none`` 1336 to 1960: swings of ±100 µs).  With
+  ``CHOKEPOINT_REPEATED_READ_WINDOW_S=0`` (no class-level listener): −43, −182 and −64
+  (the quietest: none 1530, dialect spans +376, listeners +440, and the defaults +478 in
+  the same run).  The gain shows once the class-level listener is gone, i.e. with the
+  repeated-read check made from a dialect wrapper rather than an ``Engine`` listener (``DefaultDialect.do_execute`` patched at class level composes
   with the wrappers here, which call the bound method found at engine creation).
 
 ``CHOKEPOINT_SQLALCHEMY=upstream`` leaves the upstream instrumentor untouched.  If the
