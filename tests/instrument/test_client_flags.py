@@ -187,3 +187,27 @@ def test_repeated_reads_through_sqlalchemy(flags):
             conn.execute(sa.text("SELECT 1 WHERE 2 = :x"), {"x": 2})
         conn.execute(sa.text("SELECT 1 WHERE 2 = :x"), {"x": 3})
     assert flags.values(signals.DB_REPEATED_READS) == {frozenset({(signals.ATTR_DB_STATEMENT, "SELECT ? WHERE ? = ?")}): 2}
+
+
+def test_repeated_reads_without_parameters_and_no_engine_listener(flags):
+    """Counted from the dialect: the engine keeps SQLAlchemy's fast path (no event listener)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("sqlite://")
+    assert not engine._has_events and not engine.dispatch.before_cursor_execute
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        for _ in range(2):
+            conn.exec_driver_sql("SELECT 7")
+            conn.exec_driver_sql("UPDATE t SET n = 1")
+            conn.execution_options(no_parameters=True).exec_driver_sql("SELECT n FROM t")  # do_execute_no_params
+    assert flags.values(signals.DB_REPEATED_READS) == {
+        frozenset({(signals.ATTR_DB_STATEMENT, "SELECT ?")}): 1,
+        frozenset({(signals.ATTR_DB_STATEMENT, "SELECT n FROM t")}): 1,
+    }
+    for undo in flags.undo:  # uninstalled: the dialect is SQLAlchemy's own again
+        undo()
+    flags.undo = []
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 7")
+    assert flags.values(signals.DB_REPEATED_READS)[frozenset({(signals.ATTR_DB_STATEMENT, "SELECT ?")})] == 1

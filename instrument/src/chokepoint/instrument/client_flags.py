@@ -176,23 +176,53 @@ class RepeatedReads:
 
 
 def _install_sqlalchemy(instruments: AgentInstruments, config: AgentConfig) -> Callable[[], None] | None:
+    """Count repeated reads from SQLAlchemy's ``DefaultDialect.do_execute`` / ``do_execute_no_params``.
+
+    Not from a ``before_cursor_execute`` listener on ``Engine``: any engine listener makes
+    SQLAlchemy leave its fast statement path for every engine (~100 µs per request of the
+    overhead benchmark, docs/BENCHMARKS.md).  The dialect methods see the statement and
+    parameters the listener saw; no SQLAlchemy dialect overrides them (a third-party dialect
+    that does is not counted).  ``executemany`` is not looked at: reads do not go through it.
+    """
     if config.repeated_read_window_s <= 0:
         return None
     try:
-        from sqlalchemy import event
-        from sqlalchemy.engine import Engine
+        from sqlalchemy.engine.default import DefaultDialect
     except ImportError:
         return None
-    reads = RepeatedReads(instruments, config.repeated_read_window_s)
+    original_execute = DefaultDialect.__dict__.get("do_execute")
+    original_no_params = DefaultDialect.__dict__.get("do_execute_no_params")
+    if original_execute is None or original_no_params is None or getattr(original_execute, "_chokepoint", False):
+        return None
+    seen = RepeatedReads(instruments, config.repeated_read_window_s).seen
 
-    def before_cursor_execute(conn, cursor, statement, parameters, execution_context, executemany):
+    def do_execute(self, cursor, statement, parameters, context=None):
         try:
-            reads.seen(statement, parameters)
+            seen(statement, parameters)
         except Exception:
             _log.debug("chokepoint: repeated-read check failed", exc_info=True)
+        return original_execute(self, cursor, statement, parameters, context)
 
-    event.listen(Engine, "before_cursor_execute", before_cursor_execute)
-    return lambda: event.remove(Engine, "before_cursor_execute", before_cursor_execute)
+    def do_execute_no_params(self, cursor, statement, context=None):
+        try:
+            seen(statement, ())
+        except Exception:
+            _log.debug("chokepoint: repeated-read check failed", exc_info=True)
+        return original_no_params(self, cursor, statement, context)
+
+    for wrapper, original in ((do_execute, original_execute), (do_execute_no_params, original_no_params)):
+        wrapper._chokepoint = True
+        wrapper.__wrapped__ = original
+    DefaultDialect.do_execute = do_execute
+    DefaultDialect.do_execute_no_params = do_execute_no_params
+
+    def undo() -> None:
+        if DefaultDialect.__dict__.get("do_execute") is do_execute:
+            DefaultDialect.do_execute = original_execute
+        if DefaultDialect.__dict__.get("do_execute_no_params") is do_execute_no_params:
+            DefaultDialect.do_execute_no_params = original_no_params
+
+    return undo
 
 
 def install_client_flags(instruments: AgentInstruments, config: AgentConfig) -> list[Callable[[], None]]:
