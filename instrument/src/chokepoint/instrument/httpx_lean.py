@@ -96,21 +96,34 @@ def http_semconv_mode(environ=None) -> str:
     return "http" if "http" in opt_in else "default"
 
 
-def lean_httpx_wanted(environ=None) -> bool:
-    """Whether chokepoint's httpx path replaces the upstream instrumentor (module docstring)."""
+def lean_client_wanted(library: str, switch: str, environ=None, *, warn: bool = True) -> bool:
+    """Whether chokepoint's lean client path for ``library`` (``httpx``, ``requests``,
+    ``urllib3``) replaces the upstream instrumentor: not with ``<switch>=upstream``, the
+    library in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``, HTTP semconv other than ``http``,
+    or the library not installed.  Any other switch value than ``lean``/``upstream`` is
+    warned about (``warn``) and means lean."""
     env = os.environ if environ is None else environ
-    if (env.get("CHOKEPOINT_HTTPX") or "lean").strip().lower() == "upstream":
+    choice = (env.get(switch) or "lean").strip().lower()
+    if choice == "upstream":
         return False
+    if choice != "lean" and warn:
+        _log.warning("chokepoint: %s=%r is neither 'lean' nor 'upstream'; using lean", switch, choice)
     disabled = {name.strip() for name in (env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS") or "").split(",")}
-    if "httpx" in disabled or "*" in disabled:
+    if library in disabled or "*" in disabled:
         return False
     if http_semconv_mode(env) != "http":
         return False
     try:
-        import httpx  # noqa: F401
+        __import__(library)
     except ImportError:
         return False
     return True
+
+
+def lean_httpx_wanted(environ=None) -> bool:
+    """Whether chokepoint's httpx path replaces the upstream instrumentor (module docstring;
+    ``CHOKEPOINT_HTTPX`` is validated by the agent's config)."""
+    return lean_client_wanted("httpx", "CHOKEPOINT_HTTPX", environ, warn=False)
 
 
 class _RequestAttributes:

@@ -42,7 +42,6 @@ this path vs +250 µs with the upstream instrumentor and chokepoint's hook (unin
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 
 from opentelemetry import context as otel_context
@@ -50,7 +49,7 @@ from opentelemetry import trace
 from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from chokepoint.instrument.httpx_lean import _Injector, _suppressed, http_semconv_mode
+from chokepoint.instrument.httpx_lean import _Injector, _suppressed, lean_client_wanted
 
 _log = logging.getLogger(__name__)
 
@@ -63,22 +62,7 @@ _installed = False
 
 def lean_urllib3_wanted(environ=None) -> bool:
     """Whether chokepoint's urllib3 path replaces the upstream instrumentor."""
-    env = os.environ if environ is None else environ
-    choice = (env.get("CHOKEPOINT_URLLIB3") or "lean").strip().lower()
-    if choice == "upstream":
-        return False
-    if choice != "lean":
-        _log.warning("chokepoint: CHOKEPOINT_URLLIB3=%r is neither 'lean' nor 'upstream'; using lean", choice)
-    disabled = {name.strip() for name in (env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS") or "").split(",")}
-    if "urllib3" in disabled or "*" in disabled:
-        return False
-    if http_semconv_mode(env) != "http":
-        return False
-    try:
-        import urllib3  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return lean_client_wanted("urllib3", "CHOKEPOINT_URLLIB3", environ)
 
 
 def _tracer(tracer_provider):
