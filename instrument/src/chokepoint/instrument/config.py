@@ -28,6 +28,10 @@ Variables (default in brackets):
                                     or ``upstream`` (the OpenTelemetry instrumentors) [lean]
 ``CHOKEPOINT_SQLALCHEMY``           ``lean`` (cached attributes on the upstream SQLAlchemy
                                     instrumentor's hot path) or ``upstream`` [lean]
+``CHOKEPOINT_SQLALCHEMY_SPANS``     with the lean path: ``dialect`` (statement spans from the
+                                    engine dialect's execute methods, no engine listeners)
+                                    or ``listeners`` (the instrumentor's engine events)
+                                    [dialect] (read by ``sqlalchemy_lean``)
 ``CHOKEPOINT_HTTPX``                ``lean`` (chokepoint's httpx client spans, the upstream
                                     span from one transport wrapper) or ``upstream`` [lean]
 ``CHOKEPOINT_REQUESTS``             ``lean`` (chokepoint's ``requests`` client spans, installed
