@@ -69,7 +69,8 @@ fallback, :data:`SQLITE_RATE_RPS_BY_SWITCH`, where the ~100 ms scan runs inside 
 shop's own process);
 ``--window`` the analyzer's and the status line's window in seconds (default 15);
 ``--fallback`` see above; ``--summary-json FILE`` writes the per-phase summary as JSON
-(for tests and scripts); ``--log-dir`` keeps the processes' logs there (default: a temp
+(for tests and scripts: requests sent, errors, p50/p99 overall and per route, the top
+finding); ``--log-dir`` keeps the processes' logs there (default: a temp
 dir, printed).
 
 Exit codes: 0 after a clean stop (Ctrl-C included), 1 when something could not start
@@ -289,6 +290,7 @@ class PhaseSummary:
     errors: int = 0
     p50_ms: float | None = None
     p99_ms: float | None = None
+    routes: dict = field(default_factory=dict)  # route -> {"count", "p50_ms", "p99_ms"} of the load's requests
     switch_state: dict = field(default_factory=dict)  # what the shop said after the switch was set
     top_findings: dict = field(default_factory=dict)  # kind -> how many status ticks it was on top
     top_finding: str | None = None  # most frequent top kind in the second half of the phase
@@ -409,6 +411,10 @@ class Story:
                 result = await load
                 summary.sent, summary.errors = result.sent, result.errors
                 summary.p50_ms, summary.p99_ms = _nan_to_none(result.p50_ms()), _nan_to_none(result.p99_ms())
+                summary.routes = {
+                    name: {"count": route.count, "p50_ms": _nan_to_none(result.p50_ms(name)), "p99_ms": _nan_to_none(result.p99_ms(name))}
+                    for name, route in result.per_route.items()
+                }
         finally:
             if not load.done():
                 load.cancel()

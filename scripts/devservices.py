@@ -49,6 +49,7 @@ import contextlib
 import glob
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -70,11 +71,49 @@ class ServiceUnavailable(RuntimeError):
     """A real service is missing or did not start; the message says how to fix it."""
 
 
+#: Ports handed out by :func:`free_port` in this process (never twice).
+_HANDED_OUT: set[int] = set()
+#: The lowest port :func:`free_port` picks from (below it: well-known services' ports).
+LOWEST_PORT = 20000
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for the local ends of outgoing connections (``ip_local_port_range``)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port that is free on 127.0.0.1 right now, below the kernel's ephemeral range.
+
+    A port from ``bind(0)`` comes from the ephemeral range, which the kernel also gives to
+    the local end of every outgoing connection: between choosing it and a server binding
+    it (seconds later, after a slow start-up), a client's connection to Kafka or
+    PostgreSQL may hold it, and the server fails with "address already in use".  Ports
+    below that range are never handed out that way, so a random one of them that binds now
+    stays free unless someone binds it on purpose.  Never the same port twice per process.
+    """
+    low, _ = ephemeral_port_range()
+    if low - LOWEST_PORT >= 1000:
+        for _ in range(200):
+            port = random.randrange(LOWEST_PORT, low)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a machine with a very wide ephemeral range
         sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+        port = sock.getsockname()[1]
+    _HANDED_OUT.add(port)
+    return port
 
 
 def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:

@@ -30,8 +30,10 @@ keeps the switches it owns).  ``wrapper`` is put in front of each command (e.g.
 ``["chokepoint-instrument"]``; a bare name is looked up next to this Python first).  Ports are free loopback ports unless given.  Start order:
 payment and shop together (the shop creates the schema, seed data and topic), then the
 fulfilment worker (with Kafka only); ``start()`` returns when each printed its "ready"
-line and the worker has its partitions, or raises :class:`LaunchError` with the log tail (everything
-already started is stopped).  ``stop()`` sends SIGTERM to each process group (SIGKILL
+line and the worker has its partitions, or raises :class:`LaunchError` with the log's first
+error lines and its tail (everything already started is stopped).  A free port this stack chose
+that someone took before its process bound it (:class:`PortTaken`) starts the stack again on a
+new one, up to :data:`PORT_ATTEMPTS` times.  ``stop()`` sends SIGTERM to each process group (SIGKILL
 after 15 s) and is idempotent.  Output of each process goes to ``log_dir/<name>.log``
 (a new temp dir ``shop-logs-*`` when not given; kept after stop for reading).
 """
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -59,10 +62,23 @@ from shop.events import DEFAULT_TOPIC, kafka_enabled
 from shop.switches import owner_of
 
 READY_MARK = " ready http://"
+#: What uvicorn logs when its port is bound by someone else.
+PORT_TAKEN_MARK = "address already in use"
+ERROR_MARK = re.compile(r"(Error|Exception)\b|^ERROR")
+#: How often ``start()`` tries again on a fresh free port when one of its own was taken meanwhile.
+PORT_ATTEMPTS = 3
 
 
 class LaunchError(RuntimeError):
     """A demo process did not start; the message holds its exit code and log tail."""
+
+
+class PortTaken(LaunchError):
+    """A demo process could not bind its port ("address already in use")."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class SwitchUnavailable(ValueError):
@@ -129,9 +145,15 @@ class DemoProcess:
         while not self._ready.wait(0.1):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self._reader.join(timeout=1)
-                why = f"exited with code {self.proc.returncode}" if self.proc.poll() is not None else f"not ready after {timeout_s:.0f}s"
-                tail = "\n    ".join(self.lines[-20:])
-                raise LaunchError(f"{self.name} {why}; log {self.log_path}:\n    {tail}")
+                exited = self.proc.poll() is not None
+                why = f"exited with code {self.proc.returncode}" if exited else f"not ready after {timeout_s:.0f}s"
+                # the first error lines too: a traceback's cause can sit above the last 20 lines
+                errors = [line for line in self.lines[:-20] if ERROR_MARK.search(line)][:5]
+                shown = "\n    ".join([*errors, *(["..."] if errors else []), *self.lines[-20:]])
+                message = f"{self.name} {why}; log {self.log_path}:\n    {shown}"
+                if exited and any(PORT_TAKEN_MARK in line for line in self.lines):
+                    raise PortTaken(self.name, message)
+                raise LaunchError(message)
         return self.ready_line or ""
 
     def stop(self, timeout_s: float = 15.0) -> None:
@@ -173,6 +195,7 @@ class ShopStack:
         self.log_dir: Path | None = Path(log_dir) if log_dir else None  # a fresh temp dir at start() when None
         ports = ports or {}
         self.ports = {name: ports.get(name) or free_port() for name in ("shop", "payment", "fulfilment")}
+        self._chosen_ports = {name for name in self.ports if not ports.get(name)}  # free ports this stack picked itself
         self.extra = {"shop": list(shop_args), "payment": list(payment_args), "fulfilment": list(fulfilment_args)}
         self.ready_timeout_s = ready_timeout_s
         self.processes: dict[str, DemoProcess] = {}
@@ -235,19 +258,33 @@ class ShopStack:
         if self.log_dir is None:
             self.log_dir = Path(tempfile.mkdtemp(prefix="shop-logs-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            common = ["--db", self.db, "--kafka", self.kafka if self.kafka_enabled else "none", "--topic", self.topic]
-            payment = self._spawn("payment", "shop.payment", ["--port", str(self.ports["payment"])])
-            shop = self._spawn("shop", "shop.app", ["--port", str(self.ports["shop"]), *common, "--payment-url", self.payment_url])
-            payment.wait_ready(self.ready_timeout_s)
-            shop.wait_ready(self.ready_timeout_s)
-            if self.kafka_enabled:
-                self._spawn("fulfilment", "shop.fulfilment", ["--port", str(self.ports["fulfilment"]), *common]).wait_ready(self.ready_timeout_s)
-                self._wait_partitions()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        attempt = 1
+        while True:
+            try:
+                self._start_processes()
+                return self
+            except PortTaken as exc:
+                # a port free when chosen can be taken before the process binds it (the kernel gives the
+                # same range to outgoing connections): start again on a new one, if this stack chose it
+                self.stop()
+                self.processes.clear()
+                if exc.name not in self._chosen_ports or attempt >= PORT_ATTEMPTS:
+                    raise
+                attempt += 1
+                self.ports[exc.name] = free_port()
+            except BaseException:
+                self.stop()
+                raise
+
+    def _start_processes(self) -> None:
+        common = ["--db", self.db, "--kafka", self.kafka if self.kafka_enabled else "none", "--topic", self.topic]
+        payment = self._spawn("payment", "shop.payment", ["--port", str(self.ports["payment"])])
+        shop = self._spawn("shop", "shop.app", ["--port", str(self.ports["shop"]), *common, "--payment-url", self.payment_url])
+        payment.wait_ready(self.ready_timeout_s)
+        shop.wait_ready(self.ready_timeout_s)
+        if self.kafka_enabled:
+            self._spawn("fulfilment", "shop.fulfilment", ["--port", str(self.ports["fulfilment"]), *common]).wait_ready(self.ready_timeout_s)
+            self._wait_partitions()
 
     def _wait_partitions(self) -> None:
         deadline = time.monotonic() + self.ready_timeout_s

@@ -256,29 +256,35 @@ async def run_load(
         started = time.perf_counter()
         report_task = asyncio.create_task(reporter(started))
         tasks: set[asyncio.Task] = set()
-        total = int(rate_rps * duration_s)
-        for i in range(total):
-            scheduled = started + i / rate_rps
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if slots.locked():
-                result.late += 1
-            await slots.acquire()
-            inflight += 1
-            spec = ROUTES[rng.choices(names, weights)[0]](rng)
-            result.sent += 1
-            task = asyncio.create_task(one(spec, scheduled))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if tasks:
-            _, unfinished = await asyncio.wait(set(tasks), timeout=timeout_s)
-            for task in unfinished:
+        try:
+            total = int(rate_rps * duration_s)
+            for i in range(total):
+                scheduled = started + i / rate_rps
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if slots.locked():
+                    result.late += 1
+                await slots.acquire()
+                inflight += 1
+                spec = ROUTES[rng.choices(names, weights)[0]](rng)
+                result.sent += 1
+                task = asyncio.create_task(one(spec, scheduled))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                _, unfinished = await asyncio.wait(set(tasks), timeout=timeout_s)
+                for task in unfinished:
+                    task.cancel()
+                if unfinished:
+                    result.errors += len(unfinished)
+                    result.status_counts["unfinished"] = len(unfinished)
+        finally:
+            # also when the caller cancels the load (a stopped background load): no task outlives it
+            pending = [report_task, *tasks]
+            for task in pending:
                 task.cancel()
-            if unfinished:
-                result.errors += len(unfinished)
-                result.status_counts["unfinished"] = len(unfinished)
-        report_task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         result.duration_s = time.perf_counter() - started
     return result
 

@@ -178,7 +178,10 @@ def test_fallback_demo_runs_the_story_on_sqlite_without_kafka_and_stops_cleanly_
         assert list(phases) == ["healthy", "bottleneck", "fixed"]
         assert [phases[name]["switch_state"] for name in phases] == [{"shop": False}, {"shop": True}, {"shop": False}]
         assert all(p["sent"] >= 0.9 * rate * FALLBACK_STORY_S / 3 and p["errors"] == 0 for p in phases.values()), summary
-        assert phases["bottleneck"]["p99_ms"] > 1.5 * phases["healthy"]["p99_ms"], summary  # a ~100 ms scan of 200 000 rows in SQLite
+        # every search scans 200 000 rows in SQLite (~100 ms) instead of an index range: the search median goes up
+        search = {name: p["routes"]["search"] for name, p in phases.items()}
+        assert search["bottleneck"]["count"] >= 10 and search["healthy"]["count"] >= 10, search
+        assert search["bottleneck"]["p50_ms"] > 2 * search["healthy"]["p50_ms"], search
         assert phases["bottleneck"]["top_finding"] == FALLBACK_SWITCH, summary
         assert phases["bottleneck"]["peak_scores"][FALLBACK_SWITCH] >= 0.4, summary  # warning or critical
 

@@ -1,9 +1,13 @@
-"""Unit tests for shop.launch: a process that cannot start is reported with its log tail, nothing is left running."""
+"""Unit tests for shop.launch: a process that cannot start is reported with its log, nothing is left running; a
+chosen port taken meanwhile is replaced."""
 
 from __future__ import annotations
 
+import socket
+
+import httpx
 import pytest
-from shop.launch import LaunchError, ShopStack, SwitchUnavailable
+from shop.launch import LaunchError, PortTaken, ShopStack, SwitchUnavailable
 
 
 def test_a_bad_switch_fails_the_launch_loudly_and_stops_everything(tmp_path):
@@ -36,3 +40,28 @@ def test_without_kafka_the_stack_has_no_fulfilment_and_refuses_its_switch_before
     for off in ("", "none", "OFF"):
         assert ShopStack("postgresql://u@127.0.0.1:1/db", off).mode == {"database": "postgresql", "kafka": False}
     assert ShopStack("postgresql://u@127.0.0.1:1/db", "127.0.0.1:9092").services == ("payment", "shop", "fulfilment")
+
+
+def _occupy(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
+
+
+def test_a_chosen_port_taken_before_start_is_replaced_and_the_stack_starts(tmp_path):
+    stack = ShopStack(f"sqlite:///{tmp_path / 'shop.sqlite'}", None, log_dir=tmp_path, shop_args=["--products", "500"])
+    taken = stack.ports["payment"]
+    with _occupy(taken), stack:
+        assert stack.ports["payment"] != taken
+        assert httpx.get(stack.payment_url + "/health", timeout=10).status_code == 200
+        assert httpx.get(stack.shop_url + "/health", timeout=10).status_code == 200
+
+
+def test_a_given_port_taken_fails_loudly_naming_it(tmp_path):
+    port = ShopStack("postgresql://u@127.0.0.1:1/db", None).ports["payment"]
+    stack = ShopStack(f"sqlite:///{tmp_path / 'shop.sqlite'}", None, log_dir=tmp_path, ports={"payment": port}, shop_args=["--products", "500"])
+    with _occupy(port), pytest.raises(PortTaken, match="payment exited with code") as info:
+        stack.start()
+    assert "address already in use" in str(info.value) and info.value.name == "payment"
+    assert stack.ports["payment"] == port and all(proc.proc.poll() is not None for proc in stack.processes.values())

@@ -89,6 +89,22 @@ def test_run_load_sends_at_the_fixed_rate_and_counts_errors_per_route():
     assert "search" in result.summary()
 
 
+def test_a_cancelled_load_leaves_no_task_behind():
+    """A background load stopped early (the scenario suite's ``BackgroundLoad.stop``) ends its reporter and requests too."""
+
+    async def main() -> set[asyncio.Task]:
+        load = asyncio.create_task(
+            run_load("http://shop.test", rate_rps=50, duration_s=30, concurrency=4, seed=1, progress=None, transport=httpx.ASGITransport(app=_fake_shop()))
+        )
+        await asyncio.sleep(1.3)  # the reporter ran once, requests are under way
+        load.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await load
+        return asyncio.all_tasks() - {asyncio.current_task()}
+
+    assert asyncio.run(main()) == set()
+
+
 def test_run_load_rejects_unknown_routes():
     with pytest.raises(ValueError, match="unknown route"):
         asyncio.run(run_load("http://shop.test", 10, 1, mix={"checkout": 1}, progress=None))

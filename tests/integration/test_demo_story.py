@@ -148,8 +148,11 @@ def test_demo_runs_the_story_shows_the_dashboard_and_stops_cleanly_on_sigint(tmp
         # what the demo controls: the switch is on in the shop only during the bottleneck phase, load ran in every phase
         assert [phases[name]["switch_state"] for name in phases] == [{"shop": False}, {"shop": True}, {"shop": False}]
         assert all(p["sent"] >= 100 and p["errors"] == 0 for p in phases.values()), summary
-        # a slow_query search is a ~250 ms sequential scan; half the requests are searches
-        assert phases["bottleneck"]["p99_ms"] > 1.5 * phases["healthy"]["p99_ms"], summary
+        # a slow_query search is a sequential scan of 200 000 rows instead of an index range: every search is
+        # slower (the median, per route: a phase's p99 over ~150 requests is one request, and a busy host moves it)
+        search = {name: p["routes"]["search"] for name, p in phases.items()}
+        assert search["bottleneck"]["count"] >= 30 and search["healthy"]["count"] >= 30, search
+        assert search["bottleneck"]["p50_ms"] > 2 * search["healthy"]["p50_ms"], search
         # what the sidecar made of it: the injected bottleneck on top while it was switched on
         assert phases["bottleneck"]["top_finding"] == SWITCH, summary
         assert phases["bottleneck"]["peak_scores"][SWITCH] >= 0.4, summary  # warning or critical

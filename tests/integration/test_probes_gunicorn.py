@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from chokepoint.instrument import signals
+from devservices import free_port
 
 HARNESS = """
     # Imported by the gunicorn config, i.e. in the master before it forks its workers.
@@ -46,12 +47,6 @@ APP = """
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, timeout: float = 10.0) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read()
@@ -65,7 +60,7 @@ def _start_gunicorn(tmp_path: Path, *worker_args: str) -> tuple[subprocess.Popen
     (tmp_path / "probe_harness.py").write_text(textwrap.dedent(HARNESS))
     (tmp_path / "app.py").write_text(textwrap.dedent(APP))
     (tmp_path / "conf.py").write_text("import probe_harness\n")
-    port = _free_port()
+    port = free_port()
     repo = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "conf.py", *worker_args, "-w", "1", "-b", f"127.0.0.1:{port}", "app:app"],

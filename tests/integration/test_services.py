@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.parse
 import urllib.request
@@ -16,7 +17,17 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from PIL import Image
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from devservices import PrometheusService, chromium_screenshot, free_port
+from devservices import LOWEST_PORT, PrometheusService, chromium_screenshot, ephemeral_port_range, free_port
+
+
+def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range():
+    low, _ = ephemeral_port_range()
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    assert all(LOWEST_PORT <= port < low for port in ports), (low, ports)
+    for port in ports[:5]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
 
 
 def test_postgres_round_trip(postgres):
