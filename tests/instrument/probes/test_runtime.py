@@ -72,6 +72,42 @@ def test_event_loop_lag_grows_when_a_coroutine_blocks(metrics, installed):
     assert blocked.max >= 0.25
 
 
+def test_event_loop_lag_leaves_out_the_loop_threads_wait_for_a_cpu(metrics, installed):
+    """Code on the loop computing 0.15 s of CPU on a core shared with two busy processes takes
+    ~0.45 s of wall time; the loop was blocked for its 0.15 s, and waited for a CPU the rest
+    (starved, which the run-queue wait gauge reports): the lag records the first part."""
+    core = min(os.sched_getaffinity(0))
+    saved = os.sched_getaffinity(0)
+    spin = f"import os; os.sched_setaffinity(0, {{{core}}}); print(flush=True)\nwhile True: pass"
+    children = []
+    os.sched_setaffinity(0, {core})
+    try:
+        for _ in range(2):
+            child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE)
+            children.append(child)
+            child.stdout.readline()  # pinned and spinning
+        installed.append(RuntimeProbe(metrics.meter, loop_interval_s=0.02))
+
+        async def main() -> float:
+            await asyncio.sleep(0.1)
+            started, cpu_started = time.monotonic(), time.thread_time()
+            while time.thread_time() - cpu_started < 0.15:  # CPU-bound code on the loop
+                pass
+            wall = time.monotonic() - started
+            await asyncio.sleep(0.1)
+            return wall
+
+        wall = asyncio.run(main())
+    finally:
+        os.sched_setaffinity(0, saved)
+        for child in children:
+            child.kill()
+            child.wait()
+    lag = metrics.point(signals.RUNTIME_EVENT_LOOP_LAG)
+    assert wall >= 0.3, wall  # the core really was shared three ways
+    assert 0.1 <= lag.max <= 0.25, (lag.max, wall)
+
+
 def test_loop_already_running_at_install_is_watched(metrics, installed):
     async def main():
         installed.append(RuntimeProbe(metrics.meter, loop_interval_s=0.01))

@@ -18,6 +18,8 @@
                                        with ``cpython.gc.generation``
 ``chokepoint.runtime.event_loop.lag``  histogram (s), how late a timer on each running
                                        asyncio loop fires: blocking code in async handlers
+                                       (the loop thread's own wait for a CPU taken out,
+                                       Linux; see "Event-loop lag" below)
 =====================================  ==================================================
 
 Gauges are read only at collection (no thread).  GC pauses come from ``gc.callbacks``;
@@ -61,6 +63,16 @@ already running when the probe is installed, and schedules a self-rescheduling
 not a task, so it never shows up in ``asyncio.all_tasks()``.  A loop implementation
 that bound ``_set_running_loop`` before the probe was installed (uvloop imported
 earlier) is seen only if it is already running at install.
+
+A timer is late for two reasons: code ran on the loop (or held the GIL) past the timer's
+due time — the loop is *blocked*, the app's own fault — or the loop's thread was ready and
+waited for a CPU the host gave to other processes — *starved*, which the run-queue wait
+gauge reports as CPU demand.  Each tick reads the loop thread's ``run_delay`` from
+``/proc/thread-self/schedstat`` (one small file read, ~5 µs, 10 times a second) and records
+the lateness minus the run-queue wait since the previous tick, so an idle service on a
+busy host does not look blocked.  The wait before the due time is subtracted too (it
+cannot be told apart), so on a contended host a blocked loop reads a little low, never
+high.  Where the file is missing the lateness is recorded as it is.
 """
 
 from __future__ import annotations
@@ -98,6 +110,16 @@ def rss_bytes() -> int | None:
 
 
 _TASKS_DIR = "/proc/self/task"
+_THREAD_SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def thread_run_delay_s() -> float | None:
+    """Seconds the calling thread has spent runnable, waiting for a CPU (``run_delay``); ``None`` off Linux."""
+    try:
+        with open(_THREAD_SCHEDSTAT, "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def read_run_delays() -> dict[int, int] | None:
@@ -238,19 +260,23 @@ class RuntimeProbe(BaseProbe):
             self.loops.add(loop)
             interval, lag, probe = self.loop_interval_s, self.loop_lag, self
 
-            def tick(due: float) -> None:
+            def tick(due: float, waited_before: float | None) -> None:
                 if not probe.active or loop.is_closed():
                     return
                 try:
                     now = loop.time()
-                    lag.record(max(0.0, now - due))
-                    loop.call_at(now + interval, tick, now + interval)
+                    waited = thread_run_delay_s()
+                    late = now - due
+                    if waited is not None and waited_before is not None:
+                        late -= waited - waited_before  # starved (waiting for a CPU) is not blocked
+                    lag.record(max(0.0, late))
+                    loop.call_at(now + interval, tick, now + interval, waited)
                 except Exception:
                     report_error("runtime.loop_tick")
 
             def start() -> None:
                 due = loop.time() + interval
-                loop.call_at(due, tick, due)
+                loop.call_at(due, tick, due, thread_run_delay_s())
 
             try:
                 running_here = asyncio.get_running_loop() is loop
