@@ -17,6 +17,8 @@ Pieces:
   (the API's default): the top finding, the findings above ``info``; ``cpu()``: a
   service's CPU used and waited for over that window
   (``GET /api/v1/timeseries``), for the progress log.
+- :func:`host_pressure` — how busy the whole host is (load average, PSI), for the progress
+  log and every failure message: a scenario that fails on a host other work keeps busy says so.
 - :func:`write_accuracy_table` — the ``docs/SCENARIOS.md`` table from the results.
 """
 
@@ -140,6 +142,22 @@ class FindingsPoller:
     @staticmethod
     def above_info(findings: list[dict]) -> list[dict]:
         return [f for f in findings if f["severity"] in ABOVE_INFO]
+
+
+def host_pressure() -> str:
+    """``"host load 3.1 on 2 cores, stalled cpu 42% io 3% (10 s)"``: the load average and the share of the last
+    10 s some task waited for a CPU or for I/O (``/proc/pressure``, Linux 4.20+; left out where missing)."""
+    parts = []
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        parts.append(f"host load {float(Path('/proc/loadavg').read_text().split()[0]):.1f} on {os.cpu_count()} cores")
+    stalled = []
+    for resource in ("cpu", "io"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            some = Path(f"/proc/pressure/{resource}").read_text().splitlines()[0]
+            stalled.append(f"{resource} {float(some.split()[1].split('=')[1]):.0f}%")
+    if stalled:
+        parts.append(f"stalled {' '.join(stalled)} (10 s)")
+    return ", ".join(parts) or "host load unknown"
 
 
 def brief(findings: list[dict], n: int = 4) -> str:

@@ -38,6 +38,7 @@ from tests.scenarios.harness import (
     ScenarioResult,
     agent_env,
     brief,
+    host_pressure,
     start_collector,
     wait_until,
     write_accuracy_table,
@@ -199,13 +200,13 @@ def test_healthy_run_has_no_false_bottleneck(suite: Suite, progress):
                     above.setdefault(label, f"{f['severity']} {f['score']:.2f}: {f['summary']}")
                 else:
                     info.add(label)
-            progress(f"healthy t={time.monotonic() - started:.0f}s [shop {suite.poller.cpu('shop')}] {brief(findings)}")
+            progress(f"healthy t={time.monotonic() - started:.0f}s [shop {suite.poller.cpu('shop')}; {host_pressure()}] {brief(findings)}")
     finally:
         load.stop()
     HEALTHY.update(duration_s=HEALTHY_RUN_S, rate_rps=HEALTHY_RPS, above_info=above, info=sorted(info))
     progress(f"healthy: above info {above}; info {sorted(info)}")
     assert load.error is None, load.error
-    assert above == {}, f"false bottlenecks under healthy load: {above}"
+    assert above == {}, f"false bottlenecks under healthy load ({host_pressure()}): {above}"
 
 
 @pytest.mark.parametrize("kind", ORDER)
@@ -221,7 +222,7 @@ def test_top_finding_names_the_injected_bottleneck(suite: Suite, progress, kind:
             time.sleep(1.0)
             last = suite.poller.findings()
             elapsed = time.monotonic() - switched_at  # when the answer came: a poll past the limit does not count
-            progress(f"{kind} t={elapsed:.0f}s [shop {suite.poller.cpu('shop')}] {brief(last)}")
+            progress(f"{kind} t={elapsed:.0f}s [shop {suite.poller.cpu('shop')}; {host_pressure()}] {brief(last)}")
             if elapsed > DETECTION_LIMIT_S:
                 break
             if last:
@@ -238,9 +239,11 @@ def test_top_finding_names_the_injected_bottleneck(suite: Suite, progress, kind:
     clear_started = time.monotonic()
     cleared = _clear(suite)
     result.clear_s = time.monotonic() - clear_started if cleared else None
-    result.note = "" if cleared else f"still above info after {CLEAR_LIMIT_S:.0f} s: {brief(suite.poller.above_info(suite.poller.findings()))}"
+    result.note = (
+        "" if cleared else f"still above info after {CLEAR_LIMIT_S:.0f} s ({host_pressure()}): {brief(suite.poller.above_info(suite.poller.findings()))}"
+    )
     progress(f"{kind}: hit={result.hit} detection_s={result.detection_s} seen={result.seen} cleared={cleared} {result.note}")
-    assert result.hit, f"{kind}: expected top ({kind}, {expected}); tops seen {result.seen}; last: {brief(last)}"
+    assert result.hit, f"{kind}: expected top ({kind}, {expected}); tops seen {result.seen}; last ({host_pressure()}): {brief(last)}"
     assert cleared, result.note
 
 
