@@ -14,9 +14,21 @@ noisiest part on a busy host; ``--cpu process`` counts it too).  Rounds
 of different variants run back to back, so a burst of load from elsewhere hits them
 alike; the "added" column is the median over rounds of (variant − none).
 
-Variants: ``none``; ``chokepoint`` (defaults); ``chokepoint_noprobes``; and any
-``chokepoint+NAME=VALUE[+NAME=VALUE]`` (extra environment, e.g.
-``chokepoint+CHOKEPOINT_EXPORT_DELAY_MS=0``) to compare a switch in the same run.
+Variants: ``none``; ``chokepoint`` (defaults); ``otel`` (stock OpenTelemetry,
+``stock_otel.py``); and the named variants of ``run.py``'s ``VARIANT_ENV``, among them
+``otel-noop`` (the stock instrumentors with ``OTEL_SDK_DISABLED=true``: their wrappers
+around no-op tracers and meters, the floor for an agent built on them) and chokepoint by
+component — ``chokepoint_noprobes`` (no probes), ``chokepoint_server_sql`` (no probes, no
+HTTP client spans), ``chokepoint_server`` (the server span alone), ``chokepoint_bare``
+(no spans, no probes: providers, export threads, client flags).  Any variant takes extra
+environment as ``+NAME=VALUE[+NAME=VALUE]`` (e.g. ``chokepoint+CHOKEPOINT_EXPORT_DELAY_MS=0``)
+to compare a switch in the same run; ``--variant`` (repeatable) takes one variant whose
+values hold commas (``--variant "chokepoint+OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=httpx,sqlalchemy"``).
+
+The floor table of docs/BENCHMARKS.md::
+
+    .venv/bin/python bench/overhead/request_cpu.py --rounds 12 --requests 80 \
+        --variants none,otel-noop,otel-noop_server,chokepoint,chokepoint_noprobes,chokepoint_server_sql,chokepoint_server,chokepoint_bare
 """
 
 from __future__ import annotations
@@ -77,23 +89,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30, help="measured rounds per variant")
     parser.add_argument("--warmup", type=int, default=3, help="rounds not measured")
     parser.add_argument("--requests", type=int, default=100, help="requests per round")
-    parser.add_argument("--variants", default="none,chokepoint,chokepoint_noprobes")
+    parser.add_argument("--variants", default="none,chokepoint,chokepoint_noprobes", help="comma-separated variants")
+    parser.add_argument("--variant", action="append", default=[], help="one more variant (its values may hold commas)")
     parser.add_argument("--cpu", choices=("user", "process"), default="user", help="user time, or user + system")
     args = parser.parse_args()
     sys.path.insert(0, HERE)
-    from run import BIN, PY, bench_backends
+    from run import BIN, PY, VARIANT_ENV, bench_backends
 
-    variants = [v for v in args.variants.split(",") if v]
+    variants = [v for v in args.variants.split(",") if v] + args.variant
+    for variant in variants:
+        name = variant.split("+")[0]
+        if name not in ("none", "chokepoint", "otel") and name not in VARIANT_ENV:
+            raise SystemExit(f"unknown variant {name!r}: none, chokepoint, otel or one of {', '.join(VARIANT_ENV)}")
     with bench_backends() as (env, _sink):
         procs = {}
         for variant in variants:
             name, *extras = variant.split("+")
-            venv = dict(env, **dict(e.split("=", 1) for e in extras))
-            if name == "chokepoint_noprobes":
-                venv["CHOKEPOINT_PROBES"] = "none"
+            venv = {**env, **VARIANT_ENV.get(name, {}), **dict(e.split("=", 1) for e in extras)}
             cmd = [PY, os.path.abspath(__file__), "--serve-rounds", str(args.requests), args.cpu]
             if name.startswith("chokepoint"):
                 cmd = [str(BIN / "chokepoint-instrument"), *cmd]
+            elif name.startswith("otel"):
+                cmd = [PY, os.path.join(HERE, "stock_otel.py"), *cmd[1:]]
             procs[variant] = subprocess.Popen(
                 cmd, env=venv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {0})
             )
@@ -114,9 +131,15 @@ def main() -> None:
             for proc in procs.values():
                 proc.stdin.close()
                 proc.wait(15)
-    print(f"\n{'variant':48s} {'min':>7s} {'median':>7s} {'added':>7s}  CPU µs/request; added = median of per-round differences to none")
+    print(
+        f"\n{'variant':48s} {'min':>7s} {'median':>7s} {'added':>7s} {'added%':>7s}  CPU µs/request; "
+        "added = median of per-round differences to none, added% = the same of per-round ratios"
+    )
     for variant, values in samples.items():
-        added = f"{statistics.median(v - b for v, b in zip(values, samples['none'], strict=True)):+7.0f}" if "none" in samples else ""
+        added = ""
+        if "none" in samples:
+            pairs = list(zip(values, samples["none"], strict=True))
+            added = f"{statistics.median(v - b for v, b in pairs):+7.0f} {statistics.median(100 * (v / b - 1) for v, b in pairs):+6.1f}%"
         print(f"{variant:48s} {min(values):7.0f} {statistics.median(values):7.0f} {added}")
 
 

@@ -1,9 +1,15 @@
 """Stock OpenTelemetry, as ``opentelemetry-instrument`` with ``opentelemetry-distro`` sets it up.
 
-``python stock_otel.py uvicorn ARGS...``: the SDK's own configurator (the one
-``opentelemetry-distro`` subclasses: OTLP exporters for traces and metrics, batch span
-processor, periodic metric reader), then every installed instrumentor with the default
-distro (no chokepoint options), then the command.  chokepoint's distro is not used.
+``python stock_otel.py uvicorn ARGS...`` (a module) or ``python stock_otel.py script.py
+ARGS...`` (a file): the SDK's own configurator (the one ``opentelemetry-distro``
+subclasses: OTLP exporters for traces and metrics, batch span processor, periodic metric
+reader), then every installed instrumentor with the default distro (no chokepoint
+options), then the command.  chokepoint's distro is not used.
+
+``OTEL_SDK_DISABLED=true`` (the ``otel-noop`` benchmark variant) keeps every instrumentor's
+wrappers but makes the SDK's tracer and meter providers hand out no-op tracers and meters:
+the cost of the upstream instrumentation alone, with nothing recorded or exported.
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` is honoured as usual.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 _OTelSDKConfigurator().configure(auto_instrumentation_version=__version__)
 _load_instrumentors(DefaultDistro())
 
-module = sys.argv[1]
+target = sys.argv[1]
 sys.argv = sys.argv[1:]
-runpy.run_module(module, run_name="__main__", alter_sys=True)
+if target.endswith(".py"):
+    runpy.run_path(target, run_name="__main__")
+else:
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
