@@ -9,7 +9,11 @@ Then, in order:
 2. per finding kind (:data:`EXPECTED_TARGET`): its switch on under the switch's focus mix
    (``shop.load.mix_for``); within :data:`DETECTION_LIMIT_S` of the switch the top finding of
    ``GET /api/v1/bottlenecks`` must be that kind and the expected target; then the switch
-   goes off and, under healthy load, every finding above ``info`` must clear before the next.
+   goes off and, under healthy load, every finding above ``info`` must clear (within
+   :data:`CLEAR_LIMIT_S`) before the next.  A kind that misses or does not clear gets one more
+   attempt (:data:`ATTEMPTS`; the table says how many it took): a minute of other work on a
+   shared host should not fail the suite, an analyzer that misses twice does.  Every progress
+   line and failure message carries the host's load and CPU/IO stall shares (PSI).
 
 A full run writes ``docs/SCENARIOS.md`` (the accuracy table); a partial run (``-k``) writes
 it to the test artifacts dir instead::
@@ -101,7 +105,10 @@ WARMUP_S = 30.0
 HEALTHY_RPS = 30.0
 HEALTHY_RUN_S = 30.0
 DETECTION_LIMIT_S = 30.0
-CLEAR_LIMIT_S = 90.0
+CLEAR_LIMIT_S = 120.0
+#: Tries per kind: a second one only after a miss or a finding that did not clear (a host busy
+#: with other work for a minute, e.g. a shared CI machine); the table shows the attempts taken.
+ATTEMPTS = 2
 CLEAR_RPS = 10.0  # healthy load while the findings of a scenario subside
 
 RESULTS: dict[str, ScenarioResult] = {}
@@ -179,7 +186,7 @@ def suite(postgres, scenario_kafka, tmp_path_factory, artifacts_dir):
         collector.shutdown()
         full = len(RESULTS) == len(ORDER) and bool(HEALTHY)
         out = REPO / "docs" / "SCENARIOS.md" if full else artifacts_dir / "SCENARIOS.partial.md"
-        write_accuracy_table(out, RESULTS, ORDER, HEALTHY or None, COMMAND)
+        write_accuracy_table(out, RESULTS, ORDER, HEALTHY or None, COMMAND, DETECTION_LIMIT_S, CLEAR_LIMIT_S)
 
 
 def test_healthy_run_has_no_false_bottleneck(suite: Suite, progress):
@@ -213,6 +220,28 @@ def test_healthy_run_has_no_false_bottleneck(suite: Suite, progress):
 def test_top_finding_names_the_injected_bottleneck(suite: Suite, progress, kind: str):
     expected = suite.expected(kind)
     result = RESULTS[kind] = ScenarioResult(kind, expected)
+    cleared, last = True, []
+    for attempt in range(1, ATTEMPTS + 1):
+        result.attempts = attempt
+        if not cleared:  # what the failed attempt left must be gone before the next one starts
+            cleared = _clear(suite)
+        result.hit, result.detection_s, last = _detect(suite, progress, kind, expected, result)
+        clear_started = time.monotonic()
+        cleared = _clear(suite)
+        result.clear_s = time.monotonic() - clear_started if cleared else None
+        result.note = (
+            "" if cleared else f"still above info after {CLEAR_LIMIT_S:.0f} s ({host_pressure()}): {brief(suite.poller.above_info(suite.poller.findings()))}"
+        )
+        progress(f"{kind}: attempt {attempt} hit={result.hit} detection_s={result.detection_s} seen={result.seen} cleared={cleared} {result.note}")
+        if result.hit and cleared:
+            break
+    assert result.hit, f"{kind}: expected top ({kind}, {expected}); tops seen {result.seen}; last ({host_pressure()}): {brief(last)}"
+    assert cleared, result.note
+
+
+def _detect(suite: Suite, progress, kind: str, expected: str, result: ScenarioResult) -> tuple[bool, float | None, list[dict]]:
+    """Switch ``kind`` on under its focus load until the top finding names it (at most
+    ``DETECTION_LIMIT_S``), then off; returns (hit, seconds to the hit, the last findings)."""
     suite.stack.set_switches(**{kind: True})
     switched_at = time.monotonic()
     load = BackgroundLoad(suite.stack.shop_url, LOAD_RPS_BY_KIND.get(kind, LOAD_RPS), DETECTION_LIMIT_S + 10, mix_for([kind]))
@@ -231,20 +260,11 @@ def test_top_finding_names_the_injected_bottleneck(suite: Suite, progress, kind:
                     result.seen.append(label)
                 result.top = last[0]
             if last and last[0]["kind"] == kind and last[0]["target"] == expected and last[0]["severity"] in ABOVE_INFO:
-                result.hit, result.detection_s = True, elapsed
-                break
+                return True, elapsed, last
     finally:
         load.stop()
         suite.stack.set_switches(**{kind: False})
-    clear_started = time.monotonic()
-    cleared = _clear(suite)
-    result.clear_s = time.monotonic() - clear_started if cleared else None
-    result.note = (
-        "" if cleared else f"still above info after {CLEAR_LIMIT_S:.0f} s ({host_pressure()}): {brief(suite.poller.above_info(suite.poller.findings()))}"
-    )
-    progress(f"{kind}: hit={result.hit} detection_s={result.detection_s} seen={result.seen} cleared={cleared} {result.note}")
-    assert result.hit, f"{kind}: expected top ({kind}, {expected}); tops seen {result.seen}; last ({host_pressure()}): {brief(last)}"
-    assert cleared, result.note
+    return False, None, last
 
 
 def _clear(suite: Suite) -> bool:
