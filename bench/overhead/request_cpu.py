@@ -24,6 +24,10 @@ HTTP client spans), ``chokepoint_server`` (the server span alone), ``chokepoint_
 environment as ``+NAME=VALUE[+NAME=VALUE]`` (e.g. ``chokepoint+CHOKEPOINT_EXPORT_DELAY_MS=0``)
 to compare a switch in the same run; ``--variant`` (repeatable) takes one variant whose
 values hold commas (``--variant "chokepoint+OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=httpx,sqlalchemy"``).
+``NAME@REV`` runs the agent (``instrument/src``) as of git revision ``REV`` (``git archive``
+into a temporary directory put first on ``PYTHONPATH``): ``chokepoint@HEAD`` measures the
+committed agent whatever is being edited in the checkout, ``chokepoint@HEAD~1`` the one
+before a change.
 
 The floor table of docs/BENCHMARKS.md::
 
@@ -41,9 +45,11 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 SCOPE = {
     "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
     "root_path": "", "query_string": b"", "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench")],
@@ -84,6 +90,17 @@ def serve_rounds(per_round: int, cpu: str) -> None:
     asyncio.run(run())
 
 
+def agent_at(rev: str, tmp: str) -> str:
+    """``instrument/src`` as of git revision ``rev``, extracted under ``tmp``; its path."""
+    dest = os.path.join(tmp, rev.replace("/", "_").replace("~", "-"))
+    src = os.path.join(dest, "instrument", "src")
+    if not os.path.isdir(src):
+        os.makedirs(dest)
+        archive = subprocess.run(["git", "-C", REPO, "archive", rev, "instrument/src"], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    return src
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30, help="measured rounds per variant")
@@ -98,14 +115,17 @@ def main() -> None:
 
     variants = [v for v in args.variants.split(",") if v] + args.variant
     for variant in variants:
-        name = variant.split("+")[0]
+        name = variant.split("+")[0].split("@")[0]
         if name not in ("none", "chokepoint", "otel") and name not in VARIANT_ENV:
             raise SystemExit(f"unknown variant {name!r}: none, chokepoint, otel or one of {', '.join(VARIANT_ENV)}")
-    with bench_backends() as (env, _sink):
+    with bench_backends() as (env, _sink), tempfile.TemporaryDirectory(prefix="request-cpu-") as tmp:
         procs = {}
         for variant in variants:
-            name, *extras = variant.split("+")
+            label, *extras = variant.split("+")
+            name, _, rev = label.partition("@")
             venv = {**env, **VARIANT_ENV.get(name, {}), **dict(e.split("=", 1) for e in extras)}
+            if rev:
+                venv["PYTHONPATH"] = os.pathsep.join(p for p in (agent_at(rev, tmp), venv.get("PYTHONPATH")) if p)
             cmd = [PY, os.path.abspath(__file__), "--serve-rounds", str(args.requests), args.cpu]
             if name.startswith("chokepoint"):
                 cmd = [str(BIN / "chokepoint-instrument"), *cmd]
