@@ -233,7 +233,8 @@ def write_accuracy_table(
         lines.append("not run")
     else:
         verdict = "no finding above `info`" if not healthy["above_info"] else f"FALSE FINDINGS: {healthy['above_info']}"
-        lines.append(f"{healthy['duration_s']:.0f} s at {healthy['rate_rps']:.0f} rps, findings polled every second: {verdict}.")
+        attempts = f" (attempt {healthy['attempts']})" if healthy.get("attempts", 1) > 1 else ""
+        lines.append(f"{healthy['duration_s']:.0f} s at {healthy['rate_rps']:.0f} rps, findings polled every second: {verdict}{attempts}.")
         if healthy.get("info"):
             lines.append(f"Findings at `info` seen: {healthy['info']}.")
     path.write_text("\n".join(lines) + "\n")

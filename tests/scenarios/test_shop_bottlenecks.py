@@ -5,7 +5,8 @@ One real collector (in-process, short windows, Kafka lag monitor) and one demo s
 the collector every second) on real PostgreSQL and Kafka are started for the module.
 Then, in order:
 
-1. the healthy run: all switches off, default mix — no finding above ``info``;
+1. the healthy run: all switches off, default mix — no finding above ``info`` (also with one
+   more attempt, after the first one's findings cleared);
 2. per finding kind (:data:`EXPECTED_TARGET`): its switch on under the switch's focus mix
    (``shop.load.mix_for``); within :data:`DETECTION_LIMIT_S` of the switch the top finding of
    ``GET /api/v1/bottlenecks`` must be that kind and the expected target; then the switch
@@ -193,6 +194,20 @@ def test_healthy_run_has_no_false_bottleneck(suite: Suite, progress):
     warmup = BackgroundLoad(suite.stack.shop_url, HEALTHY_RPS, WARMUP_S, DEFAULT_MIX)
     warmup.join(timeout_s=WARMUP_S + 15)
     warmup.stop()
+    for attempt in range(1, ATTEMPTS + 1):
+        if attempt > 1:
+            _clear(suite)  # the first attempt's findings leave the window before the second
+        above, info, error = _healthy_run(suite, progress)
+        HEALTHY.update(duration_s=HEALTHY_RUN_S, rate_rps=HEALTHY_RPS, above_info=above, info=sorted(info), attempts=attempt)
+        progress(f"healthy: attempt {attempt} above info {above}; info {sorted(info)}")
+        assert error is None, error
+        if not above:
+            break
+    assert above == {}, f"false bottlenecks under healthy load, {ATTEMPTS} attempts ({host_pressure()}): {above}"
+
+
+def _healthy_run(suite: Suite, progress) -> tuple[dict[str, str], set[str], BaseException | None]:
+    """Healthy load for ``HEALTHY_RUN_S``, findings polled every second: (above info, info, load error)."""
     load = BackgroundLoad(suite.stack.shop_url, HEALTHY_RPS, HEALTHY_RUN_S + 5, DEFAULT_MIX)
     above: dict[str, str] = {}
     info: set[str] = set()
@@ -210,10 +225,7 @@ def test_healthy_run_has_no_false_bottleneck(suite: Suite, progress):
             progress(f"healthy t={time.monotonic() - started:.0f}s [shop {suite.poller.cpu('shop')}; {host_pressure()}] {brief(findings)}")
     finally:
         load.stop()
-    HEALTHY.update(duration_s=HEALTHY_RUN_S, rate_rps=HEALTHY_RPS, above_info=above, info=sorted(info))
-    progress(f"healthy: above info {above}; info {sorted(info)}")
-    assert load.error is None, load.error
-    assert above == {}, f"false bottlenecks under healthy load ({host_pressure()}): {above}"
+    return above, info, load.error
 
 
 @pytest.mark.parametrize("kind", ORDER)
