@@ -17,13 +17,15 @@ alike; the "added" column is the median over rounds of (variant − none).
 Variants: ``none``; ``chokepoint`` (defaults); ``otel`` (stock OpenTelemetry,
 ``stock_otel.py``); and the named variants of ``run.py``'s ``VARIANT_ENV``, among them
 ``otel-noop`` (the stock instrumentors with ``OTEL_SDK_DISABLED=true``: their wrappers
-around no-op tracers and meters, the floor for an agent built on them) and chokepoint by
-component — ``chokepoint_noprobes`` (no probes), ``chokepoint_server_sql`` (no probes, no
-HTTP client spans), ``chokepoint_server`` (the server span alone), ``chokepoint_bare``
-(no spans, no probes: providers, export threads, client flags).  Any variant takes extra
-environment as ``+NAME=VALUE[+NAME=VALUE]`` (e.g. ``chokepoint+CHOKEPOINT_EXPORT_DELAY_MS=0``)
-to compare a switch in the same run; ``--variant`` (repeatable) takes one variant whose
-values hold commas (``--variant "chokepoint+OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=httpx,sqlalchemy"``).
+around no-op tracers and meters, the floor for an agent built on them; FastAPI's own
+telemetry off, ``otel-noop_native`` with it) and chokepoint by component:
+``chokepoint_noprobes`` (no probes), ``chokepoint_server_sql`` (no probes, no HTTP client
+spans), ``chokepoint_server`` (the server span alone), ``chokepoint_bare`` (no spans, no
+probes, FastAPI's own telemetry off: providers, export threads, client flags).  Any
+variant takes extra environment as ``+NAME=VALUE[+NAME=VALUE]`` (e.g.
+``chokepoint+CHOKEPOINT_EXPORT_DELAY_MS=0``) to compare a switch in the same run;
+``--variant`` (repeatable) takes one variant whose values hold commas
+(``--variant "chokepoint+OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=httpx,sqlalchemy"``).
 ``NAME@REV`` runs the agent (``instrument/src``) as of git revision ``REV`` (``git archive``
 into a temporary directory put first on ``PYTHONPATH``): ``chokepoint@HEAD`` measures the
 committed agent whatever is being edited in the checkout, ``chokepoint@HEAD~1`` the one
@@ -32,7 +34,7 @@ before a change.
 The floor table of docs/BENCHMARKS.md::
 
     .venv/bin/python bench/overhead/request_cpu.py --rounds 12 --requests 80 \
-        --variants none,otel-noop,otel-noop_server,chokepoint,chokepoint_noprobes,chokepoint_server_sql,chokepoint_server,chokepoint_bare
+        --variants none,otel-noop,otel-noop_native,otel-noop_server,chokepoint,chokepoint_noprobes,chokepoint_server_sql,chokepoint_server,chokepoint_bare
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ def serve_rounds(per_round: int, cpu: str) -> None:
     """Child: one round of ``per_round`` requests per line on stdin; print the CPU µs/request
     used since the previous round started (background threads' work in between included)."""
     sys.path.insert(0, HERE)
+    if os.environ.get("BENCH_FASTAPI_NATIVE_TELEMETRY", "").strip().lower() == "false":  # run.py's NATIVE
+        from fastapi.telemetry._asgi import NativeTelemetry
+
+        NativeTelemetry.enabled = lambda self: False
     from app import app
 
     clock = time.process_time if cpu == "process" else (lambda: resource.getrusage(resource.RUSAGE_SELF).ru_utime)
@@ -150,7 +156,12 @@ def main() -> None:
         finally:
             for proc in procs.values():
                 proc.stdin.close()
-                proc.wait(15)
+            for proc in procs.values():
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     print(
         f"\n{'variant':48s} {'min':>7s} {'median':>7s} {'added':>7s} {'added%':>7s}  CPU µs/request; "
         "added = median of per-round differences to none, added% = the same of per-round ratios"

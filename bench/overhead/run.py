@@ -19,9 +19,9 @@ Variants: ``none`` (plain uvicorn), ``chokepoint`` (``chokepoint-instrument uvic
 ``chokepoint_noprobes`` (the same with ``CHOKEPOINT_PROBES=none``: the probes' share),
 ``otel`` (``stock_otel.py``: the SDK configurator + every instrumentor with default
 options, exporting OTLP to the same sink).  Also available with ``--variants``:
-``otel-noop`` (``stock_otel.py`` with ``OTEL_SDK_DISABLED=true``: the upstream
-instrumentors' wrappers around no-op tracers and meters, the floor for any agent built on
-them), the per-component variants of ``VARIANT_ENV`` (``chokepoint_server`` etc.),
+``otel-noop`` (``stock_otel.py`` with ``OTEL_SDK_DISABLED=true`` and FastAPI's own
+telemetry off: the upstream instrumentors' wrappers around no-op tracers and meters, the
+floor for any agent built on them; ``otel-noop_native`` with FastAPI's telemetry on), the per-component variants of ``VARIANT_ENV`` (``chokepoint_server`` etc.),
 ``chokepoint_gcfreeze`` (``CHOKEPOINT_GC_FREEZE=true``) and ``chokepoint_upstream``
 (the SQLAlchemy/httpx lean paths and the export delay switched back to upstream).  Reports medians over repeats and the ratios to
 ``none``; writes ``bench/overhead/results.json``.  Prints a Markdown table for
@@ -53,6 +53,10 @@ from otlp_sink import OtlpSink  # noqa: E402
 PY = str(Path(sys.executable))
 BIN = Path(sys.executable).parent
 VARIANTS = ("none", "chokepoint", "chokepoint_noprobes", "otel")
+# FastAPI >= 0.163 makes its own server and operation spans whenever a global tracer or meter
+# provider is set (chokepoint's server span turns them off per request; the upstream FastAPI
+# instrumentor does not): "false" turns them off in stock_otel.py / request_cpu.py's app process
+NATIVE = "BENCH_FASTAPI_NATIVE_TELEMETRY"
 SERVER_ONLY = "sqlalchemy,psycopg,psycopg2,httpx,requests,urllib3,urllib,threading,logging"  # FastAPI is the instrumentation left
 VARIANT_ENV = {
     "chokepoint_noprobes": {"CHOKEPOINT_PROBES": "none"},
@@ -60,10 +64,12 @@ VARIANT_ENV = {
     # only the server span; no spans at all (providers, processor threads, client flags)
     "chokepoint_server_sql": {"CHOKEPOINT_PROBES": "none", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "httpx,requests,urllib3,urllib"},
     "chokepoint_server": {"CHOKEPOINT_PROBES": "none", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": SERVER_ONLY},
-    "chokepoint_bare": {"CHOKEPOINT_PROBES": "none", "CHOKEPOINT_ASGI": "upstream", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "*"},
-    # the floor: stock instrumentors' wrappers with the SDK disabled (no-op tracer and meter providers)
-    "otel-noop": {"OTEL_SDK_DISABLED": "true"},
-    "otel-noop_server": {"OTEL_SDK_DISABLED": "true", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": SERVER_ONLY},
+    "chokepoint_bare": {"CHOKEPOINT_PROBES": "none", "CHOKEPOINT_ASGI": "upstream", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "*", NATIVE: "false"},
+    # the floor: stock instrumentors' wrappers with the SDK disabled (no-op tracer and meter
+    # providers), FastAPI's own telemetry off; _native: with it, as a FastAPI app gets it
+    "otel-noop": {"OTEL_SDK_DISABLED": "true", NATIVE: "false"},
+    "otel-noop_native": {"OTEL_SDK_DISABLED": "true"},
+    "otel-noop_server": {"OTEL_SDK_DISABLED": "true", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": SERVER_ONLY, NATIVE: "false"},
     "chokepoint_gcfreeze": {"CHOKEPOINT_GC_FREEZE": "true"},  # opt-in; --variants none,chokepoint,chokepoint_gcfreeze
     "chokepoint_upstream": {"CHOKEPOINT_SQLALCHEMY": "upstream", "CHOKEPOINT_HTTPX": "upstream", "CHOKEPOINT_EXPORT_DELAY_MS": "0"},
 }

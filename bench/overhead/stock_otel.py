@@ -9,7 +9,9 @@ options), then the command.  chokepoint's distro is not used.
 ``OTEL_SDK_DISABLED=true`` (the ``otel-noop`` benchmark variant) keeps every instrumentor's
 wrappers but makes the SDK's tracer and meter providers hand out no-op tracers and meters:
 the cost of the upstream instrumentation alone, with nothing recorded or exported.
-``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` is honoured as usual.
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` is honoured as usual.  ``BENCH_FASTAPI_NATIVE_TELEMETRY=false``
+turns FastAPI's own telemetry off (FastAPI >= 0.163 makes its own server and operation
+spans, next to the upstream instrumentor's, once a global provider is set).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from opentelemetry.instrumentation.auto_instrumentation._load import _load_instr
 from opentelemetry.instrumentation.distro import DefaultDistro
 from opentelemetry.instrumentation.version import __version__
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+
+if os.environ.get("BENCH_FASTAPI_NATIVE_TELEMETRY", "").strip().lower() == "false":
+    from fastapi.telemetry._asgi import NativeTelemetry
+
+    NativeTelemetry.enabled = lambda self: False
 
 _OTelSDKConfigurator().configure(auto_instrumentation_version=__version__)
 _load_instrumentors(DefaultDistro())
