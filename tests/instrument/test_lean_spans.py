@@ -5,6 +5,7 @@ metrics."""
 from __future__ import annotations
 
 import logging
+import random
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, TraceIdRatioBased
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from chokepoint.instrument import signals
@@ -53,13 +54,13 @@ class Printable:
         return "printable"
 
 
-def wire(make_harness, lean: bool, sample_rate: float = 1.0, limits: SpanLimits | None = None):
+def wire(make_harness, lean: bool, sample_rate: float = 1.0, limits: SpanLimits | None = None, ids=None):
     harness = make_harness(AgentConfig(trace_sample_rate=sample_rate, export_delay_ms=0))
     provider = LeanTracerProvider(
         sampler=ALWAYS_ON,
         resource=Resource.create({"service.name": "unit"}),
         shutdown_on_exit=False,
-        id_generator=CountingIds(),
+        id_generator=ids or CountingIds(),
         span_limits=limits,
         lean=lean,
     )
@@ -203,6 +204,37 @@ def test_lean_and_sdk_spans_export_the_same(make_harness, caplog):
 
     assert metric_shape(lean) == metric_shape(sdk)
     encode_spans(lean_spans)  # an odd attribute value can never fail the OTLP export
+
+
+def test_the_default_id_generator_gives_the_sdk_ids_and_flags(make_harness):
+    """With the SDK's own ``RandomIdGenerator`` lean spans draw their ids from
+    ``random.getrandbits`` themselves: same draws in the same order as the SDK (trace id,
+    then span id), same flags, same parents — also under an invalid or a remote parent."""
+    results = []
+    for lean in (False, True):
+        harness = wire(make_harness, lean=lean, ids=RandomIdGenerator())
+        assert harness.lean_provider.lean is lean
+        random.seed(20261122)
+        tracer = harness.tracer
+        started = scenario(tracer)
+        invalid_parent = trace.set_span_in_context(trace.INVALID_SPAN)
+        with tracer.start_as_current_span("under an invalid parent", context=invalid_parent) as orphan, tracer.start_as_current_span("its child") as child:
+            started += [orphan, child]
+        unsampled_remote = TraceContextTextMapPropagator().extract({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"})
+        with tracer.start_as_current_span("under an unsampled remote parent", context=unsampled_remote) as remote_child:
+            started.append(remote_child)
+        assert all(type(span) is (LeanSpan if lean else _Span) for span in started)
+        results.append([comparable(s) for s in exported(harness)])
+    sdk, lean = results
+    assert len(sdk) == 9
+    assert lean == sdk
+    by_name = {span["name"]: span for span in lean}
+    fresh = by_name["background"]["context"]
+    assert fresh.trace_flags == TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID and fresh.trace_id and fresh.span_id
+    assert by_name["under an invalid parent"]["parent"] is None
+    assert by_name["its child"]["parent"] == by_name["under an invalid parent"]["context"]
+    assert by_name["GET /items/{id}"]["context"].trace_flags == TraceFlags.SAMPLED  # the remote parent's: no random flag
+    assert by_name["under an unsampled remote parent"]["context"].trace_flags == TraceFlags.SAMPLED  # always-on samples it
 
 
 def timed_request(tracer, start_ns: int, status: int = 200, db_ms=(3.0, 4.0), http_ms: float = 5.0) -> None:

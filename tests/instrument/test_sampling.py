@@ -152,9 +152,21 @@ def test_http_call_while_db_connection_held_is_flagged(make_harness):
         context.db_connection_acquired()
         with tracer.start_as_current_span("GET", kind=SpanKind.CLIENT, attributes={"http.request.method": "GET", "server.address": "b.example"}):
             pass
+        with tracer.start_as_current_span("GET", kind=SpanKind.CLIENT, attributes={"http.method": "GET", "net.peer.name": "old.example"}):
+            pass  # old semconv: an HTTP call too
+        # not HTTP calls: statements on the held connection, a DB span that also names a method, other kinds
+        with tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT, attributes={"db.system.name": "postgresql", "db.query.text": "SELECT 1"}):
+            pass
+        with tracer.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes={"db.system": "elasticsearch", "http.method": "POST"}):
+            pass
+        with tracer.start_as_current_span("GET", kind=SpanKind.INTERNAL, attributes={"http.request.method": "GET", "server.address": "c.example"}):
+            pass
+        with tracer.start_as_current_span("connect", kind=SpanKind.CLIENT):
+            pass
         context.db_connection_released()
     assert harness.metric_values(signals.HTTP_CLIENT_CALLS_IN_TRANSACTION) == {
-        frozenset({signals.ATTR_SERVER_ADDRESS: "b.example", signals.ATTR_HTTP_ROUTE: "/t"}.items()): 1
+        frozenset({signals.ATTR_SERVER_ADDRESS: "b.example", signals.ATTR_HTTP_ROUTE: "/t"}.items()): 1,
+        frozenset({signals.ATTR_SERVER_ADDRESS: "old.example", signals.ATTR_HTTP_ROUTE: "/t"}.items()): 1,
     }
 
 

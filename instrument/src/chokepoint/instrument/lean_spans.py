@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from time import time_ns
@@ -71,6 +72,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes, _clean_attribute_value
 from opentelemetry.sdk.trace import Event, Tracer, TracerProvider, _is_valid_link
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.semconv.attributes.exception_attributes import (
     EXCEPTION_MESSAGE,
@@ -94,6 +96,7 @@ _INTERNAL = SpanKind.INTERNAL
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _current_context = otel_context.get_current
+_RANDOM_TRACE_ID = TraceFlags.RANDOM_TRACE_ID
 _new_tuple = tuple.__new__
 _TRACE_ID_MAX = 2**128 - 1
 _SPAN_ID_MAX = 2**64 - 1
@@ -309,6 +312,8 @@ class LeanTracer(trace_api.Tracer):
         self.max_value_len = limits.max_span_attribute_length
         self.plain_values = _PLAIN_VALUES if self.max_value_len is None else _PLAIN_NOT_STR
         self.id_generator = provider.id_generator
+        # the SDK's default generator draws from ``random.getrandbits``: called here directly (looked up per call, as it does)
+        self.random_ids = type(provider.id_generator) is RandomIdGenerator
         self.processor = None
 
     @property
@@ -357,19 +362,39 @@ class LeanTracer(trace_api.Tracer):
             return self.sdk_tracer.start_span(name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception)
         current = (context if context is not None else _current_context()).get(_SPAN_KEY)  # get_current_span
         parent = current.context if type(current) is LeanSpan else current.get_span_context() if isinstance(current, trace_api.Span) else None
-        if parent is not None and not isinstance(parent, SpanContext):
-            raise TypeError("parent_span_context must be a SpanContext or None.")  # as the SDK
-        id_generator = self.id_generator
-        if parent is None or not parent.is_valid:
-            parent = None
-            trace_id = id_generator.generate_trace_id()
-            flags = _SAMPLED_RANDOM if id_generator.is_trace_id_random() else _SAMPLED
-            state = DEFAULT_TRACE_STATE
+        if type(parent) is SpanContext:  # the tuple's fields (trace id, span id, remote, flags, state, valid), not its properties
+            if parent[5]:
+                trace_id = parent[0]
+                flags = _SAMPLED_RANDOM if parent[3] & _RANDOM_TRACE_ID else _SAMPLED
+                state = parent[4]
+            else:
+                parent = None
+        elif parent is not None:
+            if not isinstance(parent, SpanContext):
+                raise TypeError("parent_span_context must be a SpanContext or None.")  # as the SDK
+            if parent.is_valid:
+                trace_id = parent.trace_id
+                flags = _SAMPLED_RANDOM if parent.trace_flags.random_trace_id else _SAMPLED
+                state = parent.trace_state
+            else:
+                parent = None
+        if self.random_ids:
+            if parent is None:
+                trace_id = random.getrandbits(128)
+                while trace_id == 0:  # INVALID_TRACE_ID
+                    trace_id = random.getrandbits(128)
+                flags = _SAMPLED_RANDOM
+                state = DEFAULT_TRACE_STATE
+            span_id = random.getrandbits(64)
+            while span_id == 0:  # INVALID_SPAN_ID
+                span_id = random.getrandbits(64)
         else:
-            trace_id = parent.trace_id
-            flags = _SAMPLED_RANDOM if parent.trace_flags.random_trace_id else _SAMPLED
-            state = parent.trace_state
-        span_id = id_generator.generate_span_id()
+            id_generator = self.id_generator
+            if parent is None:
+                trace_id = id_generator.generate_trace_id()
+                flags = _SAMPLED_RANDOM if id_generator.is_trace_id_random() else _SAMPLED
+                state = DEFAULT_TRACE_STATE
+            span_id = id_generator.generate_span_id()
         valid = 0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX
         span_context = _new_tuple(SpanContext, (trace_id, span_id, False, flags, state, valid))
         span = LeanSpan(
