@@ -97,6 +97,8 @@ def scenario(tracer) -> list:
         root.set_attribute(7, "not a key")
         root.set_attributes({"many.a": 1, "many.b": ("x", "y")})
         root.set_attributes({8: "eight", "many.c": [True], "": "dropped"})  # a mapping: keys str()-ed as the SDK does
+        # valid keys, some values to clean: captured headers (tuples), a list, odd tuple members
+        root.set_attributes({"hdr.a": ("55",), "hdr.b": (1, None, b"x", 2.5), "list": [1, 2], "odd": (Printable(), Unprintable()), "plain": 3})
         root.add_event("checkpoint", {"n": 1, "list": [1, 2]})
         root.add_link(SpanContext(0xABC, 0xDEF, is_remote=True), {"link": "yes"})
         root.add_link(trace.INVALID_SPAN_CONTEXT)  # ignored: invalid, no attributes
@@ -298,6 +300,7 @@ def test_span_limits_apply_as_in_the_sdk(make_harness, caplog):
         )
         span.set_attribute("a3", "again")  # the newest now: a4 is the oldest left
         span.set_attribute("b", ["looooong", 1])
+        span.set_attributes({"b": ("looooong", 2), "c": ("short",)})  # header tuples: truncated as the SDK does
         for n in range(3):
             span.add_event(f"e{n}", {"text": "abcdefgh"})
         span.end()
@@ -306,7 +309,7 @@ def test_span_limits_apply_as_in_the_sdk(make_harness, caplog):
     assert warnings[1] == warnings[0] and any("truncating" in w for w in warnings[1])
     assert results[1] == results[0]
     (span,) = results[1]
-    assert list(span["attributes"].items()) == [("a4", "long "), ("a5", "long "), ("a3", "again"), ("b", ("loooo", 1))]
+    assert list(span["attributes"].items()) == [("a5", "long "), ("a3", "again"), ("b", ("loooo", 2)), ("c", ("short",))]
     assert [name for name, _ in span["events"]] == ["e1", "e2"] and span["events"][0][1] == {"text": "abcde"}
     assert [context.span_id for context, _ in span["links"]] == [2]
 

@@ -194,8 +194,11 @@ class LeanSpan(trace_api.Span):
             _log.warning("Setting attribute on ended span.")
             return
         tracer = self._tracer
-        if not (_STR_ONLY.issuperset(map(type, attributes)) and "" not in attributes and tracer.plain_values.issuperset(map(type, attributes.values()))):
+        plain = tracer.plain_values
+        if not (_STR_ONLY.issuperset(map(type, attributes)) and "" not in attributes):
             attributes = _clean_attribute_value(attributes, tracer.max_value_len)  # as the SDK's _set_items
+        elif not plain.issuperset(map(type, attributes.values())):  # valid keys: only the values need cleaning
+            attributes = {key: value if type(value) in plain else _clean_value(value, plain, tracer.max_value_len) for key, value in attributes.items()}
         mine, limit = self.attributes, tracer.max_attributes
         for key, value in attributes.items():
             _insert(mine, key, value, limit)
@@ -286,6 +289,14 @@ class LeanSpan(trace_api.Span):
             if self.set_status_on_exit:
                 self.set_status(Status(status_code=StatusCode.ERROR, description=f"{type(exc_val).__name__}: {exc_val}"))
         self.end()
+
+
+def _clean_value(value, plain: frozenset, max_value_len):
+    """``_clean_attribute_value(value, max_value_len)`` for one value; a tuple of plain
+    values (a captured header: ``("123",)``) is clean already and kept as it is."""
+    if type(value) is tuple and plain.issuperset(map(type, value)):
+        return value
+    return _clean_attribute_value(value, max_value_len)
 
 
 def _insert(attributes: dict, key: str, value, limit) -> None:
