@@ -18,7 +18,8 @@ Variants: ``none``; ``chokepoint`` (defaults); ``otel`` (stock OpenTelemetry,
 ``stock_otel.py``); and the named variants of ``run.py``'s ``VARIANT_ENV``, among them
 ``otel-noop`` (the stock instrumentors with ``OTEL_SDK_DISABLED=true``: their wrappers
 around no-op tracers and meters, the floor for an agent built on them; FastAPI's own
-telemetry off, ``otel-noop_native`` with it) and chokepoint by component:
+telemetry off; ``otel-noop_native`` with it; ``otel-noop_server`` the FastAPI instrumentor
+alone, ``otel-noop_sql`` the SQLAlchemy and psycopg ones alone) and chokepoint by component:
 ``chokepoint_noprobes`` (no probes), ``chokepoint_server_sql`` (no probes, no HTTP client
 spans), ``chokepoint_server`` (the server span alone), ``chokepoint_bare`` (no spans, no
 probes, FastAPI's own telemetry off: providers, export threads, client flags).  Any

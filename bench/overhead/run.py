@@ -70,6 +70,12 @@ VARIANT_ENV = {
     "otel-noop": {"OTEL_SDK_DISABLED": "true", NATIVE: "false"},
     "otel-noop_native": {"OTEL_SDK_DISABLED": "true"},
     "otel-noop_server": {"OTEL_SDK_DISABLED": "true", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": SERVER_ONLY, NATIVE: "false"},
+    # the upstream instrumentors chokepoint keeps on this request (SQLAlchemy, psycopg), alone
+    "otel-noop_sql": {
+        "OTEL_SDK_DISABLED": "true",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "fastapi,starlette,httpx,requests,urllib3,urllib,threading,logging",
+        NATIVE: "false",
+    },
     "chokepoint_gcfreeze": {"CHOKEPOINT_GC_FREEZE": "true"},  # opt-in; --variants none,chokepoint,chokepoint_gcfreeze
     "chokepoint_upstream": {"CHOKEPOINT_SQLALCHEMY": "upstream", "CHOKEPOINT_HTTPX": "upstream", "CHOKEPOINT_EXPORT_DELAY_MS": "0"},
 }
