@@ -90,11 +90,10 @@ def one_request(tracer, n: int) -> None:
     for _ in range(3):
         tracer.start_span("SELECT chokepoint", kind=client, attributes=STATEMENT_ATTRIBUTES).end()
     call = tracer.start_span("GET", kind=client, attributes=HTTPX_START_ATTRIBUTES)
-    call.set_attribute("http.response.status_code", 200)
-    call.set_attribute("network.protocol.version", "1.1")
+    call.set_attributes({"http.response.status_code": 200, "network.protocol.version": "1.1"})  # httpx_lean: one call
     call.end()
-    server.set_attribute("http.response.header.content-length", ("55",))
-    server.set_attribute("http.response.status_code", 200)
+    # chokepoint.instrument.asgi: the response attributes in one call at the end
+    server.set_attributes({"http.response.header.content-length": ("55",), "http.response.status_code": 200})
     otel_context.detach(server_token)
     server.end()
 
