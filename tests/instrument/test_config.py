@@ -1,4 +1,14 @@
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from chokepoint.instrument import agent as agent_module
 from chokepoint.instrument.config import DEFAULT_ENDPOINT, AgentConfig
+from chokepoint.instrument.distro import instrumentor_options
+from chokepoint.instrument.http_client_spans import lean_client_wanted
+from chokepoint.instrument.requests_lean import install_lean_requests
+
+LEAN_CLIENT_SWITCHES = ("CHOKEPOINT_HTTPX", "CHOKEPOINT_REQUESTS", "CHOKEPOINT_URLLIB3")
 
 
 def test_defaults_without_environment():
@@ -23,6 +33,46 @@ def test_overhead_switches_are_read_from_the_environment():
     assert (config.sqlalchemy, config.httpx, config.export_delay_ms, config.gc_freeze) == ("upstream", "upstream", 0.0, True)
     bad = AgentConfig.from_env({"CHOKEPOINT_SQLALCHEMY": "fast", "CHOKEPOINT_EXPORT_DELAY_MS": "-5"})
     assert (bad.sqlalchemy, bad.export_delay_ms, len(bad.problems)) == ("lean", 1000.0, 2)
+
+
+def test_lean_http_client_switches():
+    config = AgentConfig.from_env({})
+    assert (config.httpx, config.requests, config.urllib3) == ("lean", "lean", "lean")
+    config = AgentConfig.from_env({"CHOKEPOINT_HTTPX": "Upstream", "CHOKEPOINT_REQUESTS": " upstream ", "CHOKEPOINT_URLLIB3": "upstream"})
+    assert (config.httpx, config.requests, config.urllib3, config.problems) == ("upstream", "upstream", "upstream", ())
+    bad = AgentConfig.from_env({"CHOKEPOINT_REQUESTS": "fast", "CHOKEPOINT_URLLIB3": "lean"})
+    assert (bad.requests, bad.urllib3) == ("lean", "lean")
+    assert bad.problems == ("CHOKEPOINT_REQUESTS='fast' must be one of lean, upstream; using lean",)
+
+
+@pytest.fixture
+def no_agent(monkeypatch):
+    """No agent running before or after; stable HTTP semconv, the lean-client switches unset."""
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
+    for name in (*LEAN_CLIENT_SWITCHES, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"):
+        monkeypatch.delenv(name, raising=False)
+    agent_module._reset_for_tests()
+    yield
+    agent_module._reset_for_tests()
+
+
+def test_lean_http_client_switches_are_the_running_agents(no_agent):
+    """``instrument(config)`` decides like ``chokepoint-instrument`` (config from the environment):
+    agent, distro and install read the one config the agent runs with."""
+    assert lean_client_wanted("requests") is True  # no agent: the environment
+    config = AgentConfig(requests="upstream", probes=frozenset())
+    agent_module.start(config, span_exporter=InMemorySpanExporter(), metric_reader=InMemoryMetricReader(), set_global=False)
+    assert lean_client_wanted("requests") is False and lean_client_wanted("urllib3") is True and lean_client_wanted("httpx") is True
+    assert set(instrumentor_options("requests")) == {"meter_provider"}  # the distro keeps the upstream instrumentor
+    assert instrumentor_options("urllib3") is None
+    assert install_lean_requests() is None
+    assert lean_client_wanted("requests", {"OTEL_SEMCONV_STABILITY_OPT_IN": "http"}) is True  # an environment given is read
+    assert lean_client_wanted("requests", config=AgentConfig()) is True
+
+
+def test_lean_client_wanted_names_the_libraries_it_knows():
+    with pytest.raises(ValueError, match="no lean client path for 'aiohttp'; one of httpx, requests, urllib3"):
+        lean_client_wanted("aiohttp", {})
 
 
 def test_spans_switch():

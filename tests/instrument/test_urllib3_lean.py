@@ -6,92 +6,30 @@ suppression."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import urllib3
-from opentelemetry import propagate
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.instrumentation._semconv import (
-    _OpenTelemetrySemanticConventionStability,
-    _OpenTelemetryStabilitySignalType,
-    _StabilityMode,
-)
 from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
-from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.util.retry import Retry
 
 from chokepoint.instrument.distro import urllib3_server_address
 from chokepoint.instrument.urllib3_lean import install_lean_urllib3, lean_urllib3_wanted
-from tests.instrument.test_httpx_lean import INCOMING, ExtraPropagator, Server, run_calls
-
-CAPTURE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_"
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = Server()
-    yield s
-    s.close()
+from tests.instrument import shared
+from tests.instrument.shared import refused_url_fixture, server_fixture, stable_http_fixture  # noqa: F401 - fixtures
 
 
-@pytest.fixture
-def refused_url():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/refused"
-
-
-@pytest.fixture(params=["w3c", "w3c+extra"])
-def stable_http(request, monkeypatch):
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
-    monkeypatch.delenv("CHOKEPOINT_URLLIB3", raising=False)
-    monkeypatch.delenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", raising=False)
-    _OpenTelemetrySemanticConventionStability._initialize()
-    mapping = _OpenTelemetrySemanticConventionStability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
-    monkeypatch.setitem(mapping, _OpenTelemetryStabilitySignalType.HTTP, _StabilityMode.HTTP)
-    previous = propagate.get_global_textmap()
-    propagators = [TraceContextTextMapPropagator(), W3CBaggagePropagator()]
-    if request.param == "w3c+extra":
-        propagators.append(ExtraPropagator())
-    propagate.set_global_textmap(CompositePropagator(propagators))
-    yield request.param
-    propagate.set_global_textmap(previous)
-
-
-class Traced:
+def install(traced: shared.Traced, lean: bool) -> list:
     """The lean urllib3 path, or the upstream instrumentor with chokepoint's request hook."""
+    if lean:
+        return [shared.lean_installed(install_lean_urllib3(traced.provider))]
+    return [shared.upstream_installed(URLLib3Instrumentor(), traced.provider, request_hook=urllib3_server_address)]
 
-    def __init__(self, lean: bool):
-        self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider(shutdown_on_exit=False)
-        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.instrumentor = None
-        self.undo = None
-        if lean:
-            self.undo = install_lean_urllib3(self.provider)
-            assert self.undo is not None
-        else:
-            self.instrumentor = URLLib3Instrumentor()
-            self.instrumentor.instrument(tracer_provider=self.provider, meter_provider=NoOpMeterProvider(), request_hook=urllib3_server_address)
-        self.tracer = self.provider.get_tracer("test")
 
-    def close(self):
-        if self.undo is not None:
-            self.undo()
-        if self.instrumentor is not None:
-            self.instrumentor.uninstrument()
-
-    def without_timeout(self) -> dict:
-        return {}
+def traced(lean: bool) -> shared.Traced:
+    return shared.Traced(lean, install)
 
 
 def calls(base: str, refused: str) -> list:
@@ -120,12 +58,8 @@ def calls(base: str, refused: str) -> list:
 
 
 def test_calls_make_the_upstream_spans_and_headers(stable_http, server, refused_url):
-    upstream = run_calls(False, server, refused_url, calls, Traced)
-    lean = run_calls(True, server, refused_url, calls, Traced)
-    spans, arrived, outcomes, _ = lean
+    spans, arrived, outcomes, _ = shared.same_as_upstream(server, refused_url, calls, traced)
     assert outcomes == [200, 500, 200, 200, 200, 200, 500, "ReadTimeoutError", "NewConnectionError"]
-    assert spans == upstream[0]
-    assert arrived == upstream[1]
     assert all(s["scope"][0] == "opentelemetry.instrumentation.urllib3" and s["kind"] is SpanKind.CLIENT for s in spans)
     by_url = {s["attributes"]["url.full"].replace("http://127.0.0.1:PORT", ""): s for s in spans}
     ok = by_url["/stock?sku=1"]
@@ -140,17 +74,15 @@ def test_calls_make_the_upstream_spans_and_headers(stable_http, server, refused_
     assert by_url["/cache"]["name"] == "HTTP" and by_url["/cache"]["attributes"]["http.request.method_original"] == "PURGE"
     slow = by_url["/slow"]
     assert slow["status"][0] is StatusCode.ERROR and slow["events"][0][0] == "exception" and "error.type" not in slow["attributes"]
-    assert {(a["trace"], a["tracestate"], a["baggage"]) for a in arrived} == {(INCOMING.split("-")[1], "vendor=x,other=y", "tenant=t1")}
+    assert {(a["trace"], a["tracestate"], a["baggage"]) for a in arrived} == {(shared.INCOMING.split("-")[1], "vendor=x,other=y", "tenant=t1")}
     assert [a["path"] for a in arrived].count("/fail/retried") == 3  # retries inside one call: one span
     assert len([s for s in spans if s["attributes"]["url.full"].endswith("/fail/retried")]) == 1
 
 
 def test_captured_headers_as_upstream(stable_http, monkeypatch, server, refused_url):
-    monkeypatch.setenv(CAPTURE + "CLIENT_REQUEST", "x-order,x-pool")
-    monkeypatch.setenv(CAPTURE + "CLIENT_RESPONSE", "content-type,x-served-by")
-    upstream = run_calls(False, server, refused_url, calls, Traced)
-    lean = run_calls(True, server, refused_url, calls, Traced)
-    assert lean[:3] == upstream[:3]
+    monkeypatch.setenv(shared.CAPTURE + "CLIENT_REQUEST", "x-order,x-pool")
+    monkeypatch.setenv(shared.CAPTURE + "CLIENT_RESPONSE", "content-type,x-served-by")
+    lean = shared.same_as_upstream(server, refused_url, calls, traced)
     captured = {k: v for k, v in lean[0][0]["attributes"].items() if ".header." in k}
     assert captured["http.request.header.x_order"] == "('42',)"
     assert captured["http.response.header.content_type"] == "('application/json',)"
@@ -161,25 +93,16 @@ def test_suppressed_calls_make_no_span(stable_http, server, refused_url):
         with suppress_http_instrumentation():
             return [urllib3.request("GET", f"{base}/quiet", timeout=5).status]
 
-    spans, arrived, outcomes, _ = run_calls(True, server, refused_url, quiet, Traced)
+    spans, arrived, outcomes, _ = shared.run_calls(True, server, refused_url, quiet, traced)
     assert outcomes == [200] and spans == [] and [a["trace"] for a in arrived] == [None]
 
 
 def test_undo_and_not_over_the_upstream_instrumentor(stable_http):
-    from urllib3.connectionpool import HTTPConnectionPool
+    def install_lean():
+        return install_lean_urllib3(TracerProvider(shutdown_on_exit=False))
 
-    original = HTTPConnectionPool.__dict__["urlopen"]
-    undo = install_lean_urllib3(TracerProvider(shutdown_on_exit=False))
-    assert HTTPConnectionPool.__dict__["urlopen"].__wrapped__ is original
-    assert install_lean_urllib3() is None  # once
-    undo()
-    assert HTTPConnectionPool.__dict__["urlopen"] is original
-    instrumentor = URLLib3Instrumentor()
-    instrumentor.instrument(tracer_provider=TracerProvider(shutdown_on_exit=False), meter_provider=NoOpMeterProvider())
-    try:
-        assert install_lean_urllib3(TracerProvider(shutdown_on_exit=False)) is None
-    finally:
-        instrumentor.uninstrument()
+    shared.assert_installed_once_and_undone(install_lean, [(HTTPConnectionPool, "urlopen")])
+    shared.assert_not_over_upstream(URLLib3Instrumentor(), install_lean)
 
 
 @pytest.mark.parametrize(

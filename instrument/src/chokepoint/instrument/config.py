@@ -37,7 +37,10 @@ Variables (default in brackets):
 ``CHOKEPOINT_REQUESTS``             ``lean`` (chokepoint's ``requests`` client spans, installed
                                     by the distro) or ``upstream`` [lean]
 ``CHOKEPOINT_URLLIB3``              ``lean`` (chokepoint's urllib3 client spans, installed by
-                                    the distro) or ``upstream`` [lean]
+                                    the distro) or ``upstream`` [lean].  Agent, distro and
+                                    client flags read these three from the running agent's
+                                    config, else the environment's
+                                    (``http_client_spans.lean_client_wanted``)
 ``CHOKEPOINT_SPANS``                ``lean`` (spans the chokepoint processor reads as they are;
                                     SDK spans only for kept traces, at export) or ``sdk``
                                     (the SDK's spans; also whenever another span processor
@@ -94,6 +97,8 @@ class AgentConfig:
     asgi: str = "lean"
     sqlalchemy: str = "lean"
     httpx: str = "lean"
+    requests: str = "lean"
+    urllib3: str = "lean"
     spans: str = "lean"
     gc_freeze: bool = False
     metric_export_interval_ms: int = 5000
@@ -137,6 +142,8 @@ class AgentConfig:
             asgi=reader.choice("CHOKEPOINT_ASGI", "lean", ("lean", "upstream")),
             sqlalchemy=reader.choice("CHOKEPOINT_SQLALCHEMY", "lean", ("lean", "upstream")),
             httpx=reader.choice("CHOKEPOINT_HTTPX", "lean", ("lean", "upstream")),
+            requests=reader.choice("CHOKEPOINT_REQUESTS", "lean", ("lean", "upstream")),
+            urllib3=reader.choice("CHOKEPOINT_URLLIB3", "lean", ("lean", "upstream")),
             spans=reader.choice("CHOKEPOINT_SPANS", "lean", ("lean", "sdk")),
             gc_freeze=reader.boolean("CHOKEPOINT_GC_FREEZE", False),
             metric_export_interval_ms=int(reader.number("OTEL_METRIC_EXPORT_INTERVAL", 5000, 100, None)),

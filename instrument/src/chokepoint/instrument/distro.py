@@ -140,11 +140,12 @@ def instrumentor_options(name: str, environ=None) -> dict | None:
     env = os.environ if environ is None else environ
     if name in LEAN_ASGI_REPLACES and env.get("CHOKEPOINT_ASGI", "lean").strip().lower() != "upstream":
         return None  # chokepoint.instrument.asgi makes the server spans
-    if name == "httpx" and lean_httpx_wanted(env):
+    # the lean client paths: switches from the running agent's config (else ``environ``)
+    if name == "httpx" and lean_httpx_wanted(environ):
         return None  # chokepoint.instrument.httpx_lean makes the client spans
-    if name == "requests" and lean_requests_wanted(env):
+    if name == "requests" and lean_requests_wanted(environ):
         return None  # chokepoint.instrument.requests_lean, installed in its place
-    if name == "urllib3" and lean_urllib3_wanted(env):
+    if name == "urllib3" and lean_urllib3_wanted(environ):
         return None  # chokepoint.instrument.urllib3_lean, installed in its place
     options = {"meter_provider": NoOpMeterProvider()}
     options.update(INSTRUMENTOR_OPTIONS.get(name, {}))

@@ -1,0 +1,476 @@
+"""What chokepoint's lean HTTP client paths share: the upstream client span, from one wrapper.
+
+The agent replaces the upstream httpx, requests and urllib3 instrumentors with lean paths
+(:mod:`chokepoint.instrument.httpx_lean`, :mod:`chokepoint.instrument.requests_lean`,
+:mod:`chokepoint.instrument.urllib3_lean`).  Why: the upstream wrappers do more per call
+than the span (URLs re-parsed, headers copied before asking whether any is captured,
+semconv helpers filling metric labels for histograms recorded on chokepoint's no-op meter;
+each library module says what its upstream wrapper costs and what the lean one saves).
+Each lean path makes the span its upstream instrumentor makes under
+``OTEL_SEMCONV_STABILITY_OPT_IN=http`` (chokepoint's default), with upstream's helpers for
+every value; this module is what the three have in common, each library module keeps what
+is its own (where the request's URL, method and headers are, what else it records).
+
+Every lean client span:
+
+- one ``CLIENT`` span per wrapped call, named after the method (``GET``; an unknown method
+  is ``HTTP``), in the upstream instrumentation's scope (``opentelemetry.instrumentation.<library>``,
+  same version and schema URL), current while the call runs;
+- ``http.request.method`` (``http.request.method_original`` when sanitized), ``url.full``,
+  ``server.address`` / ``server.port`` and what the library module adds, then
+  ``http.response.status_code``; a status >= 400 (or < 100) sets status ERROR and
+  ``error.type`` = the code, a non-integer one ``error.type`` = the value and status
+  ``"Non-integer HTTP status: <value>"``; ``network.protocol.version`` where the library
+  tells it;
+- an exception is recorded on the span (status ERROR, ``"Type: msg"``; ``error.type`` =
+  its class where the upstream instrumentor sets it: httpx, requests) and re-raised
+  unchanged; a response the exception carries (``exc.response``) still gives the span its
+  status; a ``BaseException`` (a cancellation) only ends the span, as upstream;
+- the global propagator's headers are injected into the outgoing request's headers
+  (:class:`Injector`); requests and urllib3 suppress HTTP instrumentation inside (one span
+  per call, not two) and, when ``http.client`` is instrumented, put the socket's peer
+  address on the span as upstream does;
+- request/response headers named by ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST``
+  / ``..._RESPONSE`` are captured (``..._SANITIZE_FIELDS`` honoured) with upstream's
+  helpers (:class:`CapturedHeaders`);
+- ``OTEL_PYTHON_<LIBRARY>_EXCLUDED_URLS`` / ``OTEL_PYTHON_EXCLUDED_URLS``,
+  ``suppress_instrumentation`` and ``suppress_http_instrumentation`` are honoured.
+
+A failure in chokepoint's own work is logged at debug and the call goes through untraced
+(or, once started, its span ends); what the library raises reaches the app unchanged.
+
+When a lean path is used (:func:`lean_client_wanted`): unless its switch says ``upstream``
+(``CHOKEPOINT_HTTPX`` / ``CHOKEPOINT_REQUESTS`` / ``CHOKEPOINT_URLLIB3``, read through
+:class:`~chokepoint.instrument.config.AgentConfig`: the running agent's, else one read from
+the environment; a bad value is one of the config's problems, logged by the agent at
+start-up, and means ``lean``), the library is in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``,
+HTTP semconv is other than ``http`` (``http/dup`` or the old names: the upstream
+instrumentor makes those), or the library is not installed.  The upstream instrumentor
+then makes the spans (the distro skips it whenever the lean path is used).
+
+Building a library's path::
+
+    spans = ClientSpans("urllib3", tracer_provider, response_fields, ...)   # flags: ClientSpans
+    urlopen = spans.wrap(original, describe)   # describe(args, kwargs) -> what to trace, or None
+    undo = install_patches("urllib3", environ, targets, make)   # class-level patch, once
+
+:func:`install_patches` replaces methods on the library's classes (where upstream wraps),
+not over a method that is wrapped already (the upstream instrumentor, or the lean path
+installed once); its undo puts back each original still replaced by its wrapper.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY, _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from chokepoint.instrument.config import AgentConfig
+
+_log = logging.getLogger(__name__)
+
+LIBRARIES = ("httpx", "requests", "urllib3")  # AgentConfig has a switch of each name
+UPSTREAM_SCOPE_PREFIX = "opentelemetry.instrumentation."
+_CAPTURE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_"
+_SANITIZE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
+_REDACTED_QUERY_PARAMS = ("AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature")
+_MAX_CACHED = 64
+_ERROR = Status(StatusCode.ERROR)
+
+
+def http_semconv_mode(environ: Mapping[str, str] | None = None) -> str:
+    """``"http"``, ``"http/dup"`` or ``"default"``, as upstream reads ``OTEL_SEMCONV_STABILITY_OPT_IN``."""
+    env = os.environ if environ is None else environ
+    opt_in = [part.strip() for part in (env.get("OTEL_SEMCONV_STABILITY_OPT_IN") or "").split(",")]
+    if "http/dup" in opt_in:
+        return "http/dup"
+    return "http" if "http" in opt_in else "default"
+
+
+def lean_client_wanted(library: str, environ: Mapping[str, str] | None = None, config: AgentConfig | None = None) -> bool:
+    """Whether chokepoint's lean path for ``library`` (one of :data:`LIBRARIES`) replaces the
+    upstream instrumentor (module docstring).  The switch is ``config``'s; without one, the
+    running agent's config, or (``environ`` given, or no agent) one read from ``environ``."""
+    if library not in LIBRARIES:
+        raise ValueError(f"no lean client path for {library!r}; one of {', '.join(LIBRARIES)}")
+    if config is None and environ is None:
+        from chokepoint.instrument.agent import current_agent
+
+        agent = current_agent()
+        config = agent.config if agent is not None else None
+    if config is None:
+        config = AgentConfig.from_env(environ)
+    if getattr(config, library) != "lean":
+        return False
+    env = os.environ if environ is None else environ
+    disabled = {name.strip() for name in (env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS") or "").split(",")}
+    if library in disabled or "*" in disabled:
+        return False
+    if http_semconv_mode(env) != "http":
+        return False
+    try:
+        importlib.import_module(library)
+    except ImportError:
+        return False
+    return True
+
+
+def install_patches(
+    library: str,
+    environ: Mapping[str, str] | None,
+    targets: Callable[[], list[tuple[type, str]]],
+    make: Callable[..., tuple[Callable, ...]],
+) -> Callable[[], None] | None:
+    """Replace ``targets()`` (``(class, method name)`` pairs, in the library's modules) with
+    ``make(*originals)``'s wrappers, in the same order; the undo callable, or ``None`` if the
+    lean path is not wanted (:func:`lean_client_wanted`) or a target is wrapped already."""
+    if not lean_client_wanted(library, environ):
+        return None
+    pairs = targets()
+    originals = [owner.__dict__[name] for owner, name in pairs]
+    applied = f"opentelemetry_instrumentation_{library}_applied"  # upstream's own mark (requests)
+    if any(hasattr(original, "__wrapped__") or getattr(original, applied, False) for original in originals):
+        _log.debug("chokepoint: %s already wrapped (upstream instrumentor, or installed once); lean path not installed", library)
+        return None
+    wrappers = make(*originals)
+    for (owner, name), wrapper in zip(pairs, wrappers, strict=True):
+        setattr(owner, name, wrapper)
+
+    def undo() -> None:
+        for (owner, name), original, wrapper in zip(pairs, originals, wrappers, strict=True):
+            if owner.__dict__.get(name) is wrapper:
+                setattr(owner, name, original)
+
+    return undo
+
+
+def upstream_tracer(library: str, tracer_provider=None):
+    """The tracer of the upstream instrumentor's scope (name, version, HTTP schema URL)."""
+    scope = UPSTREAM_SCOPE_PREFIX + library
+    try:
+        from opentelemetry.instrumentation._semconv import _get_schema_url, _StabilityMode
+
+        version = importlib.import_module(scope + ".version").__version__
+    except ImportError:
+        return trace.get_tracer(scope, tracer_provider=tracer_provider)
+    return trace.get_tracer(scope, version, tracer_provider, schema_url=_get_schema_url(_StabilityMode.HTTP))
+
+
+def suppressed() -> bool:
+    """Whether the current context suppresses (HTTP) instrumentation."""
+    current = otel_context.get_current()
+    return bool(current.get(_SUPPRESS_INSTRUMENTATION_KEY) or current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY))
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with credentials and signed-URL query values redacted by upstream's
+    ``redact_url``, called only when it might change something."""
+    if "@" not in url:
+        query = url.partition("?")[2]
+        if not query or ("%" not in query and not any(p in query for p in _REDACTED_QUERY_PARAMS)):
+            return url
+    from opentelemetry.util.http import redact_url
+
+    return redact_url(url)
+
+
+def add_server(attributes: dict, host, port) -> None:
+    """``server.address`` / ``network.peer.address`` and ``server.port`` / ``network.peer.port``
+    (when the URL names a port), as the httpx and requests instrumentors set them."""
+    if host:
+        attributes["server.address"] = host
+        attributes["network.peer.address"] = host
+    if port:
+        attributes["server.port"] = port
+        attributes["network.peer.port"] = port
+
+
+def response_status(code, attributes: dict) -> Status | None:
+    """``http.response.status_code`` / ``error.type`` of a client response into ``attributes``,
+    as upstream sets them; the span's status, ``None`` for a success."""
+    try:
+        number = code if type(code) is int else int(code)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0:
+        attributes["error.type"] = str(code)
+        return Status(StatusCode.ERROR, f"Non-integer HTTP status: {code}")
+    attributes["http.response.status_code"] = number
+    if 100 <= number <= 399:
+        return None
+    attributes["error.type"] = str(code)
+    return _ERROR
+
+
+class MethodNames:
+    """``names(method) -> (span name, method attributes)`` as upstream sets them (stable
+    semconv), cached for up to 64 distinct methods.  ``strip``: sanitize the stripped method
+    (httpx, requests) or the method as called (urllib3), as each upstream does."""
+
+    def __init__(self, strip: bool = True):
+        from opentelemetry.util.http import sanitize_method
+
+        self._sanitize = sanitize_method
+        self._strip = strip
+        self._known: dict[str, tuple[str, dict]] = {}
+
+    def __call__(self, method: str) -> tuple[str, dict]:
+        known = self._known.get(method)
+        if known is not None:
+            return known
+        original = method.strip()
+        sanitized = self._sanitize(original if self._strip else method)
+        normalized = sanitized.strip()
+        attributes = {}
+        if original != normalized and original:
+            attributes["http.request.method_original"] = original
+        if normalized:
+            attributes["http.request.method"] = normalized
+        known = ("HTTP" if sanitized == "_OTHER" else sanitized, attributes)
+        if len(self._known) < _MAX_CACHED:
+            self._known[method] = known
+        return known
+
+
+class CapturedHeaders:
+    """The headers ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST`` / ``_RESPONSE``
+    name (values of ``..._SANITIZE_FIELDS`` redacted), read once, as span attributes by
+    upstream's helper.  ``request`` / ``response``: the configured names (empty: nothing to
+    capture, and no header is looked at).  ``normalize``: the library's headers ->
+    ``{lower-case name: [values]}`` where upstream hands the helper that (httpx)."""
+
+    def __init__(self, normalize: Callable | None = None):
+        from opentelemetry.util.http import (
+            get_custom_header_attributes,
+            get_custom_headers,
+            normalise_request_header_name,
+            normalise_response_header_name,
+        )
+
+        self.request = get_custom_headers(_CAPTURE + "REQUEST")
+        self.response = get_custom_headers(_CAPTURE + "RESPONSE")
+        self._sensitive = get_custom_headers(_SANITIZE)
+        self._attributes = get_custom_header_attributes
+        self._request_name = normalise_request_header_name
+        self._response_name = normalise_response_header_name
+        self._normalize = normalize
+
+    def of_request(self, headers) -> dict:
+        return self._of(headers, self.request, self._request_name)
+
+    def of_response(self, headers) -> dict:
+        return self._of(headers, self.response, self._response_name)
+
+    def _of(self, headers, captured: list[str], name_of) -> dict:
+        if self._normalize is not None:
+            headers = self._normalize(headers)
+        return self._attributes(headers, captured, self._sensitive, name_of)
+
+
+class Injector:
+    """``inject(headers, span, context)``: the global propagator's headers into ``headers``.
+
+    With the default propagator (W3C trace context + baggage, exactly) ``traceparent`` /
+    ``tracestate`` are written from the span's context directly, as
+    ``TraceContextTextMapPropagator`` writes them, and baggage by its own propagator; any
+    other propagator (``OTEL_PROPAGATORS``, ``set_global_textmap``) is called as is.
+    """
+
+    def __init__(self):
+        self._textmap = None
+        self._default = False
+        self._baggage = W3CBaggagePropagator()
+
+    @staticmethod
+    def is_default(textmap) -> bool:
+        if type(textmap) is not CompositePropagator:
+            return False
+        kinds = [type(p) for p in getattr(textmap, "_propagators", ())]
+        return kinds == [TraceContextTextMapPropagator, W3CBaggagePropagator]
+
+    def __call__(self, headers, span, current) -> None:
+        textmap = propagate.get_global_textmap()
+        if textmap is not self._textmap:
+            self._default = self.is_default(textmap)
+            self._textmap = textmap
+        if not self._default:
+            textmap.inject(headers, current)
+            return
+        span_context = span.get_span_context()
+        if span_context == INVALID_SPAN_CONTEXT:
+            return
+        headers["traceparent"] = f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+        if span_context.trace_state:
+            headers["tracestate"] = span_context.trace_state.to_header()
+        self._baggage.inject(headers, current)
+
+
+class ClientSpans:
+    """One library's lean client spans: the tracer, method names, captured headers and
+    excluded URLs it reads once, and the wrappers that start and finish each span.
+
+    - ``library``: upstream's instrumentation name (scope, ``OTEL_PYTHON_<LIBRARY>_EXCLUDED_URLS``);
+    - ``response_fields(response) -> (status code, headers, protocol version or None)``;
+    - ``response_type``: an exception's ``response`` of this type is the call's response
+      (httpx, requests; ``()``: never);
+    - ``normalize_headers``: see :class:`CapturedHeaders`; ``strip_method``: see :class:`MethodNames`;
+    - ``suppress_inside``: HTTP instrumentation suppressed while the call runs (requests, urllib3);
+    - ``exception_error_type``: an exception sets ``error.type`` to its class (not urllib3);
+    - ``peer_ip``: with ``http.client`` instrumented, its peer address on the span (requests, urllib3).
+
+    A wrapped call's ``describe(args, kwargs)`` (the library's) returns ``None`` (not traced:
+    not a request it traces, or an excluded URL) or ``(span name, start attributes, headers
+    to inject into, args, kwargs)``, the arguments to call the original with.
+    """
+
+    def __init__(
+        self,
+        library: str,
+        tracer_provider,
+        response_fields: Callable,
+        *,
+        response_type: type | tuple = (),
+        normalize_headers: Callable | None = None,
+        strip_method: bool = True,
+        suppress_inside: bool = True,
+        exception_error_type: bool = True,
+        peer_ip: bool = True,
+    ):
+        from opentelemetry.util.http import get_excluded_urls
+
+        self.library = library
+        self.tracer = upstream_tracer(library, tracer_provider)
+        self.excluded = get_excluded_urls(library.upper())
+        self.methods = MethodNames(strip_method)
+        self.headers = CapturedHeaders(normalize_headers)
+        self._inject = Injector()
+        self._response_fields = response_fields
+        self._response_type = response_type
+        self._suppress_inside = suppress_inside
+        self._exception_error_type = exception_error_type
+        self._peer_ip = peer_ip
+
+    def start(self, describe: Callable, args: tuple, kwargs: dict) -> _Call | None:
+        """The call traced: its span started and current, the context injected; or ``None``:
+        the call runs untraced."""
+        if suppressed():
+            return None
+        try:
+            described = describe(args, kwargs)
+            if described is None:
+                return None
+            name, attributes, headers, args, kwargs = described
+            span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+            current = trace.set_span_in_context(span)
+            inside = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, current) if self._suppress_inside else current
+            call = _Call(self, span, otel_context.attach(inside), args, kwargs)
+        except Exception:
+            _log.debug("chokepoint: %s span not started", self.library, exc_info=True)
+            return None
+        try:
+            self._inject(headers, span, current)
+        except Exception:
+            _log.debug("chokepoint: %s context not injected", self.library, exc_info=True)
+        return call
+
+    def finish(self, span, token, response, exc: BaseException | None = None) -> None:
+        """Detach the span's context, set the response's attributes and an exception's, end it."""
+        try:
+            otel_context.detach(token)
+            if span.is_recording():
+                error = exc if isinstance(exc, Exception) else None  # a cancellation only ends the span
+                if error is not None:
+                    response = getattr(error, "response", None)
+                    if not isinstance(response, self._response_type):
+                        response = None
+                if response is not None:
+                    self.respond(span, response)
+                if error is not None:
+                    if self._exception_error_type:
+                        span.set_attribute("error.type", type(error).__qualname__)
+                    span.record_exception(error)
+                    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        except Exception:
+            _log.debug("chokepoint: %s span not completed", self.library, exc_info=True)
+        finally:
+            span.end()
+
+    def respond(self, span, response) -> None:
+        """The response's attributes and status on the span."""
+        code, headers, version = self._response_fields(response)
+        attributes: dict = {}
+        status = response_status(code, attributes)
+        if version:
+            attributes["network.protocol.version"] = version
+        if self.headers.response:
+            attributes.update(self.headers.of_response(headers))
+        span.set_attributes(attributes)
+        if status is not None:
+            span.set_status(status)
+
+    def wrap(self, original: Callable, describe: Callable) -> Callable:
+        """The lean wrapper of the sync method ``original``."""
+        start, peer_ip = self.start, self._peer_ip
+        from opentelemetry.util.http.httplib import set_ip_on_next_http_connection
+
+        def wrapper(*args, **kwargs):
+            call = start(describe, args, kwargs)
+            if call is None:
+                return original(*args, **kwargs)
+            with call:
+                if peer_ip and hasattr(http.client.HTTPConnection.connect, "__wrapped__"):  # http.client instrumented
+                    with set_ip_on_next_http_connection(call.span):
+                        call.response = original(*call.args, **call.kwargs)
+                else:
+                    call.response = original(*call.args, **call.kwargs)
+            return call.response
+
+        wrapper.__wrapped__ = original
+        return wrapper
+
+    def wrap_async(self, original: Callable, describe: Callable) -> Callable:
+        """The lean wrapper of the coroutine method ``original``."""
+        start = self.start
+
+        async def wrapper(*args, **kwargs):
+            call = start(describe, args, kwargs)
+            if call is None:
+                return await original(*args, **kwargs)
+            with call:
+                call.response = await original(*call.args, **call.kwargs)
+            return call.response
+
+        wrapper.__wrapped__ = original
+        return wrapper
+
+
+class _Call:
+    """One traced call: its span and context token, the arguments to call the original with,
+    and, once it returned, its response; leaving the ``with`` block ends the span
+    (:meth:`ClientSpans.finish`) with the response or the exception raised."""
+
+    __slots__ = ("args", "kwargs", "response", "span", "spans", "token")
+
+    def __init__(self, spans: ClientSpans, span, token, args: tuple, kwargs: dict):
+        self.spans = spans
+        self.span = span
+        self.token = token
+        self.args = args
+        self.kwargs = kwargs
+        self.response = None
+
+    def __enter__(self) -> _Call:
+        return self
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        self.spans.finish(self.span, self.token, self.response, exc)
