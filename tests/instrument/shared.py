@@ -15,8 +15,7 @@ compare each lean path with its upstream instrumentor against a real local :clas
     make = lambda lean: shared.Traced(lean, install)   # install(traced, lean) -> [undo, ...]
     spans, arrived, outcomes, flags = shared.same_as_upstream(server, refused_url, calls, make)
     shared.run_calls(lean, server, refused_url, calls, make)   # one path alone
-    shared.assert_installed_once_and_undone(install_lean, [(cls, "method")])
-    shared.assert_not_over_upstream(instrumentor, install_lean)
+    shared.assert_installs_once(install_lean, [(cls, "method")], instrumentor)   # patch bookkeeping
 """
 
 from __future__ import annotations
@@ -290,19 +289,16 @@ def same_as_upstream(server: Server, refused: str, calls, make) -> tuple[list, l
     return lean
 
 
-def assert_installed_once_and_undone(install: Callable[[], Callable[[], None] | None], targets: list[tuple[type, str]]) -> None:
+def assert_installs_once(install: Callable[[], Callable[[], None] | None], targets: list[tuple[type, str]], instrumentor) -> None:
     """``install()`` wraps each ``(class, method)`` of ``targets``, a second install does
-    nothing, and its undo puts the originals back."""
+    nothing, its undo puts the originals back; and over the upstream ``instrumentor`` it
+    installs nothing (one span per call, not two)."""
     originals = [owner.__dict__[name] for owner, name in targets]
     undo = install()
     assert [owner.__dict__[name].__wrapped__ for owner, name in targets] == originals
     assert install() is None  # once
     undo()
     assert [owner.__dict__[name] for owner, name in targets] == originals
-
-
-def assert_not_over_upstream(instrumentor, install: Callable[[], Callable[[], None] | None]) -> None:
-    """With the upstream ``instrumentor`` installed, ``install()`` installs nothing (one span per call, not two)."""
     uninstrument = upstream_installed(instrumentor, TracerProvider(shutdown_on_exit=False))
     try:
         assert install() is None

@@ -5,8 +5,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from chokepoint.instrument import agent as agent_module
 from chokepoint.instrument.config import DEFAULT_ENDPOINT, AgentConfig
 from chokepoint.instrument.distro import instrumentor_options
-from chokepoint.instrument.http_client_spans import lean_client_wanted
-from chokepoint.instrument.requests_lean import install_lean_requests
+from chokepoint.instrument.http_client_spans import http_semconv_mode, lean_client_wanted
+from chokepoint.instrument.httpx_lean import install_lean_httpx, lean_httpx_wanted
+from chokepoint.instrument.requests_lean import install_lean_requests, lean_requests_wanted
+from chokepoint.instrument.urllib3_lean import install_lean_urllib3, lean_urllib3_wanted
 
 LEAN_CLIENT_SWITCHES = ("CHOKEPOINT_HTTPX", "CHOKEPOINT_REQUESTS", "CHOKEPOINT_URLLIB3")
 
@@ -68,6 +70,44 @@ def test_lean_http_client_switches_are_the_running_agents(no_agent):
     assert install_lean_requests() is None
     assert lean_client_wanted("requests", {"OTEL_SEMCONV_STABILITY_OPT_IN": "http"}) is True  # an environment given is read
     assert lean_client_wanted("requests", config=AgentConfig()) is True
+
+
+LEAN_CLIENTS = {  # library: (its switch, whether its lean path is wanted, its install)
+    "httpx": ("CHOKEPOINT_HTTPX", lean_httpx_wanted, install_lean_httpx),
+    "requests": ("CHOKEPOINT_REQUESTS", lean_requests_wanted, install_lean_requests),
+    "urllib3": ("CHOKEPOINT_URLLIB3", lean_urllib3_wanted, install_lean_urllib3),
+}
+HTTP = {"OTEL_SEMCONV_STABILITY_OPT_IN": "http"}
+
+
+@pytest.mark.parametrize("library", sorted(LEAN_CLIENTS))
+@pytest.mark.parametrize(
+    ("env", "wanted"),
+    [
+        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http,database"}, True),
+        ({"OTEL_SEMCONV_STABILITY_OPT_IN": " database , http "}, True),
+        ({**HTTP, "SWITCH": "upstream"}, False),
+        ({**HTTP, "SWITCH": "Upstream"}, False),
+        ({**HTTP, "SWITCH": "fast"}, True),  # a bad value: one of the config's problems, and lean
+        ({**HTTP, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "LIBRARY"}, False),
+        ({**HTTP, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "redis, LIBRARY"}, False),
+        ({**HTTP, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "*"}, False),
+        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup"}, False),  # old + new names: upstream makes them
+        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http,http/dup"}, False),
+        ({}, False),  # old names
+    ],
+)
+def test_when_a_lean_client_path_is_used(no_agent, library, env, wanted):
+    switch, lean_wanted, install = LEAN_CLIENTS[library]
+    env = {switch if k == "SWITCH" else k: v.replace("LIBRARY", library) for k, v in env.items()}
+    assert lean_wanted(env) is wanted
+    if not wanted:
+        assert install(environ=env) is None
+
+
+def test_semconv_mode_reads_like_upstream():
+    assert http_semconv_mode({"OTEL_SEMCONV_STABILITY_OPT_IN": "database,http/dup"}) == "http/dup"
+    assert http_semconv_mode({"OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental"}) == "default"
 
 
 def test_lean_client_wanted_names_the_libraries_it_knows():

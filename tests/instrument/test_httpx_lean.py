@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation, suppress_instrumentation
 from opentelemetry.sdk.metrics import MeterProvider
@@ -18,8 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
 
 from chokepoint.instrument import signals
-from chokepoint.instrument.http_client_spans import http_semconv_mode
-from chokepoint.instrument.httpx_lean import install_lean_httpx, lean_httpx_wanted
+from chokepoint.instrument.httpx_lean import install_lean_httpx
 from chokepoint.instrument.instruments import AgentInstruments
 from tests.instrument import shared
 from tests.instrument.shared import refused_url_fixture, server_fixture, stable_http_fixture  # noqa: F401 - fixtures
@@ -171,34 +169,6 @@ def test_excluded_urls_are_not_traced(stable_http, monkeypatch, server, refused_
     assert [s["attributes"]["url.full"] for s in lean[0]] == ["http://127.0.0.1:PORT/stock"]
 
 
-def test_undo_restores_the_transports(stable_http):
+def test_undo_restores_the_transports_and_not_over_the_upstream_instrumentor(stable_http):
     transports = [(httpx.HTTPTransport, "handle_request"), (httpx.AsyncHTTPTransport, "handle_async_request")]
-    shared.assert_installed_once_and_undone(lambda: install_lean_httpx(None, TracerProvider(shutdown_on_exit=False)), transports)
-
-
-def test_not_over_the_upstream_instrumentor(stable_http):
-    shared.assert_not_over_upstream(HTTPXClientInstrumentor(), lambda: install_lean_httpx(None, TracerProvider(shutdown_on_exit=False)))
-
-
-@pytest.mark.parametrize(
-    ("env", "wanted"),
-    [
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http,database"}, True),
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": " database , http "}, True),
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "CHOKEPOINT_HTTPX": "Upstream"}, False),
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "redis, httpx"}, False),
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "*"}, False),
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup"}, False),  # old + new names: upstream makes them
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http,http/dup"}, False),
-        ({}, False),  # old names
-    ],
-)
-def test_when_the_lean_path_is_used(env, wanted):
-    assert lean_httpx_wanted(env) is wanted
-    if not wanted:
-        assert install_lean_httpx(environ=env) is None
-
-
-def test_semconv_mode_reads_like_upstream():
-    assert http_semconv_mode({"OTEL_SEMCONV_STABILITY_OPT_IN": "database,http/dup"}) == "http/dup"
-    assert http_semconv_mode({"OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental"}) == "default"
+    shared.assert_installs_once(lambda: install_lean_httpx(None, TracerProvider(shutdown_on_exit=False)), transports, HTTPXClientInstrumentor())

@@ -6,7 +6,6 @@ propagators, suppression."""
 
 from __future__ import annotations
 
-import pytest
 import requests
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
@@ -14,8 +13,7 @@ from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
 
-from chokepoint.instrument.config import AgentConfig
-from chokepoint.instrument.requests_lean import install_lean_requests, lean_requests_wanted
+from chokepoint.instrument.requests_lean import install_lean_requests
 from tests.instrument import shared
 from tests.instrument.shared import refused_url_fixture, server_fixture, stable_http_fixture  # noqa: F401 - fixtures
 
@@ -105,28 +103,4 @@ def test_suppressed_calls_make_no_span(stable_http, server, refused_url):
 
 
 def test_undo_and_not_over_the_upstream_instrumentor(stable_http):
-    def install_lean():
-        return install_lean_requests(TracerProvider(shutdown_on_exit=False))
-
-    shared.assert_installed_once_and_undone(install_lean, [(requests.Session, "send")])
-    shared.assert_not_over_upstream(RequestsInstrumentor(), install_lean)
-
-
-@pytest.mark.parametrize(
-    ("env", "wanted"),
-    [
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http,database"}, True),
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "CHOKEPOINT_REQUESTS": "upstream"}, False),
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "requests"}, False),
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup"}, False),
-        ({}, False),
-    ],
-)
-def test_when_the_lean_path_is_used(env, wanted):
-    assert lean_requests_wanted(env) is wanted
-
-
-def test_a_bad_switch_value_is_reported():
-    env = {"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "CHOKEPOINT_REQUESTS": "fast"}
-    assert lean_requests_wanted(env) is True
-    assert AgentConfig.from_env(env).problems == ("CHOKEPOINT_REQUESTS='fast' must be one of lean, upstream; using lean",)  # logged by the agent
+    shared.assert_installs_once(lambda: install_lean_requests(TracerProvider(shutdown_on_exit=False)), [(requests.Session, "send")], RequestsInstrumentor())

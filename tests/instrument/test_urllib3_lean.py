@@ -6,7 +6,6 @@ suppression."""
 
 from __future__ import annotations
 
-import pytest
 import urllib3
 from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
@@ -16,7 +15,7 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.util.retry import Retry
 
 from chokepoint.instrument.distro import urllib3_server_address
-from chokepoint.instrument.urllib3_lean import install_lean_urllib3, lean_urllib3_wanted
+from chokepoint.instrument.urllib3_lean import install_lean_urllib3
 from tests.instrument import shared
 from tests.instrument.shared import refused_url_fixture, server_fixture, stable_http_fixture  # noqa: F401 - fixtures
 
@@ -98,22 +97,4 @@ def test_suppressed_calls_make_no_span(stable_http, server, refused_url):
 
 
 def test_undo_and_not_over_the_upstream_instrumentor(stable_http):
-    def install_lean():
-        return install_lean_urllib3(TracerProvider(shutdown_on_exit=False))
-
-    shared.assert_installed_once_and_undone(install_lean, [(HTTPConnectionPool, "urlopen")])
-    shared.assert_not_over_upstream(URLLib3Instrumentor(), install_lean)
-
-
-@pytest.mark.parametrize(
-    ("env", "wanted"),
-    [
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http,database"}, True),
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "CHOKEPOINT_URLLIB3": "upstream"}, False),
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "urllib3"}, False),
-        ({"OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup"}, False),
-        ({}, False),
-    ],
-)
-def test_when_the_lean_path_is_used(env, wanted):
-    assert lean_urllib3_wanted(env) is wanted
+    shared.assert_installs_once(lambda: install_lean_urllib3(TracerProvider(shutdown_on_exit=False)), [(HTTPConnectionPool, "urlopen")], URLLib3Instrumentor())
