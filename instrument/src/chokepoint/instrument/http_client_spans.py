@@ -462,12 +462,7 @@ class _Call:
     __slots__ = ("args", "kwargs", "response", "span", "spans", "token")
 
     def __init__(self, spans: ClientSpans, span, token, args: tuple, kwargs: dict):
-        self.spans = spans
-        self.span = span
-        self.token = token
-        self.args = args
-        self.kwargs = kwargs
-        self.response = None
+        self.spans, self.span, self.token, self.args, self.kwargs, self.response = spans, span, token, args, kwargs, None
 
     def __enter__(self) -> _Call:
         return self
