@@ -103,8 +103,10 @@ def agent_at(rev: str, tmp: str) -> str:
     src = os.path.join(dest, "instrument", "src")
     if not os.path.isdir(src):
         os.makedirs(dest)
-        archive = subprocess.run(["git", "-C", REPO, "archive", rev, "instrument/src"], check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+        archive = subprocess.run(["git", "-C", REPO, "archive", rev, "instrument/src"], capture_output=True)
+        if archive.returncode != 0:
+            raise SystemExit(f"no agent at revision {rev!r}: {archive.stderr.decode(errors='replace').strip()}")
+        subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
     return src
 
 
@@ -122,9 +124,15 @@ def main() -> None:
 
     variants = [v for v in args.variants.split(",") if v] + args.variant
     for variant in variants:
-        name = variant.split("+")[0].split("@")[0]
+        label, *extras = variant.split("+")
+        name = label.split("@")[0]
         if name not in ("none", "chokepoint", "otel") and name not in VARIANT_ENV:
             raise SystemExit(f"unknown variant {name!r}: none, chokepoint, otel or one of {', '.join(VARIANT_ENV)}")
+        if any("=" not in extra for extra in extras):
+            raise SystemExit(f"variant {variant!r}: extra environment goes as +NAME=VALUE")
+        rev = label.partition("@")[2]
+        if rev and subprocess.run(["git", "-C", REPO, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], capture_output=True).returncode != 0:
+            raise SystemExit(f"variant {variant!r}: {rev!r} is not a git revision of this repository")
     with bench_backends() as (env, _sink), tempfile.TemporaryDirectory(prefix="request-cpu-") as tmp:
         procs = {}
         for variant in variants:
