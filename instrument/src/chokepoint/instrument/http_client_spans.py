@@ -50,7 +50,7 @@ then makes the spans (the distro skips it whenever the lean path is used).
 
 Building a library's path::
 
-    spans = ClientSpans("urllib3", tracer_provider, response_fields, ...)   # flags: ClientSpans
+    spans = ClientSpans("urllib3", tracer_provider, status_attribute="status", ...)   # see ClientSpans
     urlopen = spans.wrap(original, describe)   # describe(args, kwargs) -> what to trace, or None
     undo = install_patches("urllib3", environ, targets, make)   # class-level patch, once
 
@@ -132,8 +132,9 @@ def install_patches(
     make: Callable[..., tuple[Callable, ...]],
 ) -> Callable[[], None] | None:
     """Replace ``targets()`` (``(class, method name)`` pairs, in the library's modules) with
-    ``make(*originals)``'s wrappers, in the same order; the undo callable, or ``None`` if the
-    lean path is not wanted (:func:`lean_client_wanted`) or a target is wrapped already."""
+    ``make(*originals)``'s wrappers, in the same order, each with its original as
+    ``__wrapped__``; the undo callable, or ``None`` if the lean path is not wanted
+    (:func:`lean_client_wanted`) or a target is wrapped already."""
     if not lean_client_wanted(library, environ):
         return None
     pairs = targets()
@@ -143,7 +144,8 @@ def install_patches(
         _log.debug("chokepoint: %s already wrapped (upstream instrumentor, or installed once); lean path not installed", library)
         return None
     wrappers = make(*originals)
-    for (owner, name), wrapper in zip(pairs, wrappers, strict=True):
+    for (owner, name), original, wrapper in zip(pairs, originals, wrappers, strict=True):
+        wrapper.__wrapped__ = original  # what says "wrapped already" to a second install, and to upstream's
         setattr(owner, name, wrapper)
 
     def undo() -> None:
@@ -193,23 +195,6 @@ def add_server(attributes: dict, host, port) -> None:
     if port:
         attributes["server.port"] = port
         attributes["network.peer.port"] = port
-
-
-def response_status(code, attributes: dict) -> Status | None:
-    """``http.response.status_code`` / ``error.type`` of a client response into ``attributes``,
-    as upstream sets them; the span's status, ``None`` for a success."""
-    try:
-        number = code if type(code) is int else int(code)
-    except (TypeError, ValueError):
-        number = -1
-    if number < 0:
-        attributes["error.type"] = str(code)
-        return Status(StatusCode.ERROR, f"Non-integer HTTP status: {code}")
-    attributes["http.response.status_code"] = number
-    if 100 <= number <= 399:
-        return None
-    attributes["error.type"] = str(code)
-    return _ERROR
 
 
 class MethodNames:
@@ -320,7 +305,9 @@ class ClientSpans:
     excluded URLs it reads once, and the wrappers that start and finish each span.
 
     - ``library``: upstream's instrumentation name (scope, ``OTEL_PYTHON_<LIBRARY>_EXCLUDED_URLS``);
-    - ``response_fields(response) -> (status code, headers, protocol version or None)``;
+    - ``status_attribute``: the response's status code attribute (``status_code``; urllib3 ``status``);
+    - ``protocol_version(response) -> str | None``: ``network.protocol.version`` (httpx,
+      requests; urllib3's upstream sets none);
     - ``response_type``: an exception's ``response`` of this type is the call's response
       (httpx, requests; ``()``: never);
     - ``normalize_headers``: see :class:`CapturedHeaders`; ``strip_method``: see :class:`MethodNames`;
@@ -337,8 +324,9 @@ class ClientSpans:
         self,
         library: str,
         tracer_provider,
-        response_fields: Callable,
         *,
+        status_attribute: str = "status_code",
+        protocol_version: Callable | None = None,
         response_type: type | tuple = (),
         normalize_headers: Callable | None = None,
         strip_method: bool = True,
@@ -354,15 +342,13 @@ class ClientSpans:
         self.methods = MethodNames(strip_method)
         self.headers = CapturedHeaders(normalize_headers)
         self._inject = Injector()
-        self._response_fields = response_fields
-        self._response_type = response_type
-        self._suppress_inside = suppress_inside
-        self._exception_error_type = exception_error_type
-        self._peer_ip = peer_ip
+        # how the library's responses look, and what its upstream wrapper does around a call
+        self._status_attribute, self._protocol_version, self._response_type = status_attribute, protocol_version, response_type
+        self._suppress_inside, self._exception_error_type, self._peer_ip = suppress_inside, exception_error_type, peer_ip
 
-    def start(self, describe: Callable, args: tuple, kwargs: dict) -> _Call | None:
-        """The call traced: its span started and current, the context injected; or ``None``:
-        the call runs untraced."""
+    def start(self, describe: Callable, args: tuple, kwargs: dict) -> tuple | None:
+        """``(span, token, args, kwargs)``: the span started and current, its context injected,
+        the arguments to call the original with; or ``None``: the call runs untraced."""
         if suppressed():
             return None
         try:
@@ -373,7 +359,7 @@ class ClientSpans:
             span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
             current = trace.set_span_in_context(span)
             inside = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, current) if self._suppress_inside else current
-            call = _Call(self, span, otel_context.attach(inside), args, kwargs)
+            token = otel_context.attach(inside)
         except Exception:
             _log.debug("chokepoint: %s span not started", self.library, exc_info=True)
             return None
@@ -381,20 +367,22 @@ class ClientSpans:
             self._inject(headers, span, current)
         except Exception:
             _log.debug("chokepoint: %s context not injected", self.library, exc_info=True)
-        return call
+        return span, token, args, kwargs
 
-    def finish(self, span, token, response, exc: BaseException | None = None) -> None:
-        """Detach the span's context, set the response's attributes and an exception's, end it."""
+    def finish(self, span, token, response, exc: BaseException | None = None):
+        """Detach the span's context, set the response's attributes and an exception's, end
+        it; ``response``, for the wrapper to return."""
         try:
             otel_context.detach(token)
             if span.is_recording():
-                error = exc if isinstance(exc, Exception) else None  # a cancellation only ends the span
-                if error is not None:
-                    response = getattr(error, "response", None)
-                    if not isinstance(response, self._response_type):
-                        response = None
-                if response is not None:
-                    self.respond(span, response)
+                error = None if exc is None or not isinstance(exc, Exception) else exc  # a cancellation only ends the span
+                answer = response
+                if error is not None:  # a response the exception carries
+                    answer = getattr(error, "response", None)
+                    if not isinstance(answer, self._response_type):
+                        answer = None
+                if answer is not None:
+                    self.respond(span, answer)
                 if error is not None:
                     if self._exception_error_type:
                         span.set_attribute("error.type", type(error).__qualname__)
@@ -404,68 +392,70 @@ class ClientSpans:
             _log.debug("chokepoint: %s span not completed", self.library, exc_info=True)
         finally:
             span.end()
+        return response
 
     def respond(self, span, response) -> None:
-        """The response's attributes and status on the span."""
-        code, headers, version = self._response_fields(response)
-        attributes: dict = {}
-        status = response_status(code, attributes)
-        if version:
-            attributes["network.protocol.version"] = version
+        """The response's attributes and status on the span, as upstream sets them: a status
+        >= 400 or < 100 is an error (``error.type`` = the code), a non-integer one too."""
+        code = getattr(response, self._status_attribute)
+        try:
+            number = code if type(code) is int else int(code)
+        except (TypeError, ValueError):
+            number = -1
+        if number < 0:
+            attributes: dict = {"error.type": str(code)}
+            status = Status(StatusCode.ERROR, f"Non-integer HTTP status: {code}")
+        elif 100 <= number <= 399:
+            attributes, status = {"http.response.status_code": number}, None
+        else:
+            attributes, status = {"http.response.status_code": number, "error.type": str(code)}, _ERROR
+        if self._protocol_version is not None:
+            version = self._protocol_version(response)
+            if version:
+                attributes["network.protocol.version"] = version
         if self.headers.response:
-            attributes.update(self.headers.of_response(headers))
+            attributes.update(self.headers.of_response(response.headers))
         span.set_attributes(attributes)
         if status is not None:
             span.set_status(status)
 
     def wrap(self, original: Callable, describe: Callable) -> Callable:
         """The lean wrapper of the sync method ``original``."""
-        start, peer_ip = self.start, self._peer_ip
+        start, finish, peer_ip = self.start, self.finish, self._peer_ip
         from opentelemetry.util.http.httplib import set_ip_on_next_http_connection
 
         def wrapper(*args, **kwargs):
-            call = start(describe, args, kwargs)
-            if call is None:
+            started = start(describe, args, kwargs)
+            if started is None:
                 return original(*args, **kwargs)
-            with call:
-                if peer_ip and hasattr(http.client.HTTPConnection.connect, "__wrapped__"):  # http.client instrumented
-                    with set_ip_on_next_http_connection(call.span):
-                        call.response = original(*call.args, **call.kwargs)
-                else:
-                    call.response = original(*call.args, **call.kwargs)
-            return call.response
+            span, token, args, kwargs = started
+            try:
+                if not (peer_ip and hasattr(http.client.HTTPConnection.connect, "__wrapped__")):
+                    response = original(*args, **kwargs)
+                else:  # http.client instrumented: its span gets the peer address
+                    with set_ip_on_next_http_connection(span):
+                        response = original(*args, **kwargs)
+            except BaseException as exc:
+                finish(span, token, None, exc)
+                raise
+            return finish(span, token, response)
 
-        wrapper.__wrapped__ = original
         return wrapper
 
     def wrap_async(self, original: Callable, describe: Callable) -> Callable:
-        """The lean wrapper of the coroutine method ``original``."""
-        start = self.start
+        """The lean wrapper of the coroutine method ``original`` (a cancellation ends the span)."""
+        start, finish = self.start, self.finish
 
         async def wrapper(*args, **kwargs):
-            call = start(describe, args, kwargs)
-            if call is None:
+            started = start(describe, args, kwargs)
+            if started is None:
                 return await original(*args, **kwargs)
-            with call:
-                call.response = await original(*call.args, **call.kwargs)
-            return call.response
+            span, token, args, kwargs = started
+            try:
+                response = await original(*args, **kwargs)
+            except BaseException as exc:
+                finish(span, token, None, exc)
+                raise
+            return finish(span, token, response)
 
-        wrapper.__wrapped__ = original
         return wrapper
-
-
-class _Call:
-    """One traced call: its span and context token, the arguments to call the original with,
-    and, once it returned, its response; leaving the ``with`` block ends the span
-    (:meth:`ClientSpans.finish`) with the response or the exception raised."""
-
-    __slots__ = ("args", "kwargs", "response", "span", "spans", "token")
-
-    def __init__(self, spans: ClientSpans, span, token, args: tuple, kwargs: dict):
-        self.spans, self.span, self.token, self.args, self.kwargs, self.response = spans, span, token, args, kwargs, None
-
-    def __enter__(self) -> _Call:
-        return self
-
-    def __exit__(self, kind, exc, traceback) -> None:
-        self.spans.finish(self.span, self.token, self.response, exc)

@@ -75,9 +75,9 @@ def _normalized_headers(headers) -> dict[str, list[str]]:
     return normalized
 
 
-def _response_fields(response) -> tuple:
+def _protocol_version(response) -> str | None:
     version = response.http_version
-    return response.status_code, response.headers, version.replace("HTTP/", "") if version else None
+    return version.replace("HTTP/", "") if version else None
 
 
 def _timeout_flag(instruments) -> Callable | None:
@@ -106,7 +106,7 @@ def make_wrappers(sync_original: Callable, async_original: Callable, tracer_prov
     spans = ClientSpans(
         "httpx",
         tracer_provider,
-        _response_fields,
+        protocol_version=_protocol_version,
         response_type=httpx.Response,
         normalize_headers=_normalized_headers,
         suppress_inside=False,

@@ -80,10 +80,10 @@ class _UserAgents:
         return attributes
 
 
-def _response_fields(response) -> tuple:
+def _protocol_version(response) -> str | None:
     raw = response.raw
     version = getattr(raw, "version", None) if raw is not None else None
-    return response.status_code, response.headers, ("1.1" if version == 11 else "1.0") if version else None
+    return ("1.1" if version == 11 else "1.0") if version else None
 
 
 def make_send(original: Callable, tracer_provider=None) -> Callable:
@@ -93,7 +93,7 @@ def make_send(original: Callable, tracer_provider=None) -> Callable:
     from requests.models import Response
     from requests.structures import CaseInsensitiveDict
 
-    spans = ClientSpans("requests", tracer_provider, _response_fields, response_type=Response)
+    spans = ClientSpans("requests", tracer_provider, protocol_version=_protocol_version, response_type=Response)
     methods, captured, excluded = spans.methods, spans.headers, spans.excluded
     user_agent = _UserAgents()
 

@@ -54,10 +54,6 @@ def lean_urllib3_wanted(environ=None) -> bool:
     return lean_client_wanted("urllib3", environ)
 
 
-def _response_fields(response) -> tuple:
-    return response.status, response.headers, None  # upstream puts the version on its metrics only
-
-
 def _url_of(pool, url: str) -> str:
     """``url`` as called, or the pool's ``scheme://host[:port]`` + a path."""
     if not url.startswith("/"):
@@ -71,7 +67,7 @@ def _url_of(pool, url: str) -> str:
 
 def make_urlopen(original: Callable, tracer_provider=None) -> Callable:
     """The lean ``HTTPConnectionPool.urlopen`` around ``original``."""
-    spans = ClientSpans("urllib3", tracer_provider, _response_fields, strip_method=False, exception_error_type=False)
+    spans = ClientSpans("urllib3", tracer_provider, status_attribute="status", strip_method=False, exception_error_type=False)
     methods, captured, excluded = spans.methods, spans.headers, spans.excluded
 
     def describe(args: tuple, kwargs: dict):  # urlopen(pool, method, url, body=None, headers=None, ...)
