@@ -84,10 +84,7 @@ def test_distro_puts_the_lean_requests_path_in_the_upstream_ones_place(monkeypat
         assert upstream.calls == []
         assert requests.Session.__dict__["send"].__wrapped__ is original
     finally:
-        requests.Session.send = original
-        import chokepoint.instrument.requests_lean as lean
-
-        lean._installed = False
+        requests.Session.send = original  # installed-ness is the method's own __wrapped__: restoring it undoes
     monkeypatch.setenv("CHOKEPOINT_REQUESTS", "upstream")
     ChokepointDistro().load_instrumentor(upstream, skip_dep_check=True)
     assert upstream.calls and requests.Session.__dict__["send"] is original
