@@ -44,11 +44,10 @@ from collections.abc import Callable
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
-from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from chokepoint.instrument.propagation import is_default_w3c
 
 _log = logging.getLogger(__name__)
 
@@ -117,8 +116,7 @@ def _default_textmap() -> bool:
     extracts an empty context from a request without their headers."""
     textmap = propagate.get_global_textmap()
     if textmap is not _DEFAULT_TEXTMAP[0]:
-        kinds = [type(p) for p in getattr(textmap, "_propagators", ())] if type(textmap) is CompositePropagator else []
-        _DEFAULT_TEXTMAP[:] = [textmap, kinds == [TraceContextTextMapPropagator, W3CBaggagePropagator]]
+        _DEFAULT_TEXTMAP[:] = [textmap, is_default_w3c(textmap)]
     return _DEFAULT_TEXTMAP[1]
 
 

@@ -79,11 +79,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY, _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from chokepoint.instrument.config import AgentConfig
+from chokepoint.instrument.propagation import is_default_w3c
 
 _log = logging.getLogger(__name__)
 
@@ -284,17 +283,10 @@ class Injector:
         self._default = False
         self._baggage = W3CBaggagePropagator()
 
-    @staticmethod
-    def is_default(textmap) -> bool:
-        if type(textmap) is not CompositePropagator:
-            return False
-        kinds = [type(p) for p in getattr(textmap, "_propagators", ())]
-        return kinds == [TraceContextTextMapPropagator, W3CBaggagePropagator]
-
     def __call__(self, headers, span, current) -> None:
         textmap = propagate.get_global_textmap()
         if textmap is not self._textmap:
-            self._default = self.is_default(textmap)
+            self._default = is_default_w3c(textmap)
             self._textmap = textmap
         if not self._default:
             textmap.inject(headers, current)

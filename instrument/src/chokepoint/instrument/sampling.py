@@ -50,7 +50,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from chokepoint.instrument import context, signals
-from chokepoint.instrument.breakdown import compute_breakdown, plain_attributes, span_failed
+from chokepoint.instrument.breakdown import DB_SYSTEM_KEYS, HTTP_METHOD_KEYS, compute_breakdown, plain_attributes, span_failed
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.instruments import AgentInstruments, route_of
 from chokepoint.instrument.sanitize import sanitize_attributes
@@ -399,12 +399,16 @@ class KeepSlowTracesProcessor(SpanProcessor):
             self.instruments.exported_traces.add(1, {signals.ATTR_KEEP_REASON: reason})
 
 
+_DB_SYSTEM, _DB_SYSTEM_OLD = DB_SYSTEM_KEYS
+_HTTP_METHOD, _HTTP_METHOD_OLD = HTTP_METHOD_KEYS
+
+
 def _is_http_client(span) -> bool:
     """``span_category(span) == "http"`` for a client span: an HTTP method and no DB system
     (a statement span, the usual client span while a connection is held, is decided after
     two dict look-ups instead of the category's function calls)."""
     get = plain_attributes(span).get
-    return get("db.system.name") is None and get("db.system") is None and (get("http.request.method") is not None or get("http.method") is not None)
+    return get(_DB_SYSTEM) is None and get(_DB_SYSTEM_OLD) is None and (get(_HTTP_METHOD) is not None or get(_HTTP_METHOD_OLD) is not None)
 
 
 def _start_host(span) -> str:
