@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import psutil
 
@@ -76,16 +78,7 @@ def test_event_loop_lag_leaves_out_the_loop_threads_wait_for_a_cpu(metrics, inst
     """Code on the loop computing 0.15 s of CPU on a core shared with two busy processes takes
     ~0.45 s of wall time; the loop was blocked for its 0.15 s, and waited for a CPU the rest
     (starved, which the run-queue wait gauge reports): the lag records the first part."""
-    core = min(os.sched_getaffinity(0))
-    saved = os.sched_getaffinity(0)
-    spin = f"import os; os.sched_setaffinity(0, {{{core}}}); print(flush=True)\nwhile True: pass"
-    children = []
-    os.sched_setaffinity(0, {core})
-    try:
-        for _ in range(2):
-            child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE)
-            children.append(child)
-            child.stdout.readline()  # pinned and spinning
+    with _one_core_shared_with(2):
         installed.append(RuntimeProbe(metrics.meter, loop_interval_s=0.02))
 
         async def main() -> float:
@@ -98,11 +91,6 @@ def test_event_loop_lag_leaves_out_the_loop_threads_wait_for_a_cpu(metrics, inst
             return wall
 
         wall = asyncio.run(main())
-    finally:
-        os.sched_setaffinity(0, saved)
-        for child in children:
-            child.kill()
-            child.wait()
     lag = metrics.point(signals.RUNTIME_EVENT_LOOP_LAG)
     assert wall >= 0.3, wall  # the core really was shared three ways
     assert 0.1 <= lag.max <= 0.25, (lag.max, wall)
@@ -136,6 +124,27 @@ def test_short_young_generation_pauses_are_not_recorded(metrics, installed):
     assert metrics.point(signals.RUNTIME_GC_PAUSE_TIME, {signals.ATTR_GC_GENERATION: 1}).count >= 1
 
 
+@contextlib.contextmanager
+def _one_core_shared_with(busy: int) -> Iterator[list[subprocess.Popen]]:
+    """This process pinned to one core, with ``busy`` child processes spinning on the same core."""
+    core = min(os.sched_getaffinity(0))
+    saved = os.sched_getaffinity(0)
+    spin = f"import os; os.sched_setaffinity(0, {{{core}}}); print(flush=True)\nwhile True: pass"
+    children: list[subprocess.Popen] = []
+    os.sched_setaffinity(0, {core})
+    try:
+        for _ in range(busy):
+            child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE)
+            children.append(child)
+            child.stdout.readline()  # pinned and spinning
+        yield children
+    finally:
+        os.sched_setaffinity(0, saved)
+        for child in children:
+            child.kill()
+            child.wait()
+
+
 def _spin(seconds: float) -> None:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -151,18 +160,10 @@ def test_run_queue_wait_rises_when_other_processes_share_the_core(metrics, insta
     core) times as long as it runs, so two more competitors raise that ratio by about 2;
     and while spinning, utilization + run-queue wait (the CPU demand) stays near one core.
     """
-    core = min(os.sched_getaffinity(0))
-    saved = os.sched_getaffinity(0)
-    spin = f"import os; os.sched_setaffinity(0, {{{core}}}); print(flush=True)\nwhile True: pass"
-    children = []
     totals = {"alone": [0.0, 0.0], "shared": [0.0, 0.0]}  # phase -> [cpu, wait]
-    os.sched_setaffinity(0, {core})
-    try:
+    with _one_core_shared_with(2) as children:
         installed.append(RuntimeProbe(metrics.meter))
-        for _ in range(2):
-            child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE)
-            children.append(child)
-            child.stdout.readline()  # pinned and spinning
+        for child in children:
             child.send_signal(signal.SIGSTOP)
         for _ in range(3):
             for phase in ("alone", "shared"):
@@ -173,11 +174,6 @@ def test_run_queue_wait_rises_when_other_processes_share_the_core(metrics, insta
                 got = metrics.collect()
                 totals[phase][0] += metrics.value(signals.PROCESS_CPU_UTILIZATION, None, got)
                 totals[phase][1] += metrics.value(signals.RUNTIME_CPU_RUN_QUEUE_WAIT, None, got)
-    finally:
-        os.sched_setaffinity(0, saved)
-        for child in children:
-            child.kill()
-            child.wait()
     (alone_cpu, alone_wait), (shared_cpu, shared_wait) = totals["alone"], totals["shared"]
     assert shared_wait / shared_cpu >= alone_wait / alone_cpu + 1.0, totals
     assert shared_wait > alone_wait and shared_cpu < alone_cpu, totals
