@@ -58,9 +58,8 @@ Building a library's path::
 not over a method that is wrapped already (the upstream instrumentor, or the lean path
 installed once); its undo puts back each original still replaced by its wrapper.
 
-Cost: no more per call than the three separate wrappers this core replaced (Python calls
-per traced call, span and processor included, counted with ``sys.setprofile``: httpx 69
-where it was 71, requests 73 and urllib3 53 as before).  On the benchmark app,
+Cost: the same work per call as the three separate wrappers this core replaced.  On the
+benchmark app,
 ``bench/overhead/request_cpu.py --rounds 20 --requests 80 --variants
 "none,chokepoint@d6e6a58~1,chokepoint@a6f1200"`` (both orders, two runs each, busy shared
 box) put the after-before difference at -215, -104, +99 and +310 µs/request: the host's

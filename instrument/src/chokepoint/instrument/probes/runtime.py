@@ -68,7 +68,7 @@ A timer is late for two reasons: code ran on the loop (or held the GIL) past the
 due time — the loop is *blocked*, the app's own fault — or the loop's thread was ready and
 waited for a CPU the host gave to other processes — *starved*, which the run-queue wait
 gauge reports as CPU demand.  Each tick reads the loop thread's ``run_delay`` from
-``/proc/thread-self/schedstat`` (one small file read, ~5 µs, 10 times a second) and records
+``/proc/thread-self/schedstat`` (one small file read per tick, 10 times a second) and records
 the lateness minus the run-queue wait since the previous tick, so an idle service on a
 busy host does not look blocked.  The wait before the due time is subtracted too (it
 cannot be told apart), so on a contended host a blocked loop reads a little low, never
