@@ -26,6 +26,9 @@ DB_POOL_USE_TIME = "db.client.connection.use_time"  # histogram, s (hold time)
 DB_POOL_TIMEOUTS = "db.client.connection.timeouts"  # counter
 DB_POOL_IDLE_MAX = "db.client.connection.idle.max"  # gauge: base pool size (SQLAlchemy pool_size, psycopg min_size)
 DB_POOL_OVERFLOW = "chokepoint.db.pool.overflow"  # gauge: SQLAlchemy connections beyond pool_size
+# The same db.client.connection.* names serve every connection pool a service waits on; the
+# pool's kind is ATTR_POOL_KIND (db | redis | http): asyncpg, psycopg_pool, SQLAlchemy (sync and
+# async), redis-py, urllib3/requests HTTPConnectionPool, httpx Limits.
 
 # ---------------------------------------------------------------- worker / thread pools
 WORKER_POOL_BUSY = "chokepoint.worker_pool.busy"
@@ -33,6 +36,14 @@ WORKER_POOL_MAX = "chokepoint.worker_pool.max"
 WORKER_POOL_QUEUED = "chokepoint.worker_pool.queued"
 WORKER_POOL_QUEUE_WAIT_TIME = "chokepoint.worker_pool.queue_wait_time"  # histogram, s
 WORKER_POOL_PROCESSES = "chokepoint.worker_pool.processes"  # gauge: configured worker processes (gunicorn)
+
+# ---------------------------------------------------------------- waits before the app sees a request
+SERVER_ACCEPT_BACKLOG = "chokepoint.server.accept_backlog"  # gauge: connections in the listen queue, all processes together
+SERVER_ACCEPT_BACKLOG_MAX = "chokepoint.server.accept_backlog.max"  # gauge: the listen() backlog limit
+SERVER_ACCEPT_RATE = "chokepoint.server.accept_rate"  # gauge: connections accepted per second (Little's law with the backlog)
+SERVER_QUEUE_WAIT_TIME = "chokepoint.server.queue_wait_time"  # histogram, s: X-Request-Start/X-Queue-Start → server span start
+RUNTIME_EVENT_LOOP_BUSY = "chokepoint.runtime.event_loop.busy"  # gauge: fraction of wall time the loop ran callbacks without yielding
+RUNTIME_EVENT_LOOP_STALL_MAX = "chokepoint.runtime.event_loop.stall.max"  # gauge, s: longest single stall in the export interval
 
 # ---------------------------------------------------------------- circuit breakers
 BREAKER_STATE = "chokepoint.breaker.state"  # gauge: 0 closed, 1 half_open, 2 open
@@ -50,7 +61,8 @@ PROCESS_CPU_UTILIZATION = "process.cpu.utilization"  # gauge, fraction of one co
 RUNTIME_CPU_RUN_QUEUE_WAIT = "chokepoint.runtime.cpu.run_queue_wait"  # gauge, fraction of one core runnable but not running
 PROCESS_MEMORY_USAGE = "process.memory.usage"  # gauge, bytes RSS
 PROCESS_THREAD_COUNT = "process.thread.count"
-RUNTIME_GC_PAUSE_TIME = "chokepoint.runtime.gc.pause_time"  # histogram, s per collection
+RUNTIME_GC_PAUSE_TIME = "chokepoint.runtime.gc.pause_time"  # histogram, s per collection (wall clock)
+RUNTIME_GC_CPU_TIME = "chokepoint.runtime.gc.cpu_time"  # counter, s: thread CPU time spent in collections
 RUNTIME_EVENT_LOOP_LAG = "chokepoint.runtime.event_loop.lag"  # histogram, s
 
 # ---------------------------------------------------------------- per-request breakdown
@@ -64,6 +76,7 @@ DB_REPEATED_READS = "chokepoint.db.repeated_reads"  # counter: identical read re
 # ---------------------------------------------------------------- agent self-monitoring
 AGENT_DROPPED_SPANS = "chokepoint.agent.dropped_spans"  # counter, attr reason
 AGENT_EXPORTED_TRACES = "chokepoint.agent.exported_traces"  # counter, attr ATTR_KEEP_REASON
+AGENT_COVERAGE = "chokepoint.agent.coverage"  # gauge per library: 1 seen, 0 blind spot (in use, integration produced nothing)
 
 # ---------------------------------------------------------------- attributes
 ATTR_SERVICE_NAME = "service.name"
@@ -84,6 +97,11 @@ ATTR_ERROR_TYPE = "error.type"
 ATTR_GC_GENERATION = "cpython.gc.generation"
 
 ATTR_POOL_NAME = "chokepoint.pool.name"
+ATTR_POOL_KIND = "chokepoint.pool.kind"  # db | redis | http (absent: db)
+ATTR_COVERAGE_LIBRARY = "chokepoint.coverage.library"  # distribution name, e.g. SQLAlchemy
+ATTR_COVERAGE_VERSION = "chokepoint.coverage.version"
+ATTR_COVERAGE_WHAT = "chokepoint.coverage.what"  # what is missing, e.g. "statement spans"
+ATTR_COVERAGE_TRY = "chokepoint.coverage.try"  # the switch to try, e.g. CHOKEPOINT_SQLALCHEMY_SPANS=listeners
 ATTR_WORKER_POOL_KIND = "chokepoint.worker_pool.kind"  # threadpool | anyio | gunicorn | asgi
 ATTR_BREAKER_NAME = "chokepoint.breaker.name"
 ATTR_BREAKER_RESULT = "chokepoint.breaker.result"  # success | failure | rejected
