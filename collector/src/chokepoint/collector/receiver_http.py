@@ -11,7 +11,9 @@ condition                                   status  notes
 accepted (maybe partially)                  200     Export*ServiceResponse
 malformed protobuf/JSON, bad gzip           400     google.rpc.Status (code 3) with the reason
 missing/wrong bearer token                  401     only when ``CHOKEPOINT_TOKEN`` is set
-body (or gunzipped body) over the limit     413     default 16 MiB, ``CHOKEPOINT_MAX_BODY_BYTES``
+body (or gunzipped body) over the limit     413     default 16 MiB, ``CHOKEPOINT_MAX_BODY_BYTES``;
+                                                    the rest of the body is read and discarded
+                                                    (up to ``max_drain_bytes``, 256 MiB) first
 content type / encoding not supported       415
 too much work in flight                     429     ``Retry-After: <retry_after_s>``
 the ingestor raised                         500     logged with its traceback
@@ -21,6 +23,13 @@ Error bodies are a ``google.rpc.Status`` in the request's encoding (OTLP spec); 
 JSON: ``{"code": 3, "message": "..."}``.  Every refusal is counted with
 ``store.count_rejected("http", reason)``.  Decoding and ingesting run on a small
 thread pool (``ingest_threads``) so the event loop stays free to answer 429 quickly.
+
+An oversized body is refused from its ``Content-Length`` before any of it is decoded, but
+the answer waits until the client has sent the rest (read and thrown away): a client that
+sends the whole body before reading (Python's ``urllib``, ``requests`` and so the
+OpenTelemetry Python exporter) would otherwise see the connection reset under its upload,
+not the 413.  Beyond ``max_drain_bytes`` the 413 is sent with ``Connection: close`` and
+the connection closed.
 
 Usage::
 
@@ -61,6 +70,7 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _MEDIA_TYPES = {"application/x-protobuf": PROTOBUF, "application/protobuf": PROTOBUF, "application/json": JSON}
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_DRAIN_BYTES = 256 * 1024 * 1024
 
 
 # the google.rpc code in the error body follows from the HTTP status (OTLP/HTTP spec)
@@ -125,12 +135,14 @@ class OtlpHttpReceiver:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         retry_after_s: int = 1,
         ingest_threads: int = 2,
+        max_drain_bytes: int = DEFAULT_MAX_DRAIN_BYTES,
     ) -> None:
         self.consumer = consumer
         self.admission = admission or Admission()
         self.auth = auth or BearerAuth(None)
         self.max_body_bytes = max_body_bytes
         self.retry_after_s = retry_after_s
+        self.max_drain_bytes = max_drain_bytes
         self.executor = ThreadPoolExecutor(max_workers=ingest_threads, thread_name_prefix="chokepoint-otlp-http")
 
     def close(self) -> None:
@@ -165,7 +177,9 @@ class OtlpHttpReceiver:
             except ValueError:
                 raise _malformed(f"bad Content-Length {declared!r}") from None
             if declared_bytes > self.max_body_bytes:
-                raise _too_large(f"body of {declared_bytes} bytes exceeds the {self.max_body_bytes} byte limit")
+                refused = _too_large(f"body of {declared_bytes} bytes exceeds the {self.max_body_bytes} byte limit")
+                await self._drain(request.stream(), 0, refused)
+                raise refused
         if not self.admission.try_acquire(declared_bytes):
             raise _Refused(
                 429,
@@ -186,15 +200,33 @@ class OtlpHttpReceiver:
     async def _read_body(self, request: Request) -> bytes:
         chunks: list[bytes] = []
         size = 0
+        stream = request.stream()
         try:
-            async for chunk in request.stream():
+            async for chunk in stream:
                 size += len(chunk)
                 if size > self.max_body_bytes:
-                    raise _too_large(f"body exceeds the {self.max_body_bytes} byte limit")
+                    refused = _too_large(f"body exceeds the {self.max_body_bytes} byte limit")
+                    await self._drain(stream, size, refused)
+                    raise refused
                 chunks.append(chunk)
         except ClientDisconnect:
             raise _malformed("client disconnected before sending the whole body") from None
         return b"".join(chunks)
+
+    async def _drain(self, stream, read: int, refused: _Refused) -> None:
+        """Read and discard the rest of a refused body, so the client reads the answer, not a reset.
+
+        Past ``max_drain_bytes`` (or when the client goes away) the answer carries
+        ``Connection: close`` instead.
+        """
+        try:
+            async for chunk in stream:
+                read += len(chunk)
+                if read > self.max_drain_bytes:
+                    refused.headers["Connection"] = "close"
+                    return
+        except ClientDisconnect:
+            refused.headers["Connection"] = "close"
 
     def _decode_and_consume(self, signal: str, media_type: str, encoding: str, body: bytes):
         if encoding == "gzip":
