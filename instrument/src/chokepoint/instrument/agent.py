@@ -56,6 +56,7 @@ from chokepoint.instrument.asgi import install_lean_asgi
 from chokepoint.instrument.client_flags import install_client_flags
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.db_dedupe import install_db_dedupe
+from chokepoint.instrument.forking import reinit_metric_export_after_fork
 from chokepoint.instrument.httpx_lean import install_lean_httpx
 from chokepoint.instrument.instruments import AgentInstruments
 from chokepoint.instrument.kafka_context import install_confluent_kafka_parenting
@@ -109,6 +110,7 @@ class Agent:
 
             span_exporter = OTLPSpanExporter(endpoint=config.traces_url, timeout=config.export_timeout_s)
         self.metric_reader = metric_reader
+        reinit_metric_export_after_fork(metric_reader)  # a forked worker exports on its own
         self.meter_provider = ChokepointMeterProvider(
             metric_readers=[metric_reader],
             resource=resource,
