@@ -20,10 +20,11 @@ def traced():
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     sqlalchemy_instrumentor, psycopg_instrumentor = SQLAlchemyInstrumentor(), PsycopgInstrumentor()
-    sqlalchemy_instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider())
+    sqlalchemy_instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider(), skip_dep_check=True)
     psycopg_instrumentor.instrument(tracer_provider=provider)
     undo = install_db_dedupe()
     assert undo is not None
+    exporter.provider = provider
     yield exporter
     undo()
     psycopg_instrumentor.uninstrument()
@@ -41,6 +42,21 @@ def test_sqlalchemy_statements_make_one_span_and_direct_driver_use_keeps_its_own
     with psycopg.connect(postgres.dsn) as direct:
         assert direct.execute("SELECT 1").fetchone() == (1,)
     assert [s.name for s in traced.get_finished_spans() if s.name.startswith("SELECT")] == ["SELECT"]
+
+
+def test_driver_spans_stay_while_sqlalchemy_is_not_instrumented(postgres, traced):
+    """With the SQLAlchemy instrumentor off (disabled, or skipped for its version) the driver's
+    spans are the only ones: the engine's connections keep the wrapped driver ``connect``."""
+    SQLAlchemyInstrumentor().uninstrument()
+    try:
+        engine = sa.create_engine(postgres.url, pool_size=1)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 40 + 2")).scalar() == 42
+        engine.dispose()
+    finally:
+        SQLAlchemyInstrumentor().instrument(tracer_provider=traced.provider, meter_provider=NoOpMeterProvider(), skip_dep_check=True)
+    statements = [s for s in traced.get_finished_spans() if s.attributes.get("db.query.text", s.attributes.get("db.statement")) == "SELECT 40 + 2"]
+    assert [s.instrumentation_scope.name for s in statements] == ["opentelemetry.instrumentation.psycopg"]
 
 
 def test_the_applications_do_connect_listeners_still_run(postgres, traced):

@@ -7,6 +7,7 @@ import gc
 
 import pytest
 import sqlalchemy as sa
+from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.metrics import NoOpMeterProvider
@@ -14,7 +15,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from chokepoint.instrument.sqlalchemy_lean import install_lean_sqlalchemy, spans_mode
+from chokepoint.instrument import sqlalchemy_lean
+from chokepoint.instrument.sqlalchemy_lean import install_lean_sqlalchemy, instrument_beyond_declared_range, spans_mode
 
 MODES = pytest.mark.parametrize("mode", ["dialect", "listeners"])
 
@@ -25,7 +27,7 @@ def traced():
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     instrumentor = SQLAlchemyInstrumentor()
-    instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider())
+    instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider(), skip_dep_check=True)
     yield provider, exporter
     instrumentor.uninstrument()
 
@@ -297,7 +299,7 @@ def test_dialect_path_keeps_the_listeners_with_the_sql_commenter(postgres):
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     instrumentor = SQLAlchemyInstrumentor()
-    instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider(), enable_commenter=True)
+    instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider(), enable_commenter=True, skip_dep_check=True)
     try:
         upstream, lean = upstream_and_lean(lambda: workload(postgres.url, provider), provider, exporter)
     finally:
@@ -330,7 +332,7 @@ def test_uninstrument_unwraps_the_dialects(postgres):
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     instrumentor = SQLAlchemyInstrumentor()
-    instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider())
+    instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider(), skip_dep_check=True)
     undo = install_lean_sqlalchemy("dialect")
     try:
         engine = sa.create_engine(postgres.url, pool_size=1)
@@ -423,3 +425,33 @@ def test_dialect_path_traces_two_engines_on_two_databases_as_upstream(postgres, 
     assert lean == upstream
     db = sa.make_url(postgres.url).database
     assert [(s[0], s[6]) for s in lean if s[0].startswith("SELECT")] == [("SELECT " + db, "step"), ("SELECT lean_other", "step")] * 2
+
+
+def test_an_engine_kept_on_the_listeners_is_logged_once_with_its_reason(traced, caplog, monkeypatch):
+    provider, exporter = traced
+    monkeypatch.setattr(sqlalchemy_lean, "_logged", set())
+    undo = install_lean_sqlalchemy("dialect")
+    try:
+        with caplog.at_level("INFO", logger="chokepoint.instrument.sqlalchemy_lean"):
+            sqlite_workload(provider)
+            sqlite_workload(provider)
+    finally:
+        undo()
+    lines = [r.getMessage() for r in caplog.records if "statement spans from the upstream listeners" in r.getMessage()]
+    assert lines == ["chokepoint: SQLAlchemy sqlite engine: statement spans from the upstream listeners (its URL has no host)"]
+    assert [s.name for s in exporter.get_finished_spans()].count("SELECT") == 4  # the listeners traced both runs
+
+
+def test_instrumented_beyond_the_declared_range_only_when_skipped_for_it(traced):
+    provider, _ = traced
+    instrumentor = SQLAlchemyInstrumentor()
+    assert instrument_beyond_declared_range() is None  # already on
+    instrumentor.uninstrument()
+    undo = instrument_beyond_declared_range()
+    try:  # SQLAlchemy 2.1: instrumented; inside upstream's range: left as the launcher and the user chose
+        beyond = get_dependency_conflicts(instrumentor.instrumentation_dependencies()) is not None
+        assert (undo is not None, instrumentor.is_instrumented_by_opentelemetry) == (beyond, beyond)
+    finally:
+        if undo is not None:
+            undo()
+        instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider(), skip_dep_check=True)

@@ -13,8 +13,11 @@ Usage (the agent calls it after the instrumentors are loaded)::
 SQLAlchemy's ``DefaultDialect.connect`` (what every engine calls to open a DB-API
 connection, after the engine's ``do_connect`` listeners) opens it with the driver's
 *original* ``connect`` (the un-wrapped function behind the instrumentor's wrapper), so
-connections owned by SQLAlchemy are traced by the SQLAlchemy instrumentor only.  Code
-that uses the driver directly keeps the driver instrumentor's spans.  Dialects whose
+connections owned by SQLAlchemy are traced by the SQLAlchemy instrumentor only — and only
+while that instrumentor is on: with it off (disabled, skipped by ``opentelemetry-instrument``
+for a SQLAlchemy outside its declared range, or uninstrumented) connections are opened with
+the wrapped driver ``connect`` and the driver's spans stay, so statements are never left
+without a span.  Code that uses the driver directly keeps the driver instrumentor's spans.  Dialects whose
 driver ``connect`` is not a wrapped function (asyncpg, psycopg async) are left alone.
 
 Cost: one Python call per new pooled connection, nothing per statement.  (It used to be
@@ -41,16 +44,18 @@ def _original_connect(dialect):
 
 def install_db_dedupe() -> Callable[[], None] | None:
     try:
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
         from sqlalchemy.engine.default import DefaultDialect
-    except ImportError:
+    except ImportError:  # no SQLAlchemy spans can exist: the driver spans are the only ones
         return None
+    instrumentor = SQLAlchemyInstrumentor()  # a singleton: its "instrumented" flag is read per new connection
     default_connect = DefaultDialect.__dict__.get("connect")
     if default_connect is None or getattr(default_connect, "_chokepoint", False):
         return None
 
     def connect(self, *cargs, **cparams):
         try:
-            original = _original_connect(self)
+            original = _original_connect(self) if instrumentor.is_instrumented_by_opentelemetry else None
         except Exception:
             original = None
         if original is None:

@@ -82,11 +82,11 @@ def install_sqlalchemy_async_dedupe() -> Callable[[], None] | None:
                 if cls is None:
                     _log.debug("chokepoint: %s.%s missing; its statements may be traced twice", module_name, class_name)
                     continue
-                for name in METHODS:
-                    original = cls.__dict__.get(name)
+                for name in METHODS:  # inherited too (2.1's adapters share a base cursor's methods)
+                    original = getattr(cls, name, None)
                     if original is not None and not getattr(original, _MARK, False):
+                        patched.append((cls, name, cls.__dict__.get(name)))  # None: inherited
                         setattr(cls, name, suppressed(original))
-                        patched.append((cls, name, original))
 
     def on_connect(dbapi_connection, connection_record):
         # an engine's dialect is loaded by the time its pool opens a connection, before the
@@ -98,7 +98,12 @@ def install_sqlalchemy_async_dedupe() -> Callable[[], None] | None:
                 _log.debug("chokepoint: SQLAlchemy async dedupe failed", exc_info=True)
 
     def patched_all() -> bool:
-        return len(patched) == sum(len(names) for _, names in TARGETS) * len(METHODS)
+        return all(
+            getattr(getattr(getattr(sys.modules.get(module_name), class_name, None), name, None), _MARK, False)
+            for module_name, class_names in TARGETS
+            for class_name in class_names
+            for name in METHODS
+        )
 
     patch_loaded_adapters()
     event.listen(Pool, "connect", on_connect)
@@ -107,8 +112,11 @@ def install_sqlalchemy_async_dedupe() -> Callable[[], None] | None:
         global _installed
         _installed = False
         event.remove(Pool, "connect", on_connect)
-        for cls, name, original in patched:
-            setattr(cls, name, original)
+        for cls, name, original in reversed(patched):
+            if original is None:
+                cls.__dict__.get(name) is not None and delattr(cls, name)
+            else:
+                setattr(cls, name, original)
         patched.clear()
 
     return undo

@@ -25,7 +25,10 @@ What changes, per ``EngineTracer`` (one per engine):
   calls.  Same span name, kind, attributes, parent (the span current at execute time)
   and, on a failure, the status upstream's ``handle_error`` sets (``ERROR``,
   ``str(exception)``; no event), the span covering the cursor call; statements on the
-  dialect's own first-connect connection (no engine events) make none, as upstream.  One
+  dialect's own first-connect connection (no engine events) make none, as upstream: the
+  connection the dialect's public ``initialize(connection)`` is running on (its
+  ``initialize`` is wrapped too; nothing about a ``Connection``'s private attributes is
+  read, so every SQLAlchemy from 1.4 to 2.1 behaves the same).  One
   difference, on purpose: a statement the application rewrites in its own
   ``before_cursor_execute`` (``retval=True``) is in the span as executed (upstream's
   listener, registered first, saw it before the rewrite).  An async engine gets two
@@ -35,7 +38,9 @@ What changes, per ``EngineTracer`` (one per engine):
   commenter on, or when their dialect already has ``do_execute*`` events or wrappers at
   creation (a ``do_execute`` event that runs the statement itself would bypass the
   wrapper).  ``SQLAlchemyInstrumentor().uninstrument()`` unwraps the dialects.
-  ``CHOKEPOINT_SQLALCHEMY_SPANS=listeners`` keeps the listener path below;
+  ``CHOKEPOINT_SQLALCHEMY_SPANS=listeners`` keeps the listener path below.  An engine
+  that keeps the listeners is logged once per reason (info level): its spans come from
+  upstream's listeners, never from nowhere;
 - ``before_cursor_execute`` (listener path, and engines that keep it): the span name
   and attribute dict are computed once per (statement, database name) and cached (at
   most ``MAX_CACHED_STATEMENTS`` per engine), then the span starts with them in one
@@ -71,7 +76,12 @@ cores shared with other work):
 
 ``CHOKEPOINT_SQLALCHEMY=upstream`` leaves the upstream instrumentor untouched.  If the
 upstream internals this relies on are missing (another version), nothing is patched and
-a debug line says so.
+an info line says so (upstream's listeners make the spans).
+
+SQLAlchemy 2.1: the upstream instrumentor (0.66b1) declares ``sqlalchemy < 2.1`` and
+``opentelemetry-instrument`` skips it; :func:`install_lean_sqlalchemy` then instruments it
+itself (:func:`instrument_beyond_declared_range`, releases the library matrix tests).
+Supported and tested: SQLAlchemy 1.4 to 2.1 (``make matrix``, docs/MATRIX.md).
 """
 
 from __future__ import annotations
@@ -111,23 +121,28 @@ def spans_mode(environ=None) -> str:
 
 def install_lean_sqlalchemy(mode: str | None = None) -> Callable[[], None] | None:
     """Install the lean path (``mode``: ``dialect`` or ``listeners``; default from the
-    environment, see :func:`spans_mode`); returns the undo callable, or ``None``."""
+    environment, see :func:`spans_mode`); returns the undo callable, or ``None``.
+
+    First instruments a SQLAlchemy newer than the upstream instrumentor declares, when
+    ``opentelemetry-instrument`` skipped it for that reason alone (see
+    :func:`instrument_beyond_declared_range`)."""
     dialect_spans = (mode or spans_mode()) == "dialect"
     try:
         from opentelemetry.instrumentation.sqlalchemy import engine as upstream
     except ImportError:
         return None
+    extra_undo = instrument_beyond_declared_range()
     missing = [name for name in _NEEDED if not hasattr(upstream, name)]
     if missing:
-        _log.debug("chokepoint: SQLAlchemy instrumentor internals changed (%s missing); lean path not installed", ", ".join(missing))
-        return None
+        _log_once(f"chokepoint: SQLAlchemy instrumentor internals changed ({', '.join(missing)} missing); its own listeners make the statement spans")
+        return extra_undo
     tracer_cls = upstream.EngineTracer
     original_before = tracer_cls.__dict__.get("_before_cur_exec")
     original_register = tracer_cls.__dict__.get("_register_event_listener")
     original_remove_all = tracer_cls.__dict__.get("remove_all_event_listeners")
     if original_before is None or original_register is None or original_remove_all is None or getattr(original_before, "_chokepoint", False):
-        return None
-    undo: list[Callable[[], None]] = []
+        return extra_undo
+    undo: list[Callable[[], None]] = [] if extra_undo is None else [extra_undo]
 
     tracer_cls._before_cur_exec = _make_before_cur_exec(upstream, original_before)
     undo.append(lambda: setattr(tracer_cls, "_before_cur_exec", original_before))
@@ -152,6 +167,59 @@ def install_lean_sqlalchemy(mode: str | None = None) -> Callable[[], None] | Non
             step()
 
     return undo_all
+
+
+BEYOND_DECLARED_RANGE = ((2, 1), (2, 2))  # SQLAlchemy releases past upstream's declared range that chokepoint is tested on (docs/MATRIX.md)
+
+
+def instrument_beyond_declared_range() -> Callable[[], None] | None:
+    """Instrument SQLAlchemy with the upstream instrumentor when ``opentelemetry-instrument``
+    skipped it only because the installed SQLAlchemy is newer than it declares (0.66b1:
+    ``sqlalchemy < 2.1``) and that release is in :data:`BEYOND_DECLARED_RANGE` (tested by the
+    library matrix, ``make matrix``); returns the undo callable, or ``None`` when nothing
+    was done.  Not when the instrumentor is already on, or is disabled with
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=sqlalchemy``.  Logs once at info level."""
+    try:
+        from importlib.metadata import version
+
+        from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        instrumentor = SQLAlchemyInstrumentor()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            return None
+        disabled = {name.strip() for name in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
+        if "sqlalchemy" in disabled or get_dependency_conflicts(instrumentor.instrumentation_dependencies()) is None:
+            return None
+        installed = version("sqlalchemy")
+        release = tuple(int(part) for part in installed.split(".")[:2])
+        if not BEYOND_DECLARED_RANGE[0] <= release < BEYOND_DECLARED_RANGE[1]:
+            return None
+        instrumentor.instrument(meter_provider=NoOpMeterProvider(), skip_dep_check=True)
+        from chokepoint.instrument.sqlalchemy_async_dedupe import install_sqlalchemy_async_dedupe
+
+        dedupe_undo = install_sqlalchemy_async_dedupe()
+    except Exception:
+        _log.warning("chokepoint: instrumenting SQLAlchemy past the upstream instrumentor's declared range failed", exc_info=True)
+        return None
+    _log.info("chokepoint: SQLAlchemy %s is newer than the upstream instrumentor declares; instrumented by chokepoint (tested release)", installed)
+
+    def undo() -> None:
+        if dedupe_undo is not None:
+            dedupe_undo()
+        instrumentor.uninstrument()
+
+    return undo
+
+
+_logged: set[str] = set()
+
+
+def _log_once(message: str) -> None:
+    if message not in _logged:
+        _logged.add(message)
+        _log.info(message)
 
 
 def _make_before_cur_exec(upstream, original):
@@ -276,22 +344,30 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
 
         start_span = engine_tracer._before_cur_exec._chokepoint_start_span
         dialect = engine.dialect
-        if (
-            type(engine) is not Engine
-            or engine_tracer.enable_commenter
-            or any(name in dialect.__dict__ for name in _DIALECT_METHODS)
+        reason = (
+            "an Engine subclass"
+            if type(engine) is not Engine
+            else "the SQL commenter is on"
+            if engine_tracer.enable_commenter
+            else "its dialect's execute methods are wrapped or have listeners"
+            if any(name in dialect.__dict__ for name in (*_DIALECT_METHODS, "initialize"))
             or any(len(getattr(dialect.dispatch, name)) for name in _DIALECT_METHODS)
-            or start_span is None
-        ):
-            return False
-        from opentelemetry.instrumentation.sqlalchemy.engine import _get_attributes_from_url
+            else "the upstream internals differ"
+            if start_span is None
+            else None
+        )
+        if reason is None:
+            from opentelemetry.instrumentation.sqlalchemy.engine import _get_attributes_from_url
 
-        _, found = _get_attributes_from_url(engine.url, engine_tracer._sem_conv_opt_in_mode_db, engine_tracer._sem_conv_opt_in_mode_http)
-        if not found:  # no host in the URL: upstream reads the attributes from the cursor
+            _, found = _get_attributes_from_url(engine.url, engine_tracer._sem_conv_opt_in_mode_db, engine_tracer._sem_conv_opt_in_mode_http)
+            if not found:  # upstream reads the attributes from the cursor
+                reason = "its URL has no host"
+        if reason is not None:
+            _log_once(f"chokepoint: SQLAlchemy {engine.name} engine: statement spans from the upstream listeners ({reason})")
             return False
         from opentelemetry.trace import Status, StatusCode
     except Exception:
-        _log.debug("chokepoint: SQLAlchemy dialect spans not installed for an engine; listeners kept", exc_info=True)
+        _log.info("chokepoint: SQLAlchemy dialect spans not installed for an engine; statement spans from the upstream listeners", exc_info=True)
         return False
     error = StatusCode.ERROR
 
@@ -301,13 +377,22 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
         span.end()
 
     do_execute, do_executemany, do_execute_no_params = (getattr(dialect, name) for name in _DIALECT_METHODS)
+    initialize = dialect.initialize
 
     holder = [engine_tracer]
+    initializing: list = []  # the connections the dialect runs its first-connect checks on (no engine events: no span, as upstream)
+
+    def traced_initialize(connection):
+        initializing.append(connection)
+        try:
+            return initialize(connection)
+        finally:
+            initializing.remove(connection)
 
     def traced_span(context, cursor, statement):
         try:
             conn = context.root_connection
-            if "_has_events" in conn.__dict__:  # a connection apart from the engine's events (the dialect's first-connect checks): no listener, no span
+            if initializing and any(conn is c for c in initializing):
                 return _NO_SPAN
             span = start_span(holder[0], conn, cursor, statement)
         except Exception:  # the statement runs untraced rather than fail
@@ -352,13 +437,14 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
         return result
 
     dialect.do_execute, dialect.do_executemany, dialect.do_execute_no_params = traced_do_execute, traced_do_executemany, traced_do_execute_no_params
+    dialect.initialize = traced_initialize
     _tracers[dialect] = holder
     return True
 
 
 def _unwrap_dialects() -> None:
     for dialect in list(_tracers):
-        for name in _DIALECT_METHODS:
+        for name in (*_DIALECT_METHODS, "initialize"):
             dialect.__dict__.pop(name, None)
     _tracers.clear()
 
