@@ -11,6 +11,12 @@ served in the same process on ``--dashboard-port`` (default 8050,
 ``CHOKEPOINT_DASHBOARD_PORT``), reading this collector's REST API; when that
 distribution is not installed, a line says so and the collector runs alone
 (``chokepoint dashboard --api URL`` serves it from elsewhere).
+
+The collector does not import the dashboards: the layer above plugs in through the
+``chokepoint.serve`` entry-point group.  Its ``dashboard`` entry point is a callable
+``(api_url, host=, port=, token=) -> server`` returning a started server with ``.url``
+and ``.stop()`` (``chokepoint-dashboards`` registers
+``chokepoint.dashboards.app:start_dashboard``).
 """
 
 from __future__ import annotations
@@ -21,11 +27,14 @@ import os
 import signal
 import sys
 import threading
+from importlib.metadata import entry_points
 
 from chokepoint.collector.config import CollectorConfig
 from chokepoint.collector.service import CollectorService
 
 log = logging.getLogger("chokepoint.collector")
+
+SERVE_PLUGINS_GROUP = "chokepoint.serve"
 
 
 def serve_foreground(args: argparse.Namespace, ready: threading.Event | None = None, stop: threading.Event | None = None) -> int:
@@ -69,15 +78,19 @@ def serve_foreground(args: argparse.Namespace, ready: threading.Event | None = N
 
 def _start_dashboard(api_url: str, config: CollectorConfig, args: argparse.Namespace):
     """The Dash dashboard on ``--dashboard-port``, or ``None`` (logged) when it cannot run."""
+    found = [ep for ep in entry_points(group=SERVE_PLUGINS_GROUP) if ep.name == "dashboard"]
     try:
-        from chokepoint.dashboards.app import DashboardServer
-    except ImportError:
+        start_dashboard = found[0].load() if found else None
+    except ImportError as exc:
+        log.warning("dashboard: chokepoint-dashboards is installed but cannot be loaded (%s); the collector runs alone", exc)
+        return None
+    if start_dashboard is None:
         log.warning("dashboard: chokepoint-dashboards is not installed; run the collector alone or `pip install chokepoint-dashboards`")
         return None
     port = getattr(args, "dashboard_port", None) or int(os.environ.get("CHOKEPOINT_DASHBOARD_PORT", "8050"))
     host = config.bind_host
     try:
-        server = DashboardServer(api_url, host=host, port=port, token=config.token).start()
+        server = start_dashboard(api_url, host=host, port=port, token=config.token)
     except OSError as exc:
         log.error("dashboard: cannot listen on %s:%s: %s", host, port, exc)
         return None

@@ -89,6 +89,11 @@ class DashboardServer(BackgroundServer):
         super().__init__(make_server(host, port, self.app.server, threaded=True), "chokepoint-dashboard")
 
 
+def start_dashboard(api_url: str, host: str = "127.0.0.1", port: int = 8050, token: str | None = None) -> DashboardServer:
+    """The started dashboard server ``chokepoint serve`` embeds (its ``chokepoint.serve`` entry point)."""
+    return DashboardServer(api_url, host=host, port=port, token=token).start()
+
+
 def run(api_url: str, host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
     """Serve the dashboard (blocking)."""
     create_app(api_url).run(host=host, port=port, debug=debug)
