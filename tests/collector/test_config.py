@@ -21,6 +21,7 @@ def test_defaults_follow_the_contract():
     assert (config.bind_host, config.otlp_grpc_port, config.otlp_http_port, config.api_port) == ("127.0.0.1", 4317, 4318, 8787)
     assert config.token is None and config.kafka_bootstrap is None
     assert config.max_body_bytes == 16 * 1024 * 1024
+    assert config.dashboard_port == 8050 and CollectorConfig.from_env({"CHOKEPOINT_DASHBOARD_PORT": "8051"}).dashboard_port == 8051
     assert config.resolved_sqlite_path == config.data_dir / "chokepoint.sqlite"
 
 
@@ -53,6 +54,8 @@ def test_sqlite_none_turns_persistence_off():
         ({"CHOKEPOINT_BUCKET_SECONDS": "0"}, "bucket_seconds must be > 0"),
         ({"CHOKEPOINT_MAX_INFLIGHT": "0"}, "max_inflight_requests must be >= 1"),
         ({"CHOKEPOINT_ANALYZER_WINDOW_S": "0"}, "analyzer_window_s must be > 0"),
+        ({"CHOKEPOINT_DASHBOARD_PORT": "dash"}, "CHOKEPOINT_DASHBOARD_PORT='dash'"),
+        ({"CHOKEPOINT_DASHBOARD_PORT": "-1"}, "dashboard_port must be 0..65535"),
     ],
 )
 def test_bad_values_are_clear_errors(env, fragment):

@@ -10,6 +10,7 @@ field                           environment variable            default
 ``otlp_grpc_port``              ``CHOKEPOINT_OTLP_GRPC_PORT``   ``4317``
 ``otlp_http_port``              ``CHOKEPOINT_OTLP_HTTP_PORT``   ``4318``
 ``api_port``                    ``CHOKEPOINT_API_PORT``         ``8787``
+``dashboard_port``              ``CHOKEPOINT_DASHBOARD_PORT``   ``8050`` (``chokepoint serve``'s embedded dashboard)
 ``token``                       ``CHOKEPOINT_TOKEN``            unset (no auth)
 ``data_dir``                    ``CHOKEPOINT_DATA_DIR``         ``~/.local/state/chokepoint``
 ``sqlite_path``                 ``CHOKEPOINT_SQLITE_PATH``      ``<data_dir>/chokepoint.sqlite``;
@@ -64,6 +65,7 @@ class CollectorConfig:
     otlp_grpc_port: int = 4317
     otlp_http_port: int = 4318
     api_port: int = 8787
+    dashboard_port: int = 8050
     token: str | None = None
     data_dir: Path = field(default_factory=default_data_dir)
     sqlite_path: Path | None = None  # None: <data_dir>/chokepoint.sqlite
@@ -84,7 +86,7 @@ class CollectorConfig:
     analyzer_baseline_s: float = 300.0
 
     def __post_init__(self) -> None:
-        for name in ("otlp_grpc_port", "otlp_http_port", "api_port"):
+        for name in ("otlp_grpc_port", "otlp_http_port", "api_port", "dashboard_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"{name} must be 0..65535, got {port}")
@@ -167,6 +169,7 @@ _ENV = {
     "otlp_grpc_port": ("CHOKEPOINT_OTLP_GRPC_PORT", _int),
     "otlp_http_port": ("CHOKEPOINT_OTLP_HTTP_PORT", _int),
     "api_port": ("CHOKEPOINT_API_PORT", _int),
+    "dashboard_port": ("CHOKEPOINT_DASHBOARD_PORT", _int),
     "token": ("CHOKEPOINT_TOKEN", _str),
     "data_dir": ("CHOKEPOINT_DATA_DIR", Path),
     "bucket_seconds": ("CHOKEPOINT_BUCKET_SECONDS", _float),

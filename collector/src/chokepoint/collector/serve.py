@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -87,7 +86,7 @@ def _start_dashboard(api_url: str, config: CollectorConfig, args: argparse.Names
     if start_dashboard is None:
         log.warning("dashboard: chokepoint-dashboards is not installed; run the collector alone or `pip install chokepoint-dashboards`")
         return None
-    port = getattr(args, "dashboard_port", None) or int(os.environ.get("CHOKEPOINT_DASHBOARD_PORT", "8050"))
+    port = config.dashboard_port if getattr(args, "dashboard_port", None) is None else args.dashboard_port
     host = config.bind_host
     try:
         server = start_dashboard(api_url, host=host, port=port, token=config.token)
