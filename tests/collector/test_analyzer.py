@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from chokepoint.collector.analyzer import Analyzer, AnalyzerConfig, severity_of
+from chokepoint.collector.analysis import Analyzer, AnalyzerConfig, severity_of
 from chokepoint.collector.catalog import FINDING_KINDS
 from chokepoint.collector.store import Store, StoreConfig
 from chokepoint.instrument import signals as sig

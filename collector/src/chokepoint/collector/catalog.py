@@ -68,10 +68,32 @@ INGEST_POINTS = Metric("chokepoint_ingest_metric_points", "counter", "Metric dat
 INGEST_REJECTED = Metric("chokepoint_ingest_rejected", "counter", "OTLP requests or items rejected by the collector", ("protocol", "reason"))
 INGEST_LOG_RECORDS = Metric("chokepoint_ingest_log_records", "counter", "OTLP log records received (counted, not stored)", ("protocol",))
 INGEST_DROPPED = Metric("chokepoint_ingest_dropped", "counter", "Items dropped after acceptance (cardinality folding, queue overflow)", ("reason",))
+ANALYZER_RULE_ERRORS = Metric("chokepoint_analyzer_rule_errors", "counter", "Analyzer rule runs that raised (the rule's findings are missing)", ("kind",))
 
 METRICS: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))
 
 # ---------------------------------------------------------------- findings
+
+
+class Kind:
+    """The finding kinds by name: code refers to ``Kind.SLOW_QUERY``, never to the string."""
+
+    WORKER_POOL_SATURATION = "worker_pool_saturation"
+    CPU_SATURATION = "cpu_saturation"
+    EVENT_LOOP_BLOCKED = "event_loop_blocked"
+    DB_POOL_SATURATION = "db_pool_saturation"
+    SLOW_QUERY = "slow_query"
+    N_PLUS_ONE = "n_plus_one"
+    CONNECTION_HELD_DURING_EXTERNAL_CALL = "connection_held_during_external_call"
+    EXTERNAL_DEPENDENCY_SLOW = "external_dependency_slow"
+    CIRCUIT_OPEN = "circuit_open"
+    RETRY_STORM = "retry_storm"
+    MISSING_TIMEOUT = "missing_timeout"
+    CONSUMER_LAG = "consumer_lag"
+    HOT_ENDPOINT = "hot_endpoint"
+    MEMORY_PRESSURE = "memory_pressure"
+    UNCOMPRESSED_RESPONSE = "uncompressed_response"
+    CACHEABLE_READS = "cacheable_reads"
 
 
 @dataclass(frozen=True)
@@ -84,82 +106,82 @@ class FindingKind:
 
 FINDING_KINDS: tuple[FindingKind, ...] = (
     FindingKind(
-        "worker_pool_saturation",
+        Kind.WORKER_POOL_SATURATION,
         "Worker pool saturated",
         "All request workers/threads are busy and requests queue, while CPU is not the limit",
         "Add threads/workers (the work is I/O-bound), or cut the time each request holds a worker",
     ),
     FindingKind(
-        "cpu_saturation",
+        Kind.CPU_SATURATION,
         "CPU-bound process",
         "The process is CPU-bound (for CPython: one core, the GIL)",
         "Run more processes (threads will not help under the GIL) and profile the hot code",
     ),
     FindingKind(
-        "event_loop_blocked",
+        Kind.EVENT_LOOP_BLOCKED,
         "asyncio event loop blocked",
         "Blocking calls inside async code delay every coroutine",
         "Move blocking work off the loop (run_in_executor / asyncio.to_thread) or use an async client",
     ),
     FindingKind(
-        "db_pool_saturation",
+        Kind.DB_POOL_SATURATION,
         "DB connection pool exhausted",
         "Waiting for a DB connection dominates while the queries themselves are fast",
         "Raise the pool size (if DB CPU is low) or shorten connection hold time",
     ),
-    FindingKind("slow_query", "Slow query", "Specific statements dominate DB time", "Add an index or rewrite the statement; set a statement timeout"),
-    FindingKind("n_plus_one", "N+1 queries", "Many near-identical queries per request", "Batch the queries: a join, IN (...) or eager loading"),
+    FindingKind(Kind.SLOW_QUERY, "Slow query", "Specific statements dominate DB time", "Add an index or rewrite the statement; set a statement timeout"),
+    FindingKind(Kind.N_PLUS_ONE, "N+1 queries", "Many near-identical queries per request", "Batch the queries: a join, IN (...) or eager loading"),
     FindingKind(
-        "connection_held_during_external_call",
+        Kind.CONNECTION_HELD_DURING_EXTERNAL_CALL,
         "Connection held during an external call",
         "An outbound call runs while a DB connection/transaction is held",
         "Move the outbound call out of the transaction so the connection is released while waiting",
     ),
     FindingKind(
-        "external_dependency_slow",
+        Kind.EXTERNAL_DEPENDENCY_SLOW,
         "Slow external dependency",
         "An outbound HTTP dependency dominates latency",
         "Set timeouts, add a circuit breaker, call it asynchronously or cache its answers",
     ),
     FindingKind(
-        "circuit_open",
+        Kind.CIRCUIT_OPEN,
         "Circuit breaker open",
         "A breaker is open or rejecting calls",
         "The dependency is failing: serve a fallback and fix or scale the dependency",
     ),
     FindingKind(
-        "retry_storm",
+        Kind.RETRY_STORM,
         "Retry storm",
         "Retries multiply outbound calls",
         "Retry at most 1–2 times with exponential backoff and jitter, only idempotent calls (idempotency keys)",
     ),
     FindingKind(
-        "missing_timeout",
+        Kind.MISSING_TIMEOUT,
         "Outbound calls without timeout",
         "Outbound calls are made without a timeout",
         "Set connect (3–5 s) and read (5–30 s) timeouts on every outbound call",
     ),
     FindingKind(
-        "consumer_lag",
+        Kind.CONSUMER_LAG,
         "Kafka consumer falling behind",
         "A consumer group's lag keeps growing",
         "Speed up processing, or add partitions and consumers to the group",
     ),
     FindingKind(
-        "hot_endpoint",
+        Kind.HOT_ENDPOINT,
         "Hot endpoint starves others",
         "One endpoint takes most capacity and starves the others",
         "Give the hot feature its own worker pool (bulkhead) or its own service, and scale it out",
     ),
-    FindingKind("memory_pressure", "Memory pressure", "RSS growth or GC pauses dominate", "Fix the leak, tune the GC thresholds, stream large data"),
+    FindingKind(Kind.MEMORY_PRESSURE, "Memory pressure", "RSS growth or GC pauses dominate", "Fix the leak, tune the GC thresholds, stream large data"),
     FindingKind(
-        "uncompressed_response",
+        Kind.UNCOMPRESSED_RESPONSE,
         "Large uncompressed responses",
         "Large responses are sent without compression",
         "Compress responses (gzip/brotli via Accept-Encoding) and cache static ones with Cache-Control",
     ),
     FindingKind(
-        "cacheable_reads",
+        Kind.CACHEABLE_READS,
         "Repeated identical reads",
         "The same read is repeated across requests",
         "Cache it: in-process when small or staleness is fine, a shared cache (Redis) when large or must be consistent",

@@ -8,6 +8,11 @@ window (``analyzer_window_s``, default 60 s, ``CHOKEPOINT_ANALYZER_WINDOW_S``; b
 afresh, so "since" (when a finding started to hold) is remembered across calls.  Another ``window`` runs a one-off analyzer
 with that window on request.  Findings are JSON-ready dicts (``Finding.to_dict()``).
 
+Rules that raise are counted per kind in one ``RuleErrors`` shared by every analyzer this
+object runs; :meth:`BottleneckFindings.collect` yields them as
+``chokepoint_analyzer_rule_errors_total{kind}`` (the service registers the object with its
+Prometheus registry).
+
 Thread-safe (one lock around the analyzer).
 
 Usage::
@@ -24,7 +29,10 @@ import dataclasses
 import logging
 import threading
 
-from chokepoint.collector.analyzer import Analyzer, AnalyzerConfig
+from prometheus_client.core import CounterMetricFamily
+
+from chokepoint.collector.analysis import Analyzer, AnalyzerConfig, RuleErrors
+from chokepoint.collector.catalog import ANALYZER_RULE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +47,8 @@ class BottleneckFindings:
             config.window_s = float(window_s)
         if baseline_s is not None:
             config.baseline_window_s = float(baseline_s)
-        self._analyzer = Analyzer(store, config)
+        self.rule_errors = RuleErrors()
+        self._analyzer = Analyzer(store, config, self.rule_errors)
 
     @property
     def default_window_s(self) -> float:
@@ -64,4 +73,14 @@ class BottleneckFindings:
             return self.refresh()  # fresh, and "since" is remembered by the long-lived analyzer
         config = dataclasses.replace(self._analyzer.config, window_s=window_s)
         with self._lock:
-            return [f.to_dict() for f in Analyzer(self.store, config).analyze()]
+            return [f.to_dict() for f in Analyzer(self.store, config, self.rule_errors).analyze()]
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        """``chokepoint_analyzer_rule_errors_total{kind}`` (Prometheus collector protocol)."""
+        family = CounterMetricFamily(ANALYZER_RULE_ERRORS.name, ANALYZER_RULE_ERRORS.help, labels=list(ANALYZER_RULE_ERRORS.labels))
+        for kind, n in sorted(self.rule_errors.counts().items()):
+            family.add_metric([kind], n)
+        yield family

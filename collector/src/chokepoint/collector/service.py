@@ -152,6 +152,7 @@ class CollectorService:
         self.registry = CollectorRegistry(auto_describe=False)
         self.findings = BottleneckFindings(self.store, cfg.analyzer_window_s, cfg.analyzer_baseline_s)
         self.registry.register(StoreCollector(self.store, findings=self.findings.latest))
+        self.registry.register(self.findings)  # chokepoint_analyzer_rule_errors_total
         self.registry.register(ReceiverStatsCollector(self.stats))
         auth = BearerAuth(cfg.token)
         admission = Admission(cfg.max_inflight_requests, cfg.max_inflight_bytes)

@@ -334,10 +334,11 @@ def bottlenecks() -> dict:
         ),
         _panel(
             lay,
-            "Rejected and dropped per second",
+            "Rejected, dropped and analyzer rule errors per second",
             [
                 (_rate(c.INGEST_REJECTED, "protocol, reason", None), "rejected {{protocol}} {{reason}}"),
                 (_rate(c.INGEST_DROPPED, "reason", None), "dropped {{reason}}"),
+                (_rate(c.ANALYZER_RULE_ERRORS, "kind", None), "rule errors {{kind}}"),
             ],
             "ops",
             w=8,

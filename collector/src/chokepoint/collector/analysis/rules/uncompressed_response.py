@@ -1,0 +1,32 @@
+"""``uncompressed_response``: large responses are sent without compression.
+
+Fires for a route whose responses average at least ``large_response_bytes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from chokepoint.collector.analysis.candidate import Candidate, recommendation
+from chokepoint.collector.analysis.snapshot import WindowSnapshot
+from chokepoint.collector.catalog import Kind
+from chokepoint.instrument import signals as sig
+
+KIND = Kind.UNCOMPRESSED_RESPONSE
+
+
+def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
+    cfg = snap.config
+    for (svc, route), (avg_bytes, n, total) in snap.means_by_key(sig.HTTP_SERVER_RESPONSE_BODY_SIZE).items():
+        if avg_bytes < cfg.large_response_bytes:
+            continue
+        yield Candidate(
+            KIND,
+            svc,
+            route,
+            explained=0.2,
+            strength=min(1.0, avg_bytes / (2.5 * cfg.large_response_bytes)),  # 250 KB per response at the default threshold
+            summary=f"{route} sends {avg_bytes / 1000:.0f} KB per response uncompressed ({n / snap.window_s:.1f}/s, {total / snap.window_s / 1e6:.1f} MB/s)",
+            evidence={"avg_response_bytes": round(avg_bytes), "responses": n, "bytes_per_s": round(total / snap.window_s)},
+            recommendation=recommendation(KIND),
+        )
