@@ -22,8 +22,13 @@ options, exporting OTLP to the same sink).  Also available with ``--variants``:
 ``otel-noop`` (``stock_otel.py`` with ``OTEL_SDK_DISABLED=true`` and FastAPI's own
 telemetry off: the upstream instrumentors' wrappers around no-op tracers and meters, the
 floor for any agent built on them; ``otel-noop_native`` with FastAPI's telemetry on), the per-component variants of ``VARIANT_ENV`` (``chokepoint_server`` etc.),
-``chokepoint_gcfreeze`` (``CHOKEPOINT_GC_FREEZE=true``) and ``chokepoint_upstream``
-(the SQLAlchemy/httpx lean paths and the export delay switched back to upstream).  Reports medians over repeats and the ratios to
+``chokepoint_gcfreeze`` (``CHOKEPOINT_GC_FREEZE=true``), ``chokepoint_upstream``
+(the SQLAlchemy/httpx lean paths and the export delay switched back to upstream) and
+``ddtrace`` (Datadog's tracer: ``ddtrace-run`` in a venv of its own, built on first use by
+``ddtrace_venv.py`` under the gitignored ``.cache/``, the same app and library versions; its
+default integrations for FastAPI, SQLAlchemy, psycopg and httpx; traces sent to
+``dd_sink.py``, a local stand-in for the Datadog agent, whose counts are checked after the
+run: a variant that exported nothing fails the run).  Reports medians over repeats and the ratios to
 ``none``; writes ``bench/overhead/results.json``.  Prints a Markdown table for
 docs/BENCHMARKS.md.
 """
@@ -46,6 +51,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+from dd_sink import DdSink  # noqa: E402
+from ddtrace_venv import ensure_venv, installed_ddtrace  # noqa: E402
 
 from devservices import PostgresService  # noqa: E402
 from otlp_sink import OtlpSink  # noqa: E402
@@ -78,9 +86,23 @@ VARIANT_ENV = {
     },
     "chokepoint_gcfreeze": {"CHOKEPOINT_GC_FREEZE": "true"},  # opt-in; --variants none,chokepoint,chokepoint_gcfreeze
     "chokepoint_upstream": {"CHOKEPOINT_SQLALCHEMY": "upstream", "CHOKEPOINT_HTTPX": "upstream", "CHOKEPOINT_EXPORT_DELAY_MS": "0"},
+    # Datadog's tracer with its defaults (traces to dd_sink.py); no telemetry, remote config or
+    # profiler traffic, which would go to the same sink and are not what an app pays per request
+    "ddtrace": {
+        "DD_SERVICE": "bench-overhead",
+        "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
+        "DD_REMOTE_CONFIGURATION_ENABLED": "false",
+        "DD_TRACE_STARTUP_LOGS": "false",
+    },
 }
+SILENT = frozenset({"none", "otel-noop", "otel-noop_native", "otel-noop_server", "otel-noop_sql", "chokepoint_bare"})  # export nothing by design
 APP_CPU = 0
 LOAD_CPU = 1
+
+
+def exported(variant: str, sink) -> int:
+    """Spans the variant's exporter has delivered so far (OTLP sink, or the Datadog sink)."""
+    return sink.dd.counts()["spans"] if variant.startswith("ddtrace") else len(sink.spans())
 
 
 def free_port() -> int:
@@ -114,6 +136,9 @@ def app_command(variant: str, port: int) -> list[str]:
         return [PY, "-m", *uvicorn]
     if variant.startswith("chokepoint"):
         return [str(BIN / "chokepoint-instrument"), PY, "-m", *uvicorn]
+    if variant.startswith("ddtrace"):
+        dd_bin = ensure_venv()
+        return [str(dd_bin / "ddtrace-run"), str(dd_bin / "python"), "-m", *uvicorn]
     return [PY, str(HERE / "stock_otel.py"), *uvicorn]
 
 
@@ -159,9 +184,11 @@ def bench_backends():
     """PostgreSQL with the ``items`` table, the local HTTP dependency and the OTLP sink.
 
     Yields ``(env, sink)``: the environment the bench app reads (database, dependency,
-    OTLP endpoint, service name, the venv's ``bin`` first on ``PATH``) and the sink.
+    OTLP endpoint, service name, the venv's ``bin`` first on ``PATH``, the Datadog agent URL
+    of ``dd_sink``) and the OTLP sink; the Datadog sink is ``sink.dd``.
     """
-    with PostgresService() as pg, OtlpSink() as sink:
+    with PostgresService() as pg, OtlpSink() as sink, DdSink() as dd_sink:
+        sink.dd = dd_sink
         import psycopg
 
         with psycopg.connect(pg.dsn, autocommit=True) as conn:
@@ -178,6 +205,7 @@ def bench_backends():
                     BENCH_DOWNSTREAM_URL=f"http://127.0.0.1:{down_port}/",
                     OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
                     OTEL_SERVICE_NAME="bench-overhead",
+                    DD_TRACE_AGENT_URL=dd_sink.url,
                     PATH=f"{BIN}:{os.environ.get('PATH', '')}",
                 ),
                 sink,
@@ -211,15 +239,32 @@ def main() -> None:
                 order.remove("none")
                 order.insert(0, "none")
             for variant in order:
+                before = exported(variant, sink)
                 result = measure(variant, env, args, rate)
+                result["exported_spans"] = exported(variant, sink) - before
+                if result["exported_spans"] <= 0 and variant not in SILENT:
+                    raise SystemExit(f"{variant} exported no spans: its figures would flatter it (check its exporter and sink)")
                 if variant == "none":
                     rate = result["rps"] * args.rate_fraction
                 results[variant].append(result)
                 print(f"repeat {repeat + 1} {variant:10s} " + " ".join(f"{k}={v:.2f}" for k, v in result.items()), flush=True)
         spans_at_sink = len(sink.spans())
+        dd_counts = sink.dd.counts()
 
     summary = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in results.items()}
-    (HERE / "results.json").write_text(json.dumps({"args": vars(args), "runs": results, "median": summary, "spans_at_sink": spans_at_sink}, indent=2))
+    (HERE / "results.json").write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "runs": results,
+                "median": summary,
+                "spans_at_sink": spans_at_sink,
+                "ddtrace_sink": dd_counts,
+                "ddtrace_version": installed_ddtrace() if "ddtrace" in variants else "",
+            },
+            indent=2,
+        )
+    )
     print_table(summary, args, results)
 
 
@@ -262,12 +307,18 @@ def print_table(summary: dict, args, results: dict | None = None) -> None:
     for variant, r in ratios.items():
         if variant != "none":
             print(f"| {variant} | {r['rps_ratio']:.2f} | {r['cpu_added_ms']:+.2f} | {r['fixed_p50_added_ms']:+.2f} | {r['fixed_p99_added_ms']:+.2f} |")
-    if "chokepoint" in ratios and "otel" in ratios:
-        ours, stock = ratios["chokepoint"], ratios["otel"]
-        print(
-            f"\nchokepoint adds {ours['fixed_p50_added_ms']:+.2f} ms p50 at fixed rate vs stock {stock['fixed_p50_added_ms']:+.2f} ms; "
-            f"CPU per request {ours['cpu_added_ms']:+.2f} ms vs {stock['cpu_added_ms']:+.2f} ms"
-        )
+    for other in ("otel", "ddtrace"):
+        if "chokepoint" in ratios and other in ratios:
+            ours, theirs = ratios["chokepoint"], ratios[other]
+            print(
+                f"\nchokepoint / {other}: p50 added at fixed rate {ours['fixed_p50_added_ms']:+.2f} vs {theirs['fixed_p50_added_ms']:+.2f} ms "
+                f"({_share(ours['fixed_p50_added_ms'], theirs['fixed_p50_added_ms'])}); CPU per request added {ours['cpu_added_ms']:+.2f} vs "
+                f"{theirs['cpu_added_ms']:+.2f} ms ({_share(ours['cpu_added_ms'], theirs['cpu_added_ms'])}); throughput {ours['rps_ratio']:.2f} vs {theirs['rps_ratio']:.2f}"
+            )
+
+
+def _share(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f} of it" if theirs > 0 else "n/a"
 
 
 def report_from(path: Path) -> None:

@@ -147,9 +147,12 @@ def ref_breakdown(root, request, classified) -> Breakdown:
                 else:
                     connect_s += seconds
         components[name] = components.get(name, 0.0) + seconds
+    queue_s = 0.0
     if request is not None:
         for name, seconds in request.component_seconds.items():
-            if name == "kafka_wait":
+            if name == "queue_before_span":  # before the root span (X-Request-Start): added to the total, not taken out of self
+                queue_s = seconds
+            elif name == "kafka_wait":
                 components["kafka"] = components.get("kafka", 0.0) + seconds
             elif name not in ("self", "db", "kafka") and not name.startswith("http"):
                 if name == "pool_wait" and connect_s > 0.0:
@@ -159,6 +162,9 @@ def ref_breakdown(root, request, classified) -> Breakdown:
                         seconds = max(seconds - connect_s, 0.0)
                 components[name] = components.get(name, 0.0) + seconds
     components["self"] = max(total_s - sum(components.values()), 0.0)
+    if queue_s > 0.0:
+        components["queue"] = components.get("queue", 0.0) + queue_s
+        result.total_s += queue_s
     return result
 
 
@@ -260,7 +266,7 @@ class TraceMaker:
             root.end_time = root_end
         rng.shuffle(children) if rng.random() < 0.2 else None  # out of start order now and then
         components = {}
-        for name in rng.sample(["pool_wait", "kafka_wait", "queue", "http_wait", "db", "self"], rng.randint(0, 3)):
+        for name in rng.sample(["pool_wait", "kafka_wait", "queue", "queue_before_span", "http_wait", "db", "self"], rng.randint(0, 3)):
             components[name] = rng.choice([0.0, 0.0002, 0.001, 0.01])
         return root, children, RequestContext(route="/work/{item_id}", component_seconds=components)
 

@@ -19,6 +19,9 @@ Per request (``http`` scopes only; websockets and lifespan pass through):
 - attributes: ``http.request.method``, ``url.path``, ``url.scheme``, ``http.route``,
   ``http.response.status_code``, ``http.response.header.content-length`` /
   ``content-encoding`` (for the response size metric), ``error.type`` on failure;
+  ``http.request.header.x_request_start`` / ``x_queue_start`` when the request carries
+  ``X-Request-Start`` / ``X-Queue-Start`` (the queue time before the span,
+  :mod:`chokepoint.instrument.queue_time`; exported only if the header allow-list names them);
 - an exception is recorded on the span (status ERROR, 500) and re-raised unchanged;
 - FastAPI's own built-in telemetry is told to step aside for that request
   (``scope["fastapi.telemetry"] = None``) so there is one server span, not two.
@@ -47,12 +50,15 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from chokepoint.instrument import queue_time
 from chokepoint.instrument.propagation import is_default_w3c
 
 _log = logging.getLogger(__name__)
 
 TRACER_NAME = "chokepoint.instrument.asgi"
 _PROPAGATION_HEADERS = (b"traceparent", b"tracestate", b"baggage")
+_REQUEST_START_ATTRIBUTE = dict(zip(queue_time.HEADERS, queue_time.REQUEST_START_KEYS, strict=True))
+_WATCHED_HEADERS = frozenset((*_PROPAGATION_HEADERS, *queue_time.HEADERS))
 _ERROR = Status(StatusCode.ERROR)
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
@@ -120,8 +126,17 @@ def _default_textmap() -> bool:
     return _DEFAULT_TEXTMAP[1]
 
 
-def _carrier(headers) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k in _PROPAGATION_HEADERS}
+def _scan(headers) -> tuple[dict[str, str], dict]:
+    """(the trace-context headers as a carrier, the request-start headers as span attributes)."""
+    carrier: dict[str, str] = {}
+    stamps: dict = {}
+    for key, value in headers:
+        if key in _WATCHED_HEADERS:
+            if key in _PROPAGATION_HEADERS:
+                carrier[key.decode("latin-1")] = value.decode("latin-1")
+            else:
+                stamps.setdefault(_REQUEST_START_ATTRIBUTE[key], (value.decode("latin-1"),))
+    return carrier, stamps
 
 
 def make_call(original: Callable, tracer_provider=None):
@@ -139,7 +154,9 @@ def make_call(original: Callable, tracer_provider=None):
         attributes = {"http.request.method": method, "url.path": scope.get("path", ""), "url.scheme": scope.get("scheme", "http")}
         if route:
             attributes["http.route"] = route
-        carrier = _carrier(scope.get("headers") or ())
+        carrier, stamps = _scan(scope.get("headers") or ())
+        if stamps:  # X-Request-Start / X-Queue-Start, as the upstream server instrumentations capture them
+            attributes.update(stamps)
         parent = propagate.extract(carrier) if carrier or not _default_textmap() else Context()
         span = tracer.start_span(f"{method} {route}" if route else method, context=parent, kind=SpanKind.SERVER, attributes=attributes)
         scope["chokepoint.span"] = span  # mounted sub-apps do not open a second span

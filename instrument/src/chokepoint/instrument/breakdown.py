@@ -20,6 +20,11 @@ Accounting rules:
   connection's ``connect`` span, which is DB time: it is taken out of ``pool_wait``.
 - ``self``: the root's duration minus all of the above, never below zero (concurrent
   async calls can overlap).
+- ``queue``: waits for a worker inside the request (the anyio thread-pool token, reported
+  by the probes as ``queue``), plus the wait before the root span started
+  (``X-Request-Start``, :mod:`chokepoint.instrument.queue_time`, reported as
+  ``queue_before_span``): that one is outside the root's duration, so it is added to the
+  request's total, not taken out of ``self``.
 
 Pure functions of finished spans: tested with hand-built spans.
 """
@@ -48,6 +53,8 @@ _CLIENT = SpanKind.CLIENT
 _PRODUCER = SpanKind.PRODUCER
 _ERROR = StatusCode.ERROR
 KAFKA_WAIT = "kafka_wait"  # chokepoint.instrument.kafka_produce_wait
+QUEUE = "queue"
+QUEUE_BEFORE_SPAN = "queue_before_span"  # request context key: the wait before the root span (chokepoint.instrument.queue_time)
 _SPAN_MEASURED = frozenset({"self", CATEGORY_DB, CATEGORY_KAFKA})  # the spans are the source of truth
 
 
@@ -200,9 +207,12 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
         else:
             name = category
         components[name] = components.get(name, 0.0) + seconds
+    queue_s = 0.0
     if request is not None:
         for name, seconds in request.component_seconds.items():
-            if name == KAFKA_WAIT:  # waiting for produce acks (kafka_produce_wait): Kafka time
+            if name == QUEUE_BEFORE_SPAN:
+                queue_s = seconds
+            elif name == KAFKA_WAIT:  # waiting for produce acks (kafka_produce_wait): Kafka time
                 components[CATEGORY_KAFKA] = components.get(CATEGORY_KAFKA, 0.0) + seconds
             elif name not in _SPAN_MEASURED and not name.startswith("http"):
                 if name == "pool_wait" and connect_s > 0.0:
@@ -215,6 +225,9 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
                 components[name] = components.get(name, 0.0) + seconds
     accounted = sum(components.values())
     components["self"] = max(total_s - accounted, 0.0)
+    if queue_s > 0.0:
+        components[QUEUE] = components.get(QUEUE, 0.0) + queue_s
+        total_s += queue_s
     return Breakdown(total_s, components, db_queries, retried_calls)
 
 

@@ -17,7 +17,9 @@ sampled flag), but nothing is exported on the request path:
    itself is buffered, read as it is, and copied into an SDK ``ReadableSpan`` only if its
    trace is kept (:func:`sanitized_copy`, on the export thread).  With
    ``CHOKEPOINT_SPANS=sdk`` the processor receives the SDK's ``ReadableSpan`` copies.
-3. ``on_end`` of the local root computes the breakdown (every request) and decides:
+3. ``on_end`` of the local root records the queue time of a server span that carries
+   ``X-Request-Start``/``X-Queue-Start`` (:mod:`chokepoint.instrument.queue_time`),
+   computes the breakdown (every request) and decides:
    keep if errored (``error``), slower than the route's rolling percentile or the floor
    (``slow``), or randomly sampled (``random``, ``CHOKEPOINT_TRACE_SAMPLE_RATE``).
    Kept traces go to a bounded queue; a daemon thread sanitizes and exports them,
@@ -50,9 +52,10 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from chokepoint.instrument import context, signals
-from chokepoint.instrument.breakdown import DB_SYSTEM_KEYS, HTTP_METHOD_KEYS, compute_breakdown, plain_attributes, span_failed
+from chokepoint.instrument.breakdown import DB_SYSTEM_KEYS, HTTP_METHOD_KEYS, QUEUE_BEFORE_SPAN, compute_breakdown, plain_attributes, span_failed
 from chokepoint.instrument.config import AgentConfig
-from chokepoint.instrument.instruments import AgentInstruments, route_of
+from chokepoint.instrument.instruments import K_ROUTE, AgentInstruments, route_of
+from chokepoint.instrument.queue_time import REQUEST_START_KEYS, queue_seconds
 from chokepoint.instrument.sanitize import sanitize_attributes
 
 _log = logging.getLogger(__name__)
@@ -298,6 +301,8 @@ class KeepSlowTracesProcessor(SpanProcessor):
         self._random = (rng or random.Random()).random
         self._sample_rate = config.trace_sample_rate
         self._max_spans = config.max_spans_per_trace
+        self.queue_wait = instruments.lean.histogram(signals.SERVER_QUEUE_WAIT_TIME, "s", "Time from X-Request-Start to the server span's start")
+        self.queue_rejected = instruments.lean.counter(signals.SERVER_QUEUE_START_REJECTED, "{request}", "X-Request-Start values not used as a queue time")
         self.queue.start()
         if hasattr(os, "register_at_fork"):
             weak_self = weakref.ref(self)
@@ -377,6 +382,12 @@ class KeepSlowTracesProcessor(SpanProcessor):
         duration_s = max((root.end_time - root.start_time) / 1e9, 0.0)
         slow = self.decider.observe(route, duration_s)
         if root.kind is SpanKind.SERVER:
+            get = plain_attributes(root).get
+            stamp = get(_REQUEST_START)
+            if stamp is None:
+                stamp = get(_QUEUE_START)
+            if stamp is not None and trace.request is not None:
+                self._record_queue_time(stamp, root.start_time, route, trace.request)
             breakdown = compute_breakdown(root, request=trace.request, classified=trace.spans)
             self.instruments.record_request(route, breakdown, slow)
         failed = span_failed(root)
@@ -398,7 +409,17 @@ class KeepSlowTracesProcessor(SpanProcessor):
         if self.queue.put(spans):
             self.instruments.exported_traces.add(1, {signals.ATTR_KEEP_REASON: reason})
 
+    def _record_queue_time(self, stamp, start_ns: int, route: str, request: context.RequestContext) -> None:
+        waited, rejected = queue_seconds(stamp, start_ns)
+        if waited is None:
+            self.queue_rejected.add(1, (route, rejected), _K_REJECTED)
+            return
+        self.queue_wait.record(waited, (route,), K_ROUTE)
+        request.component_seconds[QUEUE_BEFORE_SPAN] = waited
 
+
+_REQUEST_START, _QUEUE_START = REQUEST_START_KEYS
+_K_REJECTED = (signals.ATTR_HTTP_ROUTE, signals.ATTR_DROP_REASON)
 _DB_SYSTEM, _DB_SYSTEM_OLD = DB_SYSTEM_KEYS
 _HTTP_METHOD, _HTTP_METHOD_OLD = HTTP_METHOD_KEYS
 

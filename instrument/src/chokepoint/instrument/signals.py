@@ -42,6 +42,7 @@ SERVER_ACCEPT_BACKLOG = "chokepoint.server.accept_backlog"  # gauge: connections
 SERVER_ACCEPT_BACKLOG_MAX = "chokepoint.server.accept_backlog.max"  # gauge: the listen() backlog limit
 SERVER_ACCEPT_RATE = "chokepoint.server.accept_rate"  # gauge: connections accepted per second (Little's law with the backlog)
 SERVER_QUEUE_WAIT_TIME = "chokepoint.server.queue_wait_time"  # histogram, s: X-Request-Start/X-Queue-Start → server span start
+SERVER_QUEUE_START_REJECTED = "chokepoint.server.queue_start_rejected"  # counter, attr ATTR_DROP_REASON: unparsable | negative | too_large
 RUNTIME_EVENT_LOOP_BUSY = "chokepoint.runtime.event_loop.busy"  # gauge: fraction of wall time the loop ran callbacks without yielding
 RUNTIME_EVENT_LOOP_STALL_MAX = "chokepoint.runtime.event_loop.stall.max"  # gauge, s: longest single stall in the export interval
 
