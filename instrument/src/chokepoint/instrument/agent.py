@@ -55,6 +55,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from chokepoint.instrument.asgi import install_lean_asgi
 from chokepoint.instrument.client_flags import install_client_flags
 from chokepoint.instrument.config import AgentConfig
+from chokepoint.instrument.coverage import install_coverage
 from chokepoint.instrument.db_dedupe import install_db_dedupe
 from chokepoint.instrument.forking import reinit_metric_export_after_fork
 from chokepoint.instrument.httpx_lean import install_lean_httpx
@@ -156,6 +157,7 @@ class Agent:
             if undo is not None:
                 self._undo.append(undo)
         self.probes = install_probes(self.meter_provider.get_meter(PROBES_METER_NAME), self.config.probes, self.instruments.lean)
+        self._undo.append(install_coverage(self))  # blind spots: libraries in use whose integration produced nothing
         if self.config.gc_freeze:  # CHOKEPOINT_GC_FREEZE: full collections skip everything set up so far
             gc.collect()  # set-up garbage is freed, not frozen
             gc.freeze()

@@ -116,6 +116,11 @@ class LeanHistogram:
             )
         return points
 
+    def counts(self) -> dict[tuple, int]:
+        """Attribute values of each series → values recorded so far (a copy, for the agent's coverage check)."""
+        with self._lock:
+            return {values: series.count for values, series in self._series.items()}
+
     def metric(self, start_ns: int, now_ns: int) -> Metric | None:
         points = self.points(start_ns, now_ns)
         if not points:
