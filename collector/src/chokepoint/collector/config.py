@@ -20,6 +20,11 @@ field                           environment variable            default
 ``disk_retention_s``            ``CHOKEPOINT_DISK_RETENTION_S`` ``86400``
 ``kafka_bootstrap``             ``CHOKEPOINT_KAFKA_BOOTSTRAP``  unset (lag monitor off)
 ``kafka_poll_interval_s``       ``CHOKEPOINT_KAFKA_POLL_S``     ``10``
+``kafka_ingest``                ``CHOKEPOINT_KAFKA_INGEST``     unset (Kafka ingest off); brokers to
+                                                                consume OTLP from (receiver_kafka.py)
+``kafka_group``                 ``CHOKEPOINT_KAFKA_GROUP``      ``chokepoint`` (the ingest consumer group)
+``kafka_topics``                ``CHOKEPOINT_KAFKA_TOPICS``     ``otlp_spans,otlp_metrics`` (``^`` = regex)
+``kafka_session_s``             ``CHOKEPOINT_KAFKA_SESSION_S``  ``10`` (group session timeout)
 ``max_body_bytes``              ``CHOKEPOINT_MAX_BODY_BYTES``   ``16777216`` (16 MiB)
 ``max_inflight_requests``       ``CHOKEPOINT_MAX_INFLIGHT``     ``64``
 ``max_inflight_bytes``          ``CHOKEPOINT_MAX_INFLIGHT_BYTES`` ``268435456`` (256 MiB)
@@ -75,6 +80,10 @@ class CollectorConfig:
     disk_retention_s: float = 86400.0
     kafka_bootstrap: str | None = None
     kafka_poll_interval_s: float = 10.0
+    kafka_ingest: str | None = None
+    kafka_group: str = "chokepoint"
+    kafka_topics: str = "otlp_spans,otlp_metrics"
+    kafka_session_s: float = 10.0
     max_body_bytes: int = 16 * MIB
     max_inflight_requests: int = 64
     max_inflight_bytes: int = 256 * MIB
@@ -95,6 +104,7 @@ class CollectorConfig:
             "memory_retention_s",
             "disk_retention_s",
             "kafka_poll_interval_s",
+            "kafka_session_s",
             "analyze_interval_s",
             "analyzer_window_s",
             "analyzer_baseline_s",
@@ -113,6 +123,11 @@ class CollectorConfig:
         if not self.persist:
             return None
         return self.sqlite_path if self.sqlite_path is not None else Path(self.data_dir) / "chokepoint.sqlite"
+
+    @property
+    def kafka_topic_list(self) -> tuple[str, ...]:
+        """``kafka_topics`` split on commas (blanks dropped)."""
+        return tuple(t.strip() for t in self.kafka_topics.split(",") if t.strip())
 
     def replace(self, **changes) -> CollectorConfig:
         return dataclasses.replace(self, **changes)
@@ -177,6 +192,10 @@ _ENV = {
     "disk_retention_s": ("CHOKEPOINT_DISK_RETENTION_S", _float),
     "kafka_bootstrap": ("CHOKEPOINT_KAFKA_BOOTSTRAP", _str),
     "kafka_poll_interval_s": ("CHOKEPOINT_KAFKA_POLL_S", _float),
+    "kafka_ingest": ("CHOKEPOINT_KAFKA_INGEST", _str),
+    "kafka_group": ("CHOKEPOINT_KAFKA_GROUP", _str),
+    "kafka_topics": ("CHOKEPOINT_KAFKA_TOPICS", _str),
+    "kafka_session_s": ("CHOKEPOINT_KAFKA_SESSION_S", _float),
     "max_body_bytes": ("CHOKEPOINT_MAX_BODY_BYTES", _int),
     "max_inflight_requests": ("CHOKEPOINT_MAX_INFLIGHT", _int),
     "max_inflight_bytes": ("CHOKEPOINT_MAX_INFLIGHT_BYTES", _int),
@@ -201,6 +220,10 @@ _FLAGS = {
     "disk_retention_s": (float, "how long buckets stay on disk [CHOKEPOINT_DISK_RETENTION_S, 86400]"),
     "kafka_bootstrap": (str, "Kafka bootstrap servers for the pull-mode lag monitor [CHOKEPOINT_KAFKA_BOOTSTRAP]"),
     "kafka_poll_interval_s": (float, "lag monitor poll interval [CHOKEPOINT_KAFKA_POLL_S, 10]"),
+    "kafka_ingest": (str, "Kafka brokers to consume OTLP from as one consumer group [CHOKEPOINT_KAFKA_INGEST]"),
+    "kafka_group": (str, "consumer group of the Kafka ingest [CHOKEPOINT_KAFKA_GROUP, chokepoint]"),
+    "kafka_topics": (str, "comma-separated topics of the Kafka ingest, ^regex allowed [CHOKEPOINT_KAFKA_TOPICS, otlp_spans,otlp_metrics]"),
+    "kafka_session_s": (float, "Kafka ingest session timeout: a dead collector's partitions move after it [CHOKEPOINT_KAFKA_SESSION_S, 10]"),
     "max_body_bytes": (int, "largest accepted OTLP request body, also after gunzip [CHOKEPOINT_MAX_BODY_BYTES, 16 MiB]"),
     "max_inflight_requests": (int, "OTLP requests in progress before answering 429 [CHOKEPOINT_MAX_INFLIGHT, 64]"),
     "retry_after_s": (int, "Retry-After seconds on 429 [CHOKEPOINT_RETRY_AFTER_S, 1]"),

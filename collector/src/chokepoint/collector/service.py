@@ -16,6 +16,12 @@ Start order (answerers before askers)::
     4. OTLP/gRPC receiver        (bind_host:otlp_grpc_port)
     5. OTLP/HTTP receiver + REST API + /metrics on one uvicorn loop (otlp_http_port, api_port)
     6. Kafka lag monitor         (only with kafka_bootstrap)
+    7. Kafka ingest receiver     (only with kafka_ingest; receiver_kafka.py)
+
+After each maintenance tick's persistence flush, every callback registered with
+``on_persisted(callback)`` gets the time below which all buckets are closed and written
+(the Kafka ingest commits offsets up to it).  At shutdown the Kafka ingest stops polling
+first and commits after persistence has closed (the open bucket saved).
 
 ``/metrics`` exposes a dedicated ``prometheus_client.CollectorRegistry`` holding the
 core's ``StoreCollector`` and the receivers' own counters (never the process-global
@@ -70,6 +76,8 @@ class CollectorService:
         self.grpc: OtlpGrpcReceiver | None = None
         self.http: AsgiServers | None = None
         self.lag_monitor = None
+        self.kafka_ingest = None
+        self._persisted_listeners: list[Callable[[float], None]] = []
         self.findings: BottleneckFindings | None = None
         self._next_analysis = 0.0
         self.restored_buckets = 0
@@ -188,6 +196,21 @@ class CollectorService:
             self.lag_monitor.start()
             self._stops.append(("kafka-lag-monitor", self.lag_monitor.shutdown))
             log.info("Kafka lag monitor polling %s every %ss", cfg.kafka_bootstrap, cfg.kafka_poll_interval_s)
+        # 7. Kafka ingest
+        if cfg.kafka_ingest:
+            from chokepoint.collector.receiver_kafka import KafkaIngestConfig, KafkaIngestReceiver
+
+            kcfg = KafkaIngestConfig(cfg.kafka_ingest, group_id=cfg.kafka_group, topics=cfg.kafka_topic_list, session_timeout_s=cfg.kafka_session_s)
+            self.kafka_ingest = KafkaIngestReceiver(kcfg, self.consumer, self.store, sqlite_path=path, bucket_seconds=cfg.bucket_seconds)
+            self._stops.insert(0, ("kafka-ingest-commit", self.kafka_ingest.close))  # after persistence closed
+            self.kafka_ingest.start()
+            self.on_persisted(self.kafka_ingest.persisted_through)
+            self._stops.append(("kafka-ingest", self.kafka_ingest.shutdown))
+            log.info("Kafka ingest: group %s reading %s from %s", kcfg.group_id, ",".join(kcfg.topics), kcfg.brokers)
+
+    def on_persisted(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(t)`` after each persistence flush: buckets before ``t`` are closed and written."""
+        self._persisted_listeners.append(callback)
 
     def shutdown(self) -> None:
         """Stop everything in reverse start order and flush persistence; safe to call twice."""
@@ -214,8 +237,11 @@ class CollectorService:
         """One maintenance tick: close due buckets, write them to SQLite, analyze when due.  Never raises."""
         try:
             self.store.flush_due()
+            through = self.store.closed_through()
             if self.persistence is not None:
                 self.persistence.flush(self.store)
+            for callback in self._persisted_listeners:
+                callback(through)
         except Exception:
             log.exception("collector maintenance tick failed")
         now = time.monotonic()

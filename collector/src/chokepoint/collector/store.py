@@ -189,6 +189,11 @@ class Store:
             for start in [s for s in self._buckets if s + self.config.bucket_seconds <= horizon]:
                 del self._buckets[start]
 
+    def closed_through(self) -> float:
+        """Every bucket starting before this time is closed (``-inf`` before the first close)."""
+        with self._lock:
+            return self._closed_upto
+
     def closed_buckets(self, after_start: float = -math.inf) -> list[Bucket]:
         """Copies of closed buckets with ``start > after_start``, oldest first (for persistence)."""
         with self._lock:
