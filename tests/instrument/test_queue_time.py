@@ -1,6 +1,8 @@
 """Queue time from X-Request-Start / X-Queue-Start: parsing, the processor's histogram and
 breakdown component, and the lean ASGI server span carrying the header."""
 
+import io
+import os
 import time
 
 import pytest
@@ -116,4 +118,29 @@ def test_lean_asgi_span_carries_the_request_start_header(make_harness):
     points = harness.metric_points(signals.SERVER_QUEUE_WAIT_TIME)
     assert len(points) == 1 and points[0].count == 1
     assert 30.0 <= points[0].sum < 30.0 + 60.0  # the header's age when the span started (a busy host may add seconds)
+    assert breakdown(harness)["queue"] == pytest.approx(points[0].sum)
+
+
+def test_upstream_wsgi_server_span_gives_the_queue_time(make_harness, monkeypatch):
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+    monkeypatch.setenv(queue_time.CAPTURE_REQUEST_ENV, "X-Custom")
+    queue_time.capture_request_start(os.environ)
+    assert os.environ[queue_time.CAPTURE_REQUEST_ENV] == "X-Custom,x-request-start,x-queue-start"
+    harness = make_harness(AgentConfig(trace_sample_rate=0.0))
+
+    def wsgi_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    app = OpenTelemetryMiddleware(wsgi_app, tracer_provider=harness.tracer_provider)
+    sent_us = int(time.time() * 1e6) - 2_000_000  # 2 s in the queue, Apache's microseconds
+    environ = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": "/w", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "HTTP_X_QUEUE_START": f"t={sent_us}",
+    }  # fmt: skip
+    b"".join(app(environ, lambda status, headers, exc_info=None: None))
+    points = harness.metric_points(signals.SERVER_QUEUE_WAIT_TIME)
+    assert len(points) == 1 and points[0].count == 1
+    assert 2.0 <= points[0].sum < 2.0 + 60.0
     assert breakdown(harness)["queue"] == pytest.approx(points[0].sum)

@@ -10,6 +10,11 @@ balancers do::
     X-Request-Start: t=1764012345123         (milliseconds, Heroku)
     X-Queue-Start: t=1764012345123456        (microseconds, Apache ``%t``)
 
+For the upstream WSGI, Flask and Django server instrumentations (and the upstream ASGI
+one), the two headers must be among ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``
+(:func:`capture_request_start` adds them, keeping what the user listed); the lean
+ASGI server span captures them itself.
+
 The unit is told by magnitude (the ``t=`` prefix is optional).  The queue time is the
 server span's start minus that instant.  The processor
 (:mod:`chokepoint.instrument.sampling`) reads it from the server span's captured header
@@ -29,6 +34,7 @@ A small negative difference (clock skew within the tolerance) counts as zero que
 
 from __future__ import annotations
 
+CAPTURED_REQUEST_HEADERS = "x-request-start,x-queue-start"  # for OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST
 REQUEST_START_KEYS = ("http.request.header.x_request_start", "http.request.header.x_queue_start")
 HEADERS = (b"x-request-start", b"x-queue-start")  # ASGI header names, in REQUEST_START_KEYS' order
 MAX_QUEUE_S = 3600.0
@@ -78,3 +84,14 @@ def queue_seconds(value, start_ns: int) -> tuple[float | None, str | None]:
     if waited > MAX_QUEUE_S:
         return None, REJECT_TOO_LARGE
     return waited, None
+
+
+CAPTURE_REQUEST_ENV = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"
+
+
+def capture_request_start(environ) -> None:
+    """Add the two headers to ``environ[CAPTURE_REQUEST_ENV]`` (keeping what the user listed)."""
+    listed = [h.strip() for h in environ.get(CAPTURE_REQUEST_ENV, "").split(",") if h.strip()]
+    lowered = {h.lower() for h in listed}
+    listed += [h for h in CAPTURED_REQUEST_HEADERS.split(",") if h not in lowered]
+    environ[CAPTURE_REQUEST_ENV] = ",".join(listed)
