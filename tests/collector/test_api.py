@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from chokepoint.collector.api import MAX_WINDOW_S, create_api_app
 from chokepoint.collector.auth import BearerAuth
-from chokepoint.collector.store import TIMESERIES_METRICS
+from chokepoint.collector.store import TIMESERIES_METRICS, Store
 
 
 class FakeStore:
@@ -184,3 +184,13 @@ def test_token_guards_api_and_metrics(store):
         assert client.get(url, headers={"Authorization": "Bearer t0k"}).status_code == 200
     assert client.get("/api/v1/health", headers={"Authorization": "bearer t0k"}).status_code == 200
     assert client.get("/api/v1/health", headers={"Authorization": "Bearer t0kX"}).status_code == 401
+
+
+def test_health_lists_the_blind_spots_of_a_real_store():
+    real = Store()
+    real.set_coverage("shop", "SQLAlchemy", "statement spans", 0, version="2.0.23", try_="CHOKEPOINT_SQLALCHEMY_SPANS=listeners", instance="w1")
+    body = TestClient(create_api_app(real, CollectorRegistry())).get("/api/v1/health").json()
+    assert body["status"] == "ok"
+    assert body["blind_spots"] == [
+        {"service": "shop", "library": "SQLAlchemy", "version": "2.0.23", "what": "statement spans", "try": "CHOKEPOINT_SQLALCHEMY_SPANS=listeners"}
+    ]

@@ -541,3 +541,25 @@ def test_nested_outbound_spans_count_once(ingestor, store):
     ingestor.consume_traces(traces_request("shop", [driver, orm, urllib3_span, requests_span, root]))
     assert {(d["kind"], d["count"]) for d in store.dependencies()} == {("db", 1), ("http", 1)}
     assert store.breakdown("shop", "/n")["all"] == pytest.approx({"db": 20.0, "http:api": 10.0, "self": 20.0})
+
+
+def test_agent_coverage_gauge_becomes_a_blind_spot(ingestor, store):
+    def coverage(value, library="SQLAlchemy", what="statement spans"):
+        return number(
+            sig.AGENT_COVERAGE,
+            value,
+            {
+                sig.ATTR_COVERAGE_LIBRARY: library,
+                sig.ATTR_COVERAGE_VERSION: "2.0.23",
+                sig.ATTR_COVERAGE_WHAT: what,
+                sig.ATTR_COVERAGE_TRY: "CHOKEPOINT_SQLALCHEMY_SPANS=listeners",
+            },
+        )
+
+    result = ingestor.consume_metrics(metrics_request("shop", [coverage(0), coverage(1, what="pool metrics")]))
+    assert (result.accepted, result.rejected) == (2, 0)
+    assert store.health()["blind_spots"] == [
+        {"service": "shop", "library": "SQLAlchemy", "version": "2.0.23", "what": "statement spans", "try": "CHOKEPOINT_SQLALCHEMY_SPANS=listeners"}
+    ]
+    ingestor.consume_metrics(metrics_request("shop", [coverage(1)]))  # the same process, fixed
+    assert store.health()["blind_spots"] == []

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chokepoint.collector.report import ReportError, fetch_findings, format_findings, run_report
+from chokepoint.collector.report import BLIND_SPOTS_HEADING, ReportError, fetch_blind_spots, fetch_findings, format_findings, run_report
 
 FINDING = {
     "kind": "db_pool_saturation",
@@ -21,6 +21,7 @@ FINDING = {
     "evidence": {"pool_used": 10, "pool_max": 10, "wait_p99_ms": 410, "query_p99_ms": 4},
     "recommendation": "Raise the pool size (DB CPU is low) or shorten connection hold time",
 }
+SPOT = {"service": "shop", "library": "SQLAlchemy", "version": "2.0.23", "what": "statement spans", "try": "CHOKEPOINT_SQLALCHEMY_SPANS=listeners"}
 SECOND = {**FINDING, "kind": "slow_query", "target": "SELECT products", "score": 0.31, "severity": "info", "summary": "a | b"}
 
 
@@ -73,7 +74,8 @@ def test_markdown_escapes_pipes_and_lists_all():
 
 
 def test_json_round_trips():
-    assert json.loads(format_findings([FINDING], "json", 30)) == {"window_s": 30, "findings": [FINDING]}
+    assert json.loads(format_findings([FINDING], "json", 30)) == {"window_s": 30, "findings": [FINDING], "blind_spots": []}
+    assert json.loads(format_findings([], "json", 30, [SPOT]))["blind_spots"] == [SPOT]
 
 
 def test_no_findings_is_said_plainly():
@@ -91,3 +93,26 @@ def test_error_status_is_reported(api):
     api["status"], api["body"] = 401, {"error": "missing bearer token"}
     with pytest.raises(ReportError, match="answered 401"):
         fetch_findings(api["url"], 60, token="")
+
+
+def test_blind_spots_are_printed_before_the_findings(api, capsys):
+    api["body"] = {"findings": [], "blind_spots": [SPOT]}
+    assert run_report(api["url"], 60, "text") == 0
+    out = capsys.readouterr().out
+    assert out.startswith(BLIND_SPOTS_HEADING)  # read before "No bottleneck found"
+    assert "  - shop: SQLAlchemy 2.0.23 in use, no statement spans; try CHOKEPOINT_SQLALCHEMY_SPANS=listeners\n" in out
+    assert out.index("No bottleneck found") > out.index("SQLAlchemy")
+    assert [path for path, _auth in api["paths"]] == ["/api/v1/bottlenecks?window=60", "/api/v1/health"]
+
+
+def test_blind_spots_in_markdown():
+    md = format_findings([FINDING], "markdown", 60, [SPOT])
+    assert md.startswith(f"## {BLIND_SPOTS_HEADING}")
+    assert "| shop | SQLAlchemy 2.0.23 | statement spans | `CHOKEPOINT_SQLALCHEMY_SPANS=listeners` |" in md
+    assert md.index("Likely bottleneck") > md.index("SQLAlchemy")
+
+
+def test_no_blind_spots_from_an_older_collector(api):
+    api["body"] = {"status": "ok"}
+    assert fetch_blind_spots(api["url"]) == []
+    assert format_findings([], "text", 60, []) == "No bottleneck found in the last 60 s.\n"

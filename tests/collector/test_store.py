@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chokepoint.collector.sketch import Sketch
-from chokepoint.collector.store import OTHER, TIMESERIES_METRICS, Store, StoreConfig
+from chokepoint.collector.store import COVERAGE_TTL_S, OTHER, TIMESERIES_METRICS, Store, StoreConfig
 
 
 class Clock:
@@ -320,3 +320,21 @@ def test_every_query_is_strict_json(store, clock):
     for q in queries:
         json.dumps(q, allow_nan=False)
     assert store.histogram("shop", "/a")[-1]["le_ms"] is None  # 200 s is past the ladder's 100 s
+
+
+def test_blind_spots_latest_per_process_expire_when_no_longer_reported(store, clock):
+    assert store.health()["blind_spots"] == []
+    try_ = "CHOKEPOINT_SQLALCHEMY_SPANS=listeners"
+    store.set_coverage("shop", "SQLAlchemy", "statement spans", 0, version="2.0.23", try_=try_, instance="w1")
+    store.set_coverage("shop", "SQLAlchemy", "statement spans", 0, version="2.0.23", try_=try_, instance="w2")
+    store.set_coverage("shop", "Flask", "server spans", 1, version="3.1.0", try_="x", instance="w1")  # seen: not a blind spot
+    spot = {"service": "shop", "library": "SQLAlchemy", "version": "2.0.23", "what": "statement spans", "try": try_}
+    assert store.health()["blind_spots"] == [spot]  # one entry for two processes
+    store.set_coverage("shop", "SQLAlchemy", "statement spans", 1, version="2.0.23", try_=try_, instance="w1")
+    assert store.blind_spots() == [spot]  # still blind in w2
+    clock.t += COVERAGE_TTL_S - 1
+    store.set_coverage("shop", "SQLAlchemy", "statement spans", 1, version="2.0.23", try_=try_, instance="w2")  # fixed in w2
+    assert store.blind_spots() == []
+    store.set_coverage("billing", "confluent-kafka", "consumer lag", 0, version="2.6.0", try_="y", instance="c1")
+    clock.t += COVERAGE_TTL_S + 1  # the consumer process went away
+    assert store.blind_spots() == []

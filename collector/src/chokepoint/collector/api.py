@@ -2,7 +2,7 @@
 
 Endpoints (JSON; full reference with examples in docs/API.md)::
 
-    GET /api/v1/health
+    GET /api/v1/health               status, counts, and "blind_spots" (what the agents report they cannot see)
     GET /api/v1/services?window=60
     GET /api/v1/endpoints?service=&window=60
     GET /api/v1/dependencies?window=60

@@ -740,6 +740,19 @@ class Ingestor:
                 raise _BadPoint(f"partition {part!r} is not an integer") from None
             lag.setdefault((group, topic, partition), {})[_LAG_GAUGES[name]] = v
             return
+        if name == sig.AGENT_COVERAGE and not is_hist:
+            v = self._number(key, m, which, p)
+            if v is not None:
+                store.set_coverage(
+                    svc,
+                    str(attrs.get(sig.ATTR_COVERAGE_LIBRARY) or "unknown"),
+                    str(attrs.get(sig.ATTR_COVERAGE_WHAT) or "signals"),
+                    v,
+                    version=str(attrs.get(sig.ATTR_COVERAGE_VERSION) or ""),
+                    try_=str(attrs.get(sig.ATTR_COVERAGE_TRY) or ""),
+                    instance=ident,
+                )
+            return
         if name in _RUNTIME_GAUGES and not is_hist:
             v = self._number(key, m, which, p)
             if v is not None:

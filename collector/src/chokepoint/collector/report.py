@@ -6,8 +6,10 @@ Usage::
     chokepoint report --api http://host:8787 --window 300 --format markdown
     chokepoint report --format json > findings.json
 
-Reads ``GET /api/v1/bottlenecks?window=S`` (sending ``Authorization: Bearer
-$CHOKEPOINT_TOKEN`` when set).  Exit codes: 0 with findings or none, 1 when the
+Reads ``GET /api/v1/bottlenecks?window=S`` and the ``blind_spots`` of ``GET /api/v1/health``
+(sending ``Authorization: Bearer $CHOKEPOINT_TOKEN`` when set).  Blind spots (a library in
+use whose integration produced nothing, as the agent reports it) are printed first, as a
+"Blind spots" block: a signal that is missing is not a cause ruled out.  Exit codes: 0 with findings or none, 1 when the
 collector cannot be reached or answers with an error (one line on stderr says which).
 """
 
@@ -28,7 +30,22 @@ class ReportError(RuntimeError):
 
 
 def fetch_findings(api: str, window_s: float, timeout_s: float = 10.0, token: str | None = None) -> list[dict]:
-    url = f"{api.rstrip('/')}/api/v1/bottlenecks?{urllib.parse.urlencode({'window': window_s})}"
+    body = _get_json(api, f"/api/v1/bottlenecks?{urllib.parse.urlencode({'window': window_s})}", timeout_s, token)
+    findings = body.get("findings") if isinstance(body, dict) else None
+    if not isinstance(findings, list):
+        raise ReportError(f"collector at {api} sent no findings list")
+    return findings
+
+
+def fetch_blind_spots(api: str, timeout_s: float = 10.0, token: str | None = None) -> list[dict]:
+    """``GET /api/v1/health``'s ``blind_spots``: what the agents report they cannot see ([] from an older collector)."""
+    body = _get_json(api, "/api/v1/health", timeout_s, token)
+    spots = body.get("blind_spots") if isinstance(body, dict) else None
+    return [s for s in spots if isinstance(s, dict)] if isinstance(spots, list) else []
+
+
+def _get_json(api: str, path: str, timeout_s: float, token: str | None):
+    url = f"{api.rstrip('/')}{path}"
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     token = token if token is not None else os.environ.get("CHOKEPOINT_TOKEN")
     if token:
@@ -43,10 +60,7 @@ def fetch_findings(api: str, window_s: float, timeout_s: float = 10.0, token: st
         raise ReportError(f"cannot reach the collector at {api}: {reason} (is `chokepoint serve` running?)") from exc
     except ValueError as exc:
         raise ReportError(f"collector at {api} sent invalid JSON: {exc}") from exc
-    findings = body.get("findings") if isinstance(body, dict) else None
-    if not isinstance(findings, list):
-        raise ReportError(f"collector at {api} sent no findings list")
-    return findings
+    return body
 
 
 def _evidence_text(evidence: dict) -> str:
@@ -100,19 +114,38 @@ def format_markdown(findings: list[dict], window_s: float) -> str:
     return "\n".join([*out, ""])
 
 
-def format_findings(findings: list[dict], fmt: str, window_s: float) -> str:
-    if fmt == "json":
-        return json.dumps({"window_s": window_s, "findings": findings}, indent=2) + "\n"
+BLIND_SPOTS_HEADING = "Blind spots: the agent reports it cannot see these, so they are not ruled out as the cause"
+
+
+def format_blind_spots(spots: list[dict], fmt: str) -> str:
+    """The "Blind spots" block (empty without any): printed before the findings."""
+    if not spots:
+        return ""
+    rows = [(s.get("service", "?"), f"{s.get('library', '?')} {s.get('version', '')}".strip(), s.get("what", "signals"), s.get("try", "")) for s in spots]
     if fmt == "markdown":
-        return format_markdown(findings, window_s)
-    return format_text(findings, window_s)
+        lines = [f"## {BLIND_SPOTS_HEADING}", "", "| service | library | missing | try |", "|---|---|---|---|"]
+        lines += [f"| {svc} | {lib} | {what} | `{try_}` |" for svc, lib, what, try_ in rows]
+        return "\n".join([*lines, "", ""])
+    lines = [f"{BLIND_SPOTS_HEADING}:"]
+    lines += [f"  - {svc}: {lib} in use, no {what}; try {try_}" for svc, lib, what, try_ in rows]
+    return "\n".join([*lines, "", ""])
+
+
+def format_findings(findings: list[dict], fmt: str, window_s: float, blind_spots: list[dict] | None = None) -> str:
+    spots = blind_spots or []
+    if fmt == "json":
+        return json.dumps({"window_s": window_s, "findings": findings, "blind_spots": spots}, indent=2) + "\n"
+    if fmt == "markdown":
+        return format_blind_spots(spots, fmt) + format_markdown(findings, window_s)
+    return format_blind_spots(spots, fmt) + format_text(findings, window_s)
 
 
 def run_report(api: str, window_s: float, fmt: str) -> int:
     try:
         findings = fetch_findings(api, window_s)
+        blind_spots = fetch_blind_spots(api)
     except ReportError as exc:
         print(f"chokepoint report: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(format_findings(findings, fmt, window_s))
+    sys.stdout.write(format_findings(findings, fmt, window_s, blind_spots))
     return 0

@@ -128,6 +128,9 @@ def _rate(n: float, d: float) -> float:
     return round(n / d, 6) if d > 0 else 0.0
 
 
+COVERAGE_TTL_S = 180.0  # a blind spot no agent has reported for this long is forgotten (the process went away)
+
+
 class Store:
     """The in-memory store; see the module docstring."""
 
@@ -155,6 +158,8 @@ class Store:
         self.ingested_points: dict[str, int] = {}
         self.rejected: dict[tuple[str, str], int] = {}
         self.dropped: dict[str, int] = {}
+        # agent coverage (chokepoint.agent.coverage): (service, library, what, instance) -> latest report
+        self._coverage: dict[tuple[str, str, str, object], dict] = {}
 
     # ------------------------------------------------------------ bucket plumbing
     def _bucket_start(self, ts: float) -> float:
@@ -407,6 +412,24 @@ class Store:
         b.updated_s = self.clock()
         return b
 
+    def set_coverage(self, service: str, library: str, what: str, value: float, *, version: str = "", try_: str = "", instance: object = None) -> None:
+        """The agent's latest coverage report for one library/what of one process (1 seen, 0 blind spot)."""
+        with self._lock:
+            self._coverage[(service, library, what, instance)] = {"value": float(value), "version": version, "try": try_, "seen_s": self.clock()}
+
+    def blind_spots(self) -> list[dict]:
+        """``[{"service", "library", "version", "what", "try"}]``: what an agent reported it cannot
+        see within the last ``COVERAGE_TTL_S`` seconds (one entry however many processes report it)."""
+        with self._lock:
+            cutoff = self.clock() - COVERAGE_TTL_S
+            for key in [k for k, v in self._coverage.items() if v["seen_s"] < cutoff]:
+                del self._coverage[key]
+            spots = {}
+            for (service, library, what, _instance), v in sorted(self._coverage.items(), key=lambda kv: kv[0][:3]):
+                if v["value"] == 0:
+                    spots.setdefault((service, library, what), {"service": service, "library": library, "version": v["version"], "what": what, "try": v["try"]})
+            return list(spots.values())
+
     def set_breaker_state(self, service: str, name: str, state: int | str) -> None:
         """State as index of ``BREAKER_STATES`` or its name (closed/half_open/open)."""
         idx = BREAKER_STATES.index(state) if isinstance(state, str) else int(state)
@@ -628,6 +651,7 @@ class Store:
                 "buckets_in_memory": len(self._buckets),
                 "kept_traces": len(self._traces),
                 "uptime_s": round(self.clock() - self._started_s, 3),
+                "blind_spots": self.blind_spots(),
             }
 
     def _merged_routes(self, window_s: float) -> dict[tuple[str, str], RouteAgg]:
