@@ -1,10 +1,10 @@
 """Lean server spans for FastAPI and Starlette (replaces the upstream ASGI middleware).
 
-Why: on a small FastAPI route the upstream ``OpenTelemetryMiddleware`` (with the FastAPI
-instrumentor's route matching, ~15 request attributes set twice, semconv helpers, its
-own histograms and response-header propagation) was ~25 % of the request's CPU in a
-profile (docs/BENCHMARKS.md).  chokepoint needs one server span with the method, route,
-path, status and response size/encoding, and the incoming trace context.
+Why: the upstream ``OpenTelemetryMiddleware`` (with the FastAPI instrumentor's route
+matching, ~15 request attributes set twice, semconv helpers, its own histograms and
+response-header propagation) does far more than chokepoint needs: one server span with the
+method, route, path, status and response size/encoding, and the incoming trace context
+(its cost against upstream's: docs/BENCHMARKS.md, "Agent overhead").
 
 Usage (the agent does this unless ``CHOKEPOINT_ASGI=upstream``)::
 
@@ -29,15 +29,11 @@ Per request (``http`` scopes only; websockets and lifespan pass through):
 With ``CHOKEPOINT_ASGI=upstream`` the upstream FastAPI/Starlette instrumentors are used
 instead (with ``exclude_spans=["receive", "send"]``).
 
-Cost: on a trivial FastAPI route driven in-process (SDK tracer provider, no processor;
-12 paired rounds of 2000 requests, busy shared box) the wrapper adds 66–79 µs/request
-(72–90 µs before the trims below, same runs), most of it the SDK's span start
-(attribute cleaning) and end.  Route matching skips, without
-building a match, the plain Starlette/FastAPI routes whose path regex misses (FastAPI's
-docs routes, every other route), and the response attributes go to the span in one
-``set_attributes`` at the end; a request without ``traceparent``/``tracestate``/``baggage``
-under the default propagators starts from the empty context their extraction returns,
-without calling them.
+Per request it does as little as it can: route matching skips, without building a match,
+the plain Starlette/FastAPI routes whose path regex misses (FastAPI's docs routes, every
+other route); the response attributes go to the span in one ``set_attributes`` at the end;
+a request without ``traceparent``/``tracestate``/``baggage`` under the default propagators
+starts from the empty context their extraction returns, without calling them.
 """
 
 from __future__ import annotations

@@ -66,8 +66,8 @@ def plain_attributes(span) -> Mapping:
 
     A lean span's ``attributes`` is a dict already.  The SDK's ``ReadableSpan.attributes``
     builds a ``MappingProxyType`` over its ``BoundedAttributes`` on every access, and
-    ``BoundedAttributes.get`` raises and catches ``KeyError`` for every missing key
-    (~1 µs each): read the dict underneath instead.
+    ``BoundedAttributes.get`` raises and catches ``KeyError`` for every missing key: read
+    the dict underneath instead.
     """
     if isinstance(span, ReadableSpan):
         attributes = span._attributes

@@ -45,25 +45,13 @@ It leans on a few SDK internals (``_clean_attribute_value``, ``_is_valid_link``,
 tracer's ``_tracer_config``/``_instrumentation_scope``, the provider's ``_span_limits``),
 which is why ``opentelemetry-sdk`` is pinned to one minor version.
 
-Measured on a shared 2-core box (paired rounds, user CPU µs per request; ``added`` is the
-median per-round difference to the uninstrumented app)::
-
-    bench/overhead/request_cpu.py --rounds 15 --requests 80 --variants "none,chokepoint,chokepoint+CHOKEPOINT_SPANS=sdk"
-    none 1479 · lean spans +484 · CHOKEPOINT_SPANS=sdk +740     (quieter run)
-    none 2290 · lean spans +787 · CHOKEPOINT_SPANS=sdk +1205    (busier run)
-
-    bench/overhead/agent_path.py --rounds 9 --requests 1000 --variants "lean,sdk+CHOKEPOINT_SPANS=sdk"
-    the agent's whole per-request path (6 spans + processor): 110 µs lean, 275 µs SDK
-
-One span started (6 attributes) and ended, no-op processor, same box and moment: lean
-3–6 µs, SDK 20–31 µs.
-
-Since then (``agent_path.py --variants "before@c9de61d,after@95420ae"``, busy host, the
-request's path 188 → 165–169 µs): a ``SpanContext`` parent is read by tuple index, not
-through its properties; with the SDK's own ``RandomIdGenerator`` the ids come from
+On the agent's own path a parent ``SpanContext`` is read by tuple index, not through its
+properties; with the SDK's own ``RandomIdGenerator`` the ids come from
 ``random.getrandbits`` called here (the same draws in the same order: trace id, then span
 id); ``set_attributes`` with valid keys cleans only the values that need it (a tuple of
-plain values, a captured header, is kept as it is).
+plain values, a captured header, is kept as it is).  What lean spans save against the
+SDK's: docs/BENCHMARKS.md ("Lean spans"; ``CHOKEPOINT_SPANS=sdk`` switches back for the
+comparison).
 """
 
 from __future__ import annotations
