@@ -8,7 +8,7 @@ its own (``serve``, ``report``); other installed distributions add theirs throug
 Usage::
 
     chokepoint serve [--no-dashboard]
-    chokepoint report [--api URL] [--window S] [--format text|json|markdown]
+    chokepoint report [--api URL[,URL...]] [--window S] [--format text|json|markdown]
     chokepoint --help
 """
 
@@ -29,9 +29,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """``chokepoint report``: ranked findings of a running collector."""
+    from chokepoint.collector.remote import run_merged_report, split_apis
     from chokepoint.collector.report import run_report
 
-    return run_report(args.api, args.window, args.format)
+    apis = split_apis(args.api)
+    if len(apis) > 1:  # several collectors (sharded by service): merged, ranked together
+        return run_merged_report(apis, args.window, args.format)
+    return run_report(apis[0] if apis else args.api, args.window, args.format)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_collector_arguments(serve)
     serve.set_defaults(func=_serve)
     report = sub.add_parser("report", help="ranked bottleneck findings")
-    report.add_argument("--api", default="http://127.0.0.1:8787", help="collector REST API base URL")
+    report.add_argument("--api", default="http://127.0.0.1:8787", help="collector REST API base URL, or several comma-separated (merged)")
     report.add_argument("--window", type=float, default=60.0, help="seconds of recent data to judge (default 60)")
     report.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     report.set_defaults(func=_report)

@@ -26,7 +26,7 @@ import dash
 from dash import Input, Output, dcc, html
 from werkzeug.serving import make_server
 
-from .client import ApiClient
+from .client import ApiClient, api_client
 from .components import REFRESH_MS, error_banner, tolerant
 from .pages import dependencies, messaging, overview, resources, route
 from .serving import BackgroundServer
@@ -49,7 +49,7 @@ def collector_banner(client: ApiClient):
 
 def create_app(api_url: str, timeout_s: float = 2.0, token: str | None = None, requests_pathname_prefix: str | None = None) -> dash.Dash:
     """A Dash app reading the collector REST API at ``api_url``; ``.server`` is its Flask app."""
-    client = ApiClient(api_url, timeout_s=timeout_s, token=token)
+    client = api_client(api_url, timeout_s=timeout_s, token=token)  # several comma-separated URLs: merged
     kwargs = {"requests_pathname_prefix": requests_pathname_prefix} if requests_pathname_prefix else {}
     app = dash.Dash(__name__, use_pages=True, pages_folder="", title="chokepoint", update_title=None, **kwargs)
     for order, page in enumerate(PAGES):

@@ -2,7 +2,7 @@
 
 Usage::
 
-    chokepoint dashboard [--api URL] [--host 127.0.0.1] [--port 8050]
+    chokepoint dashboard [--api URL[,URL...]] [--host 127.0.0.1] [--port 8050]
     chokepoint rules [--output FILE]
     chokepoint grafana push --url URL [--token TOKEN] [--folder NAME]
     chokepoint grafana generate [--output DIR]
@@ -29,7 +29,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 def add_dashboard_command(subparsers) -> None:
     parser = subparsers.add_parser("dashboard", help="the Dash live dashboard alone, against a running collector")
-    parser.add_argument("--api", default="http://127.0.0.1:8787", help="collector REST API base URL")
+    parser.add_argument("--api", default="http://127.0.0.1:8787", help="collector REST API base URL, or several comma-separated (merged)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8050)
     parser.set_defaults(func=_dashboard)

@@ -115,3 +115,92 @@ class ApiClient:
 
     def breakdown(self, service: str, route: str, window_s: float = 60) -> dict:
         return self.get("breakdown", service=service, route=route, window=window_s)
+
+
+class MultiApiClient:
+    """The same methods over several collectors (``--api URL,URL``), answers merged.
+
+    Lists are merged by ``chokepoint.collector.remote`` (findings ranked together, rows of one
+    service combined, the rest one row per key).  A collector that does not answer is named:
+    ``health()`` reports ``status`` ``"not answering: URL (reason)"`` for the banner, the other
+    calls return what the others answered; only when none answers do they raise
+    :class:`CollectorUnavailable`.
+    """
+
+    def __init__(self, base_urls: list[str], timeout_s: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> None:
+        self.clients = [ApiClient(url, timeout_s=timeout_s, token=token) for url in base_urls]
+        self.base_url = ",".join(c.base_url for c in self.clients)
+
+    def _gather(self, call):
+        from chokepoint.collector.remote import gather
+
+        merged = gather(self.clients, call, errors=(CollectorUnavailable,))
+        if not merged.parts:
+            raise CollectorUnavailable("; ".join(why for _c, why in merged.unreachable) or "no collector configured")
+        return merged
+
+    def _rows(self, what: str, call) -> list[dict]:
+        from chokepoint.collector.remote import merge_rows
+
+        return merge_rows(what, self._gather(call).parts)
+
+    def health(self) -> dict:
+        merged = self._gather(lambda c: c.health())
+        missing = [f"{c.base_url} ({why})" for c, why in merged.unreachable]
+        bad = [f"{c.base_url}: {h.get('status')!r}" for c, h in zip(merged.answered, merged.parts, strict=True) if h.get("status") != "ok"]
+        status = "ok" if not missing and not bad else "; ".join([*(f"not answering: {m}" for m in missing), *bad])
+        from chokepoint.collector.remote import merge_rows
+
+        return {"status": status, "collectors": len(self.clients), "blind_spots": merge_rows("blind_spots", (h.get("blind_spots") or [] for h in merged.parts))}
+
+    def services(self) -> list[dict]:
+        return self._rows("services", lambda c: c.services())
+
+    def endpoints(self, service: str | None = None, window_s: float = 60) -> list[dict]:
+        return self._rows("endpoints", lambda c: c.endpoints(service=service, window_s=window_s))
+
+    def dependencies(self, window_s: float = 60) -> list[dict]:
+        return self._rows("dependencies", lambda c: c.dependencies(window_s=window_s))
+
+    def pools(self) -> list[dict]:
+        return self._rows("pools", lambda c: c.pools())
+
+    def breakers(self) -> list[dict]:
+        return self._rows("breakers", lambda c: c.breakers())
+
+    def consumer_lag(self) -> list[dict]:
+        return self._rows("consumer_lag", lambda c: c.consumer_lag())
+
+    def bottlenecks(self, window_s: float = 60) -> list[dict]:
+        from chokepoint.collector.remote import merge_findings
+
+        return merge_findings(self._gather(lambda c: c.bottlenecks(window_s=window_s)).parts)
+
+    def traces(self, route: str | None = None, slow_only: bool = False, limit: int = 50) -> list[dict]:
+        return self._rows("traces", lambda c: c.traces(route=route, slow_only=slow_only, limit=limit))[:limit]
+
+    def timeseries(self, metric: str, service: str | None = None, target: str | None = None, window_s: float = 3600) -> list[dict]:
+        parts = self._gather(lambda c: c.timeseries(metric, service=service, target=target, window_s=window_s)).parts
+        return [series for part in parts for series in part]
+
+    def _first(self, call):
+        """A per-service view: the answer of the collector that has the service (the first non-empty)."""
+        parts = self._gather(call).parts
+        return next((p for p in parts if p), parts[0])
+
+    def histogram(self, service: str, route: str, window_s: float = 60) -> list[dict]:
+        return self._first(lambda c: c.histogram(service, route, window_s=window_s))
+
+    def heatmap(self, service: str, route: str, window_s: float = 3600) -> dict:
+        return self._first(lambda c: c.heatmap(service, route, window_s=window_s))
+
+    def breakdown(self, service: str, route: str, window_s: float = 60) -> dict:
+        return self._first(lambda c: c.breakdown(service, route, window_s=window_s))
+
+
+def api_client(api: str, timeout_s: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> ApiClient | MultiApiClient:
+    """``ApiClient`` for one URL, :class:`MultiApiClient` for ``"URL,URL,..."``."""
+    urls = [u.strip() for u in api.split(",") if u.strip()]
+    if len(urls) > 1:
+        return MultiApiClient(urls, timeout_s=timeout_s, token=token)
+    return ApiClient(urls[0] if urls else api, timeout_s=timeout_s, token=token)
