@@ -27,8 +27,11 @@ floor for any agent built on them; ``otel-noop_native`` with FastAPI's telemetry
 ``ddtrace`` (Datadog's tracer: ``ddtrace-run`` in a venv of its own, built on first use by
 ``ddtrace_venv.py`` under the gitignored ``.cache/``, the same app and library versions; its
 default integrations for FastAPI, SQLAlchemy, psycopg and httpx; traces sent to
-``dd_sink.py``, a local stand-in for the Datadog agent, whose counts are checked after the
-run: a variant that exported nothing fails the run).  Reports medians over repeats and the ratios to
+``dd_sink.py``, a local stand-in for the Datadog agent).  ``NAME@REV`` runs the agent
+(``instrument/src``) as of git revision ``REV``, as ``request_cpu.py`` does
+(``chokepoint@HEAD``: the committed agent, whatever the checkout holds).  After each
+measurement the spans the variant delivered to its sink are counted (``exported_spans``):
+a variant that should export and delivered nothing stops the run.  Reports medians over repeats and the ratios to
 ``none``; writes ``bench/overhead/results.json``.  Prints a Markdown table for
 docs/BENCHMARKS.md.
 """
@@ -43,6 +46,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -152,8 +156,13 @@ def load(port: int, duration_s: float, connections: int, rate: float | None = No
 
 def measure(variant: str, env: dict, args, rate: float | None) -> dict:
     port = free_port()
-    env = {**env, **VARIANT_ENV.get(variant, {})}
-    app = subprocess.Popen(app_command(variant, port), cwd=HERE, env=env, preexec_fn=lambda: os.sched_setaffinity(0, {APP_CPU}))
+    name, _, rev = variant.partition("@")
+    env = {**env, **VARIANT_ENV.get(name, {})}
+    if rev:  # the agent as committed at ``rev``, whatever the checkout holds
+        from request_cpu import agent_at
+
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (agent_at(rev, args.agent_tmp), env.get("PYTHONPATH")) if p)
+    app = subprocess.Popen(app_command(name, port), cwd=HERE, env=env, preexec_fn=lambda: os.sched_setaffinity(0, {APP_CPU}))
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
         load(port, args.warmup, args.connections)
@@ -230,7 +239,7 @@ def main() -> None:
         return
     variants = [v for v in args.variants.split(",") if v]
 
-    with bench_backends() as (env, sink):
+    with bench_backends() as (env, sink), tempfile.TemporaryDirectory(prefix="run-overhead-") as args.agent_tmp:
         results: dict[str, list[dict]] = {v: [] for v in variants}
         for repeat in range(args.repeats):
             rate = None
@@ -242,7 +251,7 @@ def main() -> None:
                 before = exported(variant, sink)
                 result = measure(variant, env, args, rate)
                 result["exported_spans"] = exported(variant, sink) - before
-                if result["exported_spans"] <= 0 and variant not in SILENT:
+                if result["exported_spans"] <= 0 and variant.partition("@")[0] not in SILENT:
                     raise SystemExit(f"{variant} exported no spans: its figures would flatter it (check its exporter and sink)")
                 if variant == "none":
                     rate = result["rps"] * args.rate_fraction
@@ -252,6 +261,7 @@ def main() -> None:
         dd_counts = sink.dd.counts()
 
     summary = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for v, rs in results.items()}
+    del args.agent_tmp
     (HERE / "results.json").write_text(
         json.dumps(
             {
@@ -307,11 +317,12 @@ def print_table(summary: dict, args, results: dict | None = None) -> None:
     for variant, r in ratios.items():
         if variant != "none":
             print(f"| {variant} | {r['rps_ratio']:.2f} | {r['cpu_added_ms']:+.2f} | {r['fixed_p50_added_ms']:+.2f} | {r['fixed_p99_added_ms']:+.2f} |")
+    ours_name = next((v for v in ratios if v.partition("@")[0] == "chokepoint"), None)
     for other in ("otel", "ddtrace"):
-        if "chokepoint" in ratios and other in ratios:
-            ours, theirs = ratios["chokepoint"], ratios[other]
+        if ours_name is not None and other in ratios:
+            ours, theirs = ratios[ours_name], ratios[other]
             print(
-                f"\nchokepoint / {other}: p50 added at fixed rate {ours['fixed_p50_added_ms']:+.2f} vs {theirs['fixed_p50_added_ms']:+.2f} ms "
+                f"\n{ours_name} / {other}: p50 added at fixed rate {ours['fixed_p50_added_ms']:+.2f} vs {theirs['fixed_p50_added_ms']:+.2f} ms "
                 f"({_share(ours['fixed_p50_added_ms'], theirs['fixed_p50_added_ms'])}); CPU per request added {ours['cpu_added_ms']:+.2f} vs "
                 f"{theirs['cpu_added_ms']:+.2f} ms ({_share(ours['cpu_added_ms'], theirs['cpu_added_ms'])}); throughput {ours['rps_ratio']:.2f} vs {theirs['rps_ratio']:.2f}"
             )
