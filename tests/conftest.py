@@ -30,6 +30,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
         elif parts[0] == "scenarios":
             item.add_marker(pytest.mark.scenario)
+        elif parts[0] == "zoo":
+            item.add_marker(pytest.mark.zoo)
         else:
             item.add_marker(pytest.mark.unit)
 
