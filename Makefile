@@ -10,7 +10,7 @@ INSTALL_INPUTS := constraints.txt instrument/pyproject.toml collector/pyproject.
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: test demo install provision lint format unit integration scenario bench clean accuracy
+.PHONY: test demo install provision lint format unit integration scenario bench clean accuracy matrix matrix-ci
 
 test: provision install lint
 	@echo "== pytest (unit + integration + scenario)"
@@ -57,6 +57,14 @@ integration: provision install
 
 scenario: provision install
 	$(BIN)/python -m pytest -m scenario $(PYTEST_ARGS)
+
+# The library matrix (scripts/matrix.py, tests/matrix/versions.toml): each instrumented
+# library at several releases, each in its own cached venv (~/.cache/chokepoint/matrix).
+matrix: provision install
+	$(BIN)/python scripts/matrix.py --write docs/MATRIX.md
+
+matrix-ci: provision install
+	$(BIN)/python scripts/matrix.py --ci
 
 # The whole zoo (tests/zoo: small apps under chokepoint-instrument, each with its own ground truth);
 # writes docs/ACCURACY.md even when apps miss (the misses are what it reports).
