@@ -265,11 +265,10 @@ def instrument(
 
 def instrument_libraries() -> None:
     """Run every installed ``opentelemetry_instrumentor`` through chokepoint's distro."""
-    from opentelemetry.instrumentation.auto_instrumentation._load import _load_instrumentors
-
+    from chokepoint.instrument.compat import load_instrumentors
     from chokepoint.instrument.distro import ChokepointDistro
 
-    _load_instrumentors(ChokepointDistro())
+    load_instrumentors(ChokepointDistro())
 
 
 def post_instrument() -> None:

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 
 from chokepoint.instrument import context, signals
+from chokepoint.instrument.compat import urllib3_default_timeout, urllib3_read_timeout
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.instruments import AgentInstruments
 from chokepoint.instrument.sanitize import normalize_sql
@@ -55,17 +56,18 @@ def _attrs(host) -> dict:
 
 def urllib3_timeout_missing(timeout, pool_timeout) -> bool:
     """Whether a urllib3 call with ``timeout`` (maybe the default sentinel) may wait forever."""
-    from urllib3.util.timeout import _DEFAULT_TIMEOUT, Timeout
+    from urllib3.util.timeout import Timeout
 
-    if timeout is _DEFAULT_TIMEOUT:
+    default = urllib3_default_timeout()
+    if timeout is default:
         timeout = pool_timeout
-    if timeout is _DEFAULT_TIMEOUT:
+    if timeout is default:
         return socket.getdefaulttimeout() is None
     if isinstance(timeout, Timeout):
         if timeout.total is not None:
             return False
-        read = timeout._read
-        if read is _DEFAULT_TIMEOUT:
+        read = urllib3_read_timeout(timeout)
+        if read is default:
             return socket.getdefaulttimeout() is None
         return read is None
     return timeout is None
@@ -80,11 +82,11 @@ def _install_urllib3(instruments: AgentInstruments) -> Callable[[], None] | None
     try:
         import urllib3.connectionpool
         import wrapt
-        from urllib3.util.timeout import _DEFAULT_TIMEOUT
     except ImportError:
         return None
     without_timeout = instruments.calls_without_timeout
     retries_counter = instruments.retries
+    default_timeout = urllib3_default_timeout()
 
     def urlopen(wrapped, pool, args, kwargs):
         try:
@@ -92,7 +94,7 @@ def _install_urllib3(instruments: AgentInstruments) -> Callable[[], None] | None
             if _is_retry(retries):
                 retries_counter.add(1, _attrs(pool.host))
             elif not getattr(retries, "history", None):
-                timeout = kwargs.get("timeout", args[7] if len(args) > 7 else _DEFAULT_TIMEOUT)
+                timeout = kwargs.get("timeout", args[7] if len(args) > 7 else default_timeout)
                 if urllib3_timeout_missing(timeout, pool.timeout):
                     without_timeout.add(1, _attrs(pool.host))
         except Exception:

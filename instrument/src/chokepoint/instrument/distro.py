@@ -64,8 +64,8 @@ import os
 
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.sdk._configuration import _BaseConfigurator
 
+from chokepoint.instrument.compat import BaseConfigurator
 from chokepoint.instrument.httpx_lean import lean_httpx_wanted
 from chokepoint.instrument.instruments import CAPTURED_RESPONSE_HEADERS
 from chokepoint.instrument.requests_lean import install_lean_requests, lean_requests_wanted
@@ -203,7 +203,7 @@ def _after_instrument(name: str) -> None:
             install_kafka_process_spans(name)
 
 
-class ChokepointConfigurator(_BaseConfigurator):
+class ChokepointConfigurator(BaseConfigurator):
     def _configure(self, **kwargs):
         from chokepoint.instrument.agent import start
 

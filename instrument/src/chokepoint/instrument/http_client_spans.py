@@ -77,9 +77,9 @@ from collections.abc import Callable, Mapping
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY, _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind, Status, StatusCode
 
+from chokepoint.instrument.compat import SUPPRESS_HTTP_INSTRUMENTATION_KEY, SUPPRESS_INSTRUMENTATION_KEY, http_schema_url
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.propagation import is_default_w3c
 
@@ -166,18 +166,16 @@ def upstream_tracer(library: str, tracer_provider=None):
     """The tracer of the upstream instrumentor's scope (name, version, HTTP schema URL)."""
     scope = UPSTREAM_SCOPE_PREFIX + library
     try:
-        from opentelemetry.instrumentation._semconv import _get_schema_url, _StabilityMode
-
         version = importlib.import_module(scope + ".version").__version__
     except ImportError:
         return trace.get_tracer(scope, tracer_provider=tracer_provider)
-    return trace.get_tracer(scope, version, tracer_provider, schema_url=_get_schema_url(_StabilityMode.HTTP))
+    return trace.get_tracer(scope, version, tracer_provider, schema_url=http_schema_url())
 
 
 def suppressed() -> bool:
     """Whether the current context suppresses (HTTP) instrumentation."""
     current = otel_context.get_current()
-    return bool(current.get(_SUPPRESS_INSTRUMENTATION_KEY) or current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY))
+    return bool(current.get(SUPPRESS_INSTRUMENTATION_KEY) or current.get(SUPPRESS_HTTP_INSTRUMENTATION_KEY))
 
 
 def redacted_url(url: str) -> str:
@@ -357,7 +355,7 @@ class ClientSpans:
             name, attributes, headers, args, kwargs = described
             span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
             current = trace.set_span_in_context(span)
-            inside = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, current) if self._suppress_inside else current
+            inside = otel_context.set_value(SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, current) if self._suppress_inside else current
             token = otel_context.attach(inside)
         except Exception:
             _log.debug("chokepoint: %s span not started", self.library, exc_info=True)

@@ -26,19 +26,16 @@ _log = logging.getLogger(__name__)
 
 
 def install_confluent_kafka_parenting() -> Callable[[], None] | None:
-    try:
-        import opentelemetry.instrumentation.confluent_kafka as instrumentation
-        from opentelemetry import propagate
-        from opentelemetry.instrumentation.confluent_kafka import utils
-        from opentelemetry.trace import SpanKind
-    except ImportError:
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind
+
+    from chokepoint.instrument.compat import confluent_kafka_consume_span, set_confluent_consume_span, set_current_consume_span
+
+    found = confluent_kafka_consume_span()
+    if found is None:
+        _log.debug("chokepoint: no confluent-kafka instrumentation with a known consume-span factory; consumer spans stay linked only")
         return None
-    original = getattr(instrumentation, "_create_new_consume_span", None)
-    getter = getattr(utils, "_kafka_getter", None)
-    links_of = getattr(utils, "_get_links_from_records", None)
-    if original is None or getter is None or links_of is None:
-        _log.debug("chokepoint: confluent-kafka instrumentation internals changed; consumer spans stay linked only")
-        return None
+    module, original, getter, links_of = found
 
     def create_consume_span(instance, tracer, records):
         parent = None
@@ -48,16 +45,12 @@ def install_confluent_kafka_parenting() -> Callable[[], None] | None:
                 parent = propagate.extract(headers, getter=getter) if headers else None
             except Exception:
                 parent = None
-        instance._current_consume_span = tracer.start_span(
-            name=f"{records[0].topic()} process",
-            context=parent,
-            links=links_of(records),
-            kind=SpanKind.CONSUMER,
-        )
+        span = tracer.start_span(name=f"{records[0].topic()} process", context=parent, links=links_of(records), kind=SpanKind.CONSUMER)
+        set_current_consume_span(instance, span)
 
-    instrumentation._create_new_consume_span = create_consume_span
+    set_confluent_consume_span(module, create_consume_span)
 
     def undo() -> None:
-        instrumentation._create_new_consume_span = original
+        set_confluent_consume_span(module, original)
 
     return undo

@@ -93,13 +93,16 @@ def _replace(owner: type, name: str, make: Callable[[Callable], Callable], patch
 
 def _kafka_python(patched: list) -> None:
     import kafka
-    from opentelemetry.instrumentation.kafka.utils import _kafka_getter
+
+    from chokepoint.instrument.compat import kafka_headers_getter
+
+    getter = kafka_headers_getter("kafka")
 
     def make_next(original):
         def __next__(self):
             _end(self)
             record = original(self)  # StopIteration (consumer_timeout_ms) passes through
-            _start(self, record, _kafka_getter)
+            _start(self, record, getter)
             return record
 
         return __next__
@@ -117,13 +120,16 @@ def _kafka_python(patched: list) -> None:
 
 def _aiokafka(patched: list) -> None:
     from aiokafka import AIOKafkaConsumer
-    from opentelemetry.instrumentation.aiokafka.utils import _aiokafka_getter
+
+    from chokepoint.instrument.compat import kafka_headers_getter
+
+    getter = kafka_headers_getter("aiokafka")
 
     def make_getone(original):
         async def getone(self, *partitions):
             _end(self)
             record = await original(self, *partitions)
-            _start(self, record, _aiokafka_getter)
+            _start(self, record, getter)
             return record
 
         return getone
