@@ -81,6 +81,11 @@ Bottleneck switches owned by the shop (all off = healthy: fast, no errors, no gr
                             of JSON uncompressed even to clients that accept gzip.
 ``cacheable_reads``         every request reads ``SELECT value FROM settings WHERE key =
                             'currency'`` again instead of using the 60 s in-process cache.
+``http_pool_saturation``    ``/products/{id}`` prices the product in every currency: one fast
+                            ``GET /fx/{currency}`` per currency at the payment service through
+                            a ``requests`` session whose pool holds one connection
+                            (``HTTPAdapter(pool_maxsize=1, pool_block=True)``) — the worker
+                            threads queue for that connection while each call stays fast.
 
 Switches of the other processes: ``external_dependency_slow``, ``circuit_open``
 (``shop.payment``), ``consumer_lag`` (``shop.fulfilment``; unavailable without Kafka).
@@ -104,6 +109,7 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 import httpx
+import requests
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -123,6 +129,8 @@ POOL_HOLD_S = 0.08
 HOT_SEARCH_WAIT_S = 0.8
 BLOCKING_SLEEP_S = 0.05
 CURRENCY_CACHE_TTL_S = 60.0
+FX_POOL_SIZE = 1  # http_pool_saturation: connections in the pricing client's pool
+PRICE_CURRENCIES = ("EUR", "USD", "GBP", "JPY", "CHF")
 CPU_SCORING_ROUNDS = 2000  # x 50 candidates: ~27 ms of pure-Python CPU on an idle core
 RECENT_VIEWS_KEPT = 100
 LEAK_COPIES_PER_VIEW = 300
@@ -189,6 +197,8 @@ class Shop:
         self.tiny_engine = db.make_engine(config.db_url, pool_size=2, max_overflow=0, name="shop-small")
         self.payment = PaymentClient(config.payment_url, switches, timeout_s=config.payment_timeout_s, reset_timeout_s=config.breaker_reset_s)
         self.fx_sync = httpx.Client(base_url=config.payment_url, timeout=config.payment_timeout_s)
+        self.pricing = requests.Session()  # http_pool_saturation: a client pool far smaller than the worker threads
+        self.pricing.mount("http://", requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=FX_POOL_SIZE, pool_block=True))
         self.fx_async: httpx.AsyncClient | None = None
         self.events: OrderEvents | NoEvents | None = None
         self.sqlite = db.is_sqlite(config.db_url)
@@ -213,6 +223,7 @@ class Shop:
             self.events.close()
         self.payment.close()
         self.fx_sync.close()
+        self.pricing.close()
         self.engine.dispose()
         self.tiny_engine.dispose()
 
@@ -265,12 +276,23 @@ class Shop:
             if product is None:
                 raise HTTPException(404, f"no product {product_id}")
             data = {**product.as_dict(), "currency": self.currency(s)}
+        if self.switches.on("http_pool_saturation"):
+            data["prices"] = self.prices(data["price_cents"])
         if self.switches.on("memory_pressure"):
             self.view_history.append({"product": data, "viewed_at": time.time(), "snapshots": [dict(data) for _ in range(LEAK_COPIES_PER_VIEW)]})
             self._make_garbage()
         else:
             self.recent_views.append(product_id)
         return data
+
+    def prices(self, price_cents: int) -> dict:
+        """The price in every currency, one FX call each through the one-connection pricing pool."""
+        out = {}
+        for currency in PRICE_CURRENCIES:
+            response = self.pricing.get(f"{self.config.payment_url}/fx/{currency}", timeout=self.config.payment_timeout_s)
+            response.raise_for_status()
+            out[currency] = round(price_cents * response.json()["rate"])
+        return out
 
     def search(self, q: str, limit: int) -> dict:
         self.io_wait()

@@ -110,6 +110,7 @@ SWITCH_MIX: dict[str, dict[str, float]] = {
     "retry_storm": {"place_order": 50, "product": 50},
     "missing_timeout": {"place_order": 50, "product": 50},
     "consumer_lag": {"place_order": 60, "product": 40},
+    "http_pool_saturation": {"product": 70, "search": 15, "orders": 15},
     "hot_endpoint": {"search": 60, "product": 30, "orders": 10},
     "memory_pressure": {"product": 80, "search": 20},
     "uncompressed_response": {"export": 30, "product": 60, "search": 10},

@@ -58,6 +58,7 @@ SWITCH_NAMES: tuple[str, ...] = (
     "memory_pressure",
     "uncompressed_response",
     "cacheable_reads",
+    "http_pool_saturation",
 )
 
 #: Which process owns (acts on) which switch.
@@ -76,6 +77,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
         "memory_pressure",
         "uncompressed_response",
         "cacheable_reads",
+        "http_pool_saturation",
     ),
     "payment": ("external_dependency_slow", "circuit_open", "retry_storm", "missing_timeout"),
     "fulfilment": ("consumer_lag",),

@@ -16,6 +16,7 @@ from chokepoint.collector.analysis import Analyzer, AnalyzerConfig, severity_of
 from chokepoint.collector.catalog import FINDING_KINDS
 from chokepoint.collector.store import Store, StoreConfig
 from chokepoint.instrument import signals as sig
+from tests.collector.analysis.otlp import ingest_response_sizes
 
 SVC = "shop"
 
@@ -172,13 +173,22 @@ def leaking(store, rng, i):
 
 
 def big_responses(store, rng, i):
-    store.add_counter(SVC, sig.HTTP_SERVER_RESPONSE_BODY_SIZE + ".sum", "GET /export", 10 * 450_000)
-    store.add_counter(SVC, sig.HTTP_SERVER_RESPONSE_BODY_SIZE + ".count", "GET /export", 10)
+    ingest_response_sizes(store, SVC, "GET /export", 450_000, 10, compressed=False)
+    ingest_response_sizes(store, SVC, "GET /report.pdf", 900_000, 10, compressed=True)  # large but gzip'd: not this finding
 
 
 def repeated_reads(store, rng, i):
     store.add_dependency_calls(SVC, "db", "SELECT settings WHERE key = ?", _lognormal(rng, 0.002, 20))
     store.add_counter(SVC, sig.DB_REPEATED_READS, "SELECT settings WHERE key = ?", 19)
+
+
+def http_pool(store, rng, i):
+    durations = _lognormal(rng, 0.3, 10)
+    store.add_requests(SVC, "GET /products/{id}", durations)
+    store.add_breakdown(SVC, "GET /products/{id}", {"pool_wait": 0.27 * 10, "http:payment:8001": 0.02 * 10, "self": 0.01 * 10}, slow=True, requests=10)
+    store.add_dependency_calls(SVC, "http", "payment:8001", _lognormal(rng, 0.004, 50))
+    store.set_pool(SVC, "http", "payment:8001", used=1, max=1, pending=8)
+    store.add_pool_waits(SVC, "http", "payment:8001", _lognormal(rng, 0.27, 50))
 
 
 CASES = [
@@ -198,6 +208,7 @@ CASES = [
     ("memory_pressure", "process", leaking),
     ("uncompressed_response", "GET /export", big_responses),
     ("cacheable_reads", "SELECT settings WHERE key = ?", repeated_reads),
+    ("http_pool_saturation", "payment:8001", http_pool),
 ]
 
 

@@ -78,12 +78,14 @@ EXPECTED_TARGET: dict[str, str] = {
     "memory_pressure": "process",
     "uncompressed_response": "/catalog/export",
     "cacheable_reads": SETTINGS_STATEMENT,
+    "http_pool_saturation": "{payment}",
 }
 #: The order the scenarios run in (the slow-to-clear ones last).
 ORDER = [
     "n_plus_one",
     "slow_query",
     "cacheable_reads",
+    "http_pool_saturation",
     "uncompressed_response",
     "db_pool_saturation",
     "connection_held_during_external_call",

@@ -94,6 +94,7 @@ class Kind:
     MEMORY_PRESSURE = "memory_pressure"
     UNCOMPRESSED_RESPONSE = "uncompressed_response"
     CACHEABLE_READS = "cacheable_reads"
+    HTTP_POOL_SATURATION = "http_pool_saturation"
 
 
 @dataclass(frozen=True)
@@ -186,15 +187,22 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
         "The same read is repeated across requests",
         "Cache it: in-process when small or staleness is fine, a shared cache (Redis) when large or must be consistent",
     ),
+    FindingKind(
+        Kind.HTTP_POOL_SATURATION,
+        "HTTP client pool exhausted",
+        "Requests wait for an outbound HTTP connection while the dependency itself answers fast",
+        "Raise the client pool size (urllib3/requests maxsize, httpx Limits.max_connections) or make fewer calls",
+    ),
 )
 FINDINGS_BY_KIND = {k.kind: k for k in FINDING_KINDS}
+assert {k.kind for k in FINDING_KINDS} == {v for n, v in vars(Kind).items() if n.isupper()}, "Kind and FINDING_KINDS disagree"
 SEVERITIES = ("info", "warning", "critical")
 
 # ---------------------------------------------------------------- statuses and states
 BREAKER_STATES = ("closed", "half_open", "open")  # index == chokepoint_breaker_state value
 LAG_STATUSES = ("OK", "WARN", "STALL", "STOP", "ERR")  # index == chokepoint_consumer_status value
 DEPENDENCY_KINDS = ("db", "http", "kafka")
-POOL_KINDS = ("db", "worker")
+POOL_KINDS = ("db", "worker", "http", "redis")
 
 # ---------------------------------------------------------------- REST time series (GET /api/v1/timeseries?metric=)
 # The ``metric`` vocabulary of the time-series endpoint, read by the Dash dashboard

@@ -532,10 +532,10 @@ class Ingestor:
         for (group, topic, partition), v in lag.items():
             if "committed" in v and "log_end" in v:
                 self.store.record_consumer_offsets(
-                    group, topic, partition, int(v["committed"]), int(v["log_end"]), now, time_lag_s=v.get("time_lag"), source="agent"
+                    group, topic, partition, int(v["committed"]), int(v["log_end"]), now, time_lag_s=v.get("time_lag"), source="agent", service=v.get("service")
                 )
             else:
-                self.store.record_consumer_lag(group, topic, partition, v.get("lag"), v.get("time_lag"), now, source="agent")
+                self.store.record_consumer_lag(group, topic, partition, v.get("lag"), v.get("time_lag"), now, source="agent", service=v.get("service"))
         self.store.count_ingested(protocol or self.protocol, points=accepted)
         if rejected:
             self.store.count_rejected(protocol or self.protocol, "invalid_point", rejected)
@@ -738,7 +738,9 @@ class Ingestor:
                 partition = int(part) if part is not None else 0
             except (TypeError, ValueError):
                 raise _BadPoint(f"partition {part!r} is not an integer") from None
-            lag.setdefault((group, topic, partition), {})[_LAG_GAUGES[name]] = v
+            row = lag.setdefault((group, topic, partition), {})
+            row[_LAG_GAUGES[name]] = v
+            row["service"] = svc  # the consumer process: its findings are filed under its own service
             return
         if name == sig.AGENT_COVERAGE and not is_hist:
             v = self._number(key, m, which, p)

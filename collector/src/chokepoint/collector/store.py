@@ -85,6 +85,7 @@ __all__ = [
 ]
 
 OTHER = "other"
+SLOW_FLOOR_S = 1.0  # the agent's CHOKEPOINT_SLOW_FLOOR_MS default: a request above it is always "slow"
 
 
 # log-spaced latency ladder for histogram()/heatmap(): 10 steps per decade, 0.1 ms .. 100 s
@@ -150,6 +151,7 @@ class Store:
         self._lag_samples: dict[tuple[str, str, int, str], deque[lag_rules.LagSample]] = {}
         self._lag_latest: dict[tuple[str, str, int, str], LagPoint] = {}  # newest point per partition and source
         self._log_end_history: dict[tuple[str, int], deque[tuple[float, int]]] = {}
+        self._consumer_services: dict[tuple[str, str], str] = {}  # (group, topic) -> the consumer process's service
         self._traces: OrderedDict[str, dict] = OrderedDict()
         self._kept_spans = 0
         self._authority: dict[tuple[str, str], float] = {}
@@ -487,10 +489,16 @@ class Store:
         timestamp_s: float,
         time_lag_s: float | None = None,
         source: str = "pull",
+        service: str | None = None,
     ) -> None:
-        """One observation of a partition; time lag is interpolated from log-end history when not given."""
+        """One observation of a partition; time lag is interpolated from log-end history when not given.
+
+        ``service``: the consumer process that reported it (an instrumented consumer's agent);
+        ``consumer_lag()`` rows carry it, so findings are filed under the consumer's service."""
         key = (group, topic, int(partition))
         with self._lock:
+            if service:
+                self._consumer_services[(group, topic)] = service
             skey = (*key, source)
             if skey not in self._lag_samples and len(self._lag_samples) >= self.config.max_lag_partitions:
                 self.dropped["cardinality"] = self.dropped.get("cardinality", 0) + 1
@@ -523,11 +531,21 @@ class Store:
             )
 
     def record_consumer_lag(
-        self, group: str, topic: str, partition: int, lag: float | None, time_lag_s: float | None, timestamp_s: float, source: str = "agent"
+        self,
+        group: str,
+        topic: str,
+        partition: int,
+        lag: float | None,
+        time_lag_s: float | None,
+        timestamp_s: float,
+        source: str = "agent",
+        service: str | None = None,
     ) -> None:
         """A lag observation without offsets (agent gauges); status from the lag trend only."""
         key = (group, topic, int(partition))
         with self._lock:
+            if service:
+                self._consumer_services[(group, topic)] = service
             skey = (*key, source)
             if skey not in self._lag_latest and len(self._lag_latest) >= self.config.max_lag_partitions:
                 self.dropped["cardinality"] = self.dropped.get("cardinality", 0) + 1
@@ -762,6 +780,8 @@ class Store:
                     "timeouts": p.timeouts,
                 }
                 for (svc, kind, name), p in sorted(latest.pools.items())
+                # a pool with no gauge and no checkout (an internal executor, a folded name) tells nothing
+                if p.used is not None or p.max is not None or p.pending is not None or p.wait.count
             ]
 
     def breakers(self, window_s: float = 60) -> list[dict]:
@@ -840,6 +860,7 @@ class Store:
                         "committed_offset": lp.committed_offset,
                         "log_end_offset": lp.log_end_offset,
                         "source": lp.source,
+                        "service": self._consumer_services.get((group, topic)),
                         "updated": lp.timestamp_s,
                     }
                 )
@@ -991,9 +1012,12 @@ class Store:
         requests = agg.requests or count
         slow_requests = agg.slow_requests
         if not slow_requests and agg.slow and sk.count:
-            # metric-fed breakdown (no per-request count): the agent marks requests above the
-            # route's rolling p95 as slow, so estimate the slow requests as those above p95
-            slow_requests = max(1, sk.count - sk.count_le(sk.quantile(0.95) or 0.0))
+            # metric-fed breakdown (no per-request count): the agent marks as slow the requests
+            # above the route's rolling p95 and every request above its floor (1 s), so the slow
+            # requests are the more of those two counts (all of them when every request is slow)
+            above_p95 = sk.count - sk.count_le(sk.quantile(0.95) or 0.0)
+            above_floor = sk.count - sk.count_le(SLOW_FLOOR_S)
+            slow_requests = max(1, above_p95, above_floor)
         return {
             "all": {c: round(v * 1000.0 / requests, 3) for c, v in sorted(agg.all.items())} if requests else {},
             "slow": {c: round(v * 1000.0 / slow_requests, 3) for c, v in sorted(agg.slow.items())} if slow_requests else {},

@@ -41,7 +41,10 @@ dependency is slow"; a hot endpoint explains a busy worker pool).  Severity:
 ``critical`` ≥ 0.7, ``warning`` ≥ 0.4, else ``info``.  Rules only fire past their gates,
 so a healthy service under light load yields nothing above ``info``.  A CPU-bound
 process is named ahead of the loop lag, busy workers and hot route it causes, and a
-blocked loop ahead of the threadpool it starves (``ranking.demote_symptoms``).
+blocked loop ahead of the threadpool it starves (``ranking.demote_symptoms``).  An
+``info`` never outranks a ``warning``; across runs a finding dwells a little after its
+rule stops firing and the top finding keeps its place against near ties
+(``ranking.Hysteresis``), so a steady bottleneck does not flicker.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from datetime import UTC, datetime
 from chokepoint.collector.analysis.candidate import Candidate, Finding, severity_of
 from chokepoint.collector.analysis.config import AnalyzerConfig
 from chokepoint.collector.analysis.errors import RuleErrors
-from chokepoint.collector.analysis.ranking import rank
+from chokepoint.collector.analysis.ranking import Hysteresis, rank
 from chokepoint.collector.analysis.rules import RULES
 from chokepoint.collector.analysis.snapshot import AnalyzerSource, WindowSnapshot, build_snapshot
 from chokepoint.collector.catalog import FINDINGS_BY_KIND
@@ -80,13 +83,14 @@ class Analyzer:
         self.config = config or AnalyzerConfig()
         self.errors = errors if errors is not None else RuleErrors()
         self._since: dict[tuple[str, str, str], float] = {}
+        self._hysteresis = Hysteresis(self.config.dwell_s if self.config.dwell_s is not None else self.config.window_s / 4)
         self.latest: list[Finding] = []
         self.last_run_s: float | None = None
 
     def analyze(self) -> list[Finding]:
         snap = build_snapshot(self.source, self.config)
-        ranked = rank(run_rules(snap, self.errors))
         now = snap.now
+        ranked = self._hysteresis.apply(rank(run_rules(snap, self.errors)), now)
         self._since = {c.key: self._since.get(c.key, now) for c in ranked}
         findings = [
             Finding(

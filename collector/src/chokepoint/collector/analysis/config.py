@@ -17,6 +17,7 @@ class AnalyzerConfig:
 
     window_s: float = 60.0
     baseline_window_s: float = 300.0
+    dwell_s: float | None = None  # a warning+ finding is kept this long after its rule stops firing (None: window_s / 4)
     min_requests: int = 20  # per service in the window before latency rules judge it
     degraded_p99_ms: float = 100.0  # a route is "slow" above this p99 ...
     degraded_ratio: float = 2.0  # ... or this many times its baseline p99
@@ -40,7 +41,8 @@ class AnalyzerConfig:
     hot_share: float = 0.6  # share of a service's busy time
     lag_min_messages: float = 100.0
     rss_growth_mb_per_min: float = 30.0
-    gc_time_fraction: float = 0.05
+    gc_time_fraction: float = 0.05  # of CPU time (GC CPU seconds per second), or of wall time with the run-queue wait taken out
+    warmup_s: float = 120.0  # a process's first minutes (imports, caches, pools, the agent's own start) are no memory pressure
     large_response_bytes: float = 100_000.0
     repeated_read_ratio: float = 0.5
     repeated_read_rps: float = 2.0

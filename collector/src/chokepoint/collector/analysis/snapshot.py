@@ -10,14 +10,17 @@ reads an ``AnalyzerSource`` (the embedded ``Store`` is one) once per analysis:
   route, the share of the slow requests' time by breakdown component (``self``, ``db``,
   ``pool_wait``, ``http:<host>``, ``kafka``, ``queue``), and per route
   (``RouteStats``: count, time, p50/p99 and the baseline p99);
-- dependencies (``DependencyStats`` by ``(service, kind, target)``);
+- dependencies (``DependencyStats`` by ``(service, kind, target)``; a DB target says
+  whether it is a statement, ``statements.statement_kind``);
 - pools (``PoolStats``: kind ``db`` / ``worker`` / ``http`` / ``redis``; wait p99 and
-  checkouts over the window, gauges at their peak over the window, so the numbers of one
-  finding describe the same stretch of time);
-- breakers (``BreakerStats``), consumer lag per group and topic (``ConsumerLagStats``);
+  checkouts over the window, ``used`` and ``pending`` at their peak over the window, so
+  the numbers of one finding describe the same stretch of time);
+- breakers (``BreakerStats``), consumer lag per group and topic (``ConsumerLagStats``,
+  with the consumer process's own service when an instrumented consumer reported it);
 - per service runtime (``RuntimeStats``): CPU used and run-queue wait (means over the
   latest third of the window), RSS series, GC pause and GC CPU time, event-loop lag,
-  busy share and longest stall, accept backlog and accept rate;
+  busy share and longest stall, accept backlog and accept rate, and when the store first
+  saw the process (its age: the first minutes are a warm-up);
 - the analyzer counters (``counters[(service, signal, key)]``: retries, calls without
   timeout, calls in a transaction, DB queries per request, response sizes, repeated reads).
 """
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chokepoint.collector.analysis.config import AnalyzerConfig
+from chokepoint.collector.analysis.statements import is_statement
 
 
 class AnalyzerSource(Protocol):
@@ -64,6 +68,7 @@ class DependencyStats:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     errors: int = 0
+    statement: bool = True  # DB: a statement (not connect / a transaction span / schema); others: True
 
 
 @dataclass
@@ -80,6 +85,8 @@ class ServiceSnapshot:
     worst_p99_ms: float = 0.0
     routes: dict[str, RouteStats] = field(default_factory=dict)
     self_time_s: float = 0.0  # breakdown "self" seconds over all requests in the window
+    queue_wait_count: int = 0  # requests with a proxy's X-Request-Start (the wait before the server saw them)
+    queue_wait_p99_ms: float = 0.0
     breakdown_requests: int = 0  # requests the breakdown counted (0: a metric-fed breakdown)
 
     def share(self, component: str) -> float:
@@ -106,14 +113,14 @@ class PoolStats:
     service: str
     kind: str  # catalog.POOL_KINDS
     name: str
-    used: float | None = None
-    max: float | None = None
-    pending: float | None = None
-    idle: float | None = None
-    wait_p99_ms: float = 0.0
+    used: float | None = None  # peak over the window
+    max: float | None = None  # capacity (all processes together for a worker pool)
+    pending: float | None = None  # peak over the window
+    idle: float | None = None  # latest
+    wait_p99_ms: float = 0.0  # over the window
     wait_count: int = 0
     timeouts: float = 0.0
-    processes: int | None = None  # worker pools: processes serving the service (threads = max per process)
+    processes: int | None = None  # worker pools: processes serving the service (threads per process = max / processes)
 
 
 @dataclass
@@ -136,6 +143,7 @@ class ConsumerLagStats:
     growth: float = 0.0  # lag now minus the lag when the window (twice its length) first saw the group
     statuses: tuple[str, ...] = ()
     partitions: int = 0
+    service: str | None = None  # the consumer process's service (None: only the broker's view, no instrumented consumer)
 
 
 @dataclass
@@ -145,9 +153,19 @@ class RuntimeStats:
     rss: list[tuple[float, float]] = field(default_factory=list)  # (bucket start, bytes), oldest first
     gc_pause_s: float = 0.0  # wall-clock GC pause time in the window
     gc_pause_count: int = 0
+    gc_cpu: float | None = None  # CPU seconds per second spent in GC (mean over the window; None: not reported)
     loop_lag_count: int = 0
     loop_lag_p99_ms: float = 0.0
     loop_late_fraction: float = 0.0  # share of loop-lag samples later than ``loop_late_s``
+    loop_busy: float | None = None  # fraction of wall time the loop ran without yielding (mean over the latest third)
+    loop_stall_max_s: float | None = None  # longest single stall in the window
+    accept_backlog: float | None = None  # connections waiting in the listen queue, all processes (mean over the window)
+    accept_backlog_max: float | None = None  # the listen() backlog limit
+    accept_rate: float | None = None  # connections accepted per second (mean over the window)
+    first_seen_s: float | None = None  # the earliest bucket (window + baseline) with this process's runtime
+
+    def age_s(self, now: float) -> float | None:
+        return None if self.first_seen_s is None else now - self.first_seen_s
 
 
 @dataclass
@@ -190,6 +208,10 @@ class WindowSnapshot:
     def deps_of(self, service: str, kind: str) -> list[tuple[str, DependencyStats]]:
         return [(t, d) for (s, k, t), d in self.deps.items() if s == service and k == kind and d.count > 0]
 
+    def statements_of(self, service: str) -> list[tuple[str, DependencyStats]]:
+        """The service's DB statements (connection, transaction and schema spans left out)."""
+        return [(t, d) for t, d in self.deps_of(service, "db") if d.statement]
+
     def pools_of(self, service: str, kind: str) -> list[PoolStats]:
         return [p for p in self.pools if p.service == service and p.kind == kind]
 
@@ -207,13 +229,23 @@ def build_snapshot(source: AnalyzerSource, config: AnalyzerConfig) -> WindowSnap
     snap.counters = dict(cur.counters)
     for (svc, kind, target), agg in cur.deps.items():
         snap.deps[(svc, kind, target)] = DependencyStats(
-            agg.count, agg.sketch.sum, ms(agg.sketch.quantile(0.5)) if agg.count else 0.0, ms(agg.sketch.quantile(0.99)) if agg.count else 0.0, agg.errors
+            agg.count,
+            agg.sketch.sum,
+            ms(agg.sketch.quantile(0.5)) if agg.count else 0.0,
+            ms(agg.sketch.quantile(0.99)) if agg.count else 0.0,
+            agg.errors,
+            statement=kind != "db" or is_statement(target),
         )
     _services(snap, cur, base_buckets)
-    snap.pools = [_pool(p) for p in source.pools(config.window_s)]
+    for (svc, _route), agg in getattr(cur, "queue_waits", {}).items():
+        if svc in snap.services and agg.count:
+            sv = snap.services[svc]
+            sv.queue_wait_count += agg.count
+            sv.queue_wait_p99_ms = max(sv.queue_wait_p99_ms, ms(agg.sketch.quantile(0.99)))
+    snap.pools = [_pool(p, buckets) for p in source.pools(config.window_s)]
     snap.breakers = [_breaker(b) for b in source.breakers(config.window_s)]
     snap.lags = _lags(source.consumer_lag(), source.buckets(config.window_s * 2))
-    snap.runtime = _runtime(cur, buckets, config)
+    snap.runtime = _runtime(cur, buckets, base_buckets, config)
     return snap
 
 
@@ -264,14 +296,22 @@ def _services(snap: WindowSnapshot, cur, base_buckets: list) -> None:
                     sv.slow_share[comp] = sv.slow_share.get(comp, 0.0) + min(1.0, dep.time_s / sv.request_time_s)
 
 
-def _pool(p: dict) -> PoolStats:
+def _peak(values: Iterable[float | None], latest: float | None) -> float | None:
+    """The largest value seen in the window; the latest gauge when the window has none."""
+    seen = [v for v in values if v is not None]
+    return max(seen) if seen else latest
+
+
+def _pool(p: dict, buckets: list) -> PoolStats:
+    key = (p["service"], p["kind"], p["name"])
+    in_window = [a for b in buckets if (a := b.pools.get(key)) is not None]
     return PoolStats(
         service=p["service"],
         kind=p["kind"],
         name=p["name"],
-        used=p.get("used"),
-        max=p.get("max"),
-        pending=p.get("pending"),
+        used=_peak((a.used for a in in_window), p.get("used")),
+        max=_peak((a.max for a in in_window), p.get("max")),
+        pending=_peak((a.pending for a in in_window), p.get("pending")),
         idle=p.get("idle"),
         wait_p99_ms=p.get("wait_p99_ms") or 0.0,
         wait_count=int(p.get("wait_count") or 0),
@@ -301,6 +341,7 @@ def _lags(rows: list[dict], history: list) -> list[ConsumerLagStats]:
         g.lag += p.get("lag") or 0.0
         g.time_lag_s = max(g.time_lag_s, p.get("time_lag_s") or 0.0)
         statuses.setdefault(key, set()).add(p.get("status") or "OK")
+        g.service = g.service or p.get("service")
         g.partitions += 1
     earliest: dict[tuple[str, str], float] = {}
     for b in history:  # oldest first: the first bucket that saw the group sets its starting lag
@@ -338,13 +379,27 @@ def _recent_mean(values: Iterable[float]) -> float | None:
     return sum(recent) / len(recent)
 
 
-def _runtime(cur, buckets: list, config: AnalyzerConfig) -> dict[str, RuntimeStats]:
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def _runtime(cur, buckets: list, base_buckets: list, config: AnalyzerConfig) -> dict[str, RuntimeStats]:
     out: dict[str, RuntimeStats] = {}
     for svc in {s for b in buckets for s in b.runtime} | set(cur.runtime):
+        stalls = [v for _, v in _series(buckets, svc, "loop_stall_max")]
+        backlog_max = [v for _, v in _series(buckets, svc, "accept_backlog_max")]
         rt = RuntimeStats(
             cpu=_recent_mean(v for _, v in _series(buckets, svc, "cpu")),
             run_queue_wait=_recent_mean(v for _, v in _series(buckets, svc, "run_queue_wait")),
             rss=_series(buckets, svc, "rss"),
+            gc_cpu=_mean(v for _, v in _series(buckets, svc, "gc_cpu")),
+            loop_busy=_recent_mean(v for _, v in _series(buckets, svc, "loop_busy")),
+            loop_stall_max_s=max(stalls) if stalls else None,
+            accept_backlog=_mean(v for _, v in _series(buckets, svc, "accept_backlog")),
+            accept_backlog_max=backlog_max[-1] if backlog_max else None,
+            accept_rate=_mean(v for _, v in _series(buckets, svc, "accept_rate")),
+            first_seen_s=min((b.start for b in [*base_buckets, *buckets] if svc in b.runtime), default=None),
         )
         agg = cur.runtime.get(svc)
         if agg is not None:

@@ -1,9 +1,18 @@
 """``event_loop_blocked``: blocking calls inside async code delay every coroutine.
 
-Fires on a loop-lag p99 past ``loop_lag_p99_ms`` in a degraded service (a loop lag the
-requests do not feel — an idle service on a busy host — is no bottleneck).  ``explained``:
-the p99 stall relative to the worst request, weighted by how often the loop's timer found
-the loop busy (late by more than ``loop_late_s``); ``strength``: lag p99 / 500 ms.
+The loop's own evidence: its scheduling lag (p99 past ``loop_lag_p99_ms``), how often its
+timer found it busy (late by more than ``loop_late_s``), the share of wall time it ran
+callbacks without yielding (``loop_busy``) and its longest single stall.  A request's
+server span starts only once the loop gets to it, so server spans can look fast while
+clients wait: the rule fires in a degraded service, **or** when the loop is busy at least
+``loop_busy_fraction`` of the time with stalls past the lag threshold — then throughput is
+capped near 1 / stall, and the evidence says how close the service runs to that cap.  A
+loop that lags while it is idle (a busy host leaving it without a CPU now and then) and
+requests stay fast is no bottleneck.
+
+``explained``: the p99 stall relative to the worst request weighted by how often the loop
+is found busy, or the busy share itself; ``strength``: the lag p99 (or the longest stall)
+/ 500 ms.
 """
 
 from __future__ import annotations
@@ -20,13 +29,21 @@ KIND = Kind.EVENT_LOOP_BLOCKED
 def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
     cfg = snap.config
     for svc, rt in snap.runtime.items():
-        lag_p99 = rt.loop_lag_p99_ms
-        if not rt.loop_lag_count or lag_p99 < cfg.loop_lag_p99_ms:
+        stall_ms = round(1000.0 * rt.loop_stall_max_s, 1) if rt.loop_stall_max_s else 0.0
+        lag_p99 = rt.loop_lag_p99_ms if rt.loop_lag_count else 0.0
+        if max(lag_p99, stall_ms) < cfg.loop_lag_p99_ms:
             continue
         sv = snap.service(svc)
-        if not sv.degraded:
-            continue
+        busy = rt.loop_busy or 0.0
+        loop_bound = busy >= cfg.loop_busy_fraction and sv.requests > 0
+        if not sv.degraded and not loop_bound:
+            continue  # a loop lag the requests do not feel (an idle service on a busy host) is no bottleneck
         late_fraction = rt.loop_late_fraction
+        stall = max(lag_p99, stall_ms)
+        cap_rps = round(1000.0 / stall, 1)
+        rps = round(sv.requests / snap.window_s, 1)
+        busy_text = f", busy {100 * busy:.0f}% of the time" if rt.loop_busy is not None else ""
+        cap_text = f"; one stall at a time caps it near {cap_rps:g} requests/s (now {rps:g}/s)" if stall_ms or loop_bound else ""
         yield Candidate(
             KIND,
             svc,
@@ -37,12 +54,19 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
             explained=max(
                 min(1.0, lag_p99 / max(sv.worst_p99_ms, lag_p99, 1.0)) * min(1.0, late_fraction / cfg.loop_busy_fraction),
                 min(1.0, 2.0 * late_fraction),
+                busy if loop_bound else 0.0,
             ),
-            strength=min(1.0, lag_p99 / 500.0),
-            summary=f"The asyncio event loop lags {lag_p99:.0f} ms (p99): blocking calls run on the loop",
+            strength=min(1.0, stall / 500.0),
+            summary=f"The asyncio event loop lags {lag_p99:.0f} ms (p99){busy_text}"
+            + (f", longest stall {stall_ms:.0f} ms" if stall_ms else "")
+            + f": blocking calls run on the loop{cap_text}",
             evidence={
                 "event_loop_lag_p99_ms": lag_p99,
                 "loop_late_fraction": round(late_fraction, 3),
+                "loop_busy": round(busy, 3) if rt.loop_busy is not None else None,
+                "loop_stall_max_ms": stall_ms or None,
+                "throughput_cap_rps": cap_rps,
+                "rps": rps,
                 "worst_route": sv.worst_route,
                 "worst_p99_ms": sv.worst_p99_ms,
             },

@@ -1,7 +1,9 @@
 """``slow_query``: specific statements dominate DB time.
 
 Fires, in a degraded service, for a statement with p99 ≥ ``slow_query_p99_ms`` over at
-least ``slow_query_min_calls`` calls.  ``explained``: the DB share of the slow requests'
+least ``slow_query_min_calls`` calls.  Only statements count (``statements``): a
+``connect`` span, a span named just by the DB system (a whole transaction), ``BEGIN`` /
+``COMMIT`` and schema statements are neither a slow query nor DB time.  ``explained``: the DB share of the slow requests'
 time × this statement's share of DB time; ``strength``: p99 / 500 ms.
 """
 
@@ -21,7 +23,7 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
     for svc, sv in snap.services.items():
         if not sv.degraded:
             continue  # a slow statement the requests do not feel is no bottleneck
-        dbs = snap.deps_of(svc, "db")
+        dbs = snap.statements_of(svc)
         total_db = sum(d.time_s for _, d in dbs)
         for target, d in dbs:
             if d.p99_ms < cfg.slow_query_p99_ms or total_db <= 0 or d.count < cfg.slow_query_min_calls:

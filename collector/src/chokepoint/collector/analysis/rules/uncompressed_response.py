@@ -1,6 +1,9 @@
 """``uncompressed_response``: large responses are sent without compression.
 
-Fires for a route whose responses average at least ``large_response_bytes``.
+Fires for a route whose responses sent *without* ``Content-Encoding`` average at least
+``large_response_bytes``: the ingest keeps those sizes apart
+(``http.server.response.body.size.uncompressed.sum/.count``, from responses whose
+``chokepoint.response.compressed`` attribute is false); compressed responses never count.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from chokepoint.collector.catalog import Kind
 from chokepoint.instrument import signals as sig
 
 KIND = Kind.UNCOMPRESSED_RESPONSE
+UNCOMPRESSED_SIZES = sig.HTTP_SERVER_RESPONSE_BODY_SIZE + ".uncompressed"
 
 
 def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
     cfg = snap.config
-    for (svc, route), (avg_bytes, n, total) in snap.means_by_key(sig.HTTP_SERVER_RESPONSE_BODY_SIZE).items():
+    for (svc, route), (avg_bytes, n, total) in snap.means_by_key(UNCOMPRESSED_SIZES).items():
         if avg_bytes < cfg.large_response_bytes:
             continue
         yield Candidate(

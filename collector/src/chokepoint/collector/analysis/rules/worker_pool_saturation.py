@@ -1,9 +1,16 @@
 """``worker_pool_saturation``: every worker is busy and requests queue, while CPU is not the limit.
 
-Fires on a ``worker`` pool that is saturated (``saturated``) unless the process is
-CPU-bound (``cpu_saturation``'s business: more threads do not help).  ``explained``: the
-queueing, in proportion to the app's own (``self``) time — waits the agent cannot see;
-``strength``: queue wait p99 / 200 ms or queued / workers.
+Fires on a ``worker`` pool that is saturated (``saturated``), or on requests waiting before
+any worker sees them: the accept backlog of the listening socket (all processes together)
+with the wait estimated by Little's law (wait ≈ backlog / accept rate) when it cannot be
+timed, or a proxy's ``X-Request-Start`` queue time.  Not for a CPU-bound process
+(``cpu_saturation``'s business: more threads do not help).  The summary states the
+server's processes × threads when the pool reports its processes.
+
+``explained``: the queueing, in proportion to the app's own (``self``) time — waits the
+agent cannot see — or, without a breakdown ``queue`` component, the wait relative to the
+worst route's p99 (the wait plus that route's own p99 for a backlog the server spans do not
+include); ``strength``: wait / 200 ms or queued / workers.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from collections.abc import Iterable
 from chokepoint.collector.analysis.candidate import Candidate, recommendation
 from chokepoint.collector.analysis.config import AnalyzerConfig
 from chokepoint.collector.analysis.cpu import cpu_demand
-from chokepoint.collector.analysis.snapshot import PoolStats, WindowSnapshot
+from chokepoint.collector.analysis.snapshot import PoolStats, RuntimeStats, WindowSnapshot
 from chokepoint.collector.catalog import Kind
 
 KIND = Kind.WORKER_POOL_SATURATION
@@ -29,36 +36,86 @@ def saturated(pool: PoolStats, cfg: AnalyzerConfig) -> bool:
     return (full and pending >= 1) or (busy and pool.wait_p99_ms >= cfg.worker_queue_wait_p99_ms)
 
 
+def backlog_wait_ms(rt: RuntimeStats | None) -> float:
+    """Little's law over the window: mean connections waiting in the listen queue / accepts per second."""
+    if rt is None or not rt.accept_backlog or not rt.accept_rate:
+        return 0.0
+    return round(1000.0 * rt.accept_backlog / rt.accept_rate, 1)
+
+
+def _shape(p: PoolStats | None) -> str:
+    if p is None or not p.max:
+        return "the server's workers"
+    if p.processes and p.processes > 1:
+        return f"{p.processes} processes × {p.max / p.processes:.0f} threads of '{p.name}'"
+    return f"{p.max:.0f} workers of '{p.name}'"
+
+
 def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
     cfg = snap.config
-    for p in snap.pools:
-        if p.kind != "worker" or not saturated(p, cfg):
-            continue
-        used, mx, pending, wait_p99 = p.used or 0.0, p.max or 0.0, p.pending or 0.0, p.wait_p99_ms
-        svc = p.service
+    services = (
+        {p.service for p in snap.pools if p.kind == "worker"}
+        | {s for s, rt in snap.runtime.items() if rt.accept_backlog}
+        | {s for s, sv in snap.services.items() if sv.queue_wait_count}
+    )
+    for svc in sorted(services):
         sv = snap.service(svc)
+        rt = snap.runtime.get(svc)
+        pools = sorted(snap.pools_of(svc, "worker"), key=lambda p: -(p.max or 0.0))
+        full = [p for p in pools if saturated(p, cfg)]
+        backlog_ms = backlog_wait_ms(rt)
+        proxy_ms = sv.queue_wait_p99_ms if sv.queue_wait_count else 0.0
+        before_app_ms = max(backlog_ms, proxy_ms)
+        if not full and before_app_ms < cfg.worker_queue_wait_p99_ms:
+            continue
         demand = cpu_demand(snap, svc)
         if demand.bound:
             continue  # CPU-bound: cpu_saturation's business (threads will not help)
-        cpu = demand.used
-        # the queueing is this pool's to explain when the busy workers wait on nothing the
-        # agent sees (unobserved I/O, sleeps): their in-worker time is the app's own
-        queue_share = sv.share("queue") * sv.busy_share("self")
-        yield Candidate(
-            KIND,
-            svc,
-            p.name,
-            explained=queue_share if queue_share > 0 else min(1.0, wait_p99 / max(sv.worst_p99_ms, 1.0)),
-            strength=min(1.0, max(wait_p99 / 200.0, pending / max(mx, 1.0))),
-            summary=f"All {mx:.0f} workers of '{p.name}' busy, {pending:.0f} requests queued (queue wait p99 {wait_p99:.0f} ms) while CPU is {100 * (cpu or 0):.0f}% of a core",
-            evidence={
-                "workers_busy": used,
-                "workers_max": mx,
-                "queued": pending,
-                "queue_wait_p99_ms": wait_p99,
-                "cpu_utilization": cpu,
-                "run_queue_wait": round(demand.waited, 3) if demand.waited is not None else None,
-                "cpu_demand": demand.demand,
-            },
-            recommendation=recommendation(KIND, f"Pool '{p.name}' has {mx:.0f} workers: try {int(max(mx, 1) * 2)}."),
-        )
+        for p in full or [pools[0] if pools else None]:
+            yield _candidate(snap, svc, p, backlog_ms, proxy_ms, demand)
+
+
+def _candidate(snap: WindowSnapshot, svc: str, p: PoolStats | None, backlog_ms: float, proxy_ms: float, demand) -> Candidate:
+    sv = snap.service(svc)
+    rt = snap.runtime.get(svc)
+    used, mx, pending = (p.used or 0.0, p.max or 0.0, p.pending or 0.0) if p is not None else (0.0, 0.0, 0.0)
+    timed_ms = p.wait_p99_ms if p is not None and p.wait_count else 0.0
+    backlog = rt.accept_backlog if rt is not None and rt.accept_backlog else 0.0
+    wait_ms = max(timed_ms, backlog_ms, proxy_ms)
+    queued = max(pending, backlog)
+    # the queueing is this pool's to explain when the busy workers wait on nothing the
+    # agent sees (unobserved I/O, sleeps): their in-worker time is the app's own
+    queue_share = sv.share("queue") * sv.busy_share("self")
+    outside = max(backlog_ms, proxy_ms) > timed_ms  # a wait the server spans do not include
+    client_ms = max(sv.worst_p99_ms + (wait_ms if outside else 0.0), 1.0)
+    if timed_ms:
+        how = f"queue wait p99 {timed_ms:.0f} ms"
+    elif proxy_ms >= backlog_ms:
+        how = f"waiting {proxy_ms:.0f} ms (p99) before the app sees a request (X-Request-Start)"
+    else:
+        how = f"~{backlog_ms:.0f} ms wait in the accept backlog ({backlog:.0f} connections / {rt.accept_rate:.1f} accepted/s)"
+    name = p.name if p is not None else "server"
+    busy = f"All {_shape(p)} busy" if p is not None and mx and used >= 0.9 * mx else f"Requests queue for {_shape(p)}"
+    cpu = demand.used
+    return Candidate(
+        KIND,
+        svc,
+        name,
+        explained=queue_share if queue_share > 0 else min(1.0, wait_ms / client_ms),
+        strength=min(1.0, max(wait_ms / 200.0, queued / max(mx, 1.0))),
+        summary=f"{busy}, {queued:.0f} requests queued ({how}) while CPU is {100 * (cpu or 0):.0f}% of a core",
+        evidence={
+            "workers_busy": used,
+            "workers_max": mx,
+            "processes": p.processes if p is not None else None,
+            "queued": queued,
+            "queue_wait_p99_ms": timed_ms,
+            "accept_backlog": round(backlog, 1) if rt is not None and rt.accept_backlog is not None else None,
+            "accept_backlog_wait_ms": backlog_ms if backlog_ms else None,
+            "proxy_queue_wait_p99_ms": proxy_ms if proxy_ms else None,
+            "cpu_utilization": cpu,
+            "run_queue_wait": round(demand.waited, 3) if demand.waited is not None else None,
+            "cpu_demand": demand.demand,
+        },
+        recommendation=recommendation(KIND, f"'{name}' has {mx:.0f} workers: try {int(max(mx, 1) * 2)}." if mx else "Add worker processes or threads."),
+    )
