@@ -338,3 +338,6 @@ def test_blind_spots_latest_per_process_expire_when_no_longer_reported(store, cl
     store.set_coverage("billing", "confluent-kafka", "consumer lag", 0, version="2.6.0", try_="y", instance="c1")
     clock.t += COVERAGE_TTL_S + 1  # the consumer process went away
     assert store.blind_spots() == []
+    assert [(c["library"], c["value"]) for c in store.coverage()] == []
+    store.set_coverage("shop", "Flask", "server spans", 1, version="3.1.0", try_="x", instance="w1")
+    assert store.coverage() == [{"service": "shop", "library": "Flask", "version": "3.1.0", "what": "server spans", "try": "x", "value": 1.0}]

@@ -107,6 +107,27 @@ def test_shutdown_stops_the_gauge_and_restores_accept(tmp_path):
     assert coverage.observe() == []
 
 
+def test_connections_accepted_without_server_spans_are_a_blind_spot_one_collection_later(agent):
+    import uvicorn  # the server that accepts (imported: the check names it)
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def serve():
+            for _ in range(MIN_USES):
+                server.accept()[0].close()
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        for _ in range(MIN_USES):
+            socket.create_connection(server.getsockname()).close()
+        thread.join(10)
+    assert ("uvicorn", "server spans") not in coverage_points(agent)  # a request may still be running
+    spot = coverage_points(agent)[("uvicorn", "server spans")]
+    assert (spot["value"], spot[signals.ATTR_COVERAGE_VERSION]) == (0, uvicorn.__version__)
+
+
 def test_a_check_with_grace_judges_the_use_seen_one_collection_earlier():
     used, produced = [0], [0]
     check = Check("Flask", "logging", "server spans", lambda: "try", used=lambda: used[0], produced=lambda: produced[0], grace=True)

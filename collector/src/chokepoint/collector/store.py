@@ -419,18 +419,26 @@ class Store:
         with self._lock:
             self._coverage[(service, library, what, instance)] = {"value": float(value), "version": version, "try": try_, "seen_s": self.clock()}
 
-    def blind_spots(self) -> list[dict]:
-        """``[{"service", "library", "version", "what", "try"}]``: what an agent reported it cannot
-        see within the last ``COVERAGE_TTL_S`` seconds (one entry however many processes report it)."""
+    def coverage(self) -> list[dict]:
+        """Every coverage report of the last ``COVERAGE_TTL_S`` seconds, worst first per
+        service/library/what: ``[{"service", "library", "version", "what", "try", "value"}]``
+        (``value`` 1 seen, 0 blind spot in at least one process)."""
         with self._lock:
             cutoff = self.clock() - COVERAGE_TTL_S
             for key in [k for k, v in self._coverage.items() if v["seen_s"] < cutoff]:
                 del self._coverage[key]
-            spots = {}
-            for (service, library, what, _instance), v in sorted(self._coverage.items(), key=lambda kv: kv[0][:3]):
-                if v["value"] == 0:
-                    spots.setdefault((service, library, what), {"service": service, "library": library, "version": v["version"], "what": what, "try": v["try"]})
-            return list(spots.values())
+            merged: dict[tuple[str, str, str], dict] = {}
+            for (service, library, what, _instance), v in sorted(self._coverage.items(), key=lambda kv: (kv[0][:3], kv[1]["value"])):
+                merged.setdefault(
+                    (service, library, what),
+                    {"service": service, "library": library, "version": v["version"], "what": what, "try": v["try"], "value": v["value"]},
+                )
+            return list(merged.values())
+
+    def blind_spots(self) -> list[dict]:
+        """``[{"service", "library", "version", "what", "try"}]``: what an agent reported it cannot
+        see within the last ``COVERAGE_TTL_S`` seconds (one entry however many processes report it)."""
+        return [{k: v for k, v in c.items() if k != "value"} for c in self.coverage() if c["value"] == 0]
 
     def set_breaker_state(self, service: str, name: str, state: int | str) -> None:
         """State as index of ``BREAKER_STATES`` or its name (closed/half_open/open)."""

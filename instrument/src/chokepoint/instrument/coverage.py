@@ -18,16 +18,21 @@ library / what              used (independent evidence)                 produced
 SQLAlchemy statement spans  connections returned to a SQLAlchemy pool  SQL statement spans (``db.client.operation.duration``
                             (the ``sqlalchemy_pool`` probe's count)     values of any SQL ``db.system.name``)
 SQLAlchemy pool metrics     SQL statement spans, SQLAlchemy imported    pools and checkouts seen by ``sqlalchemy_pool``
-<framework> server spans    connections accepted (``socket.accept``)    server spans (``http.server.request.duration``)
+<server> server spans       connections accepted (``socket.accept``)    server spans (``http.server.request.duration``)
 confluent-kafka / aiokafka  Kafka consumer spans (receive / process)    partitions tracked by the consumer-lag probe
 consumer lag
 ==========================  ==========================================  ==============================================
 
+The server is the first of ``SERVERS`` whose running part is imported (gunicorn, uvicorn,
+hypercorn, daphne, waitress, granian, the Werkzeug and Django development servers):
+instrumentors and probes import the frameworks and servers they patch, so a library being
+imported says nothing about its use.
 A check whose library is not imported, or with less use than ``MIN_USES``, says nothing.
 A used library is reported as the gauge ``chokepoint.agent.coverage`` (1: seen, 0: blind
 spot) with ``chokepoint.coverage.library`` (distribution name), ``.version``, ``.what``
 and ``.try`` (the switch to try), every collection; the first blind spot of each
-library/what is logged once as a warning (logger ``chokepoint.instrument``).  Checks
+library/what is logged once as a warning (logger ``chokepoint.instrument``; also on stderr
+when the only handler is OpenTelemetry's log bridge).  Checks
 whose evidence can run ahead of what they compare against (a connection accepted whose
 request has not ended) judge only evidence already there at the previous collection.
 
@@ -54,16 +59,17 @@ _log = logging.getLogger("chokepoint.instrument")
 METER_NAME = "chokepoint.instrument"
 MIN_USES = 5  # below this much use a check says nothing (a health check, a warm-up query)
 NOT_SQL = frozenset({"redis", "mongodb", "memcached", "elasticsearch", "cassandra", "dynamodb", "couchbase"})
-SERVER_FRAMEWORKS = (  # (module, distribution): the first imported one names the server
-    ("django", "Django"),
-    ("fastapi", "fastapi"),
-    ("flask", "Flask"),
-    ("falcon", "falcon"),
-    ("pyramid", "pyramid"),
-    ("tornado", "tornado"),
-    ("aiohttp", "aiohttp"),
-    ("starlette", "starlette"),
+SERVERS = (  # (module imported once the server runs, distribution): the first one names the server
+    ("gunicorn.arbiter", "gunicorn"),  # the gunicorn probe imports gunicorn's workers, not its arbiter
+    ("uvicorn.server", "uvicorn"),
+    ("hypercorn", "hypercorn"),
+    ("daphne.server", "daphne"),
+    ("waitress.server", "waitress"),
+    ("granian", "granian"),
+    ("werkzeug.serving", "Werkzeug"),
+    ("django.core.servers.basehttp", "Django"),
 )
+SERVER_TRY = "chokepoint-instrument --plan CMD (is the web framework's integration on?); chokepoint-instrument bootstrap; create the app after the agent starts"
 KAFKA_CONSUMERS = (("confluent_kafka", "confluent-kafka", "confluent_kafka"), ("aiokafka", "aiokafka", "aiokafka"))  # module, distribution, probe
 
 
@@ -123,7 +129,7 @@ class Coverage:
             results.append((check, value))
             if value == 0 and (check.library, check.what) not in self.warned:
                 self.warned.add((check.library, check.what))
-                _log.warning(
+                warn(
                     "chokepoint: blind spot: %s %s is in use (%d) but its integration produced no %s; "
                     "the sidecar cannot see it (a missing signal is not 'not the cause'). Try %s",
                     check.library,
@@ -150,6 +156,26 @@ class Coverage:
                 continue
             observations.append(Observation(value, attributes))
         return observations
+
+
+def warn(message: str, *args) -> None:
+    """A warning on ``chokepoint.instrument`` that reaches stderr even when the only handler is
+    OpenTelemetry's log bridge (``opentelemetry-instrumentation-logging`` puts one on the root
+    logger, which silences Python's last-resort stderr output)."""
+    _log.warning(message, *args)
+    if _log.isEnabledFor(logging.WARNING) and not _prints_somewhere(_log) and logging.lastResort is not None:
+        logging.lastResort.handle(_log.makeRecord(_log.name, logging.WARNING, __file__, 0, message, args, None))
+
+
+def _prints_somewhere(logger: logging.Logger) -> bool:
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not type(handler).__module__.startswith("opentelemetry") for handler in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
 
 
 class AcceptCounter:
@@ -233,16 +259,14 @@ def build_checks(instruments, probes: list, config, accepts: AcceptCounter | Non
         )
     )
     if accepts is not None:
-        for module, distribution in SERVER_FRAMEWORKS:
+        for module, distribution in SERVERS:
             checks.append(
                 Check(
                     distribution,
                     module,
                     "server spans",
-                    lambda module=module: (
-                        f"chokepoint-instrument bootstrap (the {module} instrumentation); OTEL_PYTHON_DISABLED_INSTRUMENTATIONS without {module}; create the app after the agent starts"
-                    ),
-                    used=lambda module=module: accepts.count if _first_framework() == module else 0,
+                    lambda: SERVER_TRY,
+                    used=lambda module=module: accepts.count if _first_server() == module else 0,
                     produced=lambda: _total(instruments.server_duration),
                     grace=True,
                 )
@@ -265,8 +289,8 @@ def build_checks(instruments, probes: list, config, accepts: AcceptCounter | Non
     return checks
 
 
-def _first_framework() -> str | None:
-    return next((module for module, _ in SERVER_FRAMEWORKS if module in sys.modules), None)
+def _first_server() -> str | None:
+    return next((module for module, _ in SERVERS if module in sys.modules), None)
 
 
 def _kafka_consumed(instruments) -> int:
