@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from chokepoint.dashboards.client import ApiClient
 from chokepoint.dashboards.components import NO_DATA
+from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
 from chokepoint.dashboards.pages import overview
 
 
@@ -48,3 +50,18 @@ def test_unreachable_collector_shows_error_banner(unreachable, texts):
     assert "collector unreachable" in texts(status)
     heat, _ = overview.refresh_route_charts(unreachable, "shop|/checkout")
     assert "collector unreachable" in heat.layout.annotations[0].text
+
+
+def test_blind_spots_are_a_visible_warning_and_nothing_without_any(api, texts):
+    spot = {"service": "shop", "library": "SQLAlchemy", "version": "2.0.23", "what": "statement spans", "try": "CHOKEPOINT_SQLALCHEMY_SPANS=listeners"}
+    with FakeApiServer(SyntheticData(routes=3, blind_spots=[spot])) as server:
+        banner = overview.refresh_blind_spots(ApiClient(server.url, timeout_s=2.0))
+    text = texts(banner)
+    assert "Blind spots" in text and "not ruled out as the cause" in text
+    assert "SQLAlchemy 2.0.23  (shop): in use, no statement spans — try  CHOKEPOINT_SQLALCHEMY_SPANS=listeners" in text  # texts() joins components with a space
+    assert banner.className == "blind-spots"
+    assert texts(overview.refresh_blind_spots(api)) == ""  # the fake shop has none
+
+
+def test_blind_spots_of_an_unreachable_collector_are_left_to_the_status_line(unreachable, texts):
+    assert texts(overview.refresh_blind_spots(unreachable)) == ""

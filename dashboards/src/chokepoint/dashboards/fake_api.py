@@ -45,8 +45,11 @@ def _route_name(i: int) -> str:
 class SyntheticData:
     """Deterministic contract-shaped payloads; ``now`` is fixed at construction."""
 
-    def __init__(self, routes: int = 12, window_s: float = 3600, bucket_s: float = 10, seed: int = 7, empty: bool = False) -> None:
+    def __init__(
+        self, routes: int = 12, window_s: float = 3600, bucket_s: float = 10, seed: int = 7, empty: bool = False, blind_spots: list[dict] | None = None
+    ) -> None:
         self.empty = empty
+        self.blind_spots = list(blind_spots or [])  # /health's blind_spots, as a collector lists them
         self.window_s = window_s
         self.bucket_s = bucket_s
         self.now = math.floor(time.time() / bucket_s) * bucket_s
@@ -82,7 +85,7 @@ class SyntheticData:
 
     # ------------------------------------------------------------ CONTRACT.md endpoints
     def health(self) -> dict:
-        return {"status": "ok", "services": 0 if self.empty else 1, "spans_total": 0 if self.empty else 123456}
+        return {"status": "ok", "services": 0 if self.empty else 1, "spans_total": 0 if self.empty else 123456, "blind_spots": self.blind_spots}
 
     def services(self) -> dict:
         if self.empty:

@@ -1,5 +1,8 @@
 """Overview: the likely bottleneck, ranked findings, RED table per route, latency over time.
 
+- blind spots (``/health``'s ``blind_spots``), above everything else when there are any: a
+  library an agent reports in use whose integration produced nothing, with the switch to
+  try — what it hides is not ruled out as the cause;
 - banner: the top finding's kind, target, summary, evidence and fix;
 - ranked findings list (``/bottlenecks``);
 - RED table per route (``/endpoints``): rps, errors, p50/p90/p99/p99.9, sortable, each
@@ -42,6 +45,7 @@ NAME = "Overview"
 INTERVAL = "overview-interval"
 STATUS = "overview-status"
 BOTTLENECK_BANNER = "overview-bottleneck"
+BLIND_SPOTS = "overview-blind-spots"
 FINDINGS_LIST = "overview-findings"
 RED_TABLE = "overview-red-table"
 RED_TABLE_BOX = "overview-red-box"
@@ -110,6 +114,37 @@ def bottleneck_banner(findings: list[dict]) -> html.Div:
         ],
         style={"borderLeft": f"8px solid {colour}", "background": "#fafafa", "padding": "8px 16px", "margin": "8px 0"},
     )
+
+
+def blind_spots_banner(spots: list[dict]) -> html.Div:
+    """A warning per blind spot; nothing at all without any."""
+    if not spots:
+        return html.Div()
+    return html.Div(
+        [
+            html.Div("Blind spots", style={"fontSize": "12px", "textTransform": "uppercase", "opacity": 0.8}),
+            html.P("The agent reports it cannot see these; a bottleneck behind them would not show here, so they are not ruled out as the cause."),
+            html.Ul(
+                [
+                    html.Li(
+                        [
+                            html.B(f"{s.get('library', '?')} {s.get('version', '')}".strip()),
+                            f" ({s.get('service', '?')}): in use, no {s.get('what', 'signals')} — try ",
+                            html.Code(s.get("try", "")),
+                        ]
+                    )
+                    for s in spots
+                ]
+            ),
+        ],
+        className="blind-spots",
+        style={"borderLeft": "8px solid #f9a825", "background": "#fff8e1", "padding": "8px 16px", "margin": "8px 0"},
+    )
+
+
+@tolerant(lambda msg: html.Div())  # the status line already says the collector is unreachable
+def refresh_blind_spots(client: ApiClient) -> html.Div:
+    return blind_spots_banner(client.health().get("blind_spots") or [])
 
 
 def findings_list(findings: list[dict]) -> html.Div:
@@ -193,6 +228,7 @@ def layout(**_query) -> html.Div:
     return live_page(
         INTERVAL,
         STATUS,
+        html.Div(id=BLIND_SPOTS),
         html.Div(id=BOTTLENECK_BANNER),
         html.H3("Findings (ranked)"),
         html.Div(id=FINDINGS_LIST),
@@ -218,6 +254,10 @@ def register_callbacks(app, client: ApiClient) -> None:
     def _tick(_n, selected):
         status, banner, findings, rows, options, default = refresh(client)
         return status, banner, findings, rows, options, keep_choice(selected, options, default)
+
+    @app.callback(Output(BLIND_SPOTS, "children"), Input(INTERVAL, "n_intervals"))
+    def _blind_spots(_n):
+        return refresh_blind_spots(client)
 
     @app.callback(Output(HEATMAP, "figure"), Output(PERCENTILES, "figure"), Input(ROUTE_PICKER, "value"), Input(INTERVAL, "n_intervals"))
     def _charts(selected, _n):
