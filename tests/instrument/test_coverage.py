@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from importlib import metadata
 
 import pytest
 import sqlalchemy
@@ -126,6 +127,20 @@ def test_connections_accepted_without_server_spans_are_a_blind_spot_one_collecti
     assert ("uvicorn", "server spans") not in coverage_points(agent)  # a request may still be running
     spot = coverage_points(agent)[("uvicorn", "server spans")]
     assert (spot["value"], spot[signals.ATTR_COVERAGE_VERSION]) == (0, uvicorn.__version__)
+
+
+def test_kafka_consumed_without_lag_is_a_blind_spot(agent):
+    import confluent_kafka  # noqa: F401 - imported: the check runs (a consumer made before the agent started is not tracked)
+
+    tracer = agent.tracer_provider.get_tracer("test")
+    attributes = {"messaging.system": "kafka", "messaging.destination.name": "orders", "messaging.operation.type": "process"}
+    for _ in range(MIN_USES):
+        with tracer.start_as_current_span("orders process", kind=SpanKind.CONSUMER, attributes=attributes):
+            pass
+    assert ("confluent-kafka", "consumer lag") not in coverage_points(agent)  # judged one collection later
+    spot = coverage_points(agent)[("confluent-kafka", "consumer lag")]
+    assert (spot["value"], spot[signals.ATTR_COVERAGE_VERSION]) == (0, metadata.version("confluent-kafka"))
+    assert "confluent_kafka" in spot[signals.ATTR_COVERAGE_TRY]
 
 
 def test_a_check_with_grace_judges_the_use_seen_one_collection_earlier():
