@@ -26,7 +26,8 @@ from chokepoint.collector.config import CollectorConfig
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES: dict = COMPOSE["services"]
-EXPECTED = {"postgres", "kafka", "chokepoint", "shop", "payment", "fulfilment", "prometheus", "alertmanager", "grafana", "locust"}
+SCALE = {"otelcol", "service-topics", "chokepoint-a", "chokepoint-b"}  # profile "scale"
+EXPECTED = {"postgres", "kafka", "chokepoint", "shop", "payment", "fulfilment", "prometheus", "alertmanager", "grafana", "locust", *SCALE}
 AGENTS = ("shop", "payment", "fulfilment")
 
 
@@ -43,7 +44,8 @@ def bind_mounts(service: dict) -> list[tuple[str, str]]:
 def test_every_expected_service_is_there_and_locust_is_optional():
     assert set(SERVICES) == EXPECTED
     assert SERVICES["locust"]["profiles"] == ["loadtest"]
-    assert all("profiles" not in s for name, s in SERVICES.items() if name != "locust")
+    assert all(SERVICES[name]["profiles"] == ["scale"] for name in SCALE)
+    assert all("profiles" not in s for name, s in SERVICES.items() if name != "locust" and name not in SCALE)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -160,6 +162,9 @@ def test_prometheus_config_passes_promtool_with_the_generated_rules(tmp_path):
     rules_in_container = [t for t in mounts if t.startswith("/etc/prometheus/rules/")]
     assert rules_in_container and all(Path(t).match(config["rule_files"][0]) for t in rules_in_container)
     assert config["scrape_configs"][0]["static_configs"][0]["targets"] == ["chokepoint:8787"]
+    scale_job = next(job for job in config["scrape_configs"] if job["job_name"] == "chokepoint-scale")
+    (sd,) = scale_job["dns_sd_configs"]
+    assert set(sd["names"]) == {"chokepoint-a", "chokepoint-b"} and sd["port"] == 8787  # the scale profile's collectors
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
     # the same config as a local file with the rules at their checked-in path, for the real promtool
     config["rule_files"] = [str(REPO / mounts[t]) for t in rules_in_container]
@@ -185,3 +190,41 @@ def test_grafana_provisioning_points_at_the_compose_services():
     providers = yaml.safe_load(next((REPO / mounts["/etc/grafana/provisioning/dashboards"]).glob("*.yml")).read_text())["providers"]
     dashboards_path = providers[0]["options"]["path"]
     assert dashboards_path in mounts and list((REPO / mounts[dashboards_path]).glob("*.json"))
+
+
+def compose_value(text: str) -> str:
+    """A compose string as the container sees it (``$$`` is an escaped ``$``)."""
+    return text.replace("$$", "$")
+
+
+def test_scale_profile_collectors_read_the_service_topics_as_one_group():
+    """OpenTelemetry Collector (a topic per service) → one-partition topics → two collectors, one group."""
+    configs = [
+        CollectorConfig.from_env({k: compose_value(str(v)) for k, v in SERVICES[name]["environment"].items()}) for name in ("chokepoint-a", "chokepoint-b")
+    ]
+    assert {c.kafka_ingest for c in configs} == {"kafka:9092"} and len({c.kafka_group for c in configs}) == 1
+    assert configs[0].kafka_topic_list == configs[1].kafka_topic_list
+    (pattern,) = configs[0].kafka_topic_list
+    # the topics created with one partition are exactly the demo services the pattern reads
+    create = compose_value(SERVICES["service-topics"]["command"][0])
+    topics = re.search(r"for t in ([\w ]+);", create).group(1).split()
+    assert "--partitions 1" in create
+    assert sorted(topics) == sorted(AGENTS) and all(re.fullmatch(pattern[1:] if pattern.startswith("^") else pattern, t) for t in topics)
+    api_ports = {p.split(":")[1] for name in ("chokepoint-a", "chokepoint-b") for p in SERVICES[name]["ports"]}
+    assert len(api_ports) == 2  # each published on its own host port
+
+
+def test_scale_profile_otelcol_runs_the_checked_in_config_at_the_built_release():
+    otelcol = SERVICES["otelcol"]
+    mounts = dict((target, source) for source, target in bind_mounts(otelcol))
+    config_file = otelcol["command"][0].split("=", 1)[1]
+    assert (REPO / mounts[config_file]).resolve() == (REPO / "scripts" / "otelcol" / "kafka-by-service.yaml").resolve()
+    config = yaml.safe_load((REPO / mounts[config_file]).read_text())
+    kafka = config["exporters"]["kafka"]
+    assert kafka["topic_from_attribute"] == "service.name" and kafka["signal_header"] is True
+    assert kafka["traces"]["encoding"] == kafka["metrics"]["encoding"] == "otlp_proto"
+    assert otelcol["environment"]["KAFKA_BROKERS"] == "kafka:9092"
+    # the image is the contrib release the builder manifest pins (one release everywhere)
+    manifest = (REPO / "scripts" / "otelcol" / "builder-config.yaml").read_text()
+    contrib = set(re.findall(r"opentelemetry-collector-contrib/\S+ v(\S+)", manifest))
+    assert contrib == {otelcol["image"].rsplit(":", 1)[1]}
