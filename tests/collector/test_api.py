@@ -194,3 +194,47 @@ def test_health_lists_the_blind_spots_of_a_real_store():
     assert body["blind_spots"] == [
         {"service": "shop", "library": "SQLAlchemy", "version": "2.0.23", "what": "statement spans", "try": "CHOKEPOINT_SQLALCHEMY_SPANS=listeners"}
     ]
+
+
+def test_pools_lists_http_and_redis_pools_that_came_through_ingest():
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.common.v1 import common_pb2
+    from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+    from chokepoint.collector.ingest import Ingestor
+    from chokepoint.instrument import signals as sig
+
+    def gauge(name, value, attrs):
+        m = metrics_pb2.Metric(name=name)
+        p = m.gauge.data_points.add(as_double=value)
+        for k, v in attrs.items():
+            p.attributes.add(key=k, value=common_pb2.AnyValue(string_value=v))
+        return m
+
+    req = ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    rm.resource.attributes.add(key="service.name", value=common_pb2.AnyValue(string_value="shop"))
+    rm.scope_metrics.add().metrics.extend(
+        [
+            gauge(sig.DB_POOL_CONNECTION_MAX, 4, {sig.ATTR_POOL_NAME: "api.example:443", sig.ATTR_POOL_KIND: "http"}),
+            gauge(sig.DB_POOL_PENDING_REQUESTS, 3, {sig.ATTR_POOL_NAME: "api.example:443", sig.ATTR_POOL_KIND: "http"}),
+            gauge(sig.DB_POOL_CONNECTION_MAX, 10, {sig.ATTR_DB_POOL_NAME: "redis://cache:6379/0", sig.ATTR_POOL_KIND: "redis"}),
+        ]
+    )
+    real = Store()
+    Ingestor(real).consume_metrics(req)
+    registry = CollectorRegistry()
+    from chokepoint.collector.exposition import StoreCollector
+
+    registry.register(StoreCollector(real))
+    client = TestClient(create_api_app(real, registry))
+    pools = client.get("/api/v1/pools").json()["pools"]
+    assert sorted((p["kind"], p["name"], p["max"], p["pending"]) for p in pools) == [
+        ("http", "api.example:443", 4, 3),
+        ("redis", "redis://cache:6379/0", 10, None),
+    ]
+    lines = [ln for ln in client.get("/metrics").text.splitlines() if ln.startswith("chokepoint_pool_max")]
+    assert lines == [
+        'chokepoint_pool_max{kind="http",pool="api.example:443",service="shop"} 4.0',
+        'chokepoint_pool_max{kind="redis",pool="redis://cache:6379/0",service="shop"} 10.0',
+    ]

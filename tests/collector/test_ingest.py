@@ -563,3 +563,73 @@ def test_agent_coverage_gauge_becomes_a_blind_spot(ingestor, store):
     ]
     ingestor.consume_metrics(metrics_request("shop", [coverage(1)]))  # the same process, fixed
     assert store.health()["blind_spots"] == []
+
+
+def test_client_pools_keep_their_kind_and_worker_pools_stay_workers(ingestor, store):
+    http = {sig.ATTR_POOL_NAME: "api.example:443", sig.ATTR_POOL_KIND: "http"}
+    redis = {sig.ATTR_DB_POOL_NAME: "redis://127.0.0.1:6379/0", sig.ATTR_POOL_KIND: "redis"}
+    ms = [
+        number(sig.DB_POOL_CONNECTION_COUNT, 4, {**http, sig.ATTR_DB_POOL_STATE: "used"}, kind="sum", monotonic=False),
+        number(sig.DB_POOL_CONNECTION_MAX, 4, http, kind="sum", monotonic=False),
+        number(sig.DB_POOL_PENDING_REQUESTS, 6, http, kind="sum", monotonic=False),
+        explicit_hist(sig.DB_POOL_WAIT_TIME, [0.1, 1.0], [0, 3, 0], http),
+        number(sig.DB_POOL_TIMEOUTS, 2, http, kind="sum", temporality=DELTA),
+        number(sig.DB_POOL_CONNECTION_COUNT, 1, {**redis, sig.ATTR_DB_POOL_STATE: "used"}, kind="sum", monotonic=False),
+        number(sig.DB_POOL_CONNECTION_MAX, 2, redis, kind="sum", monotonic=False),
+        number(sig.DB_POOL_CONNECTION_MAX, 5, {sig.ATTR_DB_POOL_NAME: "main", sig.ATTR_POOL_KIND: "bogus"}, kind="sum", monotonic=False),
+        number(sig.WORKER_POOL_MAX, 8, {sig.ATTR_WORKER_POOL_KIND: "gunicorn", sig.ATTR_POOL_KIND: "http"}),
+    ]
+    ingestor.consume_metrics(metrics_request("shop", ms))
+    pools = store.pools()
+    h = one(pools, kind="http")
+    assert (h["name"], h["used"], h["max"], h["pending"], h["wait_count"], h["timeouts"]) == ("api.example:443", 4, 4, 6, 3, 2)
+    r = one(pools, kind="redis")
+    assert (r["name"], r["used"], r["max"]) == ("redis://127.0.0.1:6379/0", 1, 2)
+    assert one(pools, kind="db")["name"] == "main"  # an unknown kind is a DB pool, as without the attribute
+    assert one(pools, kind="worker")["max"] == 8
+
+
+def _at(metric, start_s, time_s):
+    for p in metric.sum.data_points:
+        p.start_time_unix_nano, p.time_unix_nano = int(start_s * NS), int(time_s * NS)
+    return metric
+
+
+def test_server_wait_gauges_and_gc_cpu_rate_land_in_the_runtime(ingestor, store):
+    gauges = {
+        sig.SERVER_ACCEPT_BACKLOG: 17,
+        sig.SERVER_ACCEPT_BACKLOG_MAX: 128,
+        sig.SERVER_ACCEPT_RATE: 42.5,
+        sig.RUNTIME_EVENT_LOOP_BUSY: 0.93,
+        sig.RUNTIME_EVENT_LOOP_STALL_MAX: 0.25,
+    }
+    # cumulative GC CPU: 1.0 s at T0+20, 4.0 s at T0+30 → 0.3 s per second; the stream began before the collector
+    ms = [number(name, v) for name, v in gauges.items()] + [_at(number(sig.RUNTIME_GC_CPU_TIME, 1.0, kind="sum"), T0, T0 + 20)]
+    ingestor.consume_metrics(metrics_request("shop", ms))
+    ingestor.consume_metrics(metrics_request("shop", [_at(number(sig.RUNTIME_GC_CPU_TIME, 4.0, kind="sum"), T0, T0 + 30)]))
+    ingestor.consume_metrics(metrics_request("worker", [_at(number(sig.RUNTIME_GC_CPU_TIME, 0.5, kind="sum", temporality=DELTA), T0, T0 + 10)]))
+    r = store.window(60).runtime["shop"]
+    got = {f: getattr(r, f) for f in ("accept_backlog", "accept_backlog_max", "accept_rate", "loop_busy", "loop_stall_max", "gc_cpu")}
+    assert got == {
+        "accept_backlog": 17,
+        "accept_backlog_max": 128,
+        "accept_rate": 42.5,
+        "loop_busy": 0.93,
+        "loop_stall_max": 0.25,
+        "gc_cpu": pytest.approx(0.3),
+    }
+    assert store.window(60).runtime["worker"].gc_cpu == pytest.approx(0.05)  # delta: 0.5 s over its 10 s
+
+
+def test_queue_wait_histogram_is_a_per_route_distribution(ingestor, store):
+    ms = [
+        explicit_hist(sig.SERVER_QUEUE_WAIT_TIME, [0.01, 0.1, 1.0], [0, 0, 9, 0], {sig.ATTR_HTTP_ROUTE: "/orders"}),
+        explicit_hist(sig.SERVER_QUEUE_WAIT_TIME, [0.01, 0.1], [3, 0, 0], {sig.ATTR_HTTP_ROUTE: "/health"}),
+    ]
+    ingestor.consume_metrics(metrics_request("shop", ms))
+    rows = store.queue_waits()
+    orders = one(rows, route="/orders")
+    assert (orders["service"], orders["count"]) == ("shop", 9)
+    assert 100 < orders["p99_ms"] <= 1000
+    assert one(rows, route="/health")["count"] == 3
+    assert store.endpoints("shop") == []  # a queue wait is not a request latency

@@ -186,3 +186,26 @@ def test_open_bucket_saved_at_shutdown_is_closed_on_a_later_start(tmp_path):
     assert p.bucket_count() == 1  # written to the closed-bucket table right away
     p.close()
     assert SqlitePersistence(path).load_into(Store(StoreConfig(bucket_seconds=10), clock=clock)) == 1
+
+
+def test_server_wait_gauges_and_queue_waits_survive_the_round_trip_and_old_rows_load():
+    from chokepoint.collector.sketch import Sketch
+
+    clock = Clock()
+    store = filled_store(clock)
+    store.set_runtime("shop", accept_backlog=12, accept_backlog_max=128, accept_rate=30.0, loop_busy=0.9, loop_stall_max=0.2, gc_cpu=0.04)
+    waits = Sketch()
+    waits.add_many([0.05, 0.5])
+    store.merge_queue_wait("shop", "/a", waits)
+    clock.t += 10
+    store.flush_due()
+    [bucket] = store.closed_buckets()
+    back = bucket_from_bytes(bucket_to_bytes(bucket))
+    r = back.runtime["shop"]
+    assert (r.accept_backlog, r.accept_backlog_max, r.accept_rate, r.loop_busy, r.loop_stall_max, r.gc_cpu) == (12, 128, 30.0, 0.9, 0.2, 0.04)
+    assert back.queue_waits[("shop", "/a")].count == 2
+    doc = json.loads(zlib.decompress(bucket_to_bytes(bucket)))
+    doc["runtime"] = [row[:8] for row in doc["runtime"]]  # rows as the previous release wrote them
+    del doc["queue_waits"]
+    old = bucket_from_bytes(zlib.compress(json.dumps(doc).encode()))
+    assert (old.runtime["shop"].run_queue_wait, old.runtime["shop"].accept_backlog, old.queue_waits) == (0.3, None, {})

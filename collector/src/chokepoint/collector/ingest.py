@@ -56,6 +56,13 @@ down is a reset (the point counts in full).  The first point of a cumulative str
 counts in full only when its start time is at or after the collector's start (the
 stream began while we watched); otherwise it is the baseline.  Non-monotonic sums
 (UpDownCounters such as ``db.client.connection.count``) and gauges are latest values.
+Client pools carry ``chokepoint.pool.kind`` (``db`` | ``redis`` | ``http``; absent: ``db``),
+which becomes the store's pool kind.  ``chokepoint.runtime.gc.cpu_time`` (a counter of
+seconds) is stored as the rate ``gc_cpu`` (seconds of GC CPU per second); the accept backlog,
+its limit, the accept rate and the loop's busy share and longest stall are latest values
+(``accept_backlog``, ``accept_backlog_max``, ``accept_rate``, ``loop_busy``,
+``loop_stall_max``); ``chokepoint.server.queue_wait_time`` is a per-route distribution
+(``Store.queue_waits``).
 A delta histogram point without buckets (count and sum only) adds its count at the
 mean value.  Unknown metric names are accepted and ignored.  Malformed points (bucket counts not
 matching bounds, negative counts) are rejected and counted, the rest of the request
@@ -75,6 +82,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from chokepoint.collector import semconv as sc
+from chokepoint.collector.catalog import POOL_KINDS
 from chokepoint.collector.sketch import Sketch
 from chokepoint.collector.store import Store
 from chokepoint.instrument import signals as sig
@@ -199,7 +207,15 @@ _RUNTIME_GAUGES = {
     sig.PROCESS_MEMORY_USAGE: "rss",
     sig.PROCESS_THREAD_COUNT: "threads",
     "process.runtime.cpython.thread_count": "threads",
+    sig.SERVER_ACCEPT_BACKLOG: "accept_backlog",
+    sig.SERVER_ACCEPT_BACKLOG_MAX: "accept_backlog_max",
+    sig.SERVER_ACCEPT_RATE: "accept_rate",
+    sig.RUNTIME_EVENT_LOOP_BUSY: "loop_busy",
+    sig.RUNTIME_EVENT_LOOP_STALL_MAX: "loop_stall_max",
 }
+# runtime counters stored as a rate (per second of the sender's own interval)
+_RUNTIME_RATES = {sig.RUNTIME_GC_CPU_TIME: "gc_cpu"}
+_CLIENT_POOL_KINDS = tuple(k for k in POOL_KINDS if k != "worker")  # values of chokepoint.pool.kind
 _RUNTIME_SKETCHES = {sig.RUNTIME_GC_PAUSE_TIME: "gc_pause", sig.RUNTIME_EVENT_LOOP_LAG: "loop_lag"}
 _LAG_GAUGES = {
     sig.KAFKA_CONSUMER_LAG: "lag",
@@ -565,6 +581,24 @@ class Ingestor:
             return v
         return v - pv
 
+    def _rate(self, key: tuple, m, p) -> float | None:
+        """Per-second rate of a monotonic sum over the sender's interval (delta: the point's own
+        start→time; cumulative: since the previous point of the stream)."""
+        if p.flags & NO_RECORDED_VALUE:
+            return None
+        v = p.as_double if p.WhichOneof("value") == "as_double" else float(p.as_int)
+        if v != v:
+            raise _BadPoint("NaN value")
+        t, start = p.time_unix_nano, p.start_time_unix_nano
+        if m.sum.aggregation_temporality == DELTA:
+            return max(0.0, v) / ((t - start) / 1e9) if start and t > start else None
+        rkey = ("rate", *key)
+        prev = self._prev.get(rkey)
+        self._remember(rkey, start, (t, v))
+        if prev is None or prev[0] != start or v < prev[1][1] or t <= prev[1][0]:
+            return v / ((t - start) / 1e9) if prev is None and self._counts_in_full(start) and t > start else None
+        return (v - prev[1][1]) / ((t - prev[1][0]) / 1e9)
+
     def _remember(self, key: tuple, start_ns: int, state) -> None:
         if key not in self._prev and len(self._prev) >= self.max_streams:
             self.store.count_dropped("streams")
@@ -687,6 +721,7 @@ class Ingestor:
             return
         if name in _POOL_GAUGES and not is_hist:
             pkind, field = _POOL_GAUGES[name]
+            pkind = _pool_kind(pkind, attrs)
             v = self._number(key, m, which, p)
             if v is None:
                 return
@@ -702,6 +737,7 @@ class Ingestor:
             return
         if name in _POOL_WAITS and is_hist:
             pkind, unit = _POOL_WAITS[name]
+            pkind = _pool_kind(pkind, attrs)
             sk = self._sketch(key, m, which, p, unit)
             if sk is not None and sk.count:
                 pool = str(sc.first(attrs, sc.POOL_NAME_KEYS) or attrs.get(sig.ATTR_WORKER_POOL_KIND) or "default")
@@ -710,7 +746,7 @@ class Ingestor:
         if name in _POOL_TIMEOUTS and not is_hist:
             v = self._number(key, m, which, p)
             if v:
-                store.add_pool_timeouts(svc, _POOL_TIMEOUTS[name], str(sc.first(attrs, sc.POOL_NAME_KEYS) or "default"), v)
+                store.add_pool_timeouts(svc, _pool_kind(_POOL_TIMEOUTS[name], attrs), str(sc.first(attrs, sc.POOL_NAME_KEYS) or "default"), v)
             return
         if name == sig.BREAKER_STATE and not is_hist:
             v = self._number(key, m, which, p)
@@ -760,6 +796,16 @@ class Ingestor:
             if v is not None:
                 store.set_runtime(svc, **{_RUNTIME_GAUGES[name]: v})
             return
+        if name in _RUNTIME_RATES and which == "sum":
+            rate = self._rate(key, m, p)
+            if rate is not None:
+                store.set_runtime(svc, **{_RUNTIME_RATES[name]: rate})
+            return
+        if name == sig.SERVER_QUEUE_WAIT_TIME and is_hist:
+            sk = self._sketch(key, m, which, p, None)
+            if sk is not None and sk.count:
+                store.merge_queue_wait(svc, sc.route_name(sc.first(attrs, sc.HTTP_ROUTE_KEYS), sc.first(attrs, sc.URL_PATH_KEYS)), sk)
+            return
         if name == "process.runtime.cpython.memory" and not is_hist:
             if attrs.get("type") == "rss":
                 v = self._number(key, m, which, p)
@@ -797,6 +843,14 @@ class Ingestor:
                     store.add_counter(svc, f"{name}.uncompressed.sum", k, sk.sum)
                     store.add_counter(svc, f"{name}.uncompressed.count", k, sk.count)
             return
+
+
+def _pool_kind(kind: str, attrs: dict) -> str:
+    """A client pool's kind from ``chokepoint.pool.kind`` (``db`` | ``redis`` | ``http``); worker pools stay ``worker``."""
+    if kind != "db":
+        return kind
+    given = attrs.get(sig.ATTR_POOL_KIND)
+    return given if given in _CLIENT_POOL_KINDS else kind
 
 
 def _signal_key(attrs: dict) -> str:

@@ -27,7 +27,7 @@ import threading
 import zlib
 from pathlib import Path
 
-from chokepoint.collector.protocol import BreakdownAgg, BreakerAgg, Bucket, LagPoint, PoolAgg, RouteAgg, RuntimeAgg
+from chokepoint.collector.protocol import RUNTIME_EXTRA_GAUGES, BreakdownAgg, BreakerAgg, Bucket, LagPoint, PoolAgg, RouteAgg, RuntimeAgg
 from chokepoint.collector.sketch import Sketch
 from chokepoint.collector.store import Store
 
@@ -45,6 +45,10 @@ def _unsk(text: str) -> Sketch:
     return Sketch.from_bytes(base64.b64decode(text))
 
 
+def _extra_gauges(r: RuntimeAgg) -> dict:
+    return {name: getattr(r, name) for name in RUNTIME_EXTRA_GAUGES if getattr(r, name) is not None}
+
+
 def bucket_to_bytes(b: Bucket) -> bytes:
     doc = {
         "v": FORMAT_VERSION,
@@ -55,7 +59,10 @@ def bucket_to_bytes(b: Bucket) -> bytes:
         "pools": [[k[0], k[1], k[2], p.used, p.max, p.pending, p.idle, _sk(p.wait), p.timeouts, p.updated_s] for k, p in b.pools.items()],
         "breakers": [[k[0], k[1], br.state, br.transitions, br.calls, br.updated_s] for k, br in b.breakers.items()],
         "lag": [[k[0], k[1], k[2], vars(lp)] for k, lp in b.lag.items()],
-        "runtime": [[k, r.cpu, r.rss, r.threads, _sk(r.gc_pause), _sk(r.loop_lag), r.updated_s, r.run_queue_wait] for k, r in b.runtime.items()],
+        "runtime": [
+            [k, r.cpu, r.rss, r.threads, _sk(r.gc_pause), _sk(r.loop_lag), r.updated_s, r.run_queue_wait, _extra_gauges(r)] for k, r in b.runtime.items()
+        ],
+        "queue_waits": [[k[0], k[1], _sk(a.sketch), a.errors] for k, a in b.queue_waits.items()],
         "counters": [[k[0], k[1], k[2], v] for k, v in b.counters.items()],
     }
     return zlib.compress(json.dumps(doc, separators=(",", ":")).encode("utf-8"), 6)
@@ -91,7 +98,12 @@ def bucket_from_bytes(blob: bytes) -> Bucket:
         r = RuntimeAgg(_unsk(gc), _unsk(loop))
         r.cpu, r.rss, r.threads, r.updated_s = cpu, rss, threads, updated
         r.run_queue_wait = rest[0] if rest else None
+        for name, v in (rest[1] if len(rest) > 1 else {}).items():  # rows before the accept backlog have 8 fields
+            if name in RUNTIME_EXTRA_GAUGES:
+                setattr(r, name, v)
         b.runtime[svc] = r
+    for svc, route, sk, errors in doc.get("queue_waits", ()):
+        b.queue_waits[(svc, route)] = RouteAgg(_unsk(sk), int(errors))
     for svc, name, key, v in doc["counters"]:
         b.counters[(svc, name, key)] = float(v)
     return b

@@ -10,7 +10,8 @@ through these types only).
 Keys: ``routes[(service, route)]``, ``deps[(service, kind, target)]``,
 ``breakdown[(service, route)]``, ``pools[(service, kind, name)]``,
 ``breakers[(service, name)]``, ``lag[(group, topic, partition)]``, ``runtime[service]``,
-``counters[(service, signal_name, key)]``.
+``counters[(service, signal_name, key)]``, ``queue_waits[(service, route)]`` (``RouteAgg``: the
+wait before the server saw a request, from ``X-Request-Start``).
 """
 
 from __future__ import annotations
@@ -129,19 +130,28 @@ class BreakerAgg:
         return b
 
 
-RUNTIME_GAUGES = ("cpu", "run_queue_wait", "rss", "threads")  # RuntimeAgg's latest-value fields
+# RuntimeAgg's latest-value fields; the last six (accept backlog, loop busy/stall, GC CPU) are
+# persisted as one dict per row (``RUNTIME_EXTRA_GAUGES``)
+RUNTIME_EXTRA_GAUGES = ("accept_backlog", "accept_backlog_max", "accept_rate", "loop_busy", "loop_stall_max", "gc_cpu")
+RUNTIME_GAUGES = ("cpu", "run_queue_wait", "rss", "threads", *RUNTIME_EXTRA_GAUGES)
 
 
 class RuntimeAgg:
     """Runtime of one service in one bucket: latest gauges, GC pause and loop-lag sketches (s)."""
 
-    __slots__ = ("cpu", "gc_pause", "loop_lag", "rss", "run_queue_wait", "threads", "updated_s")
+    __slots__ = ("cpu", "gc_pause", "loop_lag", "rss", "run_queue_wait", "threads", "updated_s", *RUNTIME_EXTRA_GAUGES)
 
     def __init__(self, gc_pause: Sketch, loop_lag: Sketch) -> None:
         self.cpu: float | None = None
         self.run_queue_wait: float | None = None  # fraction of one core runnable but not running
         self.rss: float | None = None
         self.threads: float | None = None
+        self.accept_backlog: float | None = None  # connections in the listen queue, all processes of the server
+        self.accept_backlog_max: float | None = None  # the listen() backlog limit
+        self.accept_rate: float | None = None  # connections accepted per second
+        self.loop_busy: float | None = None  # fraction of wall time the event loop ran without yielding
+        self.loop_stall_max: float | None = None  # s, longest single loop stall in the agent's interval
+        self.gc_cpu: float | None = None  # s of GC CPU per s of wall time
         self.gc_pause = gc_pause
         self.loop_lag = loop_lag
         self.updated_s = 0.0
@@ -157,7 +167,8 @@ class RuntimeAgg:
 
     def copy(self) -> RuntimeAgg:
         r = RuntimeAgg(self.gc_pause.copy(), self.loop_lag.copy())
-        r.cpu, r.run_queue_wait, r.rss, r.threads = self.cpu, self.run_queue_wait, self.rss, self.threads
+        for name in RUNTIME_GAUGES:
+            setattr(r, name, getattr(self, name))
         r.updated_s = self.updated_s
         return r
 
@@ -178,7 +189,7 @@ class LagPoint:
 class Bucket:
     """Everything recorded during one ``bucket_seconds`` interval starting at ``start``."""
 
-    __slots__ = ("breakdown", "breakers", "counters", "deps", "lag", "pools", "routes", "runtime", "start")
+    __slots__ = ("breakdown", "breakers", "counters", "deps", "lag", "pools", "queue_waits", "routes", "runtime", "start")
 
     def __init__(self, start: float) -> None:
         self.start = start
@@ -190,6 +201,7 @@ class Bucket:
         self.lag: dict[tuple[str, str, int], LagPoint] = {}
         self.runtime: dict[str, RuntimeAgg] = {}
         self.counters: dict[tuple[str, str, str], float] = {}
+        self.queue_waits: dict[tuple[str, str], RouteAgg] = {}  # (service, route): wait before the server saw the request (s)
 
     def merge(self, other: Bucket) -> Bucket:
         """Merge ``other`` (a later or concurrent bucket) into this one; returns self."""
@@ -205,7 +217,7 @@ class Bucket:
                 self.deps[k] = v.copy()
             else:
                 mine.merge(v)
-        for attr in ("breakdown", "pools", "breakers", "runtime"):
+        for attr in ("queue_waits", "breakdown", "pools", "breakers", "runtime"):
             mine_d = getattr(self, attr)
             for k, v in getattr(other, attr).items():
                 mine = mine_d.get(k)
@@ -230,6 +242,8 @@ class Bucket:
             agg.sketch.freeze()
         for agg in self.deps.values():
             agg.sketch.freeze()
+        for agg in self.queue_waits.values():
+            agg.sketch.freeze()
         for p in self.pools.values():
             p.wait.freeze()
         for r in self.runtime.values():
@@ -237,4 +251,4 @@ class Bucket:
             r.loop_lag.freeze()
 
     def is_empty(self) -> bool:
-        return not (self.routes or self.deps or self.breakdown or self.pools or self.breakers or self.lag or self.runtime or self.counters)
+        return not (self.routes or self.deps or self.breakdown or self.pools or self.breakers or self.lag or self.runtime or self.counters or self.queue_waits)

@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 
 from chokepoint.collector import lag as lag_rules
 from chokepoint.collector.catalog import BREAKER_STATES, LAG_STATUSES, TIMESERIES_METRICS
-from chokepoint.collector.protocol import RUNTIME_GAUGES, BreakdownAgg, BreakerAgg, Bucket, LagPoint, PoolAgg, RouteAgg, RuntimeAgg
+from chokepoint.collector.protocol import RUNTIME_EXTRA_GAUGES, RUNTIME_GAUGES, BreakdownAgg, BreakerAgg, Bucket, LagPoint, PoolAgg, RouteAgg, RuntimeAgg
 from chokepoint.collector.sketch import DEFAULT_RELATIVE_ACCURACY, Sketch
 
 __all__ = [
@@ -468,8 +468,19 @@ class Store:
         return r
 
     def set_runtime(
-        self, service: str, cpu: float | None = None, rss: float | None = None, threads: float | None = None, run_queue_wait: float | None = None
+        self,
+        service: str,
+        cpu: float | None = None,
+        rss: float | None = None,
+        threads: float | None = None,
+        run_queue_wait: float | None = None,
+        **extra: float | None,
     ) -> None:
+        """Latest runtime gauges; ``extra``: any of ``RUNTIME_EXTRA_GAUGES`` (``accept_backlog``,
+        ``accept_backlog_max``, ``accept_rate``, ``loop_busy``, ``loop_stall_max``, ``gc_cpu``)."""
+        unknown = extra.keys() - set(RUNTIME_EXTRA_GAUGES)
+        if unknown:
+            raise TypeError(f"unknown runtime gauge(s) {sorted(unknown)}")
         with self._lock:
             r = self._runtime(service)
             if cpu is not None:
@@ -480,6 +491,14 @@ class Store:
                 r.rss = rss
             if threads is not None:
                 r.threads = threads
+            for name, v in extra.items():
+                if v is not None:
+                    setattr(r, name, v)
+
+    def merge_queue_wait(self, service: str, route: str, sketch: Sketch) -> None:
+        """Waits (s) before the server saw a request (``X-Request-Start`` → server span start)."""
+        with self._lock:
+            self._latency_agg(self._open().queue_waits, self._route_key(service, route)).sketch.merge(sketch)
 
     def merge_runtime_sketch(self, service: str, which: str, sketch: Sketch) -> None:
         """``which`` is ``gc_pause`` or ``loop_lag`` (seconds)."""
@@ -680,10 +699,10 @@ class Store:
                 "blind_spots": self.blind_spots(),
             }
 
-    def _merged_routes(self, window_s: float) -> dict[tuple[str, str], RouteAgg]:
+    def _merged_routes(self, window_s: float, table: str = "routes") -> dict[tuple[str, str], RouteAgg]:
         out: dict[tuple[str, str], RouteAgg] = {}
         for b in self._window_list(window_s):
-            for k, v in b.routes.items():
+            for k, v in getattr(b, table).items():
                 mine = out.get(k)
                 if mine is None:
                     out[k] = v.copy()
@@ -790,6 +809,25 @@ class Store:
                 for (svc, kind, name), p in sorted(latest.pools.items())
                 # a pool with no gauge and no checkout (an internal executor, a folded name) tells nothing
                 if p.used is not None or p.max is not None or p.pending is not None or p.wait.count
+            ]
+
+    def queue_waits(self, window_s: float = 60) -> list[dict]:
+        """Per service and route: the wait before the server saw a request over ``window_s``
+        (``count``, ``p50_ms`` / ``p95_ms`` / ``p99_ms``, ``mean_ms``), from ``X-Request-Start``."""
+        with self._lock:
+            merged = self._merged_routes(window_s, "queue_waits")
+            return [
+                {
+                    "service": svc,
+                    "route": route,
+                    "count": agg.count,
+                    "p50_ms": _ms(agg.sketch.quantile(0.5)),
+                    "p95_ms": _ms(agg.sketch.quantile(0.95)),
+                    "p99_ms": _ms(agg.sketch.quantile(0.99)),
+                    "mean_ms": _ms(agg.sketch.sum / agg.count) if agg.count else None,
+                }
+                for (svc, route), agg in sorted(merged.items())
+                if agg.count
             ]
 
     def breakers(self, window_s: float = 60) -> list[dict]:
