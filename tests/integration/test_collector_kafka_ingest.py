@@ -4,6 +4,7 @@ persisted buckets, duplicates after a restart dropped and counted."""
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -114,3 +115,39 @@ def test_bad_records_are_counted_and_committed(kafka, tmp_path):
         assert spans_ingested(service) == SPANS_PER_RECORD
     finally:
         service.shutdown()
+
+
+def test_a_rebalance_hands_topics_over_without_loss_or_duplicates(kafka, tmp_path):
+    """A second collector joins while records flow: topics move at a persisted bucket, counted once."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    uid = uuid.uuid4().hex[:8]
+    topics = [f"rb-{uid}-{i}" for i in range(4)]
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    for future in admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in topics]).values():
+        future.result(30)
+    group = f"cp-{uid}"
+    cfgs = [config(kafka, tmp_path / name, f"^rb-{uid}-.*", group, bucket_seconds=1) for name in ("a", "b")]
+    first = CollectorService(cfgs[0])
+    first.start()
+    second = CollectorService(cfgs[1])
+    sent = 0
+    producer = Producer({"bootstrap.servers": kafka.bootstrap})
+    try:
+        for i in range(40):
+            for t in topics:
+                producer.produce(t, value=server_spans(t, "/orders", SPANS_PER_RECORD, first_trace_id=1 + sent), headers=[("otelcol.signal", b"traces")])
+                sent += SPANS_PER_RECORD
+            producer.flush(10)
+            if i == 10:
+                second.start()  # joins mid-stream: some topics move from the first
+            time.sleep(0.1)
+        assert wait_for(lambda: spans_ingested(first) + spans_ingested(second) >= sent, timeout_s=60), (first.kafka_ingest.stats(), second.kafka_ingest.stats())
+        time.sleep(2)
+        assert spans_ingested(first) + spans_ingested(second) == sent
+        assert spans_ingested(second) > 0 and second.kafka_ingest.assigned(), second.kafka_ingest.stats()
+        owners = [{r["name"] for r in s.store.services(600)} for s in (first, second)]
+        assert owners[0] | owners[1] == set(topics)
+    finally:
+        second.shutdown()
+        first.shutdown()
