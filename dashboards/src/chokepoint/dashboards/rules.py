@@ -110,7 +110,7 @@ def recording_rules() -> list[dict]:
         {"record": "chokepoint:pool_saturation", "expr": f"max by ({POOL}) ({POOL_USED.name}) / (max by ({POOL}) ({POOL_MAX.name}) > 0)"},
         {"record": "chokepoint:pool_wait_seconds:p99_5m", "expr": _quantile(0.99, POOL_WAIT.name, POOL)},
         {"record": "chokepoint:breaker_rejected:rate1m", "expr": _rate(BREAKER_CALLS.sample_name, "service, breaker", "1m", '{result="rejected"}')},
-        {"record": "chokepoint:consumer_lag:deriv5m", "expr": f"deriv({CONSUMER_LAG.name}[5m])"},
+        {"record": "chokepoint:consumer_lag:deriv5m", "expr": f"max by (group, topic, partition) (deriv({CONSUMER_LAG.name}[5m]))"},
     ]
     return rules
 
@@ -208,7 +208,7 @@ def alert_rules() -> list[dict]:
         ),
         _alert(
             "ChokepointConsumerLagGrowing",
-            f"chokepoint:consumer_lag:deriv5m > 0\nand\n{CONSUMER_LAG.name} > {CONSUMER_LAG_MIN_MESSAGES}",
+            f"chokepoint:consumer_lag:deriv5m > 0\nand\nmax by (group, topic, partition) ({CONSUMER_LAG.name}) > {CONSUMER_LAG_MIN_MESSAGES}",
             "10m",
             "warning",
             "Consumer group {{ $labels.group }} keeps falling behind on {{ $labels.topic }}/{{ $labels.partition }}",

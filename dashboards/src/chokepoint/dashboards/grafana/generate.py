@@ -289,7 +289,11 @@ def kafka() -> dict:
     panels = [
         _panel(lay, "Consumer lag (messages)", [(_max(c.CONSUMER_LAG, by, None), "{{group}} {{topic}}/{{partition}}")]),
         _panel(lay, "Consumer time lag", [(_max(c.CONSUMER_TIME_LAG, by, None), "{{group}} {{topic}}/{{partition}}")], "s"),
-        _panel(lay, "Lag growth (messages per second)", [(f"deriv({c.CONSUMER_LAG.name}[5m])", "{{group}} {{topic}}/{{partition}}")]),
+        _panel(
+            lay,
+            "Lag growth (messages per second)",
+            [(f"max by (group, topic, partition) (deriv({c.CONSUMER_LAG.name}[5m]))", "{{group}} {{topic}}/{{partition}}")],
+        ),
         _panel(
             lay,
             "Consumer status",
