@@ -47,7 +47,8 @@ def _shape(p: PoolStats | None) -> str:
     if p is None or not p.max:
         return "the server's workers"
     if p.processes and p.processes > 1:
-        return f"{p.processes} processes × {p.max / p.processes:.0f} threads of '{p.name}'"
+        threads = p.max / p.processes
+        return f"{p.processes} processes × {threads:.0f} thread{'s' if round(threads) != 1 else ''} of '{p.name}'"
     return f"{p.max:.0f} workers of '{p.name}'"
 
 

@@ -1,0 +1,69 @@
+"""http_pool_saturation: requests wait for an outbound connection while the dependency answers fast."""
+
+from __future__ import annotations
+
+import pytest
+
+from chokepoint.collector.analysis.rules import http_pool_saturation
+from chokepoint.collector.analysis.snapshot import PoolStats
+from tests.collector.analysis.fixtures import SVC, dep, rows, service, snapshot
+
+TARGET = "payment:8001"
+WAITING = service(shares={"pool_wait": 0.8, "http:payment:8001": 0.1, "self": 0.1})
+
+CASES = [
+    (
+        "a one-connection client pool, fast calls",
+        snapshot(
+            [WAITING],
+            pools=[PoolStats(SVC, "http", TARGET, used=1, max=1, pending=9, wait_p99_ms=270.0, wait_count=900)],
+            deps={(SVC, "http", TARGET): dep(900, 6.0)},
+        ),
+        [
+            {
+                "service": SVC,
+                "target": TARGET,
+                "explained": 0.8,
+                "strength": 1.0,
+                "severity": "critical",
+                "evidence": {"pool_used": 1, "pool_max": 1, "pending": 9, "wait_p99_ms": 270.0, "dependency_p99_ms": 6.0, "timeouts": 0.0},
+            }
+        ],
+    ),
+    (
+        "a DB pool waited on too: the pool_wait share split by wait",
+        snapshot(
+            [WAITING],
+            pools=[
+                PoolStats(SVC, "http", TARGET, used=10, max=10, pending=4, wait_p99_ms=300.0, wait_count=400, timeouts=2),
+                PoolStats(SVC, "db", "sqlalchemy:postgresql", used=10, max=10, pending=4, wait_p99_ms=100.0, wait_count=400),
+            ],
+            deps={(SVC, "http", TARGET): dep(400, 20.0)},
+        ),
+        [
+            {
+                "service": SVC,
+                "target": TARGET,
+                "explained": 0.6,
+                "strength": 1.2,
+                "severity": "critical",
+                "evidence": {"pool_used": 10, "pool_max": 10, "pending": 4, "wait_p99_ms": 300.0, "dependency_p99_ms": 20.0, "timeouts": 2},
+            }
+        ],
+    ),
+    (
+        "the dependency itself is slow: external_dependency_slow's",
+        snapshot(
+            [WAITING],
+            pools=[PoolStats(SVC, "http", TARGET, used=4, max=4, pending=2, wait_p99_ms=300.0, wait_count=90)],
+            deps={(SVC, "http", TARGET): dep(90, 900.0)},
+        ),
+        [],
+    ),
+    ("an idle client pool", snapshot([WAITING], pools=[PoolStats(SVC, "http", TARGET, used=1, max=10, pending=0, wait_p99_ms=0.5, wait_count=900)]), []),
+]
+
+
+@pytest.mark.parametrize(("name", "snap", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_http_pool_saturation(name, snap, expected):
+    assert rows(http_pool_saturation.rule(snap)) == expected
