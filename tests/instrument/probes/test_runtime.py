@@ -223,3 +223,79 @@ def test_a_collection_while_the_pause_histogram_is_locked_does_not_deadlock(metr
     probe.record_gc_pauses()
     [point] = histogram.points(0, 1)
     assert point.count >= 1 and dict(point.attributes) == {signals.ATTR_GC_GENERATION: 2}
+
+
+def test_loop_busy_share_and_longest_stall_match_the_blocking_the_app_did(metrics, installed):
+    """Ground truth: the coroutine's own timing of its blocking calls (wall clock, outside the probe)."""
+    installed.append(RuntimeProbe(metrics.meter, loop_interval_s=0.05))
+
+    async def main():
+        await asyncio.sleep(0.05)
+        metrics.collect()  # the starting point of the interval
+        t0, blocked, longest = time.perf_counter(), 0.0, 0.0
+        for i in range(8):
+            b0 = time.perf_counter()
+            time.sleep(0.12 if i == 3 else 0.04)  # a blocking call inside async code
+            took = time.perf_counter() - b0
+            blocked, longest = blocked + took, max(longest, took)
+            await asyncio.sleep(0.04)
+        got = metrics.collect()
+        return blocked / (time.perf_counter() - t0), longest, got
+
+    share, longest, got = asyncio.run(main())
+    busy = metrics.value(signals.RUNTIME_EVENT_LOOP_BUSY, None, got)
+    stall = metrics.value(signals.RUNTIME_EVENT_LOOP_STALL_MAX, None, got)
+    assert abs(busy - share) < 0.1, (busy, share)
+    assert longest <= stall < longest + 0.05, (stall, longest)
+
+
+def test_an_idle_loop_is_not_busy(metrics, installed):
+    installed.append(RuntimeProbe(metrics.meter, loop_interval_s=0.05))
+
+    async def main():
+        await asyncio.sleep(0.05)
+        metrics.collect()
+        await asyncio.sleep(0.5)
+        return metrics.collect()
+
+    got = asyncio.run(main())
+    assert metrics.value(signals.RUNTIME_EVENT_LOOP_BUSY, None, got) < 0.2
+    assert metrics.value(signals.RUNTIME_EVENT_LOOP_STALL_MAX, None, got) < 0.1
+
+
+def test_selector_timing_is_undone_by_uninstall(metrics):
+    probe = RuntimeProbe(metrics.meter)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.sleep(0))
+        assert "select" in vars(loop._selector)
+        probe.uninstall()
+        assert "select" not in vars(loop._selector)
+        loop.run_until_complete(asyncio.sleep(0.01))
+    finally:
+        probe.uninstall()
+        loop.close()
+
+
+def test_gc_cpu_time_is_the_cpu_the_collections_took(metrics, installed):
+    """Ground truth: ``time.thread_time()`` around explicit full collections, taken by the test."""
+    installed.append(RuntimeProbe(metrics.meter))
+    metrics.collect()
+    spent = 0.0
+    gc.disable()  # only the explicit collections below run
+    try:
+        for _ in range(5):
+            junk = []
+            for _ in range(200_000):
+                a: list = []
+                a.append(a)
+                junk.append(a)
+            del junk, a
+            c0 = time.thread_time()
+            gc.collect(2)
+            spent += time.thread_time() - c0
+        got = metrics.value(signals.RUNTIME_GC_CPU_TIME)
+    finally:
+        gc.enable()
+    assert spent > 0.01
+    assert spent * 0.8 <= got <= spent * 1.2 + 0.01, (got, spent)

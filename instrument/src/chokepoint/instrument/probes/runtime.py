@@ -20,6 +20,16 @@
                                        asyncio loop fires: blocking code in async handlers
                                        (the loop thread's own wait for a CPU taken out,
                                        Linux; see "Event-loop lag" below)
+``chokepoint.runtime.event_loop.busy`` gauge, share of wall time since the previous
+                                       collection the loop spent running callbacks
+                                       (outside its selector's ``select``); the busiest
+                                       loop of the process
+``chokepoint.runtime.event_loop.stall.max``  gauge (s), the longest single stretch the loop
+                                       ran without returning to ``select`` since the
+                                       previous collection (a stall still under way counts)
+``chokepoint.runtime.gc.cpu_time``     counter (s), thread CPU time (``time.thread_time``)
+                                       spent inside collections: GC's CPU, apart from
+                                       wall-clock pauses stretched by a CPU-starved host
 =====================================  ==================================================
 
 Gauges are read only at collection (no thread).  GC pauses come from ``gc.callbacks``;
@@ -63,6 +73,15 @@ already running when the probe is installed, and schedules a self-rescheduling
 not a task, so it never shows up in ``asyncio.all_tasks()``.  A loop implementation
 that bound ``_set_running_loop`` before the probe was installed (uvloop imported
 earlier) is seen only if it is already running at install.
+
+Busy share and longest stall come from the loop's selector: the probe times each
+``select`` call (an instance attribute on ``loop._selector``, removed by ``uninstall``;
+two ``perf_counter`` calls per loop iteration).  Time outside ``select`` is time the loop
+was running callbacks: a handler making a blocking call inside ``async def`` shows as a
+busy share near 1 and a stall the length of the call, even though each request's server
+span (which starts once the loop gets to it) looks fast.  A loop whose thread waits for a
+CPU counts that wait as busy too (compare ``cpu.run_queue_wait``).  Loops without a
+``_selector`` (uvloop) report lag only.
 
 A timer is late for two reasons: code ran on the loop (or held the GIL) past the timer's
 due time — the loop is *blocked*, the app's own fault — or the loop's thread was ready and
@@ -177,6 +196,14 @@ class RuntimeProbe(BaseProbe):
         self._gc_pauses: collections.deque[tuple[float, int]] = collections.deque(maxlen=10_000)  # (seconds, generation)
         self.gc_pause = self.instruments.histogram(signals.RUNTIME_GC_PAUSE_TIME, "s", "Time of one garbage collection")
         self.loop_lag = self.instruments.histogram(signals.RUNTIME_EVENT_LOOP_LAG, "s", "How late an event-loop timer fired")
+        self.gc_cpu = self.instruments.counter(signals.RUNTIME_GC_CPU_TIME, "s", "Thread CPU time spent in garbage collections")
+        self._gc_cpu_started: float | None = None
+        self._gc_cpu_s = 0.0  # added by the GC callback, moved to the counter at collection
+        self._gc_cpu_recorded = 0.0
+        self._selects: list[_SelectTimer] = []
+        self._busy_last: dict[int, tuple[float, float]] = {}
+        self.observe(signals.RUNTIME_EVENT_LOOP_BUSY, "1", "Share of wall time the event loop ran callbacks", self._loop_busy)
+        self.observe(signals.RUNTIME_EVENT_LOOP_STALL_MAX, "s", "Longest single event-loop stretch without yielding", self._loop_stall_max)
         self.observe(signals.PROCESS_CPU_UTILIZATION, "1", "CPU used as a fraction of one core", self._cpu)
         self.run_queue = RunQueueWait()
         self.observe(signals.RUNTIME_CPU_RUN_QUEUE_WAIT, "1", "Time runnable but waiting for a CPU, as a fraction of one core", self._run_queue_wait)
@@ -233,7 +260,11 @@ class RuntimeProbe(BaseProbe):
         try:
             if phase == "start":
                 self._gc_started = time.perf_counter()
+                self._gc_cpu_started = time.thread_time()
             elif self._gc_started is not None:
+                if self._gc_cpu_started is not None:
+                    self._gc_cpu_s += time.thread_time() - self._gc_cpu_started
+                    self._gc_cpu_started = None
                 pause, generation = time.perf_counter() - self._gc_started, info.get("generation", -1)
                 self._gc_started = None
                 if generation != 0 or pause >= self.gc_min_pause_s:
@@ -242,7 +273,14 @@ class RuntimeProbe(BaseProbe):
             report_error("runtime.gc")
 
     def record_gc_pauses(self) -> None:
-        """Record the queued GC pauses (called at collection, outside any GC callback)."""
+        """Record the queued GC pauses and GC CPU time (called at collection, outside any GC callback)."""
+        try:
+            total = self._gc_cpu_s
+            if total > self._gc_cpu_recorded:
+                self.gc_cpu.add(total - self._gc_cpu_recorded)
+                self._gc_cpu_recorded = total
+        except Exception:
+            report_error("runtime.gc_cpu")
         try:
             while True:
                 try:
@@ -254,10 +292,46 @@ class RuntimeProbe(BaseProbe):
             report_error("runtime.gc_record")
 
     # ------------------------------------------------------------------ event loop
+    def _live_selects(self) -> list[_SelectTimer]:
+        live = [t for t in self._selects if t.loop() is not None and not t.loop().is_closed()]
+        self._selects = live
+        return live
+
+    def _loop_busy(self):
+        shares = []
+        for timer in self._live_selects():
+            idle, wall = timer.idle_s, time.perf_counter()
+            if timer.entered is not None:  # in select now: the idle time so far counts
+                idle += wall - timer.entered
+            last = self._busy_last.get(id(timer))
+            self._busy_last[id(timer)] = (idle, wall)
+            if last is not None and wall > last[1]:
+                shares.append(min(1.0, max(0.0, 1.0 - (idle - last[0]) / (wall - last[1]))))
+        if shares:
+            yield Observation(max(shares))
+
+    def _loop_stall_max(self):
+        stalls = [timer.take_stall_max() for timer in self._live_selects()]
+        if stalls:
+            yield Observation(max(stalls))
+
+    def _time_select(self, loop: asyncio.AbstractEventLoop) -> None:
+        selector = getattr(loop, "_selector", None)
+        select = getattr(selector, "select", None)
+        if select is None or "select" in getattr(selector, "__dict__", {"select": None}):
+            return  # no selector (uvloop), or timed already
+        timer = _SelectTimer(loop, selector, select, self)
+        selector.select = timer.select
+        self._selects.append(timer)
+
     def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the lag timer on ``loop`` (once per loop; from any thread)."""
+        """Start the lag timer on ``loop`` and time its selector (once per loop; from any thread)."""
         try:
             self.loops.add(loop)
+            try:
+                self._time_select(loop)
+            except Exception:
+                report_error("runtime.time_select")
             interval, lag, probe = self.loop_interval_s, self.loop_lag, self
 
             def tick(due: float, waited_before: float | None) -> None:
@@ -292,3 +366,48 @@ class RuntimeProbe(BaseProbe):
     def on_uninstall(self) -> None:
         with contextlib.suppress(ValueError):
             gc.callbacks.remove(self._on_gc)
+        for timer in self._selects:
+            timer.undo()
+        self._selects = []
+
+
+class _SelectTimer:
+    """Times one loop's ``selector.select``: idle seconds in all, the longest run outside it."""
+
+    __slots__ = ("__weakref__", "entered", "idle_s", "left", "loop", "original", "probe", "selector", "stall_max")
+
+    def __init__(self, loop, selector, original, probe: RuntimeProbe) -> None:
+        self.loop = weakref.ref(loop)
+        self.selector, self.original, self.probe = selector, original, probe
+        self.idle_s = 0.0
+        self.stall_max = 0.0
+        self.entered: float | None = None  # perf_counter when select was entered, None outside it
+        self.left: float | None = None  # perf_counter when select last returned
+
+    def select(self, timeout=None):
+        if not self.probe.active:
+            return self.original(timeout)
+        t0 = time.perf_counter()
+        left = self.left
+        if left is not None and t0 - left > self.stall_max:
+            self.stall_max = t0 - left
+        self.entered = t0
+        try:
+            return self.original(timeout)
+        finally:
+            t1 = time.perf_counter()
+            self.entered, self.left = None, t1
+            self.idle_s += t1 - t0
+
+    def take_stall_max(self) -> float:
+        """The longest run since the previous call (a run still under way included); resets it."""
+        stall, left = self.stall_max, self.left
+        if self.entered is None and left is not None:
+            stall = max(stall, time.perf_counter() - left)
+        self.stall_max = 0.0
+        return stall
+
+    def undo(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.selector.__dict__.get("select") == self.select:
+                del self.selector.select
