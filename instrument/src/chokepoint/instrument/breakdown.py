@@ -38,6 +38,7 @@ from types import MappingProxyType
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
+from chokepoint.instrument.compat import attributes_dict, sdk_span_attributes
 from chokepoint.instrument.context import RequestContext
 
 DB_SYSTEM_KEYS = ("db.system.name", "db.system")
@@ -70,14 +71,14 @@ def plain_attributes(span) -> Mapping:
     the dict underneath instead.
     """
     if isinstance(span, ReadableSpan):
-        attributes = span._attributes
+        attributes = sdk_span_attributes(span)
     else:
         attributes = span.attributes
         if type(attributes) is dict:
             return attributes
     if attributes is None:
         return _EMPTY
-    return getattr(attributes, "_dict", attributes)
+    return attributes_dict(attributes)
 
 
 def first_attribute(attributes: Mapping | None, keys: tuple[str, ...]):

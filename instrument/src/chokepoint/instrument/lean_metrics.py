@@ -45,6 +45,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from chokepoint.instrument.compat import meter_provider_resource, reader_collect, set_reader_collect
+
 SCALE = 5
 MAX_BUCKETS = 160
 _FACTOR = 2**SCALE
@@ -258,15 +260,14 @@ class LeanMetrics:
 
         def current_resource():
             # the SDK replaces its resource in a forked child (new service.instance.id)
-            config = getattr(meter_provider, "_sdk_config", None)
-            return getattr(config, "resource", None) or resource
+            return meter_provider_resource(meter_provider) or resource
 
         for reader in readers:
-            original = reader._collect
+            original = reader_collect(reader)
             if original is None:
                 continue
 
             def collect(reader_, timeout_millis=10_000, _original=original):
                 return self.merge_into(_original(reader_, timeout_millis=timeout_millis), current_resource())
 
-            reader._set_collect_callback(collect)
+            set_reader_collect(reader, collect)

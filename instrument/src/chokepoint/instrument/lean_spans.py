@@ -23,7 +23,7 @@ Same behaviour where an instrumentor or the exporter can notice:
   the SDK takes it (an invalid or absent parent starts a new trace; a remote parent's
   trace id, trace state and random-trace-id flag are kept); the sampled flag, as the
   always-on sampler gives;
-- attribute values are cleaned when set, with the SDK's rules (``_clean_attribute_value``:
+- attribute values are cleaned when set, with the SDK's rules (``compat.clean_attribute_value``:
   lists become tuples, unknown types ``str()`` or ``None``, invalid keys dropped,
   ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`` truncation); the SDK's span limits (128
   attributes: the oldest is dropped; 128 events; 128 links) from the provider's
@@ -41,9 +41,9 @@ the provider (a user's exporter, for instance), the sampler is not always-on, a
 tracer is disabled by a tracer configurator, or ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``
 asks for the SDK's span metrics.
 
-It leans on a few SDK internals (``_clean_attribute_value``, ``_is_valid_link``, the
-tracer's ``_tracer_config``/``_instrumentation_scope``, the provider's ``_span_limits``),
-which is why ``opentelemetry-sdk`` is pinned to one minor version.
+The few SDK internals it needs (the SDK's attribute cleaning, link validation, the
+tracer's config and scope, the provider's span limits) come from
+:mod:`chokepoint.instrument.compat`.
 
 On the agent's own path a parent ``SpanContext`` is read by tuple index, not through its
 properties; with the SDK's own ``RandomIdGenerator`` the ids come from
@@ -65,8 +65,8 @@ from time import time_ns
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
-from opentelemetry.attributes import BoundedAttributes, _clean_attribute_value
-from opentelemetry.sdk.trace import Event, Tracer, TracerProvider, _is_valid_link
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import Event, Tracer, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.semconv.attributes.exception_attributes import (
@@ -75,9 +75,19 @@ from opentelemetry.semconv.attributes.exception_attributes import (
     EXCEPTION_TYPE,
 )
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
-from opentelemetry.util._decorator import _agnosticcontextmanager
+
+from chokepoint.instrument.compat import (
+    RANDOM_TRACE_ID_FLAG,
+    SPAN_KEY,
+    agnosticcontextmanager,
+    clean_attribute_value,
+    instrumentation_scope,
+    is_valid_link,
+    set_link_attributes,
+    span_limits,
+    tracer_enabled,
+)
 
 _log = logging.getLogger("opentelemetry.sdk.trace")  # the SDK's logger: same warnings, same place
 
@@ -89,9 +99,9 @@ _UNSET = Status(StatusCode.UNSET)
 _OK = StatusCode.OK
 _INTERNAL = SpanKind.INTERNAL
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | RANDOM_TRACE_ID_FLAG)
 _current_context = otel_context.get_current
-_RANDOM_TRACE_ID = TraceFlags.RANDOM_TRACE_ID
+_RANDOM_TRACE_ID = RANDOM_TRACE_ID_FLAG
 _new_tuple = tuple.__new__
 _TRACE_ID_MAX = 2**128 - 1
 _SPAN_ID_MAX = 2**64 - 1
@@ -161,7 +171,7 @@ class LeanSpan(trace_api.Span):
 
     @property
     def instrumentation_scope(self):
-        return self._tracer.sdk_tracer._instrumentation_scope
+        return instrumentation_scope(self._tracer.sdk_tracer)
 
     @property
     def instrumentation_info(self):
@@ -181,7 +191,7 @@ class LeanSpan(trace_api.Span):
             _log.warning("invalid key `%s`. must be non-empty string. Dropping key from attributes.", key)
             return
         if type(value) not in tracer.plain_values:
-            value = _clean_attribute_value(value, tracer.max_value_len)
+            value = clean_attribute_value(value, tracer.max_value_len)
         _insert(self.attributes, key, value, tracer.max_attributes)
 
     def set_attributes(self, attributes: Mapping) -> None:
@@ -191,7 +201,7 @@ class LeanSpan(trace_api.Span):
         tracer = self._tracer
         plain = tracer.plain_values
         if not (_STR_ONLY.issuperset(map(type, attributes)) and "" not in attributes):
-            attributes = _clean_attribute_value(attributes, tracer.max_value_len)  # as the SDK's _set_items
+            attributes = clean_attribute_value(attributes, tracer.max_value_len)  # as the SDK's _set_items
         elif not plain.issuperset(map(type, attributes.values())):  # valid keys: only the values need cleaning
             attributes = {key: value if type(value) in plain else _clean_value(value, plain, tracer.max_value_len) for key, value in attributes.items()}
         mine, limit = self.attributes, tracer.max_attributes
@@ -214,7 +224,7 @@ class LeanSpan(trace_api.Span):
         events.append(Event(name=name, attributes=bounded, timestamp=timestamp))
 
     def add_link(self, context: SpanContext, attributes=None) -> None:
-        if not _is_valid_link(context, attributes):
+        if not is_valid_link(context, attributes):
             return
         tracer = self._tracer
         bounded = BoundedAttributes(tracer.limits.max_link_attributes, attributes, max_value_len=tracer.limits.max_attribute_length, immutable=True)
@@ -287,11 +297,11 @@ class LeanSpan(trace_api.Span):
 
 
 def _clean_value(value, plain: frozenset, max_value_len):
-    """``_clean_attribute_value(value, max_value_len)`` for one value; a tuple of plain
+    """``clean_attribute_value(value, max_value_len)`` for one value; a tuple of plain
     values (a captured header: ``("123",)``) is clean already and kept as it is."""
     if type(value) is tuple and plain.issuperset(map(type, value)):
         return value
-    return _clean_attribute_value(value, max_value_len)
+    return clean_attribute_value(value, max_value_len)
 
 
 def _insert(attributes: dict, key: str, value, limit) -> None:
@@ -312,7 +322,7 @@ class LeanTracer(trace_api.Tracer):
     def __init__(self, provider: LeanTracerProvider, sdk_tracer: Tracer):
         self.provider = provider
         self.sdk_tracer = sdk_tracer
-        limits = provider._span_limits
+        limits = span_limits(provider)
         self.limits = limits
         self.max_attributes = limits.max_span_attributes if limits.max_span_attributes is not None else float("inf")
         self.max_value_len = limits.max_span_attribute_length
@@ -337,7 +347,7 @@ class LeanTracer(trace_api.Tracer):
             return dict(attributes)
         cleaned: dict = {}
         limit = self.max_attributes
-        for key, value in _clean_attribute_value(attributes, self.max_value_len).items():
+        for key, value in clean_attribute_value(attributes, self.max_value_len).items():
             _insert(cleaned, key, value, limit)
         return cleaned
 
@@ -345,8 +355,10 @@ class LeanTracer(trace_api.Tracer):
         limits = self.limits
         valid = []
         for link in links:
-            if link and _is_valid_link(link.context, link.attributes):
-                link._attributes = BoundedAttributes(limits.max_link_attributes, link.attributes, max_value_len=limits.max_attribute_length, immutable=True)
+            if link and is_valid_link(link.context, link.attributes):
+                set_link_attributes(
+                    link, BoundedAttributes(limits.max_link_attributes, link.attributes, max_value_len=limits.max_attribute_length, immutable=True)
+                )
                 valid.append(link)
         if limits.max_links is not None:
             valid = valid[len(valid) - limits.max_links :] if limits.max_links else []
@@ -364,9 +376,9 @@ class LeanTracer(trace_api.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace_api.Span:
         processor = self.provider.lean_processor
-        if processor is None or not self.sdk_tracer._tracer_config.is_enabled:
+        if processor is None or not tracer_enabled(self.sdk_tracer):
             return self.sdk_tracer.start_span(name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception)
-        current = (context if context is not None else _current_context()).get(_SPAN_KEY)  # get_current_span
+        current = (context if context is not None else _current_context()).get(SPAN_KEY)  # get_current_span
         parent = current.context if type(current) is LeanSpan else current.get_span_context() if isinstance(current, trace_api.Span) else None
         if type(parent) is SpanContext:  # the tuple's fields (trace id, span id, remote, flags, state, valid), not its properties
             if parent[5]:
@@ -380,7 +392,7 @@ class LeanTracer(trace_api.Tracer):
                 raise TypeError("parent_span_context must be a SpanContext or None.")  # as the SDK
             if parent.is_valid:
                 trace_id = parent.trace_id
-                flags = _SAMPLED_RANDOM if parent.trace_flags.random_trace_id else _SAMPLED
+                flags = _SAMPLED_RANDOM if parent.trace_flags & _RANDOM_TRACE_ID else _SAMPLED
                 state = parent.trace_state
             else:
                 parent = None
@@ -419,7 +431,7 @@ class LeanTracer(trace_api.Tracer):
         processor.on_start(span, parent_context=context)
         return span
 
-    @_agnosticcontextmanager
+    @agnosticcontextmanager
     def start_as_current_span(
         self,
         name: str,

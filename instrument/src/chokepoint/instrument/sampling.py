@@ -46,13 +46,13 @@ import weakref
 from collections import deque
 
 from opentelemetry import context as otel_context
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from chokepoint.instrument import context, signals
 from chokepoint.instrument.breakdown import DB_SYSTEM_KEYS, HTTP_METHOD_KEYS, QUEUE_BEFORE_SPAN, compute_breakdown, plain_attributes, span_failed
+from chokepoint.instrument.compat import SUPPRESS_INSTRUMENTATION_KEY
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.instruments import K_ROUTE, AgentInstruments, route_of
 from chokepoint.instrument.queue_time import REQUEST_START_KEYS, queue_seconds
@@ -219,7 +219,7 @@ class TraceExportQueue:
 
     def _export(self, batch: list[ReadableSpan]) -> bool:
         # The exporter's own HTTP request must not be traced (it would feed itself).
-        token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        token = otel_context.attach(otel_context.set_value(SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             clean = [sanitized_copy(span, self.header_allowlist) for span in batch]
             ok = self.exporter.export(clean) is SpanExportResult.SUCCESS
