@@ -15,7 +15,8 @@ of different variants run back to back, so a burst of load from elsewhere hits t
 alike; the "added" column is the median over rounds of (variant − none).
 
 Variants: ``none``; ``chokepoint`` (defaults); ``otel`` (stock OpenTelemetry,
-``stock_otel.py``); and the named variants of ``run.py``'s ``VARIANT_ENV``, among them
+``stock_otel.py``); ``ddtrace`` (Datadog's tracer, ``ddtrace-run`` in its own venv, as in
+``run.py``); and the named variants of ``run.py``'s ``VARIANT_ENV``, among them
 ``otel-noop`` (the stock instrumentors with ``OTEL_SDK_DISABLED=true``: their wrappers
 around no-op tracers and meters, the floor for an agent built on them; FastAPI's own
 telemetry off; ``otel-noop_native`` with it; ``otel-noop_server`` the FastAPI instrumentor
@@ -97,6 +98,10 @@ def serve_rounds(per_round: int, cpu: str) -> None:
     asyncio.run(run())
 
 
+def rev_of(label: str) -> str:
+    return label.partition("@")[2]
+
+
 def agent_at(rev: str, tmp: str) -> str:
     """``instrument/src`` as of git revision ``rev``, extracted under ``tmp``; its path."""
     dest = os.path.join(tmp, rev.replace("/", "_").replace("~", "-"))
@@ -120,6 +125,7 @@ def main() -> None:
     parser.add_argument("--cpu", choices=("user", "process"), default="user", help="user time, or user + system")
     args = parser.parse_args()
     sys.path.insert(0, HERE)
+    from ddtrace_venv import ensure_venv
     from run import BIN, PY, VARIANT_ENV, bench_backends
 
     variants = [v for v in args.variants.split(",") if v] + args.variant
@@ -128,6 +134,8 @@ def main() -> None:
         name = label.split("@")[0]
         if name not in ("none", "chokepoint", "otel") and name not in VARIANT_ENV:
             raise SystemExit(f"unknown variant {name!r}: none, chokepoint, otel or one of {', '.join(VARIANT_ENV)}")
+        if name.startswith("ddtrace") and rev_of(label):
+            raise SystemExit(f"variant {variant!r}: @REV is for chokepoint's agent only")
         if any("=" not in extra for extra in extras):
             raise SystemExit(f"variant {variant!r}: extra environment goes as +NAME=VALUE")
         rev = label.partition("@")[2]
@@ -146,6 +154,9 @@ def main() -> None:
                 cmd = [str(BIN / "chokepoint-instrument"), *cmd]
             elif name.startswith("otel"):
                 cmd = [PY, os.path.join(HERE, "stock_otel.py"), *cmd[1:]]
+            elif name.startswith("ddtrace"):
+                dd_bin = ensure_venv()
+                cmd = [str(dd_bin / "ddtrace-run"), str(dd_bin / "python"), *cmd[1:]]
             procs[variant] = subprocess.Popen(
                 cmd, env=venv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {0})
             )
