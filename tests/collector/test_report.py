@@ -60,7 +60,7 @@ def test_text_names_the_likely_bottleneck_first():
     text = format_findings([FINDING, SECOND], "text", 60)
     first, *rest = text.splitlines()
     assert first.startswith("Likely bottleneck: DB connection pool exhausted — shop / sqlalchemy:postgresql (critical, score 0.87")
-    assert "wait_p99_ms=410" in text
+    assert "wait p99: 410 ms" in text
     assert "fix: Raise the pool size" in text
     assert any(line.strip().startswith("2. [info] slow_query") for line in rest)
 
@@ -68,7 +68,7 @@ def test_text_names_the_likely_bottleneck_first():
 def test_markdown_escapes_pipes_and_lists_all():
     md = format_findings([FINDING, SECOND], "markdown", 60)
     assert "## Likely bottleneck: `db_pool_saturation`" in md
-    assert "| wait_p99_ms | 410 |" in md
+    assert "| wait p99 | 410 ms |" in md
     assert "a \\| b" in md
     assert md.count("\n| ") >= 2 + 4
 

@@ -13,7 +13,7 @@ def test_banner_names_the_top_finding_with_evidence_and_fix(api, texts):
     text = texts(banner)
     assert "DB connection pool exhausted" in text  # catalog title of db_pool_saturation
     assert "sqlalchemy:postgresql" in text
-    assert "wait_p99_ms: 410" in text
+    assert "wait p99: 410 ms" in text  # evidence formatted for people
     assert "Raise the pool size" in text
     assert "Circuit breaker open" in texts(findings)
     assert "12 routes, 3 findings" in texts(status)
@@ -65,3 +65,9 @@ def test_blind_spots_are_a_visible_warning_and_nothing_without_any(api, texts):
 
 def test_blind_spots_of_an_unreachable_collector_are_left_to_the_status_line(unreachable, texts):
     assert texts(overview.refresh_blind_spots(unreachable)) == ""
+
+
+def test_an_info_top_finding_is_no_likely_bottleneck(texts):
+    info = {"kind": "cacheable_reads", "service": "blog", "target": "t", "score": 0.3, "severity": "info", "summary": "s", "evidence": {"repeated_ratio": 0.95}}
+    text = texts(overview.bottleneck_banner([info]))
+    assert "Likely bottleneck" not in text and "No bottleneck above info" in text and "repeated ratio: 95%" in text

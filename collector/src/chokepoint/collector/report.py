@@ -9,7 +9,10 @@ Usage::
 Reads ``GET /api/v1/bottlenecks?window=S`` and the ``blind_spots`` of ``GET /api/v1/health``
 (sending ``Authorization: Bearer $CHOKEPOINT_TOKEN`` when set).  Blind spots (a library in
 use whose integration produced nothing, as the agent reports it) are printed first, as a
-"Blind spots" block: a signal that is missing is not a cause ruled out.  Exit codes: 0 with findings or none, 1 when the
+"Blind spots" block: a signal that is missing is not a cause ruled out.  The top finding is
+headlined as "Likely bottleneck" only at ``warning`` or above; otherwise the report says "No
+bottleneck above info" and lists the findings.  Evidence is formatted for people
+(``evidence.evidence_text``: units, rounded).  Exit codes: 0 with findings or none, 1 when the
 collector cannot be reached or answers with an error (one line on stderr says which).
 """
 
@@ -23,6 +26,9 @@ import urllib.parse
 import urllib.request
 
 from chokepoint.collector.catalog import FINDINGS_BY_KIND
+from chokepoint.collector.evidence import evidence_items, evidence_text
+
+ABOVE_INFO = ("warning", "critical")
 
 
 class ReportError(RuntimeError):
@@ -64,7 +70,12 @@ def _get_json(api: str, path: str, timeout_s: float, token: str | None):
 
 
 def _evidence_text(evidence: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in evidence.items() if v is not None)
+    return evidence_text(evidence)
+
+
+def _is_bottleneck(finding: dict) -> bool:
+    """A finding is headlined as the likely bottleneck only at ``warning`` or above."""
+    return finding.get("severity") in ABOVE_INFO
 
 
 def format_text(findings: list[dict], window_s: float) -> str:
@@ -72,6 +83,13 @@ def format_text(findings: list[dict], window_s: float) -> str:
         return f"No bottleneck found in the last {window_s:g} s.\n"
     lines = []
     top = findings[0]
+    if not _is_bottleneck(top):
+        lines.append(f"No bottleneck above info in the last {window_s:g} s.")
+        lines.append("")
+        lines.append("Findings at info:")
+        for i, f in enumerate(findings, start=1):
+            lines.append(f"  {i}. [{f['severity']}] {f['kind']} {f['service']}/{f['target']} score {f['score']:.2f}: {f['summary']}")
+        return "\n".join(lines) + "\n"
     title = FINDINGS_BY_KIND.get(top["kind"]).title if top["kind"] in FINDINGS_BY_KIND else top["kind"]
     lines.append(f"Likely bottleneck: {title} — {top['service']} / {top['target']} ({top['severity']}, score {top['score']:.2f}, since {top['since']})")
     lines.append(f"  {top['summary']}")
@@ -90,7 +108,24 @@ def format_markdown(findings: list[dict], window_s: float) -> str:
     if not findings:
         return "\n".join([*out, "No bottleneck found.", ""])
     top = findings[0]
+    if not _is_bottleneck(top):
+        out += ["No bottleneck above info.", ""]
+    else:
+        out += _markdown_top(top)
     out += [
+        "## All findings",
+        "",
+        "| # | kind | service | target | severity | score | summary |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, f in enumerate(findings, start=1):
+        summary = f["summary"].replace("|", "\\|")
+        out.append(f"| {i} | {f['kind']} | {f['service']} | `{f['target']}` | {f['severity']} | {f['score']:.2f} | {summary} |")
+    return "\n".join([*out, ""])
+
+
+def _markdown_top(top: dict) -> list[str]:
+    return [
         f"## Likely bottleneck: `{top['kind']}` — {top['service']} / `{top['target']}`",
         "",
         f"**{top['severity']}**, score {top['score']:.2f}, since {top['since']}",
@@ -101,17 +136,9 @@ def format_markdown(findings: list[dict], window_s: float) -> str:
         "",
         "| evidence | value |",
         "|---|---|",
-        *[f"| {k} | {v} |" for k, v in (top.get("evidence") or {}).items()],
+        *[f"| {k} | {v} |" for k, v in evidence_items(top.get("evidence") or {})],
         "",
-        "## All findings",
-        "",
-        "| # | kind | service | target | severity | score | summary |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for i, f in enumerate(findings, start=1):
-        summary = f["summary"].replace("|", "\\|")
-        out.append(f"| {i} | {f['kind']} | {f['service']} | `{f['target']}` | {f['severity']} | {f['score']:.2f} | {summary} |")
-    return "\n".join([*out, ""])
 
 
 BLIND_SPOTS_HEADING = "Blind spots: the agent reports it cannot see these, so they are not ruled out as the cause"

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
 from chokepoint.collector.catalog import FINDINGS_BY_KIND
+from chokepoint.collector.evidence import evidence_items
 
 from ..client import ApiClient
 from ..components import (
@@ -96,7 +97,10 @@ def bottleneck_banner(findings: list[dict]) -> html.Div:
     evidence = top.get("evidence") or {}
     return html.Div(
         [
-            html.Div("Likely bottleneck", style={"fontSize": "12px", "textTransform": "uppercase", "opacity": 0.8}),
+            html.Div(
+                "Likely bottleneck" if top.get("severity") in ("warning", "critical") else "No bottleneck above info — the top finding",
+                style={"fontSize": "12px", "textTransform": "uppercase", "opacity": 0.8},
+            ),
             html.H2(
                 [
                     html.Span(finding_title(top.get("kind", "")), className="bottleneck-kind"),
@@ -106,7 +110,7 @@ def bottleneck_banner(findings: list[dict]) -> html.Div:
                 style={"margin": "4px 0"},
             ),
             html.P(top.get("summary", ""), className="bottleneck-summary"),
-            html.Ul([html.Li(f"{k}: {v}") for k, v in evidence.items()], className="bottleneck-evidence"),
+            html.Ul([html.Li(f"{k}: {v}") for k, v in evidence_items(evidence)], className="bottleneck-evidence"),
             html.P([html.B("Fix: "), top.get("recommendation", "")], className="bottleneck-fix"),
             html.Small(
                 f"kind={top.get('kind')} service={top.get('service')} score={top.get('score')} severity={top.get('severity')} since {top.get('since', '')}"
