@@ -20,7 +20,7 @@ RUN pip install -c constraints.txt ./instrument
 FROM base AS sidecar
 COPY collector/ collector/
 COPY dashboards/ dashboards/
-RUN pip install -c constraints.txt ./collector ./dashboards
+RUN pip install -c constraints.txt './collector[kafka]' ./dashboards
 ENV CHOKEPOINT_BIND=0.0.0.0 CHOKEPOINT_DATA_DIR=/var/lib/chokepoint
 RUN useradd --system --home-dir /var/lib/chokepoint --create-home chokepoint
 USER chokepoint

@@ -63,6 +63,14 @@ log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL_S = 1.0
 
 
+def _require_kafka_client(what: str) -> None:
+    """confluent-kafka is the ``kafka`` extra: say so (a RuntimeError ``chokepoint serve`` reports) when it is missing."""
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError(f"{what} needs confluent-kafka: pip install 'chokepoint-collector[kafka]'") from exc
+
+
 class CollectorService:
     def __init__(self, config: CollectorConfig | None = None, clock: Callable[[], float] = time.time) -> None:
         self.config = config or CollectorConfig()
@@ -190,6 +198,7 @@ class CollectorService:
         log.info("REST API and /metrics listening on %s", self.api_url)
         # 6. Kafka lag monitor
         if cfg.kafka_bootstrap:
+            _require_kafka_client("the Kafka lag monitor (kafka_bootstrap)")
             from chokepoint.collector.lag_monitor import KafkaLagMonitor
 
             self.lag_monitor = KafkaLagMonitor(self.store, cfg.kafka_bootstrap, poll_interval_s=cfg.kafka_poll_interval_s)
@@ -198,6 +207,7 @@ class CollectorService:
             log.info("Kafka lag monitor polling %s every %ss", cfg.kafka_bootstrap, cfg.kafka_poll_interval_s)
         # 7. Kafka ingest
         if cfg.kafka_ingest:
+            _require_kafka_client("Kafka ingest (kafka_ingest)")
             from chokepoint.collector.receiver_kafka import KafkaIngestConfig, KafkaIngestReceiver
 
             kcfg = KafkaIngestConfig(cfg.kafka_ingest, group_id=cfg.kafka_group, topics=cfg.kafka_topic_list, session_timeout_s=cfg.kafka_session_s)
