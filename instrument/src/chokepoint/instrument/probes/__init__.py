@@ -13,6 +13,7 @@ Usage (the agent core does this; tests do it with an ``InMemoryMetricReader``)::
     for probe in probes: probe.uninstall()           # undoes every patch, listener and callback
 
 Probe names (module): ``sqlalchemy_pool``, ``psycopg_pool`` (:mod:`.db_pool`);
+``asyncpg_pool`` (:mod:`.asyncpg_pool`);
 ``threadpool``, ``anyio``, ``gunicorn``, ``asgi`` (:mod:`.workers`); ``pybreaker``,
 ``aiobreaker``, ``circuitbreaker`` (:mod:`.breakers`); ``confluent_kafka``, ``aiokafka``
 (:mod:`.kafka_lag`); ``runtime`` (:mod:`.runtime`).
@@ -45,6 +46,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry.metrics import Meter
 
+from chokepoint.instrument.probes.asyncpg_pool import AsyncpgPoolProbe
 from chokepoint.instrument.probes.breakers import AioBreakerProbe, CircuitBreakerPackageProbe, PyBreakerProbe
 from chokepoint.instrument.probes.db_pool import PsycopgPoolProbe, SQLAlchemyPoolProbe
 from chokepoint.instrument.probes.kafka_lag import AiokafkaLagProbe, KafkaLagProbe
@@ -69,6 +71,7 @@ PROBES: dict[str, Callable[[Meter], Probe]] = {
     "runtime": RuntimeProbe,
     "sqlalchemy_pool": SQLAlchemyPoolProbe,
     "psycopg_pool": PsycopgPoolProbe,
+    "asyncpg_pool": AsyncpgPoolProbe,
     "threadpool": ThreadPoolProbe,
     "anyio": AnyioThreadPoolProbe,
     "gunicorn": GunicornProbe,

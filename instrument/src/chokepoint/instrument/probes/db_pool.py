@@ -65,6 +65,8 @@ class _PoolState:
     def __init__(self, name: str, probe: _PoolProbe) -> None:
         self.name = name
         self.attrs = {signals.ATTR_DB_POOL_NAME: name}
+        if probe.kind != "db":  # absent means db (signals.ATTR_POOL_KIND)
+            self.attrs[signals.ATTR_POOL_KIND] = probe.kind
         self.waiting: list[None] = []
         self.record_wait = bind(probe.wait_time, self.attrs)
         self.record_use = bind(probe.use_time, self.attrs)
@@ -76,11 +78,16 @@ class _PoolState:
 
 
 class _PoolProbe(BaseProbe):
-    """Shared parts of the two pool probes: registry, wait timing, hold timing.
+    """Shared parts of the connection-pool probes: registry, wait timing, hold timing.
 
     Per checkout and return: a pool's state is found through a plain dict keyed by
     ``id(pool)`` (checked against a weak reference) rather than the weak-keyed registry,
-    two ``perf_counter`` calls per timed interval, bound recorders, no lock."""
+    two ``perf_counter`` calls per timed interval, bound recorders, no lock.
+
+    ``kind`` (``chokepoint.pool.kind``): ``db`` pools also mark the request as holding a
+    DB connection between checkout and return; ``redis`` and ``http`` pools do not."""
+
+    kind = "db"
 
     def __init__(self, meter) -> None:
         super().__init__(meter)
@@ -150,18 +157,24 @@ class _PoolProbe(BaseProbe):
         if len(checked_out_at) > _MAX_TRACKED_CHECKOUTS:
             checked_out_at.clear()  # leaked entries (never returned): start over
         checked_out_at[key] = (perf_counter(), self.state(pool).record_use)
-        db_connection_acquired()
+        if self.kind == "db":
+            db_connection_acquired()
 
     def checked_in(self, key: int) -> None:
         out = self._checked_out_at.pop(key, None)
-        db_connection_released()
+        if self.kind == "db":
+            db_connection_released()
         self.returned += 1
         if out is not None:
             out[1](perf_counter() - out[0])
 
     # --------------------------------------------------------------- gauges
+    def live_pools(self) -> list[tuple[Any, _PoolState]]:
+        """The pools to report at collection, with their state."""
+        return list(self.pools.items())
+
     def _each(self):
-        for pool, st in list(self.pools.items()):
+        for pool, st in self.live_pools():
             try:
                 sizes = self.sizes(pool)
             except Exception:
@@ -172,21 +185,22 @@ class _PoolProbe(BaseProbe):
 
     def _counts(self):
         for st, s in self._each():
-            yield Observation(s["used"], {signals.ATTR_DB_POOL_NAME: st.name, signals.ATTR_DB_POOL_STATE: "used"})
-            yield Observation(s["idle"], {signals.ATTR_DB_POOL_NAME: st.name, signals.ATTR_DB_POOL_STATE: "idle"})
+            yield Observation(s["used"], {**st.attrs, signals.ATTR_DB_POOL_STATE: "used"})
+            yield Observation(s["idle"], {**st.attrs, signals.ATTR_DB_POOL_STATE: "idle"})
 
     def _maxes(self):
         for st, s in self._each():
             if s["max"] >= 0:
-                yield Observation(s["max"], {signals.ATTR_DB_POOL_NAME: st.name})
+                yield Observation(s["max"], st.attrs)
 
     def _bases(self):
         for st, s in self._each():
-            yield Observation(s["base"], {signals.ATTR_DB_POOL_NAME: st.name})
+            if "base" in s:
+                yield Observation(s["base"], st.attrs)
 
     def _pending(self):
         for st, _ in self._each():
-            yield Observation(st.pending, {signals.ATTR_DB_POOL_NAME: st.name})
+            yield Observation(st.pending, st.attrs)
 
 
 class SQLAlchemyPoolProbe(_PoolProbe):
@@ -387,7 +401,7 @@ class SQLAlchemyPoolProbe(_PoolProbe):
 
     def _overflows(self):
         for st, s in self._each():
-            yield Observation(s["overflow"], {signals.ATTR_DB_POOL_NAME: st.name})
+            yield Observation(s["overflow"], st.attrs)
 
 
 def _connection_record_class():
@@ -520,4 +534,4 @@ class PsycopgPoolProbe(_PoolProbe):
     def _pending(self):
         # psycopg_pool counts its own queue of waiting clients: more exact than ours.
         for st, s in self._each():
-            yield Observation(s["waiting"], {signals.ATTR_DB_POOL_NAME: st.name})
+            yield Observation(s["waiting"], st.attrs)
