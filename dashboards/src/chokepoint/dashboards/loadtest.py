@@ -40,7 +40,12 @@ Locust's 10 s window drags along) does not inflate it; the *threshold* is
 sample from which p95 stays at or above the threshold for 3 consecutive samples.  The
 report gives its time, the users and Locust's throughput at that moment, and the peak
 throughput of the run; "no knee" means latency never left its baseline band — the target
-was not pushed past its capacity.
+was not pushed past its capacity — unless the target was saturated from its first second
+(:func:`find_saturation_from_start`: users rose at least 2× while throughput rose less than
+1.25× and p95 rose at least 1.5× with them, comparing the first and last thirds of the
+samples): then the report says so, with the throughput it was held at, instead of a knee.
+Without a latency knee, a sidecar finding at ``warning`` or above on top within the first
+10 s says the same (``LoadtestResult.early_finding``).
 p95 rather than p99: with tens of requests per second a 10 s p99 rests on a handful of
 requests, too noisy to call a trend.  See :func:`find_knee`.
 
@@ -84,6 +89,9 @@ KNEE_FACTOR = 2.0
 KNEE_MIN_RISE_MS = 50.0
 KNEE_SUSTAIN_SAMPLES = 3
 KNEE_MIN_SAMPLES = 6
+SATURATED_USERS_GROWTH = 2.0  # users rose at least this much ...
+SATURATED_RPS_GROWTH = 1.25  # ... while throughput rose less than this ...
+SATURATED_P95_GROWTH = 1.5  # ... and p95 rose with the users (Little's law)
 
 
 class LoadtestError(RuntimeError):
@@ -116,6 +124,17 @@ class Knee:
     p95_ms: float
     baseline_p95_ms: float
     threshold_ms: float
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """A target at its capacity from the start: throughput held while users and latency rose."""
+
+    users_from: float
+    users_to: float
+    rps: float
+    p95_from_ms: float
+    p95_to_ms: float
 
 
 @dataclass
@@ -156,6 +175,19 @@ class LoadtestResult:
         return find_knee(self.samples)
 
     @property
+    def saturated_from_start(self) -> Saturation | None:
+        return find_saturation_from_start(self.samples)
+
+    def early_finding(self, within_s: float = 10.0) -> tuple[float, dict] | None:
+        """``(t_s, finding)``: the first poll within ``within_s`` of the start whose top finding is ``warning`` or above."""
+        for t_s, findings in self.timeline:
+            if t_s > within_s:
+                break
+            if findings and findings[0].get("severity") in ("warning", "critical"):
+                return t_s, findings[0]
+        return None
+
+    @property
     def total(self) -> dict:
         return next((row for row in self.per_name if row.get("Name") == "Aggregated"), {})
 
@@ -191,6 +223,30 @@ def find_knee(
         if all(s.p95_ms >= threshold for s in usable[i : i + sustain]):
             s = usable[i]
             return Knee(s.t_s, s.users, s.rps, s.p95_ms, baseline, threshold)
+    return None
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def find_saturation_from_start(samples: list[Sample], min_samples: int = KNEE_MIN_SAMPLES) -> Saturation | None:
+    """The target was saturated from its first second: no latency knee can show, since the
+    baseline is already past capacity.  Compares the first and the last third of the samples
+    with requests (medians): users rose ≥ ``SATURATED_USERS_GROWTH``×, throughput rose
+    < ``SATURATED_RPS_GROWTH``× and p95 rose ≥ ``SATURATED_P95_GROWTH``×.  ``None`` otherwise."""
+    usable = [s for s in samples if s.rps > 0 and s.p95_ms is not None]
+    if len(usable) < min_samples:
+        return None
+    third = max(2, len(usable) // 3)
+    head, tail = usable[:third], usable[-third:]
+    u0, u1 = _median([s.users for s in head]), _median([s.users for s in tail])
+    r0, r1 = _median([s.rps for s in head]), _median([s.rps for s in tail])
+    p0, p1 = _median([s.p95_ms for s in head]), _median([s.p95_ms for s in tail])
+    if u0 > 0 and u1 >= SATURATED_USERS_GROWTH * u0 and r1 < SATURATED_RPS_GROWTH * r0 and p1 >= SATURATED_P95_GROWTH * p0:
+        return Saturation(u0, u1, round(_median([s.rps for s in usable]), 1), p0, p1)
     return None
 
 
@@ -504,9 +560,13 @@ def _loadtest(args: argparse.Namespace) -> int:
     top = result.findings[0] if result.findings else None
     knee = result.knee
     print(f"likely bottleneck: {_label(top, 80)}")
-    print(
-        f"knee: {'none — latency stayed in its baseline band' if knee is None else f'{knee.t_s:.0f}s, {knee.users} users, {knee.rps:.1f} rps, p95 {knee.p95_ms:.0f} ms'}"
-    )
+    saturated = result.saturated_from_start
+    if saturated is not None:
+        print(f"knee: none — saturated from the start, throughput held near {saturated.rps:.1f} rps while users rose")
+    elif knee is not None:
+        print(f"knee: {knee.t_s:.0f}s, {knee.users} users, {knee.rps:.1f} rps, p95 {knee.p95_ms:.0f} ms")
+    else:
+        print("knee: none — latency stayed in its baseline band")
     print(f"report: {md_path}  {html_path}")
     problem = run_problem(result)
     if problem:

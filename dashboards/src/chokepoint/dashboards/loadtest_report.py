@@ -66,9 +66,24 @@ def _run_facts(result: LoadtestResult) -> list[tuple[str, str]]:
 
 def _knee_text(result: LoadtestResult) -> str:
     knee = result.knee
+    sat = result.saturated_from_start
+    if sat is not None:
+        return (
+            f"Saturated from the start: throughput held near **{sat.rps:.1f} rps** while users rose from "
+            f"{sat.users_from:.0f} to {sat.users_to:.0f} and p95 rose with them ({sat.p95_from_ms:.0f} → {sat.p95_to_ms:.0f} ms): "
+            "the target was at its capacity from its first second, so latency shows no knee."
+        )
     if knee is None:
         if len(result.samples) < 6:
             return "Too few samples to look for a knee (the run was too short)."
+        early = result.early_finding()
+        if early is not None:
+            t_s, f = early
+            return (
+                f"No knee in latency, but the sidecar named **{_title(f.get('kind', ''))}** ({f.get('severity')}) "
+                f"{t_s:.0f} s into the run: the target was likely saturated from its first second, so latency had no "
+                "healthy baseline to climb from."
+            )
         return "No knee: p95 latency stayed within its baseline band — the target was not pushed past its capacity."
     return (
         f"Latency started to climb at **{knee.t_s:.0f} s** into the run, with **{knee.users} users** at "
