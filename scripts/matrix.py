@@ -9,16 +9,23 @@ Usage::
     python scripts/matrix.py --write docs/MATRIX.md --jobs 2
 
 For each (library, version) cell: a venv of its own under
-``~/.cache/chokepoint/matrix/<library>-<version>`` (``CHOKEPOINT_CACHE`` overrides
-``~/.cache/chokepoint``), made with ``python -m venv --without-pip`` and this interpreter's
-``pip --python <venv> install --no-compile -c constraints.txt`` of ``./instrument`` (editable), the library at that version, the upstream instrumentation
-packages the agent uses for it and what the test's app needs (versions.toml).  The venv is
-reused while its inputs are unchanged (Python, the requirements, ``constraints.txt``,
-``instrument/pyproject.toml``); otherwise rebuilt.  Then ``pytest tests/matrix/<test>`` runs in
-it against real services (``scripts/devservices.py`` through the ``tests/conftest.py``
-fixtures).  Prints a table library x version -> pass/fail (and writes it with ``--write``);
-exits non-zero when a cell fails.  A failing cell's output is kept in
-``<venv>/matrix-last.log``.  ``--jobs`` cells are built and run at once (default 2).
+``~/.cache/chokepoint/matrix/<library>-<version>`` (``CHOKEPOINT_MATRIX_CACHE`` overrides
+``~/.cache/chokepoint/matrix``, ``CHOKEPOINT_CACHE`` the ``~/.cache/chokepoint`` root) holding the library at that version and whatever it pulls in,
+layered over one shared base venv (``.../matrix/base``: ``./instrument`` editable, every
+upstream instrumentation package the table names, pytest, FastAPI and uvicorn for the test
+apps).  The layer is a ``.pth`` line adding the base's site-packages *after* the cell's, so
+the cell's own copy of anything wins (a cell's older Starlette over the base's); pip, run
+for the cell's interpreter, sees the base's packages as installed and leaves them alone.
+Venvs are made with ``python -m venv --without-pip`` and this interpreter's
+``pip --python <venv> install --no-compile -c constraints.txt`` (the OpenTelemetry pins).
+Each venv is reused while its inputs are unchanged (Python, its requirements,
+``constraints.txt``, ``instrument/pyproject.toml``, the base's inputs), otherwise rebuilt.
+Then ``pytest tests/matrix/<test>`` runs in the cell against real services
+(``scripts/devservices.py`` through the ``tests/conftest.py`` fixtures); each test module
+first checks that the version it imports is the cell's.  Prints a table library x version
+-> pass/fail (and writes it with ``--write``); exits non-zero when a cell fails.  A failing
+cell's output is kept in ``<venv>/matrix-last.log``.  ``--jobs`` cells are built and run
+at once (default 3; pip's download cache is safe to share).
 """
 
 from __future__ import annotations
@@ -40,7 +47,13 @@ VERSIONS = REPO / "tests" / "matrix" / "versions.toml"
 CONSTRAINTS = REPO / "constraints.txt"
 INSTRUMENT = REPO / "instrument"
 INSTALL_TIMEOUT_S = 900
+BASE_REQUIREMENTS = ["pytest", "fastapi", "uvicorn"]
 TEST_TIMEOUT_S = 600
+
+
+def cache_root() -> Path:
+    default = Path(os.environ.get("CHOKEPOINT_CACHE", Path.home() / ".cache" / "chokepoint")) / "matrix"
+    return Path(os.environ.get("CHOKEPOINT_MATRIX_CACHE", default))
 
 
 @dataclass
@@ -55,12 +68,14 @@ class Cell:
 
     @property
     def venv(self) -> Path:
-        root = Path(os.environ.get("CHOKEPOINT_CACHE", Path.home() / ".cache" / "chokepoint"))
-        return root / "matrix" / f"{self.library}-{self.version}"
+        return cache_root() / f"{self.library}-{self.version}"
 
 
-def load_cells(ci: bool, only: list[str]) -> list[Cell]:
-    table = tomllib.loads(VERSIONS.read_text())
+def load_table() -> dict:
+    return tomllib.loads(VERSIONS.read_text())
+
+
+def load_cells(table: dict, ci: bool, only: list[str]) -> list[Cell]:
     unknown = set(only) - set(table)
     if unknown:
         raise SystemExit(f"matrix: no such library in {VERSIONS.name}: {', '.join(sorted(unknown))}")
@@ -72,37 +87,77 @@ def load_cells(ci: bool, only: list[str]) -> list[Cell]:
         if ci:
             versions = list(dict.fromkeys([versions[0], versions[-1]]))
         for version in versions:
-            requirements = [
-                spec["requirement"].format(version=version),
-                *spec.get("pins", {}).get(version, []),
-                *spec.get("with", []),
-                *(f"opentelemetry-instrumentation-{name}" for name in spec.get("instrumentations", [])),
-                "pytest",
-            ]
+            requirements = [spec["requirement"].format(version=version), *spec.get("pins", {}).get(version, []), *spec.get("with", [])]
             cells.append(Cell(library, version, requirements, spec["test"]))
     return cells
 
 
-def inputs_key(cell: Cell) -> str:
+def base_requirements(table: dict) -> list[str]:
+    """What every cell shares: the test runner, the apps' web stack and every upstream
+    instrumentation the table names (``./instrument`` is installed with them)."""
+    names = sorted({name for spec in table.values() for name in spec.get("instrumentations", [])})
+    return [*BASE_REQUIREMENTS, *(f"opentelemetry-instrumentation-{name}" for name in names)]
+
+
+def key_of(*parts: str) -> str:
     digest = hashlib.sha256()
-    for part in (sys.version, str(INSTRUMENT), *cell.requirements, CONSTRAINTS.read_text(), (INSTRUMENT / "pyproject.toml").read_text()):
+    for part in (sys.version, str(INSTRUMENT), CONSTRAINTS.read_text(), (INSTRUMENT / "pyproject.toml").read_text(), *parts):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 
 
-def ensure_venv(cell: Cell) -> None:
-    """Build the cell's venv unless one with the same inputs is there."""
-    venv, key = cell.venv, inputs_key(cell)
+def fresh(venv: Path, key: str) -> bool:
     stamp = venv / "matrix-inputs"
-    if stamp.is_file() and stamp.read_text() == key and (venv / "bin" / "python").exists():
-        return
+    return stamp.is_file() and stamp.read_text() == key and (venv / "bin" / "python").exists()
+
+
+def pip_install(venv: Path, requirements: list[str]) -> None:
+    # this interpreter's pip installs into the venv (no pip bootstrap per venv); no .pyc up front
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--disable-pip-version-check", "--no-compile"]
+    run([*pip, "-c", str(CONSTRAINTS), *requirements], INSTALL_TIMEOUT_S)
+
+
+def new_venv(venv: Path) -> None:
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], INSTALL_TIMEOUT_S)
-    # this interpreter's pip installs into the venv (no pip bootstrap per venv); no .pyc up front
-    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--disable-pip-version-check", "--no-compile"]
-    run([*pip, "-c", str(CONSTRAINTS), "-e", str(INSTRUMENT), *cell.requirements], INSTALL_TIMEOUT_S)
-    stamp.write_text(key)
+
+
+def site_packages(venv: Path) -> Path:
+    return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+def ensure_base(table: dict) -> tuple[Path, str]:
+    """The shared layer (``<cache>/base``): ``./instrument`` (editable) and :func:`base_requirements`."""
+    venv, requirements = cache_root() / "base", base_requirements(table)
+    key = key_of("base", *requirements)
+    if not fresh(venv, key):
+        new_venv(venv)
+        pip_install(venv, ["-e", str(INSTRUMENT), *requirements])
+        (venv / "matrix-inputs").write_text(key)
+    return venv, key
+
+
+def ensure_venv(cell: Cell, base: Path, base_key: str) -> None:
+    """The cell's venv: the base layer after its own site-packages (a ``.pth`` line), the
+    base's scripts pointed at the cell's interpreter, then the library at the cell's
+    version installed into the cell itself (pip leaves the base's copy alone and the cell's
+    shadows it).  Reused while its inputs and the base are unchanged."""
+    venv = cell.venv
+    key = key_of(base_key, *cell.requirements)
+    if fresh(venv, key):
+        return
+    new_venv(venv)
+    (site_packages(venv) / "_matrix_base.pth").write_text(f"import site; site.addsitedir({str(site_packages(base))!r})\n")
+    for script in (base / "bin").iterdir():
+        target = venv / "bin" / script.name
+        if script.is_file() and not target.exists():
+            text = script.read_text(errors="replace")
+            if text.startswith(f"#!{base}/bin/"):
+                target.write_text(text.replace(f"#!{base}/bin/", f"#!{venv}/bin/", 1))
+                target.chmod(0o755)
+    pip_install(venv, cell.requirements)
+    (venv / "matrix-inputs").write_text(key)
 
 
 def run(argv: list[str], timeout_s: float, env: dict | None = None) -> str:
@@ -116,13 +171,13 @@ class CellFailed(Exception):
     pass
 
 
-def run_cell(cell: Cell) -> Cell:
+def run_cell(cell: Cell, base: Path, base_key: str) -> Cell:
     started = time.monotonic()
     env = {**os.environ, "CHOKEPOINT_MATRIX_LIBRARY": cell.library, "CHOKEPOINT_MATRIX_VERSION": cell.version}
     env.pop("VIRTUAL_ENV", None)
     try:
         stage = "install"
-        ensure_venv(cell)
+        ensure_venv(cell, base, base_key)
         stage = "test"
         python = str(cell.venv / "bin" / "python")
         output = run([python, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"tests/matrix/{cell.test}"], TEST_TIMEOUT_S, env)
@@ -137,7 +192,7 @@ def run_cell(cell: Cell) -> Cell:
     return cell
 
 
-def table(cells: list[Cell]) -> str:
+def markdown_table(cells: list[Cell]) -> str:
     libraries = list(dict.fromkeys(c.library for c in cells))
     lines = ["| library | version | result |", "|---|---|---|"]
     for library in libraries:
@@ -162,19 +217,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ci", action="store_true", help="oldest and newest version of each library only")
     parser.add_argument("--only", action="append", default=[], help="one library (repeatable)")
-    parser.add_argument("--jobs", type=int, default=2, help="cells built and run at once")
+    parser.add_argument("--jobs", type=int, default=3, help="cells built and run at once")
     parser.add_argument("--write", type=Path, help="also write the table (Markdown) to this file")
     args = parser.parse_args(argv)
-    cells = load_cells(args.ci, args.only)
+    table = load_table()
+    cells = load_cells(table, args.ci, args.only)
     started = time.monotonic()
+    try:
+        base, base_key = ensure_base(table)
+    except (CellFailed, subprocess.TimeoutExpired, OSError) as exc:
+        print(f"matrix: the shared base venv could not be built:\n{exc}")
+        return 1
+    print(f"matrix: base venv ready ({time.monotonic() - started:.0f} s)", flush=True)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        cells = list(pool.map(run_cell, cells))
-    print(f"\n{table(cells)}\n\nmatrix: {sum(c.status == 'pass' for c in cells)}/{len(cells)} cells passed in {time.monotonic() - started:.0f} s")
+        cells = list(pool.map(lambda cell: run_cell(cell, base, base_key), cells))
+    print(f"\n{markdown_table(cells)}\n\nmatrix: {sum(c.status == 'pass' for c in cells)}/{len(cells)} cells passed in {time.monotonic() - started:.0f} s")
     for cell in cells:
         if cell.status != "pass":
             print(f"\n== {cell.library} {cell.version}: {cell.status}\n{cell.detail[-3000:]}")
     if args.write:
-        args.write.write_text(MATRIX_DOC.format(table=table(cells)))
+        args.write.write_text(MATRIX_DOC.format(table=markdown_table(cells)))
     return 0 if all(c.status == "pass" for c in cells) else 1
 
 

@@ -103,7 +103,11 @@ def check_route(
     comparison (and of the queries count); returns the server spans."""
     sink = traced.sink
     for n in CALLS:
-        get(traced.app.url((path or route).replace("{n}", str(n))))
+        try:
+            get(traced.app.url((path or route).replace("{n}", str(n))))
+        except OSError as exc:  # the app's own error, not the harness's
+            traced.app.stop()
+            raise AssertionError(f"{route}: {exc}\n{traced.stderr()[-4000:]}") from exc
     template = route
     sink.wait_for(lambda s: len(s.spans(f"GET {template}")) == len(CALLS), timeout_s=60)
     breakdown = signals.REQUEST_BREAKDOWN_TIME
@@ -111,7 +115,12 @@ def check_route(
     def component_time(s) -> float:
         return sum(p.value for p in s.points(breakdown) if p.attributes.get("http.route") == template and p.attributes.get("chokepoint.component") == component)
 
-    sink.wait_for(lambda s: component_time(s) > 0, timeout_s=60)
+    try:
+        sink.wait_for(lambda s: component_time(s) > 0, timeout_s=60)
+    except AssertionError as exc:  # say what did arrive
+        seen = [(p.attributes, p.value) for p in sink.points(breakdown) if p.attributes.get("http.route") == template]
+        spans = [(s.name, s.kind, s.attributes) for s in sink.spans() if s.trace_id in {t.trace_id for t in sink.spans(f"GET {template}")}]
+        raise AssertionError(f"{route}: no {component!r} time in the breakdown; breakdown points {seen}; spans {spans}") from exc
     servers = sink.spans(f"GET {template}")
     server_ids = {server.span_id for server in servers}
     left_out = [s for s in sink.spans() if s.parent_span_id in server_ids and s.name in besides]

@@ -38,7 +38,7 @@ def stack(kafka, tmp_path_factory):
 
 def test_producer_span_and_kafka_time(stack):
     traced, topic, kafka = stack
-    expected = [{"name": f"{topic} send", "messaging.system": "kafka", "messaging.destination.name": topic}]
+    expected = [{"name": f"{topic} send", "messaging.system": "kafka", "messaging.destination": topic, "messaging.operation": "publish"}]
     check_route(traced, "/orders/{n}", expected, component="kafka", kind=PRODUCER)
     consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": topic, "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])

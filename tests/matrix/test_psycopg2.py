@@ -17,9 +17,14 @@ setup.close()
 """,
     """
 @app.get("/psycopg2/{n}")
-def with_psycopg(n: int):
-    with psycopg.connect(DSN) as conn:
-        return {"title": conn.execute("SELECT title FROM lib_books WHERE id = %s AND title <> 'secret-title'", (n,)).fetchone()[0]}
+def with_psycopg2(n: int):
+    conn = psycopg2.connect(DSN)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT title FROM lib_books WHERE id = %s AND title <> 'secret-title'", (n,))
+            return {"title": cur.fetchone()[0]}
+    finally:
+        conn.close()
 """,
 )
 
