@@ -62,7 +62,7 @@ class FakeStore:
         return {"times": [1], "le_ms": [1.0], "counts": [[2]]}
 
     def breakdown(self, service, route, window_s=60):
-        if route == "boom":
+        if route == "/boom":
             raise RuntimeError("bug in the store")
         self._record("breakdown", service, route, window_s=window_s)
         return {"all": {"db": 1.0}, "slow": {}, "requests": 2, "slow_requests": 0}
@@ -150,7 +150,7 @@ def test_every_timeseries_metric_of_the_store_is_accepted(client):
 
 
 def test_store_failure_is_500_json_not_a_crash(client):
-    resp = client.get("/api/v1/breakdown?service=shop&route=boom")
+    resp = client.get("/api/v1/breakdown?service=shop&route=/boom")
     assert resp.status_code == 500 and "internal error" in resp.json()["error"]
     assert client.get("/api/v1/health").status_code == 200
 

@@ -47,6 +47,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chokepoint.collector.auth import UNAUTHORIZED_MESSAGE, BearerAuth
+from chokepoint.collector.semconv import canonical_route
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ ROUTE_PARAMS = ("service", "route", "window")
 
 def _route_query(request: Request, default_window_s: float) -> tuple[str, str, float]:
     """``(service, route, window_s)`` of a per-route query (service and route required)."""
-    return name_param(request, "service", True), name_param(request, "route", True), window_param(request, default_window_s)
+    route = canonical_route(name_param(request, "route", True))  # "api/articles" finds "/api/articles"
+    return name_param(request, "service", True), route, window_param(request, default_window_s)
 
 
 # ------------------------------------------------------------------ the app
@@ -212,6 +214,7 @@ class RestApi:
 
     def _traces(self, request: Request) -> dict:
         route = name_param(request, "route")
+        route = canonical_route(route) if route else route
         slow_only = bool_param(request, "slow")
         limit = int_param(request, "limit", 50, 1, MAX_TRACES_LIMIT)
         return {"traces": self.store.traces(route=route, slow_only=slow_only, limit=limit)}

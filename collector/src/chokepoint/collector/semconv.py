@@ -114,10 +114,24 @@ def route_name(route: str | None, path: str | None = None, fallback: str | None 
     counters with ``http.route`` alone, and every reader joins on this key.
     """
     if route:
-        return str(route)
+        return canonical_route(str(route))
     if path:
         return normalize_path(str(path))
     return fallback or "unknown"
+
+
+def canonical_route(route: str) -> str:
+    """One spelling per route in every API and page: a leading slash, the framework's template kept.
+
+    Django reports ``api/articles/<int:pk>`` (and regex routes as ``^api/articles/$``), Flask
+    ``/api/users/<int:id>``, FastAPI ``/items/{id}``: all are keyed with a leading slash
+    (``/api/articles/<int:pk>``, ``/api/articles/``).  Non-path names (``unknown``, ``*``,
+    anything with a space) are kept as they are."""
+    if not route or route.startswith("/") or " " in route or route in ("unknown", "*"):
+        return route
+    if route.startswith("^"):
+        route = route[1:].removesuffix("$")
+    return route if route.startswith("/") else "/" + route
 
 
 def http_target(attrs: dict) -> str:
