@@ -78,7 +78,7 @@ EXPECTED_TARGET: dict[str, str] = {
     "memory_pressure": "process",
     "uncompressed_response": "/catalog/export",
     "cacheable_reads": SETTINGS_STATEMENT,
-    "http_pool_saturation": "{payment}",
+    "http_pool_saturation": "http://{payment}:{payment_port}",  # urllib3 pools are named scheme://host:port
 }
 #: The order the scenarios run in (the slow-to-clear ones last).
 ORDER = [

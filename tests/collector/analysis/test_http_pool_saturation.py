@@ -64,6 +64,16 @@ CASES = [
 ]
 
 
+def test_a_urllib3_pool_name_finds_its_dependency():
+    snap = snapshot(
+        [WAITING],
+        pools=[PoolStats(SVC, "http", "http://127.0.0.1:8001", used=1, max=1, pending=3, wait_p99_ms=200.0, wait_count=500)],
+        deps={(SVC, "http", "127.0.0.1"): dep(500, 5.0), (SVC, "http", "slow.example"): dep(50, 150.0)},
+    )
+    assert [c.evidence["dependency_p99_ms"] for c in http_pool_saturation.rule(snap)] == [5.0]
+    assert http_pool_saturation.target_names("httpx:https://api.example:8443") == ["httpx:https://api.example:8443", "api.example:8443", "api.example"]
+
+
 @pytest.mark.parametrize(("name", "snap", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_http_pool_saturation(name, snap, expected):
     assert rows(http_pool_saturation.rule(snap)) == expected

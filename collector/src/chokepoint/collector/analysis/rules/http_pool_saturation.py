@@ -4,7 +4,8 @@ An HTTP client's connection pool (urllib3/requests ``HTTPConnectionPool`` with
 ``block=True``, httpx ``Limits``) of kind ``http`` that is waited on (``pools.waited_on``)
 while the calls themselves, once they have a connection, are faster than the wait: the
 client pool, not the dependency, is the bottleneck.  The dependency is the HTTP target of
-the pool's name (``host`` or ``host:port``), else the service's slowest HTTP target.
+the pool's name (``scheme://host:port``, ``httpx:<origin>``, ``host:port`` or ``host``: the
+target named ``host:port`` or ``host``), else the service's slowest HTTP target.
 ``explained``: the pool's part of the slow requests' ``pool_wait`` time; ``strength``:
 wait p99 / 200 ms (+0.2 with timeouts).
 """
@@ -21,6 +22,14 @@ from chokepoint.collector.catalog import Kind
 KIND = Kind.HTTP_POOL_SATURATION
 
 
+def target_names(pool_name: str) -> list[str]:
+    """HTTP dependency targets a client pool's name may stand for, most specific first."""
+    rest = pool_name.removeprefix("httpx:")
+    rest = rest.split("://", 1)[1] if "://" in rest else rest
+    hostport = rest.split("/", 1)[0]
+    return [pool_name, hostport, hostport.rsplit(":", 1)[0]]
+
+
 def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
     cfg = snap.config
     for p in snap.pools:
@@ -29,7 +38,7 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         svc = p.service
         sv = snap.service(svc)
         deps = dict(snap.deps_of(svc, "http"))
-        dep = deps.get(p.name) or max(deps.values(), key=lambda d: d.p99_ms, default=None)
+        dep = next((deps[n] for n in target_names(p.name) if n in deps), None) or max(deps.values(), key=lambda d: d.p99_ms, default=None)
         dep_p99 = dep.p99_ms if dep is not None else 0.0
         if dep_p99 and p.wait_p99_ms < dep_p99:
             continue  # the calls, not the wait for a connection, dominate: external_dependency_slow's business
