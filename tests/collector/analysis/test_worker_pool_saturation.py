@@ -40,7 +40,7 @@ CASES = [
         # gunicorn sync workers: 4 processes × 1 thread, the wait is in the listen queue
         "pre-fork workers, the wait in the accept backlog (Little's law)",
         service(worst=("/report", 300.0)),
-        [PoolStats(SVC, "worker", "gunicorn", used=4, max=4, pending=0, processes=4)],
+        [PoolStats(SVC, "worker", "gunicorn", used=1, max=1, pending=0, processes=4)],
         RuntimeStats(cpu=0.1, accept_backlog=12.0, accept_backlog_max=2048.0, accept_rate=13.0),
         [
             {
@@ -54,7 +54,7 @@ CASES = [
                     "processes": 4,
                     "accept_backlog": 12.0,
                     "accept_backlog_wait_ms": 923.1,
-                    "workers_busy": 4,
+                    "workers_busy": 1,
                     "workers_max": 4,
                     "queued": 12.0,
                     "queue_wait_p99_ms": 0.0,

@@ -114,13 +114,18 @@ class PoolStats:
     kind: str  # catalog.POOL_KINDS
     name: str
     used: float | None = None  # peak over the window
-    max: float | None = None  # capacity (all processes together for a worker pool)
+    max: float | None = None  # capacity (a worker pool with ``processes``: threads per process)
     pending: float | None = None  # peak over the window
     idle: float | None = None  # latest
     wait_p99_ms: float = 0.0  # over the window
     wait_count: int = 0
     timeouts: float = 0.0
-    processes: int | None = None  # worker pools: processes serving the service (threads per process = max / processes)
+    processes: int | None = None  # worker pools: processes serving the service (gunicorn workers), each with ``max`` threads
+
+    @property
+    def capacity(self) -> float:
+        """Members in all: ``max``, times ``processes`` for a pre-fork worker pool."""
+        return (self.max or 0.0) * (self.processes or 1)
 
 
 @dataclass

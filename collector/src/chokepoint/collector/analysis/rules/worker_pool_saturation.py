@@ -3,7 +3,8 @@
 Fires on a ``worker`` pool that is saturated (``saturated``), or on requests waiting before
 any worker sees them: the accept backlog of the listening socket (all processes together)
 with the wait estimated by Little's law (wait ≈ backlog / accept rate) when it cannot be
-timed, or a proxy's ``X-Request-Start`` queue time.  Not for a CPU-bound process
+timed, or a proxy's ``X-Request-Start`` queue time.  A pre-fork pool (gunicorn) reports
+per process: ``max`` threads each, ``processes`` of them (``PoolStats.capacity``).  Not for a CPU-bound process
 (``cpu_saturation``'s business: more threads do not help).  The summary states the
 server's processes × threads when the pool reports its processes.
 
@@ -47,8 +48,7 @@ def _shape(p: PoolStats | None) -> str:
     if p is None or not p.max:
         return "the server's workers"
     if p.processes and p.processes > 1:
-        threads = p.max / p.processes
-        return f"{p.processes} processes × {threads:.0f} thread{'s' if round(threads) != 1 else ''} of '{p.name}'"
+        return f"{p.processes} processes × {p.max:.0f} thread{'s' if round(p.max) != 1 else ''} of '{p.name}'"
     return f"{p.max:.0f} workers of '{p.name}'"
 
 
@@ -80,6 +80,7 @@ def _candidate(snap: WindowSnapshot, svc: str, p: PoolStats | None, backlog_ms: 
     sv = snap.service(svc)
     rt = snap.runtime.get(svc)
     used, mx, pending = (p.used or 0.0, p.max or 0.0, p.pending or 0.0) if p is not None else (0.0, 0.0, 0.0)
+    capacity = p.capacity if p is not None else 0.0
     timed_ms = p.wait_p99_ms if p is not None and p.wait_count else 0.0
     backlog = rt.accept_backlog if rt is not None and rt.accept_backlog else 0.0
     wait_ms = max(timed_ms, backlog_ms, proxy_ms)
@@ -103,11 +104,11 @@ def _candidate(snap: WindowSnapshot, svc: str, p: PoolStats | None, backlog_ms: 
         svc,
         name,
         explained=queue_share if queue_share > 0 else min(1.0, wait_ms / client_ms),
-        strength=min(1.0, max(wait_ms / 200.0, queued / max(mx, 1.0))),
+        strength=min(1.0, max(wait_ms / 200.0, queued / max(capacity, 1.0))),
         summary=f"{busy}, {queued:.0f} requests queued ({how}) while CPU is {100 * (cpu or 0):.0f}% of a core",
         evidence={
             "workers_busy": used,
-            "workers_max": mx,
+            "workers_max": capacity,
             "processes": p.processes if p is not None else None,
             "queued": queued,
             "queue_wait_p99_ms": timed_ms,
@@ -118,5 +119,7 @@ def _candidate(snap: WindowSnapshot, svc: str, p: PoolStats | None, backlog_ms: 
             "run_queue_wait": round(demand.waited, 3) if demand.waited is not None else None,
             "cpu_demand": demand.demand,
         },
-        recommendation=recommendation(KIND, f"'{name}' has {mx:.0f} workers: try {int(max(mx, 1) * 2)}." if mx else "Add worker processes or threads."),
+        recommendation=recommendation(
+            KIND, f"'{name}' has {capacity:.0f} workers: try {int(max(capacity, 1) * 2)}." if capacity else "Add worker processes or threads."
+        ),
     )
