@@ -11,7 +11,8 @@ Start order (answerers before askers)::
 
     1. Store(StoreConfig(bucket_seconds, memory_retention_s, disk_retention_s))
     2. SqlitePersistence(sqlite_path).load_into(store)        (unless persistence is off)
-    3. maintenance loop: store.flush_due() + persistence.flush(store) every second,
+    3. maintenance loop: store.flush_due() + persistence.flush(store) every second and just
+       after each bucket boundary,
        the bottleneck analyzer every analyze_interval_s (findings.py)
     4. OTLP/gRPC receiver        (bind_host:otlp_grpc_port)
     5. OTLP/HTTP receiver + REST API + /metrics on one uvicorn loop (otlp_http_port, api_port)
@@ -61,6 +62,7 @@ from chokepoint.collector.receiver_http import create_otlp_http_app
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 1.0
+BOUNDARY_SLACK_S = 0.05  # the tick after a bucket boundary, so that bucket is closed by then
 
 
 def _require_kafka_client(what: str) -> None:
@@ -240,8 +242,13 @@ class CollectorService:
 
     # ------------------------------------------------------------------ maintenance
     def _maintenance_loop(self) -> None:
-        while not self._loop_stop.wait(MAINTENANCE_INTERVAL_S):
+        while not self._loop_stop.wait(self._until_next_tick()):
             self.maintain()
+
+    def _until_next_tick(self) -> float:
+        """Every second, and just after each bucket boundary: a closed bucket is written within ~50 ms."""
+        size = self.config.bucket_seconds
+        return min(MAINTENANCE_INTERVAL_S, size - self.clock() % size + BOUNDARY_SLACK_S)
 
     def maintain(self) -> None:
         """One maintenance tick: close due buckets, write them to SQLite, analyze when due.  Never raises."""
