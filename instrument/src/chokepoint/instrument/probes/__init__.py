@@ -13,7 +13,8 @@ Usage (the agent core does this; tests do it with an ``InMemoryMetricReader``)::
     for probe in probes: probe.uninstall()           # undoes every patch, listener and callback
 
 Probe names (module): ``sqlalchemy_pool``, ``psycopg_pool`` (:mod:`.db_pool`);
-``asyncpg_pool`` (:mod:`.asyncpg_pool`);
+``asyncpg_pool`` (:mod:`.asyncpg_pool`); ``redis_pool``, ``urllib3_pool``, ``httpx_pool``
+(:mod:`.client_pools`);
 ``threadpool``, ``anyio``, ``gunicorn``, ``asgi`` (:mod:`.workers`); ``pybreaker``,
 ``aiobreaker``, ``circuitbreaker`` (:mod:`.breakers`); ``confluent_kafka``, ``aiokafka``
 (:mod:`.kafka_lag`); ``runtime`` (:mod:`.runtime`).
@@ -48,6 +49,7 @@ from opentelemetry.metrics import Meter
 
 from chokepoint.instrument.probes.asyncpg_pool import AsyncpgPoolProbe
 from chokepoint.instrument.probes.breakers import AioBreakerProbe, CircuitBreakerPackageProbe, PyBreakerProbe
+from chokepoint.instrument.probes.client_pools import HttpxPoolProbe, RedisPoolProbe, Urllib3PoolProbe
 from chokepoint.instrument.probes.db_pool import PsycopgPoolProbe, SQLAlchemyPoolProbe
 from chokepoint.instrument.probes.kafka_lag import AiokafkaLagProbe, KafkaLagProbe
 from chokepoint.instrument.probes.patching import ProbeUnavailable, instruments_for
@@ -72,6 +74,9 @@ PROBES: dict[str, Callable[[Meter], Probe]] = {
     "sqlalchemy_pool": SQLAlchemyPoolProbe,
     "psycopg_pool": PsycopgPoolProbe,
     "asyncpg_pool": AsyncpgPoolProbe,
+    "redis_pool": RedisPoolProbe,
+    "urllib3_pool": Urllib3PoolProbe,
+    "httpx_pool": HttpxPoolProbe,
     "threadpool": ThreadPoolProbe,
     "anyio": AnyioThreadPoolProbe,
     "gunicorn": GunicornProbe,
