@@ -38,9 +38,8 @@ from chokepoint.collector.config import CollectorConfig
 from chokepoint.collector.persistence import SqlitePersistence
 from chokepoint.collector.service import CollectorService
 from chokepoint.collector.store import Store, StoreConfig
-from chokepoint.instrument import signals
 from scripts.devservices import free_port
-from tests.integration.collector_probe import metric_samples, post_traces, wait_for
+from tests.integration.collector_probe import metric_samples, post_traces, server_spans, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("CHOKEPOINT_CACHE") or Path.home() / ".cache" / "chokepoint")
@@ -147,18 +146,11 @@ DEPENDENCY = "payments.example"
 
 def slow_dependency_requests(service: str, n: int, first_trace_id: int) -> bytes:
     """``n`` requests of ``service``: a 300 ms SERVER span on /orders whose HTTP CLIENT child takes 280 ms."""
-    request = ExportTraceServiceRequest()
-    rs = request.resource_spans.add()
-    rs.resource.attributes.add(key=signals.ATTR_SERVICE_NAME).value.string_value = service
-    scope = rs.scope_spans.add()
-    now = time.time_ns()
-    for i in range(n):
-        trace_id = (first_trace_id + i).to_bytes(16, "big")
-        server = scope.spans.add(name="GET /orders", trace_id=trace_id, span_id=(2 * i + 1).to_bytes(8, "big"), kind=2)
-        server.start_time_unix_nano, server.end_time_unix_nano = now, now + 300_000_000
-        server.attributes.add(key=signals.ATTR_HTTP_ROUTE).value.string_value = "/orders"
-        client = scope.spans.add(name="GET", trace_id=trace_id, span_id=(2 * i + 2).to_bytes(8, "big"), parent_span_id=server.span_id, kind=3)
-        client.start_time_unix_nano, client.end_time_unix_nano = now + 10_000_000, now + 290_000_000
+    request = ExportTraceServiceRequest.FromString(server_spans(service, "/orders", n, first_trace_id=first_trace_id, duration_ms=lambda i: 300.0))
+    scope = request.resource_spans[0].scope_spans[0]
+    for i, server in enumerate(list(scope.spans)):
+        client = scope.spans.add(name="GET", trace_id=server.trace_id, span_id=(n + i + 1).to_bytes(8, "big"), parent_span_id=server.span_id, kind=3)
+        client.start_time_unix_nano, client.end_time_unix_nano = server.start_time_unix_nano + 10_000_000, server.start_time_unix_nano + 290_000_000
         client.attributes.add(key="server.address").value.string_value = DEPENDENCY
         client.attributes.add(key="http.request.method").value.string_value = "GET"
         client.attributes.add(key="http.response.status_code").value.int_value = 200
