@@ -24,6 +24,7 @@ CASES = [
                     "event_loop_lag_p99_ms": 210.0,
                     "loop_late_fraction": 0.6,
                     "loop_busy": 0.85,
+                    "host_cpu_factor": None,
                     "loop_stall_max_ms": 200.0,
                     "throughput_cap_rps": 4.8,
                     "rps": 5.0,
@@ -48,6 +49,7 @@ CASES = [
                     "event_loop_lag_p99_ms": 200.0,
                     "loop_late_fraction": 0.3,
                     "loop_busy": None,
+                    "host_cpu_factor": None,
                     "loop_stall_max_ms": None,
                     "throughput_cap_rps": 5.0,
                     "rps": 10.0,
@@ -61,6 +63,13 @@ CASES = [
         "an idle loop on a busy host: lag, not busy, requests fast",
         service(degraded=False, worst=("/a", 8.0)),
         RuntimeStats(loop_lag_count=600, loop_lag_p99_ms=120.0, loop_late_fraction=0.05, loop_busy=0.02, loop_stall_max_s=0.12),
+        [],
+    ),
+    (
+        # the scenario suite's healthy run on a host at load 17: the loop thread waits for a CPU mid-callback
+        "a CPU-starved host: busy and late because the loop waits for a CPU",
+        service(degraded=False, worst=("/quote", 60.0)),
+        RuntimeStats(cpu=0.15, run_queue_wait=1.1, loop_lag_count=600, loop_lag_p99_ms=250.0, loop_late_fraction=0.5, loop_busy=0.8, loop_stall_max_s=0.3),
         [],
     ),
     (

@@ -8,7 +8,10 @@ clients wait: the rule fires in a degraded service, **or** when the loop is busy
 ``loop_busy_fraction`` of the time with stalls past the lag threshold — then throughput is
 capped near 1 / stall, and the evidence says how close the service runs to that cap.  A
 loop that lags while it is idle (a busy host leaving it without a CPU now and then) and
-requests stay fast is no bottleneck.
+requests stay fast is no bottleneck.  On a CPU-starved host the loop's thread also waits
+for a CPU in the middle of its callbacks, which reads as busy and late: the busy share and
+the late share are taken as the process's share of its CPU demand
+(× used / (used + run-queue wait), ``host_factor``).
 
 ``explained``: the p99 stall relative to the worst request weighted by how often the loop
 is found busy, or the busy share itself; ``strength``: the lag p99 (or the longest stall)
@@ -20,10 +23,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from chokepoint.collector.analysis.candidate import Candidate, recommendation
-from chokepoint.collector.analysis.snapshot import WindowSnapshot
+from chokepoint.collector.analysis.snapshot import RuntimeStats, WindowSnapshot
 from chokepoint.collector.catalog import Kind
 
 KIND = Kind.EVENT_LOOP_BLOCKED
+
+
+def host_factor(rt: RuntimeStats) -> float:
+    """The share of the process's CPU demand it got: 1 on a host with CPU to spare."""
+    if rt.cpu is None or rt.run_queue_wait is None or rt.cpu + rt.run_queue_wait <= 0:
+        return 1.0
+    return rt.cpu / (rt.cpu + rt.run_queue_wait) if rt.run_queue_wait > 0.05 else 1.0
 
 
 def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
@@ -34,11 +44,12 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         if max(lag_p99, stall_ms) < cfg.loop_lag_p99_ms:
             continue
         sv = snap.service(svc)
-        busy = rt.loop_busy or 0.0
+        factor = host_factor(rt)
+        busy = (rt.loop_busy or 0.0) * factor
         loop_bound = busy >= cfg.loop_busy_fraction and sv.requests > 0
         if not sv.degraded and not loop_bound:
             continue  # a loop lag the requests do not feel (an idle service on a busy host) is no bottleneck
-        late_fraction = rt.loop_late_fraction
+        late_fraction = rt.loop_late_fraction * factor
         stall = max(lag_p99, stall_ms)
         cap_rps = round(1000.0 / stall, 1)
         rps = round(sv.requests / snap.window_s, 1)
@@ -62,8 +73,9 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
             + f": blocking calls run on the loop{cap_text}",
             evidence={
                 "event_loop_lag_p99_ms": lag_p99,
-                "loop_late_fraction": round(late_fraction, 3),
-                "loop_busy": round(busy, 3) if rt.loop_busy is not None else None,
+                "loop_late_fraction": round(rt.loop_late_fraction, 3),
+                "loop_busy": round(rt.loop_busy, 3) if rt.loop_busy is not None else None,
+                "host_cpu_factor": round(factor, 3) if factor < 1.0 else None,
                 "loop_stall_max_ms": stall_ms or None,
                 "throughput_cap_rps": cap_rps,
                 "rps": rps,
