@@ -14,7 +14,7 @@ Usage (the agent core does this; tests do it with an ``InMemoryMetricReader``)::
 
 Probe names (module): ``sqlalchemy_pool``, ``psycopg_pool`` (:mod:`.db_pool`);
 ``asyncpg_pool`` (:mod:`.asyncpg_pool`); ``redis_pool``, ``urllib3_pool``, ``httpx_pool``
-(:mod:`.client_pools`);
+(:mod:`.client_pools`); ``accept_backlog`` (:mod:`.server_backlog`);
 ``threadpool``, ``anyio``, ``gunicorn``, ``asgi`` (:mod:`.workers`); ``pybreaker``,
 ``aiobreaker``, ``circuitbreaker`` (:mod:`.breakers`); ``confluent_kafka``, ``aiokafka``
 (:mod:`.kafka_lag`); ``runtime`` (:mod:`.runtime`).
@@ -54,6 +54,7 @@ from chokepoint.instrument.probes.db_pool import PsycopgPoolProbe, SQLAlchemyPoo
 from chokepoint.instrument.probes.kafka_lag import AiokafkaLagProbe, KafkaLagProbe
 from chokepoint.instrument.probes.patching import ProbeUnavailable, instruments_for
 from chokepoint.instrument.probes.runtime import RuntimeProbe
+from chokepoint.instrument.probes.server_backlog import AcceptBacklogProbe
 from chokepoint.instrument.probes.workers import AnyioThreadPoolProbe, AsgiInflightProbe, GunicornProbe, ThreadPoolProbe, inflight, wrap_asgi_inflight
 
 __all__ = ["PROBES", "Probe", "ProbeAlreadyInstalled", "ProbeUnavailable", "inflight", "install", "install_all", "wrap_asgi_inflight"]
@@ -81,6 +82,7 @@ PROBES: dict[str, Callable[[Meter], Probe]] = {
     "anyio": AnyioThreadPoolProbe,
     "gunicorn": GunicornProbe,
     "asgi": AsgiInflightProbe,
+    "accept_backlog": AcceptBacklogProbe,
     "pybreaker": PyBreakerProbe,
     "aiobreaker": AioBreakerProbe,
     "circuitbreaker": CircuitBreakerPackageProbe,
