@@ -15,6 +15,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from chokepoint.instrument.compat import reset_reader_export_in_child
 from chokepoint.instrument.forking import reinit_metric_export_after_fork
 from otlp_sink import OtlpSink
 
@@ -51,3 +52,11 @@ def test_child_forked_during_an_export_exports_on_its_own():
     child_ids = {p.resource["service.instance.id"] for p in child_points}
     all_ids = {p.resource["service.instance.id"] for p in sink.all_points("forked.calls")}
     assert len(child_ids) == 1 and len(all_ids) == 2  # the child under its own instance id, next to the parent
+
+
+def test_this_sdk_keeps_the_export_lock_where_the_reset_looks():
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint="http://127.0.0.1:9/v1/metrics"), export_interval_millis=60_000)
+    try:
+        assert reset_reader_export_in_child(reader)  # an SDK that moved it would leave forked workers silent again
+    finally:
+        reader.shutdown()

@@ -19,7 +19,7 @@ Contents:
 - tracers and providers: :func:`span_limits`, :func:`tracer_enabled`,
   :func:`instrumentation_scope`, :data:`agnosticcontextmanager`;
 - metric readers: :func:`reader_collect`, :func:`set_reader_collect`,
-  :func:`meter_provider_resource`;
+  :func:`meter_provider_resource`, :func:`reset_reader_export_in_child`;
 - auto-instrumentation: :class:`BaseConfigurator`, :func:`load_instrumentors`,
   :func:`http_schema_url`;
 - instrumentor internals: :func:`kafka_headers_getter` (kafka-python, aiokafka),
@@ -207,6 +207,22 @@ def set_reader_collect(reader, collect) -> bool:
 def meter_provider_resource(meter_provider):
     """The meter provider's current ``Resource`` (the SDK renews it in a forked child), or ``None``."""
     return getattr(getattr(meter_provider, "_sdk_config", None), "resource", None)
+
+
+def reset_reader_export_in_child(reader) -> bool:
+    """In a forked child: a new export lock for a ``PeriodicExportingMetricReader`` (the
+    parent's may be held by its export thread, which the child does not have) and its
+    OTLP/HTTP exporter's pooled connections closed (the child's copies of the parent's
+    sockets).  False when this SDK keeps neither where expected."""
+    import threading
+
+    found = hasattr(reader, "_export_lock")
+    if found:
+        reader._export_lock = threading.Lock()
+    session = getattr(getattr(reader, "_exporter", None), "_session", None)
+    for adapter in getattr(session, "adapters", {}).values():
+        adapter.close()
+    return found
 
 
 # -- auto-instrumentation -------------------------------------------------------------------

@@ -17,15 +17,17 @@ would write requests on one socket.
 
 After a fork, in the child only, this gives the reader a new export lock and drops the
 exporter's pooled connections (the parent keeps its own; closing the child's copy of a
-socket sends nothing).  A reader without those attributes is left alone.  Never raises.
+socket sends nothing), through :func:`chokepoint.instrument.compat.reset_reader_export_in_child`
+(the SDK keeps both privately).  A reader without those attributes is left alone.  Never raises.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import weakref
+
+from chokepoint.instrument.compat import reset_reader_export_in_child
 
 _log = logging.getLogger("chokepoint.instrument")
 
@@ -47,10 +49,6 @@ def reinit_metric_export_after_fork(reader) -> None:
 def reset_export_state(reader) -> None:
     """In a forked child: a free export lock and no connection shared with the parent."""
     try:
-        if hasattr(reader, "_export_lock"):
-            reader._export_lock = threading.Lock()
-        session = getattr(getattr(reader, "_exporter", None), "_session", None)
-        for adapter in getattr(session, "adapters", {}).values():
-            adapter.close()  # the child's copies of the pooled sockets; the next export connects anew
+        reset_reader_export_in_child(reader)
     except Exception:
         _log.debug("chokepoint: resetting the metric export after fork failed", exc_info=True)
