@@ -12,14 +12,19 @@ is importable) in the agent's lean registry, as ``install_all(meter, lean=...)``
 
 Cases: SQLAlchemy QueuePool checkout+return (SQLite in memory), ThreadPoolExecutor
 submit+result, anyio ``to_thread.run_sync`` (what sync FastAPI endpoints go through),
-pybreaker ``call``, and a generation-0 ``gc.collect()`` (GC pause callback).
+pybreaker ``call``, a generation-0 ``gc.collect()`` (GC pause and CPU-time callback), an
+asyncio loop iteration (``await asyncio.sleep(0)``: the runtime probe's timed ``select``),
+urllib3 ``_get_conn`` + ``_put_conn`` (no network), and a loopback connect + ``accept``
+(the accept-backlog probe's counted ``socket.accept``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import os
+import socket
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +33,7 @@ import anyio
 import anyio.to_thread
 import pybreaker
 import sqlalchemy as sa
+import urllib3
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -89,12 +95,49 @@ def case_gc(n):
     return run
 
 
+def case_loop_iteration(n):
+    def run(k):
+        async def main():
+            for _ in range(k):
+                await asyncio.sleep(0)
+
+        asyncio.run(main())
+
+    return run
+
+
+def case_urllib3(n):
+    pool = urllib3.HTTPConnectionPool("127.0.0.1", 9, maxsize=1, block=True)
+
+    def run(k):
+        for _ in range(k):
+            pool._put_conn(pool._get_conn())
+
+    return run
+
+
+def case_accept(n):
+    server = socket.create_server(("127.0.0.1", 0), backlog=128)
+    address = server.getsockname()
+
+    def run(k):
+        for _ in range(k):
+            client = socket.create_connection(address)
+            server.accept()[0].close()
+            client.close()
+
+    return run
+
+
 CASES = [
     ("sqlalchemy QueuePool checkout+return", "sqlalchemy_pool", case_sqlalchemy, 1.0),
     ("ThreadPoolExecutor submit+result", "threadpool", case_threadpool, 0.25),
     ("anyio to_thread.run_sync", "anyio", case_anyio, 0.1),
     ("pybreaker call", "pybreaker", case_pybreaker, 1.0),
     ("gc.collect(0)", "runtime", case_gc, 0.25),
+    ("asyncio loop iteration (sleep(0))", "runtime", case_loop_iteration, 1.0),
+    ("urllib3 _get_conn+_put_conn", "urllib3_pool", case_urllib3, 1.0),
+    ("loopback connect+accept", "accept_backlog", case_accept, 0.1),
 ]
 
 
