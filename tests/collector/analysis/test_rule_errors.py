@@ -11,6 +11,7 @@ from chokepoint.collector.analysis import rules
 from chokepoint.collector.catalog import Kind
 from chokepoint.collector.findings import BottleneckFindings
 from chokepoint.collector.store import Store, StoreConfig
+from tests.collector.test_analyzer import Clock
 
 
 def test_a_raising_rule_is_logged_once_counted_and_exported(monkeypatch, caplog):
@@ -35,3 +36,15 @@ def test_a_raising_rule_is_logged_once_counted_and_exported(monkeypatch, caplog)
     assert [r for r in caplog.records if "slow_query" in r.getMessage()] and len(caplog.records) == 1
     assert registry.get_sample_value(catalog.ANALYZER_RULE_ERRORS.sample_name, {"kind": Kind.SLOW_QUERY}) == 4
     assert registry.get_sample_value(catalog.ANALYZER_RULE_ERRORS.sample_name, {"kind": Kind.CIRCUIT_OPEN}) is None
+
+
+def test_another_window_keeps_its_since_across_calls():
+    clock = Clock()
+    store = Store(StoreConfig(bucket_seconds=1), clock=clock)
+    store.set_breaker_state("shop", "payments", "open")
+    store.add_breaker_calls("shop", "payments", "rejected", 10)
+    findings = BottleneckFindings(store, window_s=12, baseline_s=120)
+    first = findings.for_window(60)
+    clock.t += 5
+    store.add_breaker_calls("shop", "payments", "rejected", 10)
+    assert findings.for_window(60)[0]["since"] == first[0]["since"]  # remembered, not "now"

@@ -5,8 +5,9 @@ The service loop calls :meth:`BottleneckFindings.refresh` every ``analyze_interv
 window (``analyzer_window_s``, default 60 s, ``CHOKEPOINT_ANALYZER_WINDOW_S``; baseline
 ``analyzer_baseline_s``, default 300 s, ``CHOKEPOINT_ANALYZER_BASELINE_S``), whose result is kept (``latest()``) for ``chokepoint_bottleneck_score``.
 ``GET /api/v1/bottlenecks`` with the default window runs that same long-lived analyzer
-afresh, so "since" (when a finding started to hold) is remembered across calls.  Another ``window`` runs a one-off analyzer
-with that window on request.  Findings are JSON-ready dicts (``Finding.to_dict()``).
+afresh, so "since" (when a finding started to hold) is remembered across calls.  Another ``window`` runs an
+analyzer kept for that window (the ``MAX_WINDOW_ANALYZERS`` most recently asked for), so "since" and the
+ranking's hysteresis hold for it too.  Findings are JSON-ready dicts (``Finding.to_dict()``).
 
 Rules that raise are counted per kind in one ``RuleErrors`` shared by every analyzer this
 object runs; :meth:`BottleneckFindings.collect` yields them as
@@ -36,6 +37,8 @@ from chokepoint.collector.catalog import ANALYZER_RULE_ERRORS
 
 log = logging.getLogger(__name__)
 
+MAX_WINDOW_ANALYZERS = 8  # other windows kept (each remembers "since" and its hysteresis)
+
 
 class BottleneckFindings:
     def __init__(self, store, window_s: float | None = None, baseline_s: float | None = None) -> None:
@@ -49,6 +52,7 @@ class BottleneckFindings:
             config.baseline_window_s = float(baseline_s)
         self.rule_errors = RuleErrors()
         self._analyzer = Analyzer(store, config, self.rule_errors)
+        self._by_window: dict[float, Analyzer] = {}  # other windows asked for, most recently used last
 
     @property
     def default_window_s(self) -> float:
@@ -71,9 +75,14 @@ class BottleneckFindings:
         """Findings over ``window_s`` (the kept result for the default window)."""
         if abs(window_s - self.default_window_s) < 1e-9:
             return self.refresh()  # fresh, and "since" is remembered by the long-lived analyzer
-        config = dataclasses.replace(self._analyzer.config, window_s=window_s)
         with self._lock:
-            return [f.to_dict() for f in Analyzer(self.store, config, self.rule_errors).analyze()]
+            analyzer = self._by_window.pop(window_s, None)
+            if analyzer is None:
+                analyzer = Analyzer(self.store, dataclasses.replace(self._analyzer.config, window_s=window_s), self.rule_errors)
+            self._by_window[window_s] = analyzer  # most recently used last
+            while len(self._by_window) > MAX_WINDOW_ANALYZERS:
+                self._by_window.pop(next(iter(self._by_window)))
+            return [f.to_dict() for f in analyzer.analyze()]
 
     def describe(self):
         return []
