@@ -321,7 +321,7 @@ def _pool(p: dict, buckets: list) -> PoolStats:
         wait_p99_ms=p.get("wait_p99_ms") or 0.0,
         wait_count=int(p.get("wait_count") or 0),
         timeouts=p.get("timeouts") or 0.0,
-        processes=p.get("processes"),
+        processes=int(p["processes"]) if p.get("processes") else None,
     )
 
 
