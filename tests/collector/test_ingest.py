@@ -373,6 +373,8 @@ def test_pool_signals(ingestor, store, clock):
         explicit_hist(sig.DB_POOL_WAIT_TIME, [0.1, 1.0], [0, 5, 0], pool),
         number(sig.WORKER_POOL_BUSY, 4, {sig.ATTR_WORKER_POOL_KIND: "threadpool", sig.ATTR_POOL_NAME: "anyio"}),
         number(sig.WORKER_POOL_MAX, 40, {sig.ATTR_WORKER_POOL_KIND: "threadpool", sig.ATTR_POOL_NAME: "anyio"}),
+        number(sig.WORKER_POOL_MAX, 3, {sig.ATTR_WORKER_POOL_KIND: "gunicorn", sig.ATTR_POOL_NAME: "gunicorn"}),
+        number(sig.WORKER_POOL_PROCESSES, 4, {sig.ATTR_WORKER_POOL_KIND: "gunicorn", sig.ATTR_POOL_NAME: "gunicorn"}),
     ]
     ingestor.consume_metrics(metrics_request("shop", ms))
     # cumulative timeouts 2 → 5: +3; the gauge-like UpDownCounter is the latest value
@@ -388,8 +390,10 @@ def test_pool_signals(ingestor, store, clock):
     db = one(store.pools(), kind="db")
     assert (db["name"], db["used"], db["idle"], db["max"], db["pending"], db["timeouts"]) == ("main", 10, 3, 10, 4, 5)
     assert db["wait_p99_ms"] == pytest.approx(math.sqrt(0.1) * 1000, rel=0.01)
-    worker = one(store.pools(), kind="worker")
-    assert (worker["name"], worker["used"], worker["max"]) == ("anyio", 4, 40)
+    worker = one(store.pools(), kind="worker", name="anyio")
+    assert (worker["name"], worker["used"], worker["max"], worker["processes"]) == ("anyio", 4, 40, None)
+    gunicorn = one(store.pools(), kind="worker", name="gunicorn")
+    assert (gunicorn["max"], gunicorn["processes"]) == (3, 4)  # 4 processes × 3 threads
 
 
 def test_breaker_signals(ingestor, store):

@@ -26,6 +26,7 @@ def filled_store(clock) -> Store:
     store.add_dependency_calls("shop", "db", "SELECT ?", [0.002] * 5, errors=1)
     store.add_breakdown("shop", "/a", {"db": 0.5, "self": 1.5}, requests=100)
     store.set_pool("shop", "db", "main", used=7, max=10, pending=2)
+    store.set_pool("shop", "worker", "gunicorn", max=3, processes=4)
     store.add_pool_waits("shop", "db", "main", [0.05, 0.3])
     store.add_pool_timeouts("shop", "db", "main", 1)
     store.set_breaker_state("shop", "payments", "half_open")
@@ -50,6 +51,7 @@ def test_bucket_bytes_round_trip_keeps_every_aggregate():
     assert back.breakdown[("shop", "/a")].all == {"db": 0.5, "self": 1.5}
     pool = back.pools[("shop", "db", "main")]
     assert (pool.used, pool.max, pool.pending, pool.timeouts, pool.wait.count) == (7, 10, 2, 1, 2)
+    assert (back.pools[("shop", "worker", "gunicorn")].max, back.pools[("shop", "worker", "gunicorn")].processes) == (3, 4)
     assert back.breakers[("shop", "payments")].state == 1 and back.breakers[("shop", "payments")].calls == {"rejected": 4}
     assert back.lag[("g", "orders", 1)].lag == 60
     assert (back.runtime["shop"].cpu, back.runtime["shop"].run_queue_wait) == (0.4, 0.3)

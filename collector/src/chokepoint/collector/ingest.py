@@ -193,6 +193,7 @@ _POOL_GAUGES = {
     sig.WORKER_POOL_BUSY: ("worker", "used"),
     sig.WORKER_POOL_MAX: ("worker", "max"),
     sig.WORKER_POOL_QUEUED: ("worker", "pending"),
+    sig.WORKER_POOL_PROCESSES: ("worker", "processes"),
 }
 _POOL_WAITS = {
     sig.DB_POOL_WAIT_TIME: ("db", None),

@@ -56,7 +56,7 @@ def bucket_to_bytes(b: Bucket) -> bytes:
         "routes": [[k[0], k[1], _sk(a.sketch), a.errors] for k, a in b.routes.items()],
         "deps": [[k[0], k[1], k[2], _sk(a.sketch), a.errors] for k, a in b.deps.items()],
         "breakdown": [[k[0], k[1], a.all, a.slow, a.requests, a.slow_requests] for k, a in b.breakdown.items()],
-        "pools": [[k[0], k[1], k[2], p.used, p.max, p.pending, p.idle, _sk(p.wait), p.timeouts, p.updated_s] for k, p in b.pools.items()],
+        "pools": [[k[0], k[1], k[2], p.used, p.max, p.pending, p.idle, _sk(p.wait), p.timeouts, p.updated_s, p.processes] for k, p in b.pools.items()],
         "breakers": [[k[0], k[1], br.state, br.transitions, br.calls, br.updated_s] for k, br in b.breakers.items()],
         "lag": [[k[0], k[1], k[2], vars(lp)] for k, lp in b.lag.items()],
         "runtime": [
@@ -84,9 +84,10 @@ def bucket_from_bytes(blob: bytes) -> Bucket:
         a = BreakdownAgg()
         a.all, a.slow, a.requests, a.slow_requests = dict(all_), dict(slow), int(requests), int(slow_requests)
         b.breakdown[(svc, route)] = a
-    for svc, kind, name, used, pmax, pending, idle, sk, timeouts, updated in doc["pools"]:
+    for svc, kind, name, used, pmax, pending, idle, sk, timeouts, updated, *rest in doc["pools"]:  # rows before processes have 10 fields
         p = PoolAgg(_unsk(sk))
         p.used, p.max, p.pending, p.idle, p.timeouts, p.updated_s = used, pmax, pending, idle, timeouts, updated
+        p.processes = rest[0] if rest else None
         b.pools[(svc, kind, name)] = p
     for svc, name, state, transitions, calls, updated in doc["breakers"]:
         br = BreakerAgg()

@@ -75,20 +75,21 @@ class BreakdownAgg:
 class PoolAgg:
     """A pool in one bucket: latest gauges, wait-time sketch (seconds), timeouts."""
 
-    __slots__ = ("idle", "max", "pending", "timeouts", "updated_s", "used", "wait")
+    __slots__ = ("idle", "max", "pending", "processes", "timeouts", "updated_s", "used", "wait")
 
     def __init__(self, wait: Sketch) -> None:
         self.used: float | None = None
         self.max: float | None = None
         self.pending: float | None = None
         self.idle: float | None = None
+        self.processes: float | None = None  # worker pools of a pre-fork server: processes, ``max`` threads each
         self.wait = wait
         self.timeouts = 0.0
         self.updated_s = 0.0
 
     def merge(self, other: PoolAgg) -> None:
         """Merge a LATER bucket into this one (gauges: the later value wins)."""
-        for name in ("used", "max", "pending", "idle"):
+        for name in ("used", "max", "pending", "idle", "processes"):
             v = getattr(other, name)
             if v is not None:
                 setattr(self, name, v)
@@ -98,7 +99,7 @@ class PoolAgg:
 
     def copy(self) -> PoolAgg:
         p = PoolAgg(self.wait.copy())
-        p.used, p.max, p.pending, p.idle = self.used, self.max, self.pending, self.idle
+        p.used, p.max, p.pending, p.idle, p.processes = self.used, self.max, self.pending, self.idle, self.processes
         p.timeouts = self.timeouts
         p.updated_s = self.updated_s
         return p

@@ -380,10 +380,21 @@ class Store:
         return p
 
     def set_pool(
-        self, service: str, kind: str, name: str, used: float | None = None, max: float | None = None, pending: float | None = None, idle: float | None = None
+        self,
+        service: str,
+        kind: str,
+        name: str,
+        used: float | None = None,
+        max: float | None = None,
+        pending: float | None = None,
+        idle: float | None = None,
+        processes: float | None = None,
     ) -> None:
+        """Latest gauges of a pool; ``processes``: a pre-fork worker pool's processes (``max`` threads each)."""
         with self._lock:
             p = self._pool(service, kind, name)
+            if processes is not None:
+                p.processes = processes
             if used is not None:
                 p.used = used
             if max is not None:
@@ -790,6 +801,7 @@ class Store:
                     mine.max = v.max if v.max is not None else mine.max
                     mine.pending = v.pending if v.pending is not None else mine.pending
                     mine.idle = v.idle if v.idle is not None else mine.idle
+                    mine.processes = v.processes if v.processes is not None else mine.processes
                     if b.start + self.config.bucket_seconds > self.clock() - window_s:
                         mine.wait.merge(v.wait)
                         mine.timeouts += v.timeouts
@@ -802,6 +814,7 @@ class Store:
                     "max": p.max,
                     "pending": p.pending,
                     "idle": p.idle,
+                    "processes": p.processes,
                     "wait_p99_ms": _ms(p.wait.quantile(0.99)),
                     "wait_count": p.wait.count,
                     "timeouts": p.timeouts,
