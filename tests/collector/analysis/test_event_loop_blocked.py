@@ -73,6 +73,12 @@ CASES = [
         [],
     ),
     (
+        "one long stall in a mostly idle, degraded service",
+        service(worst=("/a", 400.0)),
+        RuntimeStats(loop_lag_count=600, loop_lag_p99_ms=20.0, loop_late_fraction=0.02, loop_busy=0.1, loop_stall_max_s=1.35),
+        [],
+    ),
+    (
         "a busy loop with short callbacks",
         service(degraded=False),
         RuntimeStats(loop_lag_count=600, loop_lag_p99_ms=4.0, loop_busy=0.7, loop_stall_max_s=0.01),

@@ -14,8 +14,8 @@ the late share are taken as the process's share of its CPU demand
 (× used / (used + run-queue wait), ``host_factor``).
 
 ``explained``: the p99 stall relative to the worst request weighted by how often the loop
-is found busy, or the busy share itself; ``strength``: the lag p99 (or the longest stall)
-/ 500 ms.
+is found busy, or the busy share itself; ``strength``: the lag p99 / 500 ms (the longest
+stall / 500 ms when the loop is busy past ``loop_busy_fraction``).
 """
 
 from __future__ import annotations
@@ -42,11 +42,13 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         stall_ms = round(1000.0 * rt.loop_stall_max_s, 1) if rt.loop_stall_max_s else 0.0
         lag_p99 = rt.loop_lag_p99_ms if rt.loop_lag_count else 0.0
         if max(lag_p99, stall_ms) < cfg.loop_lag_p99_ms:
-            continue
+            continue  # (the longest stall alone passes the gate only with a busy loop, below)
         sv = snap.service(svc)
         factor = host_factor(rt)
         busy = (rt.loop_busy or 0.0) * factor
         loop_bound = busy >= cfg.loop_busy_fraction and sv.requests > 0
+        if lag_p99 < cfg.loop_lag_p99_ms and not loop_bound:
+            continue  # one long stall in a loop that is mostly idle: no blocking pattern
         if not sv.degraded and not loop_bound:
             continue  # a loop lag the requests do not feel (an idle service on a busy host) is no bottleneck
         late_fraction = rt.loop_late_fraction * factor
@@ -67,7 +69,8 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
                 min(1.0, 2.0 * late_fraction),
                 busy if loop_bound else 0.0,
             ),
-            strength=min(1.0, stall / 500.0),
+            # the p99 lag, not the single longest stall (one descheduling on a busy host can last a second)
+            strength=min(1.0, (stall if loop_bound else lag_p99) / 500.0),
             summary=f"The asyncio event loop lags {lag_p99:.0f} ms (p99){busy_text}"
             + (f", longest stall {stall_ms:.0f} ms" if stall_ms else "")
             + f": blocking calls run on the loop{cap_text}",
