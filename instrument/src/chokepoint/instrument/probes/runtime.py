@@ -26,7 +26,10 @@
                                        loop of the process
 ``chokepoint.runtime.event_loop.stall.max``  gauge (s), the longest single stretch the loop
                                        ran without returning to ``select`` since the
-                                       previous collection (a stall still under way counts)
+                                       previous collection (a stall still under way counts):
+                                       one loop iteration, i.e. every callback that was
+                                       ready in it (three requests to a handler blocking
+                                       0.1 s, ready together, read 0.3 s)
 ``chokepoint.runtime.gc.cpu_time``     counter (s), thread CPU time (``time.thread_time``)
                                        spent inside collections: GC's CPU, apart from
                                        wall-clock pauses stretched by a CPU-starved host
