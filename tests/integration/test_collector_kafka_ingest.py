@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from chokepoint.collector.config import CollectorConfig
 from chokepoint.collector.service import CollectorService
-from tests.integration.collector_probe import server_spans, wait_for
+from tests.integration.collector_probe import metric_samples, server_spans, wait_for
 
 SPANS_PER_RECORD = 20
 
@@ -62,6 +62,10 @@ def test_offsets_follow_persisted_buckets_and_a_graceful_stop_commits(kafka, tmp
         assert {r["name"] for r in service.store.services(60)} == {"orders-svc"}
         service.maintain()
         assert committed(kafka.bootstrap, group, topic) < 0, "committed before any bucket was persisted"
+        samples = metric_samples(service.api_url)
+        assert samples[("chokepoint_kafka_ingest_records_total", (("topic", topic),))] == 30
+        assert samples[("chokepoint_kafka_ingest_partitions", (("group", group),))] == 1
+        assert samples[("chokepoint_kafka_ingest_uncommitted_records", (("partition", "0"), ("topic", topic)))] == 30
     finally:
         service.shutdown()
     assert committed(kafka.bootstrap, group, topic) == 30  # the open bucket was saved at close

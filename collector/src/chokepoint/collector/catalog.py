@@ -68,6 +68,11 @@ INGEST_POINTS = Metric("chokepoint_ingest_metric_points", "counter", "Metric dat
 INGEST_REJECTED = Metric("chokepoint_ingest_rejected", "counter", "OTLP requests or items rejected by the collector", ("protocol", "reason"))
 INGEST_LOG_RECORDS = Metric("chokepoint_ingest_log_records", "counter", "OTLP log records received (counted, not stored)", ("protocol",))
 INGEST_DROPPED = Metric("chokepoint_ingest_dropped", "counter", "Items dropped after acceptance (cardinality folding, queue overflow)", ("reason",))
+KAFKA_INGEST_RECORDS = Metric("chokepoint_kafka_ingest_records", "counter", "Kafka records read by the Kafka ingest (receiver_kafka.py)", ("topic",))
+KAFKA_INGEST_PARTITIONS = Metric("chokepoint_kafka_ingest_partitions", "gauge", "Kafka partitions of the consumer group assigned to this collector", ("group",))
+KAFKA_INGEST_UNCOMMITTED = Metric(
+    "chokepoint_kafka_ingest_uncommitted_records", "gauge", "Records read but not committed yet (their bucket is not persisted yet)", ("topic", "partition")
+)
 ANALYZER_RULE_ERRORS = Metric("chokepoint_analyzer_rule_errors", "counter", "Analyzer rule runs that raised (the rule's findings are missing)", ("kind",))
 
 METRICS: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))

@@ -12,6 +12,11 @@ Which signal a record holds: its ``otelcol.signal`` header (the exporter's
 ``chokepoint_ingest_rejected_total{protocol="kafka",reason="unknown_signal"}``, one that does
 not parse as ``reason="malformed"``; both are skipped (and committed).
 
+``/metrics`` (the receiver is a ``prometheus_client`` collector the service registers):
+``chokepoint_kafka_ingest_records_total{topic}``, ``chokepoint_kafka_ingest_partitions{group}`` (held by
+this collector) and ``chokepoint_kafka_ingest_uncommitted_records{topic,partition}`` (read, waiting
+for their bucket to be persisted).
+
 Configuration (:class:`KafkaIngestConfig`; ``chokepoint serve`` flags and variables in
 ``chokepoint.collector.config``):
 
@@ -79,7 +84,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from google.protobuf.message import DecodeError
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from chokepoint.collector import catalog
 from chokepoint.collector.otlp_consumer import REASON_MALFORMED, REQUEST_TYPES, IngestFailure, count_log_records
 
 log = logging.getLogger(__name__)
@@ -208,6 +215,8 @@ class KafkaIngestReceiver:
         self._floor: dict[tuple[str, int], int] = {}  # skip below this (persisted here before a restart)
         self._assigned: set[tuple[str, int]] = set()
         self.records = 0
+        self._records_by_topic: dict[str, int] = {}
+        self._stats_lock = threading.Lock()
         self.duplicates = 0
         self.commits = 0
         self.rebalances = 0
@@ -278,7 +287,9 @@ class KafkaIngestReceiver:
             return
         key = (msg.topic(), msg.partition())
         offset = msg.offset()
-        self.records += 1
+        with self._stats_lock:
+            self.records += 1
+            self._records_by_topic[key[0]] = self._records_by_topic.get(key[0], 0) + 1
         signal = signal_of(msg.topic(), msg.headers())
         floor = self._floor.get(key)
         if signal is None:
@@ -369,6 +380,22 @@ class KafkaIngestReceiver:
     # ------------------------------------------------------------------ introspection
     def assigned(self) -> list[tuple[str, int]]:
         return sorted(self._assigned)
+
+    def collect(self):
+        """``prometheus_client`` collector: records read per topic, partitions held, records not committed yet."""
+        with self._stats_lock:
+            by_topic = dict(self._records_by_topic)
+        assigned = list(self._assigned)
+        pending = {key: len(queue) for key, queue in list(self._pending.items())}
+        records = CounterMetricFamily(catalog.KAFKA_INGEST_RECORDS.name, catalog.KAFKA_INGEST_RECORDS.help, labels=["topic"])
+        for topic, n in sorted(by_topic.items()):
+            records.add_metric([topic], n)
+        partitions = GaugeMetricFamily(catalog.KAFKA_INGEST_PARTITIONS.name, catalog.KAFKA_INGEST_PARTITIONS.help, labels=["group"])
+        partitions.add_metric([self.config.group_id], len(assigned))
+        uncommitted = GaugeMetricFamily(catalog.KAFKA_INGEST_UNCOMMITTED.name, catalog.KAFKA_INGEST_UNCOMMITTED.help, labels=["topic", "partition"])
+        for (topic, partition), n in sorted(pending.items()):
+            uncommitted.add_metric([topic, str(partition)], n)
+        yield from (records, partitions, uncommitted)
 
     def stats(self) -> dict:
         return {

@@ -217,6 +217,7 @@ class CollectorService:
             self._stops.insert(0, ("kafka-ingest-commit", self.kafka_ingest.close))  # after persistence closed
             self.kafka_ingest.start()
             self.on_persisted(self.kafka_ingest.persisted_through)
+            self.registry.register(self.kafka_ingest)
             self._stops.append(("kafka-ingest", self.kafka_ingest.shutdown))
             log.info("Kafka ingest: group %s reading %s from %s", kcfg.group_id, ",".join(kcfg.topics), kcfg.brokers)
 

@@ -347,6 +347,16 @@ def bottlenecks() -> dict:
             "ops",
             w=8,
         ),
+        _panel(
+            lay,
+            "Kafka ingest: records read per second, not committed yet, partitions held",
+            [
+                (_rate(c.KAFKA_INGEST_RECORDS, "topic", None), "read {{topic}}"),
+                (f"sum by (topic) ({c.KAFKA_INGEST_UNCOMMITTED.name})", "not committed {{topic}}"),
+                (f"sum by (group) ({c.KAFKA_INGEST_PARTITIONS.name})", "partitions of {{group}}"),
+            ],
+            w=24,
+        ),
     ]
     return _dashboard("chokepoint-bottlenecks", "chokepoint — Bottleneck scores", "The analyzer's findings over time and the collector's own health", panels)
 
