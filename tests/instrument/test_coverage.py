@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from chokepoint.instrument import signals
 from chokepoint.instrument.agent import Agent
 from chokepoint.instrument.config import AgentConfig
-from chokepoint.instrument.coverage import MIN_USES, AcceptCounter, Check, Coverage
+from chokepoint.instrument.coverage import MIN_USES, Check, Coverage
 
 
 @pytest.fixture
@@ -95,16 +95,13 @@ def test_too_little_use_says_nothing(agent, tmp_path):
     assert ("SQLAlchemy", "statement spans") not in coverage_points(agent)
 
 
-def test_shutdown_stops_the_gauge_and_restores_accept(tmp_path):
-    original_accept = socket.socket.accept
+def test_shutdown_stops_the_gauge(tmp_path):
     agent = Agent(AgentConfig(trace_sample_rate=0.0), span_exporter=InMemorySpanExporter(), metric_reader=InMemoryMetricReader())
     agent.install_extras()
-    assert socket.socket.accept is not original_accept
     coverage = agent.coverage
     run_statements(agent, tmp_path, MIN_USES + 1, spans=False)
     assert [value for _check, value in coverage.evaluate()] == [0]
     agent.shutdown()
-    assert socket.socket.accept is original_accept
     assert coverage.observe() == []
 
 
@@ -162,25 +159,20 @@ def test_a_failing_check_is_skipped():
     assert [(check.library, value) for check, value in coverage.evaluate()] == [("SQLAlchemy", 1)]
 
 
-def test_accept_counter_counts_accepted_connections():
-    counter = AcceptCounter()
-    undo = counter.install()
+def test_warnings_reach_stderr_when_only_the_log_bridge_listens():
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    from chokepoint.instrument.coverage import _only_bridge_handlers
+
+    logger = logging.getLogger("chokepoint.tests.coverage.bridge")
+    logger.propagate = False
+    assert not _only_bridge_handlers(logger)  # no handler: Python's last resort prints it
+    bridge = LoggingHandler()
+    logger.addHandler(bridge)
     try:
-        with socket.socket() as server:
-            server.bind(("127.0.0.1", 0))
-            server.listen()
-
-            def serve():
-                for _ in range(3):
-                    connection, _address = server.accept()
-                    connection.close()
-
-            thread = threading.Thread(target=serve)
-            thread.start()
-            for _ in range(3):
-                socket.create_connection(server.getsockname()).close()
-            thread.join(10)
+        assert _only_bridge_handlers(logger)  # the bridge alone: chokepoint prints it
+        logger.addHandler(stream := logging.StreamHandler())
+        assert not _only_bridge_handlers(logger)  # someone prints it already
+        logger.removeHandler(stream)
     finally:
-        undo()
-    assert counter.count == 3
-    assert not hasattr(socket.socket.accept, "__wrapped__")
+        logger.removeHandler(bridge)

@@ -5,7 +5,7 @@ Usage (the agent does this once its integrations and probes are installed)::
     from chokepoint.instrument.coverage import install_coverage
     undo = install_coverage(agent)   # agent.instruments, agent.probes, agent.meter_provider
     ...
-    undo()                           # restores socket.socket.accept; the gauge reports nothing more
+    undo()                           # the gauge reports nothing more
 
 A missing signal reads as "not the cause": DB time with no statement spans is blamed on
 the app's own code.  So at every metric collection each check below compares evidence that
@@ -18,7 +18,8 @@ library / what              used (independent evidence)                 produced
 SQLAlchemy statement spans  connections returned to a SQLAlchemy pool  SQL statement spans (``db.client.operation.duration``
                             (the ``sqlalchemy_pool`` probe's count)     values of any SQL ``db.system.name``)
 SQLAlchemy pool metrics     SQL statement spans, SQLAlchemy imported    pools and checkouts seen by ``sqlalchemy_pool``
-<server> server spans       connections accepted (``socket.accept``)    server spans (``http.server.request.duration``)
+<server> server spans       connections accepted (``accept_backlog``    server spans (``http.server.request.duration``)
+                            probe's count of ``socket.accept``)
 confluent-kafka / aiokafka  Kafka consumer spans (receive / process)    partitions tracked by the consumer-lag probe
 consumer lag
 ==========================  ==========================================  ==============================================
@@ -36,15 +37,14 @@ when the only handler is OpenTelemetry's log bridge).  Checks
 whose evidence can run ahead of what they compare against (a connection accepted whose
 request has not ended) judge only evidence already there at the previous collection.
 
-Cost: the counters already kept by the agent and the probes are read at collection; on
-the hot path only ``socket.socket.accept`` gains one Python call per accepted connection
-(not per request).  Never raises.
+Cost: nothing on the hot path; the counters the agent and its probes already keep are read
+at collection.  A check whose probe is not installed (``CHOKEPOINT_DISABLED_PROBES``, or
+``accept_backlog`` off Linux) is not made.  Never raises.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -159,49 +159,25 @@ class Coverage:
 
 
 def warn(message: str, *args) -> None:
-    """A warning on ``chokepoint.instrument`` that reaches stderr even when the only handler is
+    """A warning on ``chokepoint.instrument`` that reaches stderr even when the only handlers are
     OpenTelemetry's log bridge (``opentelemetry-instrumentation-logging`` puts one on the root
     logger, which silences Python's last-resort stderr output)."""
     _log.warning(message, *args)
-    if _log.isEnabledFor(logging.WARNING) and not _prints_somewhere(_log) and logging.lastResort is not None:
+    if _log.isEnabledFor(logging.WARNING) and _only_bridge_handlers(_log) and logging.lastResort is not None:
         logging.lastResort.handle(_log.makeRecord(_log.name, logging.WARNING, __file__, 0, message, args, None))
 
 
-def _prints_somewhere(logger: logging.Logger) -> bool:
+def _only_bridge_handlers(logger: logging.Logger) -> bool:
+    """True when the record reaches handlers, all of them OpenTelemetry's (with none at all,
+    Python's last resort prints it already)."""
+    handlers = []
     current: logging.Logger | None = logger
     while current is not None:
-        if any(not type(handler).__module__.startswith("opentelemetry") for handler in current.handlers):
-            return True
+        handlers += current.handlers
         if not current.propagate:
-            return False
+            break
         current = current.parent
-    return False
-
-
-class AcceptCounter:
-    """Connections accepted by any listening socket of this process (``socket.socket.accept``)."""
-
-    def __init__(self):
-        self.count = 0
-        self._original = None
-
-    def install(self) -> Callable[[], None]:
-        original = self._original = socket.socket.accept
-        counter = self
-
-        def accept(sock):
-            accepted = original(sock)
-            counter.count += 1
-            return accepted
-
-        accept.__wrapped__ = original
-        socket.socket.accept = accept
-
-        def undo() -> None:
-            if socket.socket.accept is accept:
-                socket.socket.accept = original
-
-        return undo
+    return bool(handlers) and all(type(handler).__module__.startswith("opentelemetry") for handler in handlers)
 
 
 # ---------------------------------------------------------------- the checks
@@ -233,7 +209,7 @@ def sqlalchemy_try(config) -> str:
     return "CHOKEPOINT_SQLALCHEMY=upstream"
 
 
-def build_checks(instruments, probes: list, config, accepts: AcceptCounter | None) -> list[Check]:
+def build_checks(instruments, probes: list, config) -> list[Check]:
     """Every check this agent can make (module table); missing pieces make no check."""
     checks = []
     pool_probe = _probe(probes, "sqlalchemy_pool")
@@ -258,6 +234,7 @@ def build_checks(instruments, probes: list, config, accepts: AcceptCounter | Non
             produced=lambda: (pool_probe.returned + len(pool_probe.pools)) if pool_probe is not None else 0,
         )
     )
+    accepts = _probe(probes, "accept_backlog")  # counts this process's accepted connections
     if accepts is not None:
         for module, distribution in SERVERS:
             checks.append(
@@ -266,7 +243,7 @@ def build_checks(instruments, probes: list, config, accepts: AcceptCounter | Non
                     module,
                     "server spans",
                     lambda: SERVER_TRY,
-                    used=lambda module=module: accepts.count if _first_server() == module else 0,
+                    used=lambda module=module: accepts.accepted if _first_server() == module else 0,
                     produced=lambda: _total(instruments.server_duration),
                     grace=True,
                 )
@@ -302,12 +279,9 @@ def _kafka_consumed(instruments) -> int:
 
 def install_coverage(agent) -> Callable[[], None]:
     """Register the coverage gauge on ``agent.meter_provider``; returns the undo callable.  Never raises."""
-    undo_accept: Callable[[], None] | None = None
     coverage: Coverage | None = None
     try:
-        accepts = AcceptCounter()
-        undo_accept = accepts.install()
-        coverage = Coverage(build_checks(agent.instruments, list(agent.probes), agent.config, accepts))
+        coverage = Coverage(build_checks(agent.instruments, list(agent.probes), agent.config))
         meter = agent.meter_provider.get_meter(METER_NAME)
         meter.create_observable_gauge(
             signals.AGENT_COVERAGE,
@@ -322,7 +296,5 @@ def install_coverage(agent) -> Callable[[], None]:
     def undo() -> None:
         if coverage is not None:
             coverage.active = False
-        if undo_accept is not None:
-            undo_accept()
 
     return undo
