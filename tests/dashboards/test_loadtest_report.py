@@ -47,7 +47,7 @@ def test_markdown_names_the_bottleneck_with_evidence_fix_and_the_knee(tmp_path):
     md = markdown_report(result(tmp_path))
     title = FINDINGS_BY_KIND["db_pool_saturation"].title
     assert f"**{title}** (`db_pool_saturation`) — shop / `sqlalchemy:postgresql`: critical, score 0.87" in md
-    assert "| wait_p99_ms | 410 |" in md and "**Fix:** Raise the pool size" in md
+    assert "| wait p99 | 410 ms |" in md and "**Fix:** Raise the pool size" in md
     assert "Latency started to climb at **10 s** into the run, with **20 users** at **40.0 rps**" in md
     assert "\\| pool 10/10" in md  # a | inside a cell does not break the table
     assert "| 2 | `slow_query` |" in md

@@ -48,3 +48,12 @@ def test_without_a_ramp_an_early_warning_finding_says_saturated_from_the_start(t
     assert "No knee in latency, but the sidecar named **Worker pool saturated** (critical) 4 s into the run" in md
     r.timeline = [(4.0, [{"kind": "cacheable_reads", "severity": "info", "score": 0.3}])]
     assert "not pushed past its capacity" in markdown_report(r)
+
+
+def test_an_info_top_finding_is_no_likely_bottleneck_and_evidence_reads_for_people(tmp_path):
+    r = LoadtestResult("locustfile.py", "http://127.0.0.1:8000", "http://127.0.0.1:8787", 10, 10.0, 30.0, "2026-11-22T00:00:00+00:00", tmp_path)
+    r.findings = [
+        {"kind": "cacheable_reads", "service": "shop", "target": "t", "severity": "info", "score": 0.3, "summary": "s", "evidence": {"repeated_ratio": 0.95}}
+    ]
+    md = markdown_report(r)
+    assert "No bottleneck above info; the top finding, for reference:" in md and "| repeated ratio | 95% |" in md

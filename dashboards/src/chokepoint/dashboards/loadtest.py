@@ -559,7 +559,10 @@ def _loadtest(args: argparse.Namespace) -> int:
     md_path, html_path = write_reports(result)
     top = result.findings[0] if result.findings else None
     knee = result.knee
-    print(f"likely bottleneck: {_label(top, 80)}")
+    if top is not None and top.get("severity") not in ("warning", "critical"):
+        print(f"likely bottleneck: none above info (top: {_label(top, 80)})")
+    else:
+        print(f"likely bottleneck: {_label(top, 80)}")
     saturated = result.saturated_from_start
     if saturated is not None:
         print(f"knee: none — saturated from the start, throughput held near {saturated.rps:.1f} rps while users rose")

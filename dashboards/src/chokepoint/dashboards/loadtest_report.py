@@ -24,6 +24,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from chokepoint.collector.catalog import FINDINGS_BY_KIND
+from chokepoint.collector.evidence import evidence_items
+from chokepoint.collector.report import ABOVE_INFO
 
 from .loadtest import LoadtestResult, csv_number
 
@@ -104,6 +106,8 @@ def markdown_report(result: LoadtestResult) -> str:
         out += [f"The sidecar's findings could not be read at the end: {result.findings_error}", ""]
     if result.findings:
         top = result.findings[0]
+        if top.get("severity") not in ABOVE_INFO:
+            out += ["No bottleneck above info; the top finding, for reference:", ""]
         out += [
             f"**{_title(top['kind'])}** (`{top['kind']}`) — {_md(top.get('service'))} / `{_md(top.get('target'))}`: "
             f"{top.get('severity')}, score {float(top.get('score', 0)):.2f}, since {top.get('since')}",
@@ -114,7 +118,7 @@ def markdown_report(result: LoadtestResult) -> str:
             "",
             "| evidence | value |",
             "|---|---|",
-            *[f"| {_md(k)} | {_md(v)} |" for k, v in (top.get("evidence") or {}).items()],
+            *[f"| {_md(k)} | {_md(v)} |" for k, v in evidence_items(top.get("evidence") or {})],
             "",
             "## All findings of the run",
             "",
@@ -230,12 +234,14 @@ def html_report(result: LoadtestResult) -> str:
         parts.append(f"<p>The sidecar's findings could not be read at the end: {html.escape(result.findings_error)}</p>")
     if result.findings:
         top = result.findings[0]
+        if top.get("severity") not in ABOVE_INFO:
+            parts.append("<p>No bottleneck above info; the top finding, for reference:</p>")
         parts.append(
             f"<div class='top'><p><b>{html.escape(_title(top['kind']))}</b> (<code>{html.escape(top['kind'])}</code>) — "
             f"{html.escape(str(top.get('service')))} / <code>{html.escape(str(top.get('target')))}</code>: {html.escape(str(top.get('severity')))}, "
             f"score {float(top.get('score', 0)):.2f}, since {html.escape(str(top.get('since')))}</p>"
             f"<p>{html.escape(str(top.get('summary', '')))}</p><p><b>Fix:</b> {html.escape(str(top.get('recommendation', '')))}</p>"
-            + _table(["evidence", "value"], [[k, v] for k, v in (top.get("evidence") or {}).items()])
+            + _table(["evidence", "value"], [[k, v] for k, v in evidence_items(top.get("evidence") or {})])
             + "</div>"
         )
         parts.append("<h2>All findings of the run</h2>")
