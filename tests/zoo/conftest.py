@@ -46,7 +46,7 @@ def zoo(request, artifacts_dir, tmp_path_factory):
     apps = [APPS_BY_NAME[n] for n in dict.fromkeys(names)]
     needed = {need for app in apps for need in app.needs}
     services = {name: request.getfixturevalue(name) for name in ("postgres", "mariadb", "redis", "kafka") if name in needed}
-    zoo = Zoo(services, artifacts_dir, tmp_path_factory.mktemp("zoo-collector"))
+    zoo = Zoo(services, artifacts_dir, tmp_path_factory.mktemp("zoo-collector"), measure_clear=_whole_zoo(request.config))
     zoo.start(apps)
     yield zoo
     zoo.shutdown()

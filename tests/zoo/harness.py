@@ -20,8 +20,9 @@ Run by ``tests/zoo/test_zoo.py`` (the CI subset in the default run, the whole zo
    app's service only: *detection* is the first poll whose top finding is the expected kind and
    target at ``warning`` or ``critical``; a healthy app runs :data:`HEALTHY_RUN_S` and must show no
    finding above ``info``;
-5. where the app has a fix (the dependency recovers, or the app's feature flag file), it is applied
-   under the same load and *clear* is the time until no finding above ``info`` is left.
+5. in a whole-zoo run, where the app has a fix (the dependency recovers, or the app's feature flag
+   file), it is applied under the same load and *clear* is the time until no finding above ``info``
+   is left.
 
 Progress lines go to ``test-artifacts/zoo-progress.log``.
 """
@@ -209,6 +210,8 @@ class Result:
     detection_s: float | None = None
     clear_s: float | None = None
     top: dict | None = None
+    expected_finding: dict | None = None  # the last finding of the expected kind and target, led or not (its rank in ``rank``)
+    rank: int | None = None
     above_info: list[str] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     truth: dict = field(default_factory=dict)
@@ -287,20 +290,26 @@ class Run:
             self.env["DEP_URL"] = f"http://127.0.0.1:{self.dep_port}"
 
     def _kafka_setup(self) -> None:
-        from confluent_kafka import Producer
-        from confluent_kafka.admin import AdminClient, NewTopic
-
         self.topic, self.group = f"{self.tag}-events", f"{self.tag}-workers"
         self.env.update(KAFKA_BOOTSTRAP=self.zoo.kafka.bootstrap, KAFKA_TOPIC=self.topic, KAFKA_GROUP=self.group)
-        self.admin = AdminClient({"bootstrap.servers": self.zoo.kafka.bootstrap})
-        for f in self.admin.create_topics([NewTopic(self.topic, 2, 1)]).values():
-            f.result(30)
-        self.producer = Producer({"bootstrap.servers": self.zoo.kafka.bootstrap, "linger.ms": 20})
-        for i in range(self.app.kafka.get("prefill", 0)):
-            self.producer.produce(self.topic, json.dumps({"order": i}).encode())
-            if i % 1000 == 0:
-                self.producer.poll(0)
-        self.producer.flush(60)
+        self.lag_file = self.logs / f"{self.tag}.lag.jsonl"
+        k = self.app.kafka
+        argv = [
+            sys.executable,
+            str(ZOO / "kafka_probe.py"),
+            self.zoo.kafka.bootstrap,
+            self.topic,
+            self.group,
+            str(k.get("prefill", 0)),
+            str(k.get("rate", 20)),
+            str(self.lag_file),
+        ]
+        probe = self._spawn(argv, "kafka", instrument=False)
+        deadline = time.monotonic() + START_LIMIT_S
+        while not (self.lag_file.exists() and self.lag_file.read_text().strip()):
+            if time.monotonic() > deadline or probe.poll() is not None:
+                raise RuntimeError(f"kafka probe not ready: {(self.logs / f'{self.tag}.kafka.log').read_text()[-1500:]}")
+            time.sleep(0.5)
 
     def _spawn(self, argv: list[str], label: str, instrument: bool = True) -> subprocess.Popen:
         log = (self.logs / f"{self.tag}.{label}.log").open("w")
@@ -361,26 +370,12 @@ class Run:
         return s
 
     def kafka_lag(self) -> int | None:
-        from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-
-        parts = [TopicPartition(self.topic, p) for p in range(2)]
-        res = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(self.group, parts)])
-        committed = {tp.partition: tp.offset for tp in next(iter(res.values())).result(10).topic_partitions}
-        if not hasattr(self, "_wm"):
-            self._wm = Consumer({"bootstrap.servers": self.zoo.kafka.bootstrap, "group.id": f"{self.tag}-probe"})
-        lag = 0
-        for p in range(2):
-            low, high = self._wm.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
-            lag += high - (committed[p] if committed.get(p, -1) >= 0 else low)
-        return lag
-
-    def produce(self, stop: threading.Event, rate: float) -> None:
-        i = 0
-        while not stop.wait(1.0 / rate):
-            self.producer.produce(self.topic, json.dumps({"order": i}).encode())
-            self.producer.poll(0)
-            i += 1
-        self.producer.flush(10)
+        """The group's lag as Kafka sees it, the probe's latest sample (None before the group has offsets)."""
+        for line in reversed(self.lag_file.read_text().splitlines()):
+            row = json.loads(line)
+            if "lag" in row:
+                return row["lag"]
+        return None
 
     def time_statement(self, sql: str, n: int = 5) -> float:
         """The statement's median time as the database runs it now (under the same load), from the harness's own connection."""
@@ -409,13 +404,14 @@ class Run:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
-        for conn in (self.pg, self.my, getattr(self, "_wm", None)):
+        for conn in (self.pg, self.my):
             with contextlib.suppress(Exception):
                 conn.close()
 
 
-def ground_truth(run: Run, load: ClosedLoop | None, samples: list[dict], single_ms: float | None, started: float) -> dict:
-    """The app's bottleneck as the outside world sees it, over the loaded stretch (after warm-up)."""
+def ground_truth(run: Run, load: ClosedLoop | None, samples: list[dict], single_ms: float | None, started: float, at: float | None = None) -> dict:
+    """The app's bottleneck as the outside world sees it, over the loaded stretch (after warm-up); gauges
+    that move (the consumer lag) at ``at``, the moment chokepoint's finding was read."""
     t: dict = {"single_ms": single_ms, **run.app.facts}
     samples = [s for s in samples if s["t"] >= started + WARMUP_S] or samples
     if load is not None:
@@ -461,9 +457,10 @@ def ground_truth(run: Run, load: ClosedLoop | None, samples: list[dict], single_
                 if cmd in b["redis"]:
                     t[f"redis_{cmd}_per_request"] = (b["redis"][cmd] - a["redis"].get(cmd, 0)) / n
                     t[f"redis_{cmd}_per_s"] = (b["redis"][cmd] - a["redis"].get(cmd, 0)) / dt
-        if "lag" in b:
-            t["lag"] = b["lag"]
-            t["lag_growth_per_s"] = (b["lag"] - a["lag"]) / dt
+        lags = [s for s in samples if s.get("lag") is not None]
+        if len(lags) > 1:
+            t["lag"] = min(lags, key=lambda s: abs(s["t"] - (at or lags[-1]["t"])))["lag"]
+            t["lag_growth_per_s"] = (lags[-1]["lag"] - lags[0]["lag"]) / (lags[-1]["t"] - lags[0]["t"])
     if run.dep_port:
         stats = run.dep_stats()
         times = stats["times_ms"]
@@ -495,7 +492,6 @@ def run_attempt(app, zoo, result: Result) -> None:
     run = Run(app, zoo)
     zoo.live.add(run)
     load = sampler = hogs = None
-    stop_producing = threading.Event()
     try:
         run.setup()
         run.start_app()
@@ -505,11 +501,9 @@ def run_attempt(app, zoo, result: Result) -> None:
         started = time.monotonic()
         if app.http:
             load = ClosedLoop(run.port, app.paths, app.concurrency, app.think_s, app.burst)
-        if app.kafka:
-            threading.Thread(target=run.produce, args=(stop_producing, app.kafka.get("rate", 20)), daemon=True).start()
         sampler = Sampler(run)
         limit = HEALTHY_RUN_S if app.expected is None else DETECT_LIMIT_S
-        hit_top = None
+        hit_top = hit_at = None
         while time.monotonic() - started < WARMUP_S + limit:
             time.sleep(POLL_S)
             findings = [f for f in zoo.findings() if f["service"] == app.name]
@@ -517,7 +511,9 @@ def run_attempt(app, zoo, result: Result) -> None:
             zoo.progress(f"{app.name} t={elapsed:.0f}s [{host_pressure()}] {brief(findings)}")
             if elapsed < WARMUP_S:
                 continue
-            for f in findings:
+            for rank, f in enumerate(findings, 1):
+                if app.expected and f["kind"] == app.expected and re.search(app.target, str(f["target"])):
+                    result.expected_finding, result.rank = f, rank
                 if f["severity"] in ABOVE_INFO:
                     label = f"{f['kind']}({f['target']})"
                     if app.expected is None and label not in result.above_info:
@@ -528,21 +524,20 @@ def run_attempt(app, zoo, result: Result) -> None:
                     result.seen.append(label)
                 result.top = findings[0]
             if app.expected and findings and is_hit(app, findings[0]):
-                result.detection_s, hit_top = elapsed, findings[0]
+                result.detection_s, hit_top, hit_at = elapsed, findings[0], time.monotonic()
                 break
         while time.monotonic() - started < WARMUP_S + MIN_TRUTH_S:  # an early hit: enough load for the ground truth
             time.sleep(1.0)
         result.top = hit_top or result.top
         result.hit = (not result.above_info) if app.expected is None else hit_top is not None
-        result.truth = ground_truth(run, load, sampler.samples, single, started)
+        result.truth = ground_truth(run, load, sampler.samples, single, started, hit_at)
         if app.probe_sql:
             result.truth["stmt_ms"] = run.time_statement(app.probe_sql)
         result.real = app.real(result.truth)
-        result.evidence = compare_evidence(app, hit_top or result.top, result.truth) if app.expected else {}
-        if app.fix is not None and result.hit:
+        result.evidence = compare_evidence(app, hit_top or result.expected_finding, result.truth) if app.expected else {}
+        if app.fix is not None and result.hit and zoo.measure_clear:
             result.clear_s = clear(app, zoo, run)
     finally:
-        stop_producing.set()
         if load is not None:
             load.stop()
         if sampler is not None:

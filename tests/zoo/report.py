@@ -18,6 +18,8 @@ from tests.zoo.harness import DETECT_LIMIT_S, HEALTHY_RUN_S, TOLERANCE
 
 REPO = Path(__file__).resolve().parents[2]
 HEALTHY = "(healthy)"
+#: Why an app missed, from reading its findings, ground truth and the rule (kept with the last whole run).
+WHY: dict[str, str] = {}
 
 
 def _num(v) -> str:
@@ -98,12 +100,18 @@ def render(results: dict, zoo) -> str:
         lines.append(f"| `{kind}` | {len(mine)} | {recall}/{len(mine)} | {precision}/{len(named)} |")
     alarms = [r for r in healthy if r.above_info]
     lines += ["", "## False alarms on healthy apps", ""]
-    lines += [f"- `{r.app}`: {'; '.join(r.above_info)}" for r in alarms] or ["none"]
+    lines += [f"- `{r.app}`: {'; '.join(r.above_info)}" + (f" — {WHY[r.app]}" if r.app in WHY else "") for r in alarms] or ["none"]
     misses = [r for r in faulty if not r.hit]
     lines += ["", "## Misses (what chokepoint said instead)", ""]
     for r in misses:
         top = f"`{r.top['kind']}` on `{r.top['target']}` ({r.top['severity']}): {r.top['summary']}" if r.top else "no finding for the service"
-        lines.append(f"- `{r.app}` (expected `{r.expected}`): {top}; tops seen {r.seen or 'none'}")
+        ranked = (
+            f"; `{r.expected}` itself ranked #{r.rank} ({r.expected_finding['severity']}): {r.expected_finding['summary']}"
+            if r.expected_finding and r.rank
+            else f"; no `{r.expected}` finding at all"
+        )
+        why = f" — {WHY[r.app]}" if r.app in WHY else ""
+        lines.append(f"- `{r.app}` (expected `{r.expected}`): {top}; tops seen {r.seen or 'none'}{ranked}{why}")
     if not misses:
         lines.append("none")
     times = [r.detection_s for r in faulty if r.detection_s is not None]

@@ -20,6 +20,13 @@ def health():
 
 @app.get("/book/{room}")
 def book(room: int):
+    if os.path.exists(os.environ.get("FIX_FLAG", "")):  # the fix, behind a feature flag: reserve outside the transaction
+        with pool.connection() as conn:
+            booking = conn.execute("INSERT INTO bookings (room) VALUES (%s) RETURNING id", (room,)).fetchone()[0]
+        hotel.post("/reserve", json={"room": room, "booking": booking}).raise_for_status()
+        with pool.connection() as conn:
+            conn.execute("UPDATE bookings SET confirmed = true WHERE id = %s", (booking,))
+        return {"booking": booking}
     with pool.connection() as conn, conn.transaction():
         booking = conn.execute("INSERT INTO bookings (room) VALUES (%s) RETURNING id", (room,)).fetchone()[0]
         hotel.post("/reserve", json={"room": room, "booking": booking}).raise_for_status()
