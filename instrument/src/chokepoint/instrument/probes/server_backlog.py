@@ -18,11 +18,12 @@ in the listening socket's queue, where no span and no worker-pool gauge can see 
 
 With the rate, Little's law gives the queue's wait: ``backlog / accept_rate`` seconds.
 
-How (Linux only; elsewhere the probe reports nothing): at collection the probe lists
-the sockets among ``/proc/self/fd`` and finds those in ``LISTEN`` state in
-``/proc/net/tcp`` and ``/proc/net/tcp6``, whose ``rx_queue`` column is the accept queue's
-length (``ss -ltn``'s Recv-Q); the limit (its Send-Q) is ``TCP_INFO``'s ``tcpi_sacked``
-of the listening socket.  Every
+How (Linux only; elsewhere the probe is unavailable): at collection the probe lists the
+sockets among ``/proc/self/fd`` and asks each new one (a ``dup``, once per socket: those
+found not listening are remembered and skipped) whether it is a listening TCP socket;
+for those, ``TCP_INFO`` gives the accept queue's length (``tcpi_unacked``, what
+``ss -ltn`` shows as Recv-Q, and ``/proc/net/tcp``'s ``rx_queue``) and its limit
+(``tcpi_sacked``, ss's Send-Q).  Every
 worker of a pre-fork server holds the same sockets, so one process per server reports
 them: the one holding an exclusive ``flock`` on ``<tmp>/chokepoint-listen-<inode>.lock``
 (taken at collection, released when that process exits, then taken by another worker).
@@ -48,50 +49,57 @@ from opentelemetry.metrics import Observation
 from chokepoint.instrument import signals
 from chokepoint.instrument.probes.patching import BaseProbe, ProbeUnavailable, report_error
 
-_LISTEN = "0A"
 _SLOTS = 4096
 _SLOT = struct.Struct("<qq")  # pid, accepts so far
 
 
-def _listen_limit(fd: int) -> int:
-    """A listening socket's accept-queue limit: ``tcpi_sacked`` of ``TCP_INFO`` (``sk_max_ack_backlog``); -1 if unknown."""
+def _listen_info(fd: int) -> tuple[int, int, int] | bool:
+    """(port, accept queue now, its limit) of a listening TCP socket ``fd``; ``True`` for a
+    TCP socket not connected yet (it may listen later), ``False`` for any other socket.
+
+    ``TCP_INFO`` of a socket in ``LISTEN`` state carries the accept queue's length in
+    ``tcpi_unacked`` and its limit in ``tcpi_sacked`` (bytes 24..32 of ``struct tcp_info``).
+    """
     try:
         with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as dup:
             info = dup.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-        return struct.unpack_from("I", info, 28)[0] if info[0] == 10 else -1
-    except (AttributeError, OSError, struct.error, ValueError):
-        return -1
+            if info[0] == 7:  # TCP_CLOSE: created, not yet listening or connected
+                return True
+            if info[0] != 10 or not dup.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):  # not TCP_LISTEN
+                return False
+            queued, limit = struct.unpack_from("II", info, 24)
+            return dup.getsockname()[1], queued, limit
+    except (AttributeError, OSError, struct.error, ValueError, IndexError, TypeError):
+        return False
 
 
-def listening_sockets() -> dict[int, tuple[int, int, int]]:
-    """This process's listening TCP sockets: inode → (port, accept queue now, queue limit or -1)."""
-    inodes: dict[int, int] = {}
+def listening_sockets(not_listening: set[int] | None = None) -> dict[int, tuple[int, int, int]]:
+    """This process's listening TCP sockets: inode → (port, accept queue now, queue limit).
+
+    ``not_listening``: inodes already found not to be listening TCP sockets (skipped, and
+    added to), so a process with many client connections looks at each one once.
+    """
+    skip = not_listening if not_listening is not None else set()
     try:
         fds = os.listdir("/proc/self/fd")
     except OSError:
         return {}
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            link = os.readlink(f"/proc/self/fd/{fd}")
-            if link.startswith("socket:["):
-                inodes[int(link[8:-1])] = int(fd)
     found: dict[int, tuple[int, int, int]] = {}
-    if not inodes:
-        return found
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for fd in fds:
         try:
-            with open(table) as f:
-                next(f, None)
-                for line in f:
-                    cols = line.split()
-                    if len(cols) < 10 or cols[3] != _LISTEN:
-                        continue
-                    inode = int(cols[9])
-                    if inode in inodes:
-                        rx = cols[4].split(":")[1]
-                        found[inode] = (int(cols[1].rsplit(":", 1)[1], 16), int(rx, 16), _listen_limit(inodes[inode]))
+            link = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             continue
+        if not link.startswith("socket:["):
+            continue
+        inode = int(link[8:-1])
+        if inode in skip or inode in found:
+            continue
+        info = _listen_info(int(fd))
+        if info is False:
+            skip.add(inode)
+        elif info is not True:
+            found[inode] = info
     return found
 
 
@@ -99,8 +107,8 @@ class AcceptBacklogProbe(BaseProbe):
     name = "accept_backlog"
 
     def __init__(self, meter, *, directory: str | None = None) -> None:
-        if not os.path.exists("/proc/net/tcp"):
-            raise ProbeUnavailable(f"probe {self.name!r} needs Linux /proc/net/tcp")
+        if not os.path.isdir("/proc/self/fd") or not hasattr(socket, "TCP_INFO"):
+            raise ProbeUnavailable(f"probe {self.name!r} needs Linux (/proc/self/fd, TCP_INFO)")
         super().__init__(meter)
         self.directory = directory or tempfile.gettempdir()
         self.accepted = 0
@@ -110,6 +118,7 @@ class AcceptBacklogProbe(BaseProbe):
         self._seen: dict[int, tuple[int, int]] = {}  # slot → (pid, accepts) at the previous collection
         self._last_s: float | None = None
         self._cache: dict[int, tuple[int, int, int]] | None = None
+        self._not_listening: set[int] = set()
         probe = self
 
         def wrap_accept(original):
@@ -129,7 +138,9 @@ class AcceptBacklogProbe(BaseProbe):
     def _sockets(self, fresh: bool = False) -> dict[int, tuple[int, int, int]]:
         """The first gauge of a collection reads the sockets; the other two reuse that read."""
         if fresh or self._cache is None:
-            self._cache = listening_sockets()
+            if len(self._not_listening) > 100_000:
+                self._not_listening.clear()
+            self._cache = listening_sockets(self._not_listening)
         return self._cache
 
     def _reporting(self, found: dict) -> bool:
