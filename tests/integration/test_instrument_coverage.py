@@ -20,6 +20,7 @@ import requests
 import sqlalchemy
 from instrumented_app import InstrumentedApp
 
+from chokepoint.collector.report import BLIND_SPOTS_HEADING, run_report
 from tests.integration.collector_probe import wait_for
 
 APP = """
@@ -91,13 +92,12 @@ def health(collector) -> dict:
 
 
 @pytest.mark.parametrize("collector", [{"bucket_seconds": 1.0}], indirect=True)
-def test_broken_statement_spans_are_a_blind_spot_within_one_export(collector, gadgets_db, tmp_path):
+def test_broken_statement_spans_are_a_blind_spot_within_one_export(collector, gadgets_db, tmp_path, capsys):
     service = "coverage-broken"
     with run_app(collector, gadgets_db, tmp_path, service, broken=True) as app:
         seconds = serve(collector, app, service)
         # the export that carried the requests carried the blind spot: no interval later
         spots = [s for s in health(collector)["blind_spots"] if s["service"] == service]
-        print(f"blind spot on /api/v1/health {seconds:.2f} s after the last request (export interval 1 s)")
         assert spots == [
             {
                 "service": service,
@@ -106,8 +106,13 @@ def test_broken_statement_spans_are_a_blind_spot_within_one_export(collector, ga
                 "what": "statement spans",
                 "try": "CHOKEPOINT_SQLALCHEMY_SPANS=listeners",
             }
-        ], (spots, seconds)
+        ], (spots, f"{seconds:.2f} s after the last request")
         assert not [d for d in collector.store.dependencies() if d["kind"] == "db"]  # it really was blind
+        assert run_report(collector.api, 60, "text") == 0
+        report = capsys.readouterr().out
+        assert report.startswith(BLIND_SPOTS_HEADING)  # chokepoint report says so before any finding
+        assert f"{service}: SQLAlchemy {sqlalchemy.__version__} in use, no statement spans; try CHOKEPOINT_SQLALCHEMY_SPANS=listeners" in report
+        print(f"blind spot on /api/v1/health {seconds:.2f} s after the last request (export interval 1 s)")  # pytest -s
     warnings = [line for line in app.stderr.splitlines() if "blind spot" in line]
     assert len(warnings) == 1, app.stderr[-3000:]  # logged once, however many collections
     assert f"SQLAlchemy {sqlalchemy.__version__}" in warnings[0] and "CHOKEPOINT_SQLALCHEMY_SPANS=listeners" in warnings[0]
