@@ -88,3 +88,15 @@ def test_runtime_signals_of_the_window():
     if rt.loop_busy is not None:
         assert (rt.loop_busy, rt.loop_stall_max_s, rt.accept_backlog, rt.accept_backlog_max, rt.accept_rate) == (0.5, 0.2, 8.0, 128.0, 20.0)
         assert rt.gc_cpu == pytest.approx(0.02)
+
+
+def test_a_pool_resized_in_the_window_has_its_new_size():
+    """The shop's worker_pool_saturation switch shrinks anyio's limiter 16 → 4 mid-window."""
+
+    def shrunk(store, rng, i):
+        store.add_requests(SVC, "/a", [0.01] * 5)
+        store.set_pool(SVC, "worker", "anyio-default", used=3 if i < 60 else 4, max=16 if i < 60 else 4, pending=0 if i < 60 else 20)
+
+    store, _ = fed_store(shrunk)
+    (pool,) = build_snapshot(store, AnalyzerConfig(window_s=60, baseline_window_s=120)).pools
+    assert (pool.used, pool.max, pool.pending) == (4, 4, 20)

@@ -14,7 +14,7 @@ reads an ``AnalyzerSource`` (the embedded ``Store`` is one) once per analysis:
   whether it is a statement, ``statements.statement_kind``);
 - pools (``PoolStats``: kind ``db`` / ``worker`` / ``http`` / ``redis``; wait p99 and
   checkouts over the window, ``used`` and ``pending`` at their peak over the window, so
-  the numbers of one finding describe the same stretch of time);
+  the numbers of one finding describe the same stretch of time; ``max`` the latest size);
 - breakers (``BreakerStats``), consumer lag per group and topic (``ConsumerLagStats``,
   with the consumer process's own service when an instrumented consumer reported it);
 - per service runtime (``RuntimeStats``): CPU used and run-queue wait (means over the
@@ -114,7 +114,7 @@ class PoolStats:
     kind: str  # catalog.POOL_KINDS
     name: str
     used: float | None = None  # peak over the window
-    max: float | None = None  # capacity (a worker pool with ``processes``: threads per process)
+    max: float | None = None  # capacity now, the latest value (a worker pool with ``processes``: threads per process)
     pending: float | None = None  # peak over the window
     idle: float | None = None  # latest
     wait_p99_ms: float = 0.0  # over the window
@@ -307,6 +307,12 @@ def _peak(values: Iterable[float | None], latest: float | None) -> float | None:
     return max(seen) if seen else latest
 
 
+def _latest(values: Iterable[float | None], latest: float | None) -> float | None:
+    """The newest value seen in the window (a pool's size now: it may have been resized)."""
+    seen = [v for v in values if v is not None]
+    return seen[-1] if seen else latest
+
+
 def _pool(p: dict, buckets: list) -> PoolStats:
     key = (p["service"], p["kind"], p["name"])
     in_window = [a for b in buckets if (a := b.pools.get(key)) is not None]
@@ -315,7 +321,7 @@ def _pool(p: dict, buckets: list) -> PoolStats:
         kind=p["kind"],
         name=p["name"],
         used=_peak((a.used for a in in_window), p.get("used")),
-        max=_peak((a.max for a in in_window), p.get("max")),
+        max=_latest((a.max for a in in_window), p.get("max")),
         pending=_peak((a.pending for a in in_window), p.get("pending")),
         idle=p.get("idle"),
         wait_p99_ms=p.get("wait_p99_ms") or 0.0,
