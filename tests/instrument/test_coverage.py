@@ -90,6 +90,24 @@ def test_statements_with_statement_spans_are_seen(agent, tmp_path, caplog):
     assert blind_spot_warnings(caplog) == []
 
 
+def test_statements_with_no_pool_seen_are_a_pool_blind_spot_while_an_engine_exists(tmp_path):
+    agent = Agent(
+        AgentConfig(trace_sample_rate=0.0, probes=frozenset({"runtime"})),  # sqlalchemy_pool switched off
+        span_exporter=InMemorySpanExporter(),
+        metric_reader=InMemoryMetricReader(),
+    )
+    agent.install_extras()
+    try:
+        engine = create_engine(f"sqlite:///{tmp_path}/kept.sqlite")
+        run_statements(agent, tmp_path, MIN_USES, spans=True)
+        spot = coverage_points(agent)[("SQLAlchemy", "pool metrics")]
+        assert spot["value"] == 0 and "sqlalchemy_pool" in spot[signals.ATTR_COVERAGE_TRY]
+        assert ("SQLAlchemy", "statement spans") not in coverage_points(agent)  # its evidence is the probe's
+        engine.dispose()
+    finally:
+        agent.shutdown()
+
+
 def test_too_little_use_says_nothing(agent, tmp_path):
     run_statements(agent, tmp_path, MIN_USES - 1, spans=False)
     assert ("SQLAlchemy", "statement spans") not in coverage_points(agent)

@@ -17,11 +17,12 @@ library / what              used (independent evidence)                 produced
 ==========================  ==========================================  ==============================================
 SQLAlchemy statement spans  connections returned to a SQLAlchemy pool  SQL statement spans (``db.client.operation.duration``
                             (the ``sqlalchemy_pool`` probe's count)     values of any SQL ``db.system.name``)
-SQLAlchemy pool metrics     SQL statement spans, SQLAlchemy imported    pools and checkouts seen by ``sqlalchemy_pool``
+SQLAlchemy pool metrics     SQL statement spans, and an ``Engine``      pools and checkouts seen by ``sqlalchemy_pool``
+                            exists (one ``gc`` scan, only then)
 <server> server spans       connections accepted (``accept_backlog``    server spans (``http.server.request.duration``)
                             probe's count of ``socket.accept``)
-confluent-kafka / aiokafka  Kafka consumer spans (receive / process)    partitions tracked by the consumer-lag probe
-consumer lag
+confluent-kafka / aiokafka  Kafka consumer spans (receive / process)    partitions tracked by the consumer-lag probes
+consumer lag                (the first of the two imported names it)
 ==========================  ==========================================  ==============================================
 
 The server is the first of ``SERVERS`` whose running part is imported (gunicorn, uvicorn,
@@ -44,6 +45,7 @@ at collection.  A check whose probe is not installed (``CHOKEPOINT_DISABLED_PROB
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import Callable, Iterable
@@ -224,14 +226,24 @@ def build_checks(instruments, probes: list, config) -> list[Check]:
                 produced=lambda: _sql_statements(instruments),
             )
         )
+
+    def pool_seen() -> int:
+        return (pool_probe.returned + len(pool_probe.pools)) if pool_probe is not None else 0
+
+    engines = EnginesExist()
+
+    def statements_through_sqlalchemy() -> int:
+        statements = _sql_statements(instruments)  # the driver's as well: confirmed by an Engine only when it matters
+        return statements if statements < MIN_USES or pool_seen() or engines() else 0
+
     checks.append(
         Check(
             "SQLAlchemy",
             "sqlalchemy",
             "pool metrics",
-            lambda: "CHOKEPOINT_DISABLED_PROBES without sqlalchemy_pool; CHOKEPOINT_SQLALCHEMY_POOL_HOOKS=events",
-            used=lambda: _sql_statements(instruments),
-            produced=lambda: (pool_probe.returned + len(pool_probe.pools)) if pool_probe is not None else 0,
+            lambda: "the sqlalchemy_pool probe on (CHOKEPOINT_PROBES, CHOKEPOINT_DISABLED_PROBES); CHOKEPOINT_SQLALCHEMY_POOL_HOOKS=events",
+            used=statements_through_sqlalchemy,
+            produced=pool_seen,
         )
     )
     accepts = _probe(probes, "accept_backlog")  # counts this process's accepted connections
@@ -248,22 +260,41 @@ def build_checks(instruments, probes: list, config) -> list[Check]:
                     grace=True,
                 )
             )
-    for module, distribution, probe_name in KAFKA_CONSUMERS:
-        lag_probe = _probe(probes, probe_name)
+    lag_probes = [p for p in (_probe(probes, name) for _module, _distribution, name in KAFKA_CONSUMERS) if p is not None]
+    for module, distribution, probe_name in KAFKA_CONSUMERS:  # one check: the first client imported names it
         checks.append(
             Check(
                 distribution,
                 module,
                 "consumer lag",
                 lambda probe_name=probe_name: (
-                    f"CHOKEPOINT_DISABLED_PROBES without {probe_name}; create consumers after the agent starts (chokepoint-instrument CMD)"
+                    f"the {probe_name} probe on (CHOKEPOINT_PROBES, CHOKEPOINT_DISABLED_PROBES); create consumers after the agent starts (chokepoint-instrument CMD)"
                 ),
-                used=lambda: _kafka_consumed(instruments),
-                produced=lambda lag_probe=lag_probe: sum(len(st.partitions) for st in list(lag_probe.consumers.values())) if lag_probe is not None else 0,
+                used=lambda module=module: _kafka_consumed(instruments) if _first_kafka_client() == module else 0,
+                produced=lambda: sum(len(st.partitions) for probe in lag_probes for st in list(probe.consumers.values())),
                 grace=True,
             )
         )
     return checks
+
+
+def _first_kafka_client() -> str | None:
+    return next((module for module, _distribution, _probe_name in KAFKA_CONSUMERS if module in sys.modules), None)
+
+
+class EnginesExist:
+    """Whether this process holds a SQLAlchemy ``Engine``: one scan of the garbage collector's
+    objects, made the first time it is asked (only when statements were seen and no SQLAlchemy
+    pool was: instrumentors and probes import SQLAlchemy whether or not the app uses it)."""
+
+    def __init__(self):
+        self.answer: bool | None = None
+
+    def __call__(self) -> bool:
+        if self.answer is None:
+            engine = getattr(sys.modules.get("sqlalchemy.engine"), "Engine", None)
+            self.answer = engine is not None and any(isinstance(o, engine) for o in gc.get_objects())
+        return self.answer
 
 
 def _first_server() -> str | None:
