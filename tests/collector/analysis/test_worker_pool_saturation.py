@@ -90,6 +90,13 @@ CASES = [
         ],
     ),
     (
+        "an internal executor, no request waits for a worker",
+        service(shares={"http:127.0.0.1": 0.9, "self": 0.1}),
+        [PoolStats(SVC, "worker", "ThreadPoolExecutor-5", used=1, max=1, pending=4, wait_p99_ms=900.0, wait_count=40)],
+        RuntimeStats(cpu=0.1),
+        [],
+    ),
+    (
         "CPU-bound: threads would not help",
         QUEUED,
         [PoolStats(SVC, "worker", "anyio", used=4, max=4, pending=30, wait_p99_ms=400.0, wait_count=600)],

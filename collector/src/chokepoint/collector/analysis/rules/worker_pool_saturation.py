@@ -4,7 +4,10 @@ Fires on a ``worker`` pool that is saturated (``saturated``), or on requests wai
 any worker sees them: the accept backlog of the listening socket (all processes together)
 with the wait estimated by Little's law (wait ≈ backlog / accept rate) when it cannot be
 timed, or a proxy's ``X-Request-Start`` queue time.  A pre-fork pool (gunicorn) reports
-per process: ``max`` threads each, ``processes`` of them (``PoolStats.capacity``).  Not for a CPU-bound process
+per process: ``max`` threads each, ``processes`` of them (``PoolStats.capacity``).  An
+executor under its default name (``ThreadPoolExecutor-N``, asyncio's ``asyncio``) is the
+app's or a library's own, not the server's: its saturation counts only when requests are
+seen waiting for a worker (a ``queue`` share in the breakdown).  Not for a CPU-bound process
 (``cpu_saturation``'s business: more threads do not help).  The summary states the
 server's processes × threads when the pool reports its processes.
 
@@ -37,6 +40,14 @@ def saturated(pool: PoolStats, cfg: AnalyzerConfig) -> bool:
     return (full and pending >= 1) or (busy and pool.wait_p99_ms >= cfg.worker_queue_wait_p99_ms)
 
 
+INTERNAL_EXECUTOR_PREFIXES = ("ThreadPoolExecutor-", "asyncio")
+
+
+def serves_requests(p: PoolStats, sv) -> bool:
+    """A pool the server hands requests to, or any pool while requests wait for a worker."""
+    return not p.name.startswith(INTERNAL_EXECUTOR_PREFIXES) or sv.share("queue") > 0
+
+
 def backlog_wait_ms(rt: RuntimeStats | None) -> float:
     """Little's law over the window: mean connections waiting in the listen queue / accepts per second."""
     if rt is None or not rt.accept_backlog or not rt.accept_rate:
@@ -63,7 +74,7 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         sv = snap.service(svc)
         rt = snap.runtime.get(svc)
         pools = sorted(snap.pools_of(svc, "worker"), key=lambda p: -(p.max or 0.0))
-        full = [p for p in pools if saturated(p, cfg)]
+        full = [p for p in pools if saturated(p, cfg) and serves_requests(p, sv)]
         backlog_ms = backlog_wait_ms(rt)
         proxy_ms = sv.queue_wait_p99_ms if sv.queue_wait_count else 0.0
         before_app_ms = max(backlog_ms, proxy_ms)
@@ -72,7 +83,7 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         demand = cpu_demand(snap, svc)
         if demand.bound:
             continue  # CPU-bound: cpu_saturation's business (threads will not help)
-        for p in full or [pools[0] if pools else None]:
+        for p in full or [next((p for p in pools if serves_requests(p, sv)), None)]:
             yield _candidate(snap, svc, p, backlog_ms, proxy_ms, demand)
 
 
