@@ -101,7 +101,9 @@ def to_otlp_json(request) -> bytes:
 # ---------------------------------------------------------------- sender (another process)
 
 
-def sender_main(transport: str, target: str, seconds: float, connections: int, result_queue) -> None:
+def sender_main(transport: str, target: str, seconds: float, connections: int, result_queue, cpus: str | None = None) -> None:
+    if cpus:
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     batches = make_batches(16)
     if transport == "grpc":
         bodies = batches
@@ -183,10 +185,12 @@ def proc_rss_mib(pid: int) -> float:
 
 
 class Collector:
-    def __init__(self) -> None:
+    name = "chokepoint"
+
+    def __init__(self, cpus: str | None = None) -> None:
         self.ports = {"grpc": free_port(), "http": free_port(), "api": free_port()}
         exe = Path(sys.executable).with_name("chokepoint")
-        argv = [str(exe), "serve", "--no-dashboard", "--sqlite-path", "none"]
+        argv = (["taskset", "-c", cpus] if cpus else []) + [str(exe), "serve", "--no-dashboard", "--sqlite-path", "none"]
         argv += ["--otlp-grpc-port", str(self.ports["grpc"]), "--otlp-http-port", str(self.ports["http"]), "--api-port", str(self.ports["api"])]
         env = {**os.environ, "CHOKEPOINT_MAX_INFLIGHT": "256"}
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
@@ -249,6 +253,129 @@ def run_ingest(transport: str, seconds: float, connections: int) -> dict:
     }
 
 
+# ---------------------------------------------------------------- peers, side by side
+
+WORKLOADS = {
+    "tg-grpc": "telemetrygen, OTLP/gRPC",
+    "tg-http": "telemetrygen, OTLP/HTTP",
+    "batches-http": "pre-encoded 512-span OTLP/HTTP batches",
+}
+COLLECTOR_CPU, LOAD_CPU = "0", "1"  # each collector on one core, the load on the other
+
+
+def start_variant(variant: str):
+    if variant == "otelcol":
+        from otelcol_peer import OtelCollector
+
+        return OtelCollector({"grpc": free_port(), "http": free_port(), "prom": free_port(), "internal": free_port()}, COLLECTOR_CPU)
+    return Collector(COLLECTOR_CPU)
+
+
+def run_peer(variant: str, workload: str, args) -> dict:
+    """One collector, one workload: what the client generated, what the collector received, its CPU and RSS."""
+    from otelcol_peer import run_telemetrygen
+
+    collector = start_variant(variant)
+    transport = "grpc" if workload == "tg-grpc" else "http-protobuf"
+    target = collector.target(transport)
+
+    def load(seconds: float) -> dict:
+        if workload.startswith("tg-"):
+            return run_telemetrygen(transport, target, seconds, args.tg_workers, args.tg_rate, LOAD_CPU)
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=sender_main, args=(transport, target, seconds, args.connections, queue, LOAD_CPU))
+        proc.start()
+        sent = queue.get(timeout=seconds + 120)
+        proc.join()
+        return {"generated_spans": sent["spans"] + sent["errors"] * BATCH_SPANS, "failed_exports": sent["errors"], "wall_s": sent["wall_s"]}
+
+    try:
+        pid = collector.proc.pid
+        load(1.0)  # warm-up (imports, first allocations, connections) is not measured
+        before_spans, before_cpu = collector.ingested(), proc_cpu_s(pid)
+        sent = load(args.seconds)
+        spans = collector.ingested() - before_spans
+        cpu = proc_cpu_s(pid) - before_cpu
+        rss = proc_rss_mib(pid)
+    finally:
+        collector.stop()
+    lost = max(0.0, sent["generated_spans"] - spans)
+    return {
+        "variant": variant,
+        "workload": workload,
+        "spans": spans,
+        "generated_spans": sent["generated_spans"],
+        "lost_spans": lost,
+        "lost_share": lost / sent["generated_spans"] if sent["generated_spans"] else 0.0,
+        "failed_exports": sent["failed_exports"],
+        "spans_per_s": spans / sent["wall_s"],
+        "spans_per_cpu_s": spans / cpu if cpu else float("nan"),
+        "collector_cpu_util": cpu / sent["wall_s"],
+        "rss_mib": rss,
+    }
+
+
+def peer_table(results: dict, peer: str) -> list[str]:
+    """Markdown rows per workload: both collectors' medians and the median of the paired per-repeat ratios."""
+    lines = [
+        f"| workload | {peer}, spans per CPU-second | chokepoint | ratio chokepoint/{peer} (paired median) | max spans/s {peer} · chokepoint | RSS {peer} · chokepoint | lost at the client {peer} · chokepoint |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workload, by_variant in results.items():
+        ours, theirs = by_variant["chokepoint"], by_variant[peer]
+        ratio = statistics.median(a["spans_per_cpu_s"] / b["spans_per_cpu_s"] for a, b in zip(ours, theirs, strict=True))
+        o, t = median(ours, "spans_per_cpu_s"), median(theirs, "spans_per_cpu_s")
+        lines.append(
+            f"| {WORKLOADS[workload]} | {t:,.0f} ({1e6 / t:.1f} µs/span) | {o:,.0f} ({1e6 / o:.1f} µs) | {ratio:.2f} | "
+            f"{median(theirs, 'spans_per_s'):,.0f} · {median(ours, 'spans_per_s'):,.0f} | "
+            f"{median(theirs, 'rss_mib'):.0f} · {median(ours, 'rss_mib'):.0f} MiB | "
+            f"{median(theirs, 'lost_share'):.1%} · {median(ours, 'lost_share'):.1%} |"
+        )
+    return lines
+
+
+def main_peers(args) -> int:
+    from otelcol_peer import missing
+
+    absent = missing()
+    if absent:
+        print(f"not built: {', '.join(absent)} (run scripts/provision-otelcol.sh and scripts/provision-telemetrygen.sh)", file=sys.stderr)
+        return 2
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    variants = ["chokepoint", *args.peers.split(",")]
+    results: dict[str, dict[str, list[dict]]] = {}
+    for repeat in range(args.repeats):
+        order = variants if repeat % 2 == 0 else variants[::-1]  # interleaved: drift hits both alike
+        for workload in args.workloads.split(","):
+            for variant in order:
+                row = run_peer(variant, workload, args)
+                results.setdefault(workload, {}).setdefault(variant, []).append(row)
+                print(
+                    f"[{repeat + 1}/{args.repeats}] {workload:12s} {variant:10s} received {row['spans']:8.0f} of {row['generated_spans']:8.0f} "
+                    f"(lost {row['lost_share']:.1%}, failed exports {row['failed_exports']})  {row['spans_per_s']:8.0f} spans/s  "
+                    f"{row['spans_per_cpu_s']:8.0f} spans/CPU-s  CPU {row['collector_cpu_util']:.2f}  RSS {row['rss_mib']:.0f} MiB",
+                    flush=True,
+                )
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
+    rate = "unthrottled" if not args.tg_rate else f"{args.tg_rate:g} traces/s per worker"
+    print(
+        f"\nmedians of {args.repeats} interleaved repeats x {args.seconds:.0f} s; collectors on CPU {COLLECTOR_CPU}, load on CPU {LOAD_CPU}; "
+        f"telemetrygen {args.tg_workers} workers, {rate}, 2 spans per trace; load average {' '.join(load_before)} before, {' '.join(load_after)} after"
+    )
+    for peer in args.peers.split(","):
+        lines = peer_table(results, peer)
+        if args.markdown:
+            print("\n".join(lines))
+        else:
+            for workload, by_variant in results.items():
+                ratio = statistics.median(a["spans_per_cpu_s"] / b["spans_per_cpu_s"] for a, b in zip(by_variant["chokepoint"], by_variant[peer], strict=True))
+                print(f"{workload:12s} chokepoint/{peer} spans per CPU-second: {ratio:.2f}")
+    if args.markdown:
+        print("\nraw:", json.dumps(results))
+    return 0
+
+
 # ---------------------------------------------------------------- memory for 1000 routes x 1 h
 
 
@@ -306,7 +433,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transports", default="http-protobuf,http-json,grpc")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--markdown", action="store_true", help="print the docs/BENCHMARKS.md table")
+    parser.add_argument("--peers", default="", help="side by side with these collectors (otelcol) on --workloads instead of --transports")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--tg-workers", type=int, default=4, help="telemetrygen workers")
+    parser.add_argument("--tg-rate", type=float, default=5000, help="telemetrygen traces/s per worker (0 = unthrottled)")
     args = parser.parse_args(argv)
+    if args.peers:
+        return main_peers(args)
 
     results: dict[str, list[dict]] = {}
     for repeat in range(args.repeats):

@@ -1,0 +1,70 @@
+"""In-process cost of the span walk: protobuf parse + ``Ingestor.consume_traces`` per span.
+
+Usage (from the repo root)::
+
+    .venv/bin/python bench/ingest_profile.py               # CPU µs/span, median of 5 runs
+    .venv/bin/python bench/ingest_profile.py --profile     # plus the cProfile top 25 (tottime)
+
+Feeds the same pre-encoded 512-span batches as ``bench/ingest.py`` (40 batches, 20 routes,
+HTTP server spans) into a fresh ``Store`` per run and reports CPU time (``time.process_time``)
+per span for parse alone and for parse + ingest.  No server, no sockets: what is left is the
+walk itself, the figure to compare across revisions (run both in the same minute; the host's
+load moves absolute numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest import BATCH_SPANS, make_batches
+
+
+def run_once(bodies: list[bytes]) -> tuple[float, float]:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from chokepoint.collector.ingest import Ingestor
+    from chokepoint.collector.store import Store, StoreConfig
+
+    spans = len(bodies) * BATCH_SPANS
+    t0 = time.process_time()
+    for body in bodies:
+        ExportTraceServiceRequest.FromString(body)
+    parse = time.process_time() - t0
+    ingestor = Ingestor(Store(StoreConfig()))
+    t0 = time.process_time()
+    for body in bodies:
+        ingestor.consume_traces(ExportTraceServiceRequest.FromString(body))
+    total = time.process_time() - t0
+    return parse / spans * 1e6, total / spans * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="print the cProfile top 25 of one run")
+    args = parser.parse_args(argv)
+    bodies = [b.SerializeToString() for b in make_batches(args.batches)]
+    run_once(bodies[:2])  # imports and first allocations
+    rows = [run_once(bodies) for _ in range(args.runs)]
+    parse = statistics.median(r[0] for r in rows)
+    total = statistics.median(r[1] for r in rows)
+    print(f"{len(bodies)} x {BATCH_SPANS}-span batches, {args.runs} runs (medians): parse {parse:.2f} µs/span, parse + consume_traces {total:.2f} µs/span")
+    print("per run (parse + consume_traces, µs/span):", " ".join(f"{r[1]:.2f}" for r in rows))
+    if args.profile:
+        prof = cProfile.Profile(time.process_time)  # CPU time: wall time on a busy host is mostly waiting
+        prof.runcall(run_once, bodies)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
