@@ -47,11 +47,11 @@ def test_db_targets_say_whether_they_are_statements():
     assert [t for t, _ in snap.statements_of(SVC)] == ["SELECT posts"]
 
 
-def test_pool_gauges_are_peaks_over_the_window_of_the_wait_percentile():
+def test_pool_gauges_are_means_over_the_window_of_the_wait_percentile():
     store, _ = fed_store(http_call_inside_a_transaction)
     (pool,) = build_snapshot(store, AnalyzerConfig(window_s=60, baseline_window_s=120)).pools
     assert store.pools(60)[0]["used"] == 0  # the latest gauge: what the evidence used to show next to an 800 ms wait
-    assert (pool.used, pool.max, pool.pending) == (15, 15, 6)
+    assert pool.max == 15 and 11 <= pool.used <= 14 and 4 <= pool.pending <= 5.6  # 15 and 6 for most of the window
     assert pool.wait_p99_ms > 700
 
 
@@ -60,8 +60,8 @@ def test_transaction_spans_make_no_slow_query_and_no_query_time():
     findings = Analyzer(store, AnalyzerConfig(window_s=60, baseline_window_s=120)).analyze()
     assert Kind.SLOW_QUERY not in {f.kind for f in findings}
     (pool,) = [f for f in findings if f.kind == Kind.DB_POOL_SATURATION]
-    assert pool.evidence["query_p99_ms"] < 5 and pool.evidence["pool_used"] == 15 and pool.evidence["pending"] == 6
-    assert re.search(r"statements themselves take [1-5] ms", pool.summary) and "15/15 busy at peak" in pool.summary
+    assert pool.evidence["query_p99_ms"] < 5 and pool.evidence["pool_used"] >= 11 and pool.evidence["pending"] >= 4
+    assert re.search(r"statements themselves take [1-5] ms", pool.summary) and re.search(r"1[1-4]/15 busy on average", pool.summary)
 
 
 def test_runtime_signals_of_the_window():
@@ -99,4 +99,4 @@ def test_a_pool_resized_in_the_window_has_its_new_size():
 
     store, _ = fed_store(shrunk)
     (pool,) = build_snapshot(store, AnalyzerConfig(window_s=60, baseline_window_s=120)).pools
-    assert (pool.used, pool.max, pool.pending) == (4, 4, 20)
+    assert pool.max == 4 and 3.3 <= pool.used <= 3.7 and 8 <= pool.pending <= 12  # half the window each way

@@ -13,7 +13,7 @@ reads an ``AnalyzerSource`` (the embedded ``Store`` is one) once per analysis:
 - dependencies (``DependencyStats`` by ``(service, kind, target)``; a DB target says
   whether it is a statement, ``statements.statement_kind``);
 - pools (``PoolStats``: kind ``db`` / ``worker`` / ``http`` / ``redis``; wait p99 and
-  checkouts over the window, ``used`` and ``pending`` at their peak over the window, so
+  checkouts over the window, ``used`` and ``pending`` as means over the window, so
   the numbers of one finding describe the same stretch of time; ``max`` the latest size);
 - breakers (``BreakerStats``), consumer lag per group and topic (``ConsumerLagStats``,
   with the consumer process's own service when an instrumented consumer reported it);
@@ -113,9 +113,9 @@ class PoolStats:
     service: str
     kind: str  # catalog.POOL_KINDS
     name: str
-    used: float | None = None  # peak over the window
+    used: float | None = None  # mean over the window (of each bucket's latest value)
     max: float | None = None  # capacity now, the latest value (a worker pool with ``processes``: threads per process)
-    pending: float | None = None  # peak over the window
+    pending: float | None = None  # mean over the window
     idle: float | None = None  # latest
     wait_p99_ms: float = 0.0  # over the window
     wait_count: int = 0
@@ -301,10 +301,10 @@ def _services(snap: WindowSnapshot, cur, base_buckets: list) -> None:
                     sv.slow_share[comp] = sv.slow_share.get(comp, 0.0) + min(1.0, dep.time_s / sv.request_time_s)
 
 
-def _peak(values: Iterable[float | None], latest: float | None) -> float | None:
-    """The largest value seen in the window; the latest gauge when the window has none."""
+def _window_mean(values: Iterable[float | None], latest: float | None) -> float | None:
+    """The mean of the values seen in the window (one per bucket); the latest gauge when the window has none."""
     seen = [v for v in values if v is not None]
-    return max(seen) if seen else latest
+    return round(sum(seen) / len(seen), 1) if seen else latest
 
 
 def _latest(values: Iterable[float | None], latest: float | None) -> float | None:
@@ -320,9 +320,9 @@ def _pool(p: dict, buckets: list) -> PoolStats:
         service=p["service"],
         kind=p["kind"],
         name=p["name"],
-        used=_peak((a.used for a in in_window), p.get("used")),
+        used=_window_mean((a.used for a in in_window), p.get("used")),
         max=_latest((a.max for a in in_window), p.get("max")),
-        pending=_peak((a.pending for a in in_window), p.get("pending")),
+        pending=_window_mean((a.pending for a in in_window), p.get("pending")),
         idle=p.get("idle"),
         wait_p99_ms=p.get("wait_p99_ms") or 0.0,
         wait_count=int(p.get("wait_count") or 0),

@@ -5,7 +5,7 @@ p99 past ``pool_wait_p99_ms`` over at least ``pool_min_waits`` checkouts, caller
 or checkout timeouts) — unless the queries are slower than the wait (then ``slow_query``
 explains it).  Query time is
 read from statements only (``statements``: not ``connect``, transaction or schema spans);
-the pool's ``used`` and ``pending`` are peaks over the same window as the wait p99.  ``explained``: the
+the pool's ``used`` and ``pending`` are means over the same window as the wait p99.  ``explained``: the
 slow requests' in-worker share spent in ``pool_wait``; ``strength``: wait p99 / 200 ms
 (+0.2 with timeouts).
 """
@@ -38,7 +38,7 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         used, mx = p.used, p.max
         in_tx = snap.counter(svc, sig.HTTP_CLIENT_CALLS_IN_TRANSACTION)
         summary = (
-            f"Requests wait {wait_p99:.0f} ms (p99) for {what}; pool {used:.0f}/{mx:.0f} busy at peak, {pending:.0f} waiting at peak"
+            f"Requests wait {wait_p99:.0f} ms (p99) for {what}; pool {used:.0f}/{mx:.0f} busy on average, {pending:.0f} waiting on average"
             if used is not None and mx
             else f"Requests wait {wait_p99:.0f} ms (p99) for {what}"
         )

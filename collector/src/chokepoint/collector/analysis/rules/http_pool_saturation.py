@@ -43,7 +43,7 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         if dep_p99 and p.wait_p99_ms < dep_p99:
             continue  # the calls, not the wait for a connection, dominate: external_dependency_slow's business
         used, mx, pending = p.used, p.max, p.pending or 0.0
-        size = f"pool {used:.0f}/{mx:.0f} connections busy at peak, {pending:.0f} waiting at peak; " if used is not None and mx else ""
+        size = f"pool {used:.0f}/{mx:.0f} connections busy on average, {pending:.0f} waiting on average; " if used is not None and mx else ""
         yield Candidate(
             KIND,
             svc,
