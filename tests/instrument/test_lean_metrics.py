@@ -99,3 +99,36 @@ def test_counter_add_each_is_add_under_one_lock():
 
     assert values(each) == values(one)
     assert values(each)[0] == ({"r": "/a", "c": "db"}, 0.625)
+
+
+def test_histogram_values_recorded_from_threads_while_collecting_are_all_counted():
+    import threading
+
+    from chokepoint.instrument import lean_metrics
+
+    histogram = LeanMetrics("t").histogram("h", "s")
+    per_thread, threads = 3 * lean_metrics.FOLD_AT // 2, 4  # past FOLD_AT: folds on the recording threads too
+    done = threading.Event()
+    seen = []
+
+    def collect():
+        while not done.is_set():
+            seen.append(sum(p.count for p in histogram.points(1, 2)))
+
+    def work(n):
+        for i in range(per_thread):
+            histogram.record(0.001 * (1 + i % 7), (f"/r{n % 2}", "GET"), KEYS)
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    done.set()
+    collector.join()
+    points = histogram.points(1, 2)
+    assert sum(p.count for p in points) == per_thread * threads
+    assert {p.attributes["http.route"]: p.count for p in points} == {"/r0": per_thread * 2, "/r1": per_thread * 2}
+    assert seen == sorted(seen)  # cumulative: never goes back

@@ -2,9 +2,10 @@
 
 Why: on the request path the OpenTelemetry SDK's ``Histogram.record`` does much more
 per value (attribute hashing and sorting, measurement objects, locks, exemplar
-reservoirs) than the agent's ~10 values per request need.  These classes aggregate the
-same data with one dict lookup and one ``log2`` per value, and hand finished OTLP
-points to the SDK at collection time, so they travel with every other metric through
+reservoirs) than the agent's ~10 values per request need.  A histogram value costs one
+``deque.append`` on the request path and is folded into its series (one dict lookup,
+one ``log2``) when the metrics are collected; a counter adds under a lock.  Finished OTLP
+points go to the SDK at collection time, so they travel with every other metric through
 the configured reader and exporter (same resource, same export, cumulative
 temporality).  See the overhead benchmark in docs/BENCHMARKS.md.
 
@@ -28,8 +29,11 @@ buckets like the SDK's default aggregation.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
+import weakref
+from collections import deque
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -49,9 +53,22 @@ from chokepoint.instrument.compat import meter_provider_resource, reader_collect
 
 SCALE = 5
 MAX_BUCKETS = 160
+FOLD_AT = 4096  # pending histogram values folded on the recording thread past this many (memory bound between collections)
 _FACTOR = 2**SCALE
 _log2 = math.log2
 _ceil = math.ceil
+
+
+_INSTRUMENTS: weakref.WeakSet = weakref.WeakSet()  # their locks are renewed in a forked child
+
+
+def _renew_locks() -> None:
+    for instrument in list(_INSTRUMENTS):
+        instrument._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_locks)  # a fork while another thread folds or adds
 
 
 class _HistogramSeries:
@@ -67,6 +84,11 @@ class _HistogramSeries:
 
 
 class LeanHistogram:
+    """``record`` appends ``(value, values, keys)`` to a queue (one ``deque.append``, atomic
+    under the GIL: no lock, no arithmetic on the request path); the values are folded into
+    their series when the histogram is read (``points``, at every collection) or once
+    ``FOLD_AT`` are pending, whichever comes first."""
+
     def __init__(self, name: str, unit: str, description: str = ""):
         self.name = name
         self.unit = unit
@@ -74,27 +96,42 @@ class LeanHistogram:
         self._series: dict[tuple, _HistogramSeries] = {}
         self._keys: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
+        self._pending: deque = deque()
+        self._append = self._pending.append
+        _INSTRUMENTS.add(self)
 
     def record(self, value: float, values: tuple, keys: tuple) -> None:
+        self._append((value, values, keys))
+        if len(self._pending) >= FOLD_AT:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Fold the pending values into their series (values appended meanwhile wait for the next fold)."""
         with self._lock:
-            series = self._series.get(values)
-            if series is None:
-                series = self._series[values] = _HistogramSeries()
-                self._keys[values] = keys
-            series.count += 1
-            series.sum += value
-            if value < series.min:
-                series.min = value
-            if value > series.max:
-                series.max = value
-            if value <= 0.0:
-                series.zero_count += 1
-            else:
-                index = _ceil(_log2(value) * _FACTOR) - 1
-                buckets = series.buckets
-                buckets[index] = buckets.get(index, 0) + 1
+            pending = self._pending
+            take = pending.popleft
+            series_of = self._series
+            for _ in range(len(pending)):
+                value, values, keys = take()
+                series = series_of.get(values)
+                if series is None:
+                    series = series_of[values] = _HistogramSeries()
+                    self._keys[values] = keys
+                series.count += 1
+                series.sum += value
+                if value < series.min:
+                    series.min = value
+                if value > series.max:
+                    series.max = value
+                if value <= 0.0:
+                    series.zero_count += 1
+                else:
+                    index = _ceil(_log2(value) * _FACTOR) - 1
+                    buckets = series.buckets
+                    buckets[index] = buckets.get(index, 0) + 1
 
     def points(self, start_ns: int, now_ns: int) -> list[ExponentialHistogramDataPoint]:
+        self._fold()
         with self._lock:
             snapshot = [(values, self._keys[values], s.count, s.sum, s.zero_count, s.min, s.max, dict(s.buckets)) for values, s in self._series.items()]
         points = []
@@ -120,6 +157,7 @@ class LeanHistogram:
 
     def counts(self) -> dict[tuple, int]:
         """Attribute values of each series → values recorded so far (a copy, for the agent's coverage check)."""
+        self._fold()
         with self._lock:
             return {values: series.count for values, series in self._series.items()}
 
@@ -161,6 +199,7 @@ class LeanCounter:
         self._totals: dict[tuple, float] = {}
         self._keys: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
+        _INSTRUMENTS.add(self)
 
     def add(self, amount: float, values: tuple, keys: tuple) -> None:
         with self._lock:
