@@ -90,6 +90,14 @@ CASES = [
         ],
     ),
     (
+        # the scenario suite's healthy run on a host at load 22: the process runs 0.06 core and waits for 1.2
+        "a wait for a worker in a process the host starves of CPU",
+        QUEUED,
+        [PoolStats(SVC, "worker", "anyio-default", used=10, max=16, pending=0, wait_p99_ms=170.0, wait_count=600)],
+        RuntimeStats(cpu=0.06, run_queue_wait=1.2),
+        [],
+    ),
+    (
         "an internal executor, no request waits for a worker",
         service(shares={"http:127.0.0.1": 0.9, "self": 0.1}),
         [PoolStats(SVC, "worker", "ThreadPoolExecutor-5", used=1, max=1, pending=4, wait_p99_ms=900.0, wait_count=40)],

@@ -7,7 +7,10 @@ timed, or a proxy's ``X-Request-Start`` queue time.  A pre-fork pool (gunicorn) 
 per process: ``max`` threads each, ``processes`` of them (``PoolStats.capacity``).  An
 executor under its default name (``ThreadPoolExecutor-N``, asyncio's ``asyncio``) is the
 app's or a library's own, not the server's: its saturation counts only when requests are
-seen waiting for a worker (a ``queue`` share in the breakdown).  Not for a CPU-bound process
+seen waiting for a worker (a ``queue`` share in the breakdown).  A wait for a worker while
+the pool is not full, in a process that waits for a CPU far more than it runs (run-queue
+wait ≥ ``STARVED_RATIO`` × CPU used and ≥ half a core), is the host starving the process:
+more threads would not shorten it.  Not for a CPU-bound process
 (``cpu_saturation``'s business: more threads do not help).  The summary states the
 server's processes × threads when the pool reports its processes.
 
@@ -41,6 +44,16 @@ def saturated(pool: PoolStats, cfg: AnalyzerConfig) -> bool:
 
 
 INTERNAL_EXECUTOR_PREFIXES = ("ThreadPoolExecutor-", "asyncio")
+STARVED_RATIO = 4.0
+
+
+def starved(demand) -> bool:
+    """The process waits for a CPU far more than it runs (see the module docstring)."""
+    return demand.waited is not None and demand.waited >= max(0.5, STARVED_RATIO * (demand.used or 0.0))
+
+
+def full_and_queued(p: PoolStats) -> bool:
+    return bool(p.max) and (p.used or 0.0) >= 0.9 * p.max and (p.pending or 0.0) >= 1
 
 
 def serves_requests(p: PoolStats, sv) -> bool:
@@ -83,6 +96,10 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         demand = cpu_demand(snap, svc)
         if demand.bound:
             continue  # CPU-bound: cpu_saturation's business (threads will not help)
+        if starved(demand):
+            full = [p for p in full if full_and_queued(p)]
+            if not full and before_app_ms < cfg.worker_queue_wait_p99_ms:
+                continue
         for p in full or [next((p for p in pools if serves_requests(p, sv)), None)]:
             yield _candidate(snap, svc, p, backlog_ms, proxy_ms, demand)
 
