@@ -17,7 +17,9 @@ Accounting rules:
 - ``pool_wait`` (and anything else the probes report through
   :func:`chokepoint.instrument.context.record_component_time`, e.g. ``queue``): taken from
   the request context.  A pool checkout that opens a new connection contains that
-  connection's ``connect`` span, which is DB time: it is taken out of ``pool_wait``.
+  connection's ``connect`` span, which is DB time: it is taken out of ``pool_wait``.  An
+  HTTP client pool's wait happens inside that call's client span: the probes also report
+  it as ``http_pool_wait:<host>``, which is taken out of ``http:<host>``.
 - ``self``: the root's duration minus all of the above, never below zero (concurrent
   async calls can overlap).
 - ``queue``: waits for a worker inside the request (the anyio thread-pool token, reported
@@ -54,6 +56,7 @@ _CLIENT = SpanKind.CLIENT
 _PRODUCER = SpanKind.PRODUCER
 _ERROR = StatusCode.ERROR
 KAFKA_WAIT = "kafka_wait"  # chokepoint.instrument.kafka_produce_wait
+HTTP_POOL_WAIT = "http_pool_wait:"  # + host: a client-pool wait inside that host's HTTP client span (probes.client_pools)
 QUEUE = "queue"
 QUEUE_BEFORE_SPAN = "queue_before_span"  # request context key: the wait before the root span (chokepoint.instrument.queue_time)
 _SPAN_MEASURED = frozenset({"self", CATEGORY_DB, CATEGORY_KAFKA})  # the spans are the source of truth
@@ -215,6 +218,10 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
                 queue_s = seconds
             elif name == KAFKA_WAIT:  # waiting for produce acks (kafka_produce_wait): Kafka time
                 components[CATEGORY_KAFKA] = components.get(CATEGORY_KAFKA, 0.0) + seconds
+            elif name.startswith(HTTP_POOL_WAIT):  # already in pool_wait: not the dependency's time
+                host = f"http:{name[len(HTTP_POOL_WAIT) :]}"
+                if host in components:
+                    components[host] = max(components[host] - seconds, 0.0)
             elif name not in _SPAN_MEASURED and not name.startswith("http"):
                 if name == "pool_wait" and connect_s > 0.0:
                     if connect_s >= seconds:

@@ -40,6 +40,7 @@ from typing import Any
 
 from opentelemetry.metrics import Observation
 
+from chokepoint.instrument.breakdown import HTTP_POOL_WAIT
 from chokepoint.instrument.context import record_component_time
 from chokepoint.instrument.probes.db_pool import _PoolProbe
 from chokepoint.instrument.probes.patching import ProbeUnavailable, report_error
@@ -50,6 +51,12 @@ class _ClientPoolProbe(_PoolProbe):
 
     def timeout_error(self, exc: BaseException) -> bool:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def end_wait(self, started, timed_out: bool) -> float | None:
+        waited = super().end_wait(started, timed_out)
+        if waited is not None and started[0].host is not None:
+            record_component_time(HTTP_POOL_WAIT + started[0].host, waited)
+        return waited
 
     def wrap_get(self, original):
         probe = self
@@ -214,6 +221,12 @@ class Urllib3PoolProbe(_ClientPoolProbe):
     def pool_name(self, pool) -> str:
         return self.unique(f"{pool.scheme}://{pool.host}:{pool.port}")
 
+    def state(self, pool):
+        st = super().state(pool)
+        if st.host is None:
+            st.host = str(pool.host)
+        return st
+
     def sizes(self, pool) -> dict[str, int] | None:
         q = pool.pool
         if q is None:  # closed
@@ -312,11 +325,11 @@ class HttpxPoolProbe(_ClientPoolProbe):
         self.patch(apool.AsyncPoolRequest, "wait_for_connection", wrap_await)
 
     def _begin(self, pool, request) -> list | None:
-        """``[pool state, seconds waited, timed out]`` for one request (httpcore may wait more than once)."""
+        """``[pool state, seconds waited, timed out, host]`` for one request (httpcore may wait more than once)."""
         try:
             if id(pool) not in self._names:
                 self._name_from(pool, request)
-            return [self.state(pool), 0.0, False]
+            return [self.state(pool), 0.0, False, request.url.host.decode()]
         except Exception:
             report_error("httpx_pool.begin")
             return None
@@ -325,11 +338,13 @@ class HttpxPoolProbe(_ClientPoolProbe):
         if cell is None:
             return
         try:
-            st, waited, timed_out = cell
+            st, waited, timed_out, host = cell
             st.record_wait(waited)
             if timed_out:
                 st.add_timeout(1)
             record_component_time("pool_wait", waited)
+            if host:
+                record_component_time(HTTP_POOL_WAIT + host, waited)
         except Exception:
             report_error("httpx_pool.end")
 

@@ -60,10 +60,11 @@ class _PoolState:
     ``pop`` are atomic under the GIL, so counting needs no lock.  The recorders are the
     probe's histograms and counter with this pool's attributes fixed (built once)."""
 
-    __slots__ = ("add_timeout", "attrs", "name", "record_use", "record_wait", "waiting")
+    __slots__ = ("add_timeout", "attrs", "host", "name", "record_use", "record_wait", "waiting")
 
     def __init__(self, name: str, probe: _PoolProbe) -> None:
         self.name = name
+        self.host: str | None = None  # an HTTP pool's host (its waits leave that host's client-span time)
         self.attrs = {signals.ATTR_DB_POOL_NAME: name}
         if probe.kind != "db":  # absent means db (signals.ATTR_POOL_KIND)
             self.attrs[signals.ATTR_POOL_KIND] = probe.kind
@@ -138,9 +139,10 @@ class _PoolProbe(BaseProbe):
             report_error(f"{self.name}.begin_wait")
             return None
 
-    def end_wait(self, started: tuple[_PoolState, float] | None, timed_out: bool) -> None:
+    def end_wait(self, started: tuple[_PoolState, float] | None, timed_out: bool) -> float | None:
+        """Record the wait begun by :meth:`begin_wait`; returns it (seconds), None if not timed."""
         if started is None:
-            return
+            return None
         try:
             st, t0 = started
             waited = perf_counter() - t0
@@ -149,8 +151,10 @@ class _PoolProbe(BaseProbe):
             if timed_out:
                 st.add_timeout(1)
             record_component_time("pool_wait", waited)
+            return waited
         except Exception:
             report_error(f"{self.name}.end_wait")
+            return None
 
     def checked_out(self, key: int, pool: Any) -> None:
         checked_out_at = self._checked_out_at
