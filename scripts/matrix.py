@@ -25,7 +25,7 @@ Then ``pytest tests/matrix/<test>`` runs in the cell against real services
 first checks that the version it imports is the cell's.  Prints a table library x version
 -> pass/fail (and writes it with ``--write``); exits non-zero when a cell fails.  A failing
 cell's output is kept in ``<venv>/matrix-last.log``.  ``--jobs`` cells are built and run
-at once (default 3; pip's download cache is safe to share).
+at once (default 2; pip's download cache is safe to share).
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ci", action="store_true", help="oldest and newest version of each library only")
     parser.add_argument("--only", action="append", default=[], help="one library (repeatable)")
-    parser.add_argument("--jobs", type=int, default=3, help="cells built and run at once")
+    parser.add_argument("--jobs", type=int, default=2, help="cells built and run at once")
     parser.add_argument("--write", type=Path, help="also write the table (Markdown) to this file")
     args = parser.parse_args(argv)
     table = load_table()

@@ -39,6 +39,7 @@ class InstrumentedApp:
         launcher: str | None = "chokepoint-instrument",
         port: int | None = None,
         command: list[str] | None = None,
+        start_timeout_s: float = 60.0,
     ):
         self.port = port or free_port()
         self.path = Path(workdir) / "app.py"
@@ -47,6 +48,7 @@ class InstrumentedApp:
         self.launcher = launcher
         self.command = command  # what the launcher runs; default: python app.py PORT
         self.process: subprocess.Popen | None = None
+        self.start_timeout_s = start_timeout_s
         self.stderr = ""
         self.stdout = ""
 
@@ -57,7 +59,7 @@ class InstrumentedApp:
         launcher = [str(BIN / self.launcher)] if self.launcher else []  # launcher=None: the app instruments itself
         cmd = [*launcher, *(self.command or [sys.executable, str(self.path), str(self.port)])]
         self.process = subprocess.Popen(cmd, cwd=self.path.parent, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.start_timeout_s
         while True:
             if self.process.poll() is not None:
                 _out, err = self.process.communicate()
@@ -70,7 +72,7 @@ class InstrumentedApp:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise AssertionError(f"app did not answer /health within 60 s:\n{self.stderr[-4000:]}")
+                raise AssertionError(f"app did not answer /health within {self.start_timeout_s:.0f} s:\n{self.stderr[-4000:]}")
             time.sleep(0.1)
 
     def stop(self) -> None:

@@ -30,6 +30,7 @@ from otlp_sink import OtlpSink
 
 SERVER, CLIENT, PRODUCER = 2, 3, 4
 CALLS = (3, 4, 5)
+START_TIMEOUT_S = 240.0  # an app importing every instrumentation on a host shared with other work
 DB_KEYS = ("db.system.name", "db.query.text")
 
 
@@ -75,7 +76,8 @@ class Traced:
             "CHOKEPOINT_TRACE_SAMPLE_RATE": "1",
             **self._env,
         }
-        self.app = InstrumentedApp(self._source, self._workdir, env, **self._options).__enter__()
+        options = {"start_timeout_s": START_TIMEOUT_S, **self._options}
+        self.app = InstrumentedApp(self._source, self._workdir, env, **options).__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
