@@ -290,6 +290,10 @@ def _span_breakdown(root, recs, breakdown_acc: dict, authority: dict, store: Sto
     if acc is None:
         acc = breakdown_acc[(svc, c[1])] = [{}, 0]
     components = acc[0]
+    if len(recs) == 1:  # the root alone: all of it is self time
+        components["self"] = components.get("self", 0.0) + max(0.0, root[3])
+        acc[1] += 1
+        return
     total = 0.0
     nested = _nested_outbound(recs)
     for r in recs:
@@ -365,7 +369,8 @@ class Ingestor:
                 for span in ss.spans:
                     start = span.start_time_unix_nano
                     end = span.end_time_unix_nano
-                    if end < start or len(span.trace_id) != 16 or len(span.span_id) != 8:
+                    tid = span.trace_id
+                    if end < start or len(tid) != 16 or len(span.span_id) != 8:
                         rejected += 1
                         if len(errors) < 3:
                             errors.append(f"span {span.name!r}: end before start or bad trace/span id")
@@ -374,11 +379,18 @@ class Ingestor:
                     for kv in span.attributes:
                         k = kv.key
                         if k in wanted:
-                            attrs[k] = any_value(kv.value)
+                            v = kv.value
+                            which = v.WhichOneof("value")  # the scalars inline: this loop is the hot path
+                            if which == "string_value":
+                                attrs[k] = v.string_value
+                            elif which == "int_value":
+                                attrs[k] = v.int_value
+                            else:
+                                attrs[k] = any_value(v)
                     rec = (svc, span, attrs, (end - start) / 1e9, sampled, classify(span, attrs))
-                    tl = traces.get(span.trace_id)
+                    tl = traces.get(tid)
                     if tl is None:
-                        traces[span.trace_id] = [rec]
+                        traces[tid] = [rec]
                     else:
                         tl.append(rec)
                     accepted += 1
@@ -388,14 +400,20 @@ class Ingestor:
         dep_acc: dict[tuple[str, str, str], list] = {}
         breakdown_acc: dict[tuple[str, str], list] = {}
         authority: dict[tuple[str, str], bool] = {}
+        p99s: dict[tuple[str, str], float | None] = {}
+        keep_key = sig.ATTR_KEEP_REASON
         for trace_id, recs in traces.items():
             keep_reason = None
             for r in recs:
-                kr = r[2].get(sig.ATTR_KEEP_REASON)
+                kr = r[2].get(keep_key)
                 if kr:
                     keep_reason = str(kr)
                     break
-            root = _local_root(recs)
+            if len(recs) == 1:  # _local_root of a one-span trace, inline
+                s = recs[0][1]
+                root = recs[0] if not s.parent_span_id or (s.kind == SERVER and s.parent_span_id != s.span_id) else None
+            else:
+                root = _local_root(recs)
             sampled = keep_reason is not None or recs[0][4]
             if not sampled:
                 self._aggregate(recs, route_acc, dep_acc, authority)
@@ -414,7 +432,7 @@ class Ingestor:
                 if sampled:
                     keep_reason = self._sampled_keep_reason(root, recs)
                 elif root is not None:
-                    keep_reason = self._foreign_keep_reason(root)
+                    keep_reason = self._foreign_keep_reason(root, p99s)
                 else:
                     self._stash(trace_id, recs)  # children before their root: wait for it
                     continue
@@ -458,14 +476,21 @@ class Ingestor:
             if error:
                 acc[1] += 1
 
-    def _foreign_keep_reason(self, root) -> str | None:
-        """A foreign SDK sends every trace: keep errors and roots slower than the route's p99."""
+    def _foreign_keep_reason(self, root, p99s: dict) -> str | None:
+        """A foreign SDK sends every trace: keep errors and roots slower than the route's p99.
+
+        ``p99s`` caches the route's p99 for one request (the store is written after the walk).
+        """
         c = root[5]
         if c is None or c[0] != "server":
             return "error" if root[1].status.code == STATUS_ERROR else None
         if c[3]:
             return "error"
-        p99 = self.store.route_quantile_s(root[0], c[1], 0.99)
+        key = (root[0], c[1])
+        if key in p99s:
+            p99 = p99s[key]
+        else:
+            p99 = p99s[key] = self.store.route_quantile_s(root[0], c[1], 0.99)
         if p99 is not None and root[3] > p99:
             return "slow"
         return None
