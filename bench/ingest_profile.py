@@ -4,6 +4,12 @@ Usage (from the repo root)::
 
     .venv/bin/python bench/ingest_profile.py               # CPU µs/span, median of 5 runs
     .venv/bin/python bench/ingest_profile.py --profile     # plus the cProfile top 25 (tottime)
+    mkdir /tmp/base && git archive <rev> collector/src instrument/src | tar -x -C /tmp/base
+    .venv/bin/python bench/ingest_profile.py --baseline /tmp/base --pairs 5   # <rev> vs this tree
+
+``--baseline TREE`` runs this script alternately on TREE's ``collector/src`` and
+``instrument/src`` (through ``PYTHONPATH``) and on the installed tree, ``--pairs`` times, and
+prints both medians and the median of the paired ratios.
 
 Feeds the same pre-encoded 512-span batches as ``bench/ingest.py`` (40 batches, 20 routes,
 HTTP server spans) into a fresh ``Store`` per run and reports CPU time (``time.process_time``)
@@ -16,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print the cProfile top 25 of one run")
+    parser.add_argument("--baseline", help="a tree (e.g. a git worktree of an older revision) to compare with, interleaved")
+    parser.add_argument("--pairs", type=int, default=5)
     args = parser.parse_args(argv)
+    if args.baseline:
+        return compare(Path(args.baseline), args)
     bodies = [b.SerializeToString() for b in make_batches(args.batches)]
     run_once(bodies[:2])  # imports and first allocations
     rows = [run_once(bodies) for _ in range(args.runs)]
@@ -63,6 +75,24 @@ def main(argv: list[str] | None = None) -> int:
         prof = cProfile.Profile(time.process_time)  # CPU time: wall time on a busy host is mostly waiting
         prof.runcall(run_once, bodies)
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    return 0
+
+
+def compare(tree: Path, args) -> int:
+    """Baseline tree and this tree alternately, each a fresh process; medians and paired ratio."""
+    argv = [sys.executable, __file__, "--batches", str(args.batches), "--runs", str(args.runs)]
+    base_env = {**os.environ, "PYTHONPATH": f"{tree / 'collector' / 'src'}{os.pathsep}{tree / 'instrument' / 'src'}"}
+    rows: dict[str, list[float]] = {"baseline": [], "this tree": []}
+    for _ in range(args.pairs):
+        for name, env in (("baseline", base_env), ("this tree", None)):
+            out = subprocess.run(argv, capture_output=True, text=True, check=True, env=env).stdout
+            rows[name].append(float(out.split("parse + consume_traces ")[1].split()[0]))
+        print(f"baseline {rows['baseline'][-1]:.2f} µs/span, this tree {rows['this tree'][-1]:.2f} µs/span", flush=True)
+    ratio = statistics.median(b / a for a, b in zip(rows["baseline"], rows["this tree"], strict=True))
+    print(
+        f"medians of {args.pairs} pairs: baseline {statistics.median(rows['baseline']):.2f} µs/span, "
+        f"this tree {statistics.median(rows['this tree']):.2f} µs/span (this tree / baseline, paired: {ratio:.2f})"
+    )
     return 0
 
 
