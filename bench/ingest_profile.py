@@ -7,6 +7,10 @@ Usage (from the repo root)::
     mkdir /tmp/base && git archive <rev> collector/src instrument/src | tar -x -C /tmp/base
     .venv/bin/python bench/ingest_profile.py --baseline /tmp/base --pairs 5   # <rev> vs this tree
 
+``--floor`` also times the bare walk: parse, read each span's times and ids and its wanted
+attributes, group by trace, nothing else (no classification, no aggregation) — the least any
+pure-Python span path over the protobuf objects costs.
+
 ``--baseline TREE`` runs this script alternately on TREE's ``collector/src`` and
 ``instrument/src`` (through ``PYTHONPATH``) and on the installed tree, ``--pairs`` times, and
 prints both medians and the median of the paired ratios.
@@ -54,11 +58,38 @@ def run_once(bodies: list[bytes]) -> tuple[float, float]:
     return parse / spans * 1e6, total / spans * 1e6
 
 
+def bare_walk(bodies: list[bytes]) -> float:
+    """CPU µs/span of the least a pure-Python walk does (see ``--floor``)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from chokepoint.collector.semconv import SPAN_KEYS
+
+    n = 0
+    t0 = time.process_time()
+    for body in bodies:
+        traces: dict[bytes, list] = {}
+        for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    start, end, tid = span.start_time_unix_nano, span.end_time_unix_nano, span.trace_id
+                    if end < start or len(tid) != 16 or len(span.span_id) != 8:
+                        continue
+                    attrs = {}
+                    for kv in span.attributes:
+                        if kv.key in SPAN_KEYS:
+                            v = kv.value
+                            attrs[kv.key] = v.string_value if v.WhichOneof("value") == "string_value" else v.int_value
+                    traces.setdefault(tid, []).append((span, attrs, (end - start) / 1e9))
+                    n += 1
+    return (time.process_time() - t0) / n * 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print the cProfile top 25 of one run")
+    parser.add_argument("--floor", action="store_true", help="also time the bare walk (the pure-Python floor)")
     parser.add_argument("--baseline", help="a tree (e.g. a git worktree of an older revision) to compare with, interleaved")
     parser.add_argument("--pairs", type=int, default=5)
     args = parser.parse_args(argv)
@@ -71,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     total = statistics.median(r[1] for r in rows)
     print(f"{len(bodies)} x {BATCH_SPANS}-span batches, {args.runs} runs (medians): parse {parse:.2f} µs/span, parse + consume_traces {total:.2f} µs/span")
     print("per run (parse + consume_traces, µs/span):", " ".join(f"{r[1]:.2f}" for r in rows))
+    if args.floor:
+        floor = statistics.median(bare_walk(bodies) for _ in range(args.runs))
+        print(f"bare walk (parse, times, ids, wanted attributes, grouping; median of {args.runs}): {floor:.2f} µs/span")
     if args.profile:
         prof = cProfile.Profile(time.process_time)  # CPU time: wall time on a busy host is mostly waiting
         prof.runcall(run_once, bodies)
