@@ -36,6 +36,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
@@ -229,8 +230,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"matrix: the shared base venv could not be built:\n{exc}")
         return 1
     print(f"matrix: base venv ready ({time.monotonic() - started:.0f} s)", flush=True)
+    lock = threading.Lock()
+
+    def run_and_record(cell: Cell) -> Cell:
+        run_cell(cell, base, base_key)
+        if args.write:  # the table so far, so an interrupted run still leaves what it found
+            with lock:
+                args.write.write_text(MATRIX_DOC.format(table=markdown_table(cells)))
+        return cell
+
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        cells = list(pool.map(lambda cell: run_cell(cell, base, base_key), cells))
+        cells = list(pool.map(run_and_record, cells))
     print(f"\n{markdown_table(cells)}\n\nmatrix: {sum(c.status == 'pass' for c in cells)}/{len(cells)} cells passed in {time.monotonic() - started:.0f} s")
     for cell in cells:
         if cell.status != "pass":

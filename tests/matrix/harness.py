@@ -31,6 +31,7 @@ from otlp_sink import OtlpSink
 SERVER, CLIENT, PRODUCER = 2, 3, 4
 CALLS = (3, 4, 5)
 START_TIMEOUT_S = 240.0  # an app importing every instrumentation on a host shared with other work
+WAIT_S = 120.0  # for what the app exports (every 0.3 s)
 DB_KEYS = ("db.system.name", "db.query.text")
 
 
@@ -111,14 +112,14 @@ def check_route(
             traced.app.stop()
             raise AssertionError(f"{route}: {exc}\n{traced.stderr()[-4000:]}") from exc
     template = route
-    sink.wait_for(lambda s: len(s.spans(f"GET {template}")) == len(CALLS), timeout_s=60)
+    sink.wait_for(lambda s: len(s.spans(f"GET {template}")) == len(CALLS), timeout_s=WAIT_S)
     breakdown = signals.REQUEST_BREAKDOWN_TIME
 
     def component_time(s) -> float:
         return sum(p.value for p in s.points(breakdown) if p.attributes.get("http.route") == template and p.attributes.get("chokepoint.component") == component)
 
     try:
-        sink.wait_for(lambda s: component_time(s) > 0, timeout_s=60)
+        sink.wait_for(lambda s: component_time(s) > 0, timeout_s=WAIT_S)
     except AssertionError as exc:  # say what did arrive
         seen = [(p.attributes, p.value) for p in sink.points(breakdown) if p.attributes.get("http.route") == template]
         spans = [(s.name, s.kind, s.attributes) for s in sink.spans() if s.trace_id in {t.trace_id for t in sink.spans(f"GET {template}")}]
@@ -145,13 +146,15 @@ def check_route(
                     for p in s.points(signals.DB_CLIENT_OPERATION_DURATION)
                     if p.attributes.get("db.system.name") == system and p.attributes.get("db.query.text") == text and p.count >= len(CALLS) * per_call
                 ],
-                timeout_s=60,
+                timeout_s=WAIT_S,
             )
-        sink.wait_for(lambda s: [p for p in s.points(signals.REQUEST_DB_QUERIES) if p.attributes == {"http.route": template} and p.count == len(CALLS)])
+        sink.wait_for(
+            lambda s: [p for p in s.points(signals.REQUEST_DB_QUERIES) if p.attributes == {"http.route": template} and p.count == len(CALLS)], timeout_s=WAIT_S
+        )
         (queries,) = [p for p in sink.points(signals.REQUEST_DB_QUERIES) if p.attributes == {"http.route": template}]
         assert (queries.count, queries.total - len(left_out)) == (len(CALLS), len(CALLS) * len(statements))
     if metric is not None:
-        sink.wait_for(lambda s: sum(p.count for p in s.points(metric)) >= len(CALLS) * len(expected), timeout_s=60)
+        sink.wait_for(lambda s: sum(p.count for p in s.points(metric)) >= len(CALLS) * len(expected), timeout_s=WAIT_S)
     return servers
 
 
