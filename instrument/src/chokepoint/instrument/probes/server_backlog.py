@@ -149,6 +149,9 @@ class AcceptBacklogProbe(BaseProbe):
             return False
         inode = min(found)
         if os.getpid() != self._pid:  # forked: the parent's lock and counts are not ours
+            if self._lock_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._lock_fd)  # our copy only: the parent keeps its lock
             self._pid, self._lock_fd, self._lock_inode, self.accepted, self._seen = os.getpid(), None, None, 0, {}
         base = os.path.join(self.directory, f"chokepoint-listen-{inode}")
         try:
