@@ -94,7 +94,7 @@ CASES = [
         "a wait for a worker in a process the host starves of CPU",
         QUEUED,
         [PoolStats(SVC, "worker", "anyio-default", used=10, max=16, pending=0, wait_p99_ms=170.0, wait_count=600)],
-        RuntimeStats(cpu=0.06, run_queue_wait=1.2),
+        RuntimeStats(cpu=0.06, run_queue_wait=1.2, accept_backlog=3.0, accept_rate=30.0),
         [],
     ),
     (

@@ -10,7 +10,7 @@ app's or a library's own, not the server's: its saturation counts only when requ
 seen waiting for a worker (a ``queue`` share in the breakdown).  A wait for a worker while
 the pool is not full, in a process that waits for a CPU far more than it runs (run-queue
 wait ≥ ``STARVED_RATIO`` × CPU used and ≥ half a core), is the host starving the process:
-more threads would not shorten it.  Not for a CPU-bound process
+more threads would not shorten it (nor the accept backlog, which grows for the same reason).  Not for a CPU-bound process
 (``cpu_saturation``'s business: more threads do not help).  The summary states the
 server's processes × threads when the pool reports its processes.
 
@@ -98,8 +98,8 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
             continue  # CPU-bound: cpu_saturation's business (threads will not help)
         if starved(demand):
             full = [p for p in full if full_and_queued(p)]
-            if not full and before_app_ms < cfg.worker_queue_wait_p99_ms:
-                continue
+            if not full:
+                continue  # the listen queue of a process without a CPU grows for the same reason
         for p in full or [next((p for p in pools if serves_requests(p, sv)), None)]:
             yield _candidate(snap, svc, p, backlog_ms, proxy_ms, demand)
 
