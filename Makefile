@@ -10,9 +10,9 @@ INSTALL_INPUTS := constraints.txt instrument/pyproject.toml collector/pyproject.
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: test demo install provision lint format unit integration scenario bench clean accuracy matrix matrix-ci
+.PHONY: test demo install provision lint format unit integration scenario bench clean accuracy matrix matrix-ci install-check
 
-test: provision install lint
+test: provision install lint install-check matrix-ci
 	@echo "== pytest (unit + integration + scenario)"
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — treating as failure"; exit 1; fi; \
@@ -35,6 +35,12 @@ $(STAMP): $(INSTALL_INPUTS)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt \
 	  -e './instrument[test]' -e './collector[test]' -e './dashboards[test]' -e './examples'
 	@touch $@
+
+# chokepoint-instrument installs where users are: fresh venvs, no constraints file (the wheel
+# alone, next to an app's own pins), and the agent's unit tests at the oldest OpenTelemetry set.
+install-check: install
+	@echo "== install check (scripts/check_install.py)"
+	@$(BIN)/python scripts/check_install.py
 
 provision:
 	@echo "== services (PostgreSQL, MariaDB, Redis, Prometheus, Chromium, Kafka)"

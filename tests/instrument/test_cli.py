@@ -1,4 +1,5 @@
 import os
+from importlib.metadata import version
 
 from chokepoint.instrument import cli
 
@@ -22,3 +23,25 @@ def test_runs_the_command_through_the_opentelemetry_launcher_with_chokepoint_sel
     ((path, argv),) = calls
     assert path.endswith("opentelemetry-instrument") and argv[1:] == ["python", "app.py"]
     assert environ["OTEL_PYTHON_DISTRO"] == "chokepoint" and environ["OTEL_PYTHON_CONFIGURATOR"] == "chokepoint"
+
+
+def test_plan_prints_the_plan_and_runs_nothing(monkeypatch, capsys):
+    monkeypatch.setattr(os, "execv", lambda *a: (_ for _ in ()).throw(AssertionError("ran the command")))
+    monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
+    assert cli.main(["--plan", "python", "app.py"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "chokepoint plan for: python app.py"
+    rows = {line.split()[0]: line.split()[2] for line in out[2:]}
+    assert rows["httpx"] == "chokepoint" and rows["flask"] == "upstream" and rows["system_metrics"] == "off"
+
+
+def test_bootstrap_dry_run_prints_the_pip_command(monkeypatch, capsys):
+    from chokepoint.instrument import plan
+
+    monkeypatch.setattr(plan, "upstream_instrumentors", lambda: frozenset({"flask"}))  # as if only flask's were installed
+    assert cli.main(["bootstrap", "--dry-run"]) == 0
+    command = capsys.readouterr().out.split()
+    pin = version("opentelemetry-instrumentation")
+    assert command[1:4] == ["-m", "pip", "install"]
+    assert f"opentelemetry-instrumentation-requests=={pin}" in command and f"opentelemetry-instrumentation-sqlalchemy=={pin}" in command
+    assert not any(p.startswith(("opentelemetry-instrumentation-flask", "opentelemetry-instrumentation-system-metrics")) for p in command)

@@ -35,12 +35,12 @@ def test_urllib3_effective_timeout(timeout, pool_timeout, missing):
 
 
 class Flags:
-    def __init__(self, window_s=10.0, httpx="upstream"):
+    def __init__(self, window_s=10.0, httpx="upstream", http_semconv="http"):
         self.reader = InMemoryMetricReader()
         self.provider = MeterProvider(metric_readers=[self.reader])
         self.instruments = AgentInstruments(self.provider.get_meter("chokepoint.instrument"))
         self.instruments.lean.attach(self.provider, [self.reader], Resource.create({}))  # as the agent does
-        self.undo = install_client_flags(self.instruments, AgentConfig(repeated_read_window_s=window_s, httpx=httpx))
+        self.undo = install_client_flags(self.instruments, AgentConfig(repeated_read_window_s=window_s, httpx=httpx, http_semconv=http_semconv))
 
     def values(self, name):
         data = self.reader.get_metrics_data()
@@ -133,8 +133,7 @@ def test_httpx_flag_left_to_the_lean_transport_wrapper(monkeypatch):
         assert not hasattr(httpx.Client.send, "__wrapped__")
     finally:
         f.close()
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http/dup")  # the upstream instrumentor: the flag patches send
-    f = Flags(httpx="lean")
+    f = Flags(httpx="lean", http_semconv="http/dup")  # the upstream instrumentor: the flag patches send
     try:
         assert hasattr(httpx.Client.send, "__wrapped__")
     finally:

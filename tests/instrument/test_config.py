@@ -60,14 +60,16 @@ def no_agent(monkeypatch):
 
 def test_lean_http_client_switches_are_the_running_agents(no_agent):
     """``instrument(config)`` decides like ``chokepoint-instrument`` (config from the environment):
-    agent, distro and install read the one config the agent runs with."""
-    assert lean_client_wanted("requests") is True  # no agent: the environment
+    agent, distro and install read the one plan made from the config the agent runs with."""
+    assert lean_client_wanted("requests") is True  # no config: the environment
     config = AgentConfig(requests="upstream", probes=frozenset())
-    agent_module.start(config, span_exporter=InMemorySpanExporter(), metric_reader=InMemoryMetricReader(), set_global=False)
-    assert lean_client_wanted("requests") is False and lean_client_wanted("urllib3") is True and lean_client_wanted("httpx") is True
-    assert set(instrumentor_options("requests")) == {"meter_provider"}  # the distro keeps the upstream instrumentor
-    assert instrumentor_options("urllib3") is None
-    assert install_lean_requests() is None
+    agent = agent_module.start(config, span_exporter=InMemorySpanExporter(), metric_reader=InMemoryMetricReader(), set_global=False)
+    assert agent.plan.path("requests") == "upstream" and agent.plan.own("urllib3") and agent.plan.own("httpx")
+    assert lean_client_wanted("requests", config=config) is False and lean_client_wanted("urllib3", config=config) is True
+    assert set(instrumentor_options("requests", plan=agent.plan)) == {"meter_provider"}  # the distro keeps the upstream instrumentor
+    assert instrumentor_options("urllib3", plan=agent.plan) is None
+    assert install_lean_requests(config=config) is None
+    assert len(agent.own_integrations()) == 4  # asgi, sqlalchemy, httpx, urllib3: not requests
     assert lean_client_wanted("requests", {"OTEL_SEMCONV_STABILITY_OPT_IN": "http"}) is True  # an environment given is read
     assert lean_client_wanted("requests", config=AgentConfig()) is True
 

@@ -2,7 +2,8 @@ from importlib.metadata import entry_points
 
 from opentelemetry.metrics import NoOpMeterProvider
 
-from chokepoint.instrument.distro import ChokepointConfigurator, ChokepointDistro, apply_environment_defaults, instrumentor_options
+from chokepoint.instrument.agent import ChokepointConfigurator
+from chokepoint.instrument.distro import ChokepointDistro, apply_environment_defaults, instrumentor_options
 
 
 def test_entry_points_are_registered():
@@ -10,7 +11,7 @@ def test_entry_points_are_registered():
         return {ep.name: ep.value for ep in entry_points(group=group)}
 
     assert names("opentelemetry_distro")["chokepoint"] == "chokepoint.instrument.distro:ChokepointDistro"
-    assert names("opentelemetry_configurator")["chokepoint"] == "chokepoint.instrument.distro:ChokepointConfigurator"
+    assert names("opentelemetry_configurator")["chokepoint"] == "chokepoint.instrument.agent:ChokepointConfigurator"
     assert names("opentelemetry_post_instrument")["chokepoint"] == "chokepoint.instrument.agent:post_instrument"
     assert ChokepointConfigurator and ChokepointDistro
 
@@ -61,6 +62,7 @@ class FakeEntryPoint:
 def test_distro_passes_options_and_skips(monkeypatch):
     monkeypatch.setenv("CHOKEPOINT_ASGI", "upstream")
     distro = ChokepointDistro()
+    monkeypatch.setattr(distro, "plan", None)  # made from the environment at the first instrumentor
     fastapi, system = FakeEntryPoint("fastapi"), FakeEntryPoint("system_metrics")
     distro.load_instrumentor(fastapi, skip_dep_check=True)
     distro.load_instrumentor(system, skip_dep_check=True)
@@ -69,22 +71,25 @@ def test_distro_passes_options_and_skips(monkeypatch):
     monkeypatch.setenv("CHOKEPOINT_ASGI", "lean")
     skipped = FakeEntryPoint("fastapi")
     distro.load_instrumentor(skipped, skip_dep_check=True)
+    assert skipped.calls[0]["exclude_spans"] == ["receive", "send"]  # the plan it made first, kept
+    distro.plan = None
+    skipped = FakeEntryPoint("fastapi")
+    distro.load_instrumentor(skipped, skip_dep_check=True)
     assert skipped.calls == []
 
 
-def test_distro_puts_the_lean_requests_path_in_the_upstream_ones_place(monkeypatch):
+def test_the_distro_leaves_requests_to_the_agent_when_the_plan_says_chokepoint(monkeypatch):
     import requests
 
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
-    monkeypatch.delenv("CHOKEPOINT_REQUESTS", raising=False)
+    from chokepoint.instrument.config import AgentConfig
+    from chokepoint.instrument.plan import make_plan
+
     original = requests.Session.__dict__["send"]
     upstream = FakeEntryPoint("requests")
-    try:
-        ChokepointDistro().load_instrumentor(upstream, skip_dep_check=True)
-        assert upstream.calls == []
-        assert requests.Session.__dict__["send"].__wrapped__ is original
-    finally:
-        requests.Session.send = original  # installed-ness is the method's own __wrapped__: restoring it undoes
-    monkeypatch.setenv("CHOKEPOINT_REQUESTS", "upstream")
-    ChokepointDistro().load_instrumentor(upstream, skip_dep_check=True)
+    distro = ChokepointDistro()
+    monkeypatch.setattr(distro, "plan", make_plan(AgentConfig(http_semconv="http")))
+    distro.load_instrumentor(upstream, skip_dep_check=True)
+    assert upstream.calls == [] and requests.Session.__dict__["send"] is original  # the agent installs its own (test_agent)
+    distro.plan = make_plan(AgentConfig(requests="upstream"))
+    distro.load_instrumentor(upstream, skip_dep_check=True)
     assert upstream.calls and requests.Session.__dict__["send"] is original

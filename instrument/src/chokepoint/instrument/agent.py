@@ -38,6 +38,7 @@ skipped.  ``CHOKEPOINT_ENABLED=false`` makes ``instrument()`` a no-op returning 
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import threading
@@ -52,18 +53,18 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-from chokepoint.instrument.asgi import install_lean_asgi
 from chokepoint.instrument.client_flags import install_client_flags
+from chokepoint.instrument.compat import BaseConfigurator
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.coverage import install_coverage
 from chokepoint.instrument.db_dedupe import install_db_dedupe
 from chokepoint.instrument.forking import reinit_metric_export_after_fork
-from chokepoint.instrument.httpx_lean import install_lean_httpx
 from chokepoint.instrument.instruments import AgentInstruments
+from chokepoint.instrument.integrations import OWN_INTEGRATIONS
 from chokepoint.instrument.kafka_context import install_confluent_kafka_parenting
 from chokepoint.instrument.lean_spans import LeanTracerProvider
+from chokepoint.instrument.plan import log_plan, make_plan
 from chokepoint.instrument.sampling import KeepSlowTracesProcessor
-from chokepoint.instrument.sqlalchemy_lean import install_lean_sqlalchemy
 
 _log = logging.getLogger("chokepoint.instrument")
 
@@ -125,6 +126,7 @@ class Agent:
         # lean spans for the processor alone (CHOKEPOINT_SPANS=sdk: the SDK's; see lean_spans)
         self.tracer_provider = LeanTracerProvider(resource=resource, sampler=ALWAYS_ON, lean=config.spans == "lean")
         self.tracer_provider.add_span_processor(self.processor)
+        self.plan = make_plan(config)
         self.probes: list = []
         self._undo: list[Callable[[], None]] = []
         self._extras_installed = False
@@ -136,19 +138,16 @@ class Agent:
             _log.warning("chokepoint: a tracer provider was already set; chokepoint's is not the global one")
 
     def install_extras(self) -> None:
-        """Client flags and probes (once)."""
+        """chokepoint's own integrations (the plan's), the fix-ups, client flags and probes (once).
+
+        The own integrations go first: the client flags wrap whatever makes the client spans."""
         if self._extras_installed:
             return
         self._extras_installed = True
-        self._undo.extend(install_client_flags(self.instruments, self.config))
-        installers = [install_db_dedupe, install_confluent_kafka_parenting]
-        if self.config.asgi == "lean":
-            installers.append(lambda: install_lean_asgi(self.tracer_provider))
-        if self.config.sqlalchemy == "lean":
-            installers.append(install_lean_sqlalchemy)
-        if self.config.httpx == "lean":
-            installers.append(install_lean_httpx)
-        for installer in installers:
+        from chokepoint.instrument.distro import ChokepointDistro
+
+        self._undo.extend(ChokepointDistro().take_undo())  # the upstream instrumentors and their fix-ups
+        for installer in [*self.own_integrations(), install_db_dedupe, install_confluent_kafka_parenting]:
             try:
                 undo = installer()
             except Exception:  # a patch that fails to install is skipped; the app runs
@@ -156,29 +155,43 @@ class Agent:
                 undo = None
             if undo is not None:
                 self._undo.append(undo)
+        self._undo.extend(install_client_flags(self.instruments, self.config))
         self.probes = install_probes(self.meter_provider.get_meter(PROBES_METER_NAME), self.config.probes, self.instruments.lean)
+        self._undo.append(self._uninstall_probes)  # in install order with the rest: later patches wrap the probes'
         self._undo.append(install_coverage(self))  # blind spots: libraries in use whose integration produced nothing
         if self.config.gc_freeze:  # CHOKEPOINT_GC_FREEZE: full collections skip everything set up so far
             gc.collect()  # set-up garbage is freed, not frozen
             gc.freeze()
 
+    def own_integrations(self) -> list[Callable[[], Callable[[], None] | None]]:
+        """The installers of chokepoint's own integrations the plan chose (each returns its undo)."""
+        return [functools.partial(self._install_integration, cls()) for cls in OWN_INTEGRATIONS if cls.wanted(self.plan)]
+
+    def _install_integration(self, integration) -> Callable[[], None] | None:
+        integration.instrument(tracer_provider=self.tracer_provider, instruments=self.instruments, config=self.config, skip_dep_check=True)
+        return integration.uninstrument if integration.installed else None
+
     def force_flush(self, timeout_s: float = 10.0) -> None:
         self.tracer_provider.force_flush(int(timeout_s * 1000))
         self.meter_provider.force_flush(int(timeout_s * 1000))
 
-    def shutdown(self) -> None:
+    def _uninstall_probes(self) -> None:
         for probe in self.probes:
             try:
                 probe.uninstall()
             except Exception:
                 _log.debug("chokepoint: probe %s uninstall failed", getattr(probe, "name", probe), exc_info=True)
         self.probes = []
-        for undo in reversed(self._undo):
+
+    def shutdown(self) -> None:
+        """Revert every patch, newest first (probes included), then shut the providers down."""
+        undo_all, self._undo = self._undo, []
+        for undo in reversed(undo_all):
             try:
                 undo()
             except Exception:
                 _log.debug("chokepoint: undoing a patch failed", exc_info=True)
-        self._undo = []
+        self._uninstall_probes()  # probes installed without install_extras (none today): still removed
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
 
@@ -232,6 +245,7 @@ def start(
         if not config.enabled:
             return None
         agent = Agent(config, span_exporter=span_exporter, metric_reader=metric_reader)
+        log_plan(agent.plan)
         if set_global:
             agent.set_global()
         _agent = agent
@@ -255,7 +269,7 @@ def instrument(
         if agent is None:
             return None
         if libraries:
-            instrument_libraries()
+            instrument_libraries(agent.plan)
         agent.install_extras()
         return agent
     except Exception:
@@ -263,12 +277,17 @@ def instrument(
         return _agent
 
 
-def instrument_libraries() -> None:
-    """Run every installed ``opentelemetry_instrumentor`` through chokepoint's distro."""
+def instrument_libraries(plan=None) -> None:
+    """Run every installed ``opentelemetry_instrumentor`` through chokepoint's distro (``plan``: the agent's)."""
     from chokepoint.instrument.compat import load_instrumentors
     from chokepoint.instrument.distro import ChokepointDistro
 
-    load_instrumentors(ChokepointDistro())
+    distro = ChokepointDistro()
+    distro.plan = plan
+    try:
+        load_instrumentors(distro)
+    finally:
+        distro.plan = None  # the next loader (another agent, a test) makes its own
 
 
 def post_instrument() -> None:
@@ -288,3 +307,13 @@ def _reset_for_tests() -> None:
         if _agent is not None:
             _agent.shutdown()
         _agent = None
+
+
+class ChokepointConfigurator(BaseConfigurator):
+    """``opentelemetry_configurator`` entry point: ``opentelemetry-instrument`` starts the agent here."""
+
+    def _configure(self, **kwargs):
+        try:
+            start()
+        except Exception:
+            _log.exception("chokepoint: set-up failed; the app runs uninstrumented")

@@ -112,9 +112,9 @@ def _install_urllib3(instruments: AgentInstruments) -> Callable[[], None] | None
 
 
 def _install_httpx(instruments: AgentInstruments, config: AgentConfig) -> Callable[[], None] | None:
-    from chokepoint.instrument.httpx_lean import lean_httpx_wanted
+    from chokepoint.instrument.http_client_spans import lean_client_wanted
 
-    if config.httpx == "lean" and lean_httpx_wanted():
+    if lean_client_wanted("httpx", config=config):
         return None  # the lean httpx transport wrapper counts it (chokepoint.instrument.httpx_lean)
     try:
         import httpx

@@ -37,10 +37,9 @@ Variables (default in brackets):
 ``CHOKEPOINT_REQUESTS``             ``lean`` (chokepoint's ``requests`` client spans, installed
                                     by the distro) or ``upstream`` [lean]
 ``CHOKEPOINT_URLLIB3``              ``lean`` (chokepoint's urllib3 client spans, installed by
-                                    the distro) or ``upstream`` [lean].  Agent, distro and
-                                    client flags read these three from the running agent's
-                                    config, else the environment's
-                                    (``http_client_spans.lean_client_wanted``)
+                                    the distro) or ``upstream`` [lean].  The
+                                    plan decides from these switches
+                                    (:mod:`chokepoint.instrument.plan`)
 ``CHOKEPOINT_SPANS``                ``lean`` (spans the chokepoint processor reads as they are;
                                     SDK spans only for kept traces, at export) or ``sdk``
                                     (the SDK's spans; also whenever another span processor
@@ -50,6 +49,9 @@ Variables (default in brackets):
                                     scan the agent's (and the already imported libraries')
                                     objects; frozen objects are invisible to
                                     ``gc.get_objects()`` [false]
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``  libraries left uninstrumented (``*``: all) [none]
+``OTEL_SEMCONV_STABILITY_OPT_IN``   ``http`` (set by the agent when unset): chokepoint's own
+                                    HTTP client spans; ``http/dup`` or none: upstream's
 ``OTEL_SERVICE_NAME``               service name [the program name]
 ``OTEL_EXPORTER_OTLP_ENDPOINT``     OTLP/HTTP base URL [http://127.0.0.1:4318]
 ``OTEL_METRIC_EXPORT_INTERVAL``     metric export period in ms [5000]
@@ -101,6 +103,8 @@ class AgentConfig:
     urllib3: str = "lean"
     spans: str = "lean"
     gc_freeze: bool = False
+    disabled_instrumentations: frozenset[str] = frozenset()
+    http_semconv: str = "http"
     metric_export_interval_ms: int = 5000
     export_timeout_s: float = 5.0
     problems: tuple[str, ...] = field(default=(), compare=False)
@@ -146,11 +150,21 @@ class AgentConfig:
             urllib3=reader.choice("CHOKEPOINT_URLLIB3", "lean", ("lean", "upstream")),
             spans=reader.choice("CHOKEPOINT_SPANS", "lean", ("lean", "sdk")),
             gc_freeze=reader.boolean("CHOKEPOINT_GC_FREEZE", False),
+            disabled_instrumentations=frozenset(n.strip() for n in env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",") if n.strip()),
+            http_semconv=http_semconv_mode(env),
             metric_export_interval_ms=int(reader.number("OTEL_METRIC_EXPORT_INTERVAL", 5000, 100, None)),
             export_timeout_s=reader.number("OTEL_EXPORTER_OTLP_TIMEOUT", 5.0, 0.1, None),
             problems=(),
         )
         return _with_problems(config, tuple(reader.problems))
+
+
+def http_semconv_mode(environ: Mapping[str, str]) -> str:
+    """``"http"``, ``"http/dup"`` or ``"default"``, as upstream reads ``OTEL_SEMCONV_STABILITY_OPT_IN``."""
+    opt_in = [part.strip() for part in (environ.get("OTEL_SEMCONV_STABILITY_OPT_IN") or "").split(",")]
+    if "http/dup" in opt_in:
+        return "http/dup"
+    return "http" if "http" in opt_in else "default"
 
 
 def _with_problems(config: AgentConfig, problems: tuple[str, ...]) -> AgentConfig:

@@ -3,7 +3,7 @@
 Registered as entry points (``instrument/pyproject.toml``)::
 
     opentelemetry_distro          chokepoint = chokepoint.instrument.distro:ChokepointDistro
-    opentelemetry_configurator    chokepoint = chokepoint.instrument.distro:ChokepointConfigurator
+    opentelemetry_configurator    chokepoint = chokepoint.instrument.agent:ChokepointConfigurator
     opentelemetry_post_instrument chokepoint = chokepoint.instrument.agent:post_instrument
 
 so both ``chokepoint-instrument python app.py`` and plain ``opentelemetry-instrument
@@ -61,20 +61,16 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.metrics import NoOpMeterProvider
 
-from chokepoint.instrument.compat import BaseConfigurator
-from chokepoint.instrument.httpx_lean import lean_httpx_wanted
+from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.instruments import CAPTURED_RESPONSE_HEADERS
-from chokepoint.instrument.requests_lean import install_lean_requests, lean_requests_wanted
-from chokepoint.instrument.urllib3_lean import install_lean_urllib3, lean_urllib3_wanted
+from chokepoint.instrument.plan import Plan, make_plan
 
 _log = logging.getLogger("chokepoint.instrument")
-
-SKIPPED_INSTRUMENTORS = frozenset({"system_metrics"})
-LEAN_ASGI_REPLACES = frozenset({"fastapi", "starlette"})
 
 
 def urllib3_server_address(span, pool, _request_info=None) -> None:
@@ -119,7 +115,7 @@ INSTRUMENTOR_OPTIONS: dict[str, dict] = {
     "kafka": {"consume_hook": kafka_python_receive},
 }
 _CAPTURE_RESPONSE = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"
-LEAN_CLIENTS = {"requests": install_lean_requests, "urllib3": install_lean_urllib3}  # installed by the distro
+OWN_ENTRY_POINT_PREFIX = "chokepoint_"  # chokepoint's own integrations (chokepoint.instrument.integrations)
 
 
 def apply_environment_defaults(environ=None) -> None:
@@ -133,81 +129,82 @@ def apply_environment_defaults(environ=None) -> None:
     env[_CAPTURE_RESPONSE] = ",".join(existing)
 
 
-def instrumentor_options(name: str, environ=None) -> dict | None:
-    """Keyword arguments chokepoint passes to instrumentor ``name``; ``None`` to skip it."""
-    if name in SKIPPED_INSTRUMENTORS:
+def instrumentor_options(name: str, environ=None, plan: Plan | None = None) -> dict | None:
+    """Keyword arguments chokepoint passes to upstream instrumentor ``name``; ``None`` when the
+    plan does not run it (chokepoint's own integration instead, or off)."""
+    if plan is None:
+        plan = make_plan(AgentConfig.from_env(environ))
+    if not plan.runs_upstream(name):
         return None
-    env = os.environ if environ is None else environ
-    if name in LEAN_ASGI_REPLACES and env.get("CHOKEPOINT_ASGI", "lean").strip().lower() != "upstream":
-        return None  # chokepoint.instrument.asgi makes the server spans
-    # the lean client paths: switches from the running agent's config (else ``environ``)
-    if name == "httpx" and lean_httpx_wanted(environ):
-        return None  # chokepoint.instrument.httpx_lean makes the client spans
-    if name == "requests" and lean_requests_wanted(environ):
-        return None  # chokepoint.instrument.requests_lean, installed in its place
-    if name == "urllib3" and lean_urllib3_wanted(environ):
-        return None  # chokepoint.instrument.urllib3_lean, installed in its place
-    options = {"meter_provider": NoOpMeterProvider()}
-    options.update(INSTRUMENTOR_OPTIONS.get(name, {}))
-    return options
+    return {"meter_provider": NoOpMeterProvider(), **INSTRUMENTOR_OPTIONS.get(name, {})}
 
 
 class ChokepointDistro(BaseDistro):
+    """The distro ``opentelemetry-instrument`` loads (one instance: ``BaseDistro`` is a singleton).
+
+    ``plan``: the plan it follows — the agent's when the agent loads the instrumentors
+    (:func:`chokepoint.instrument.agent.instrument_libraries`), else one made from the
+    environment at the first instrumentor.  Every instrumentor it runs and every fix-up
+    it installs leaves its undo here until the agent takes them (:meth:`take_undo`), so
+    ``Agent.shutdown()`` reverts them too."""
+
+    plan: Plan | None = None
+
     def _configure(self, **kwargs):
         apply_environment_defaults()
 
+    def take_undo(self) -> list[Callable[[], None]]:
+        """The undo callables collected so far, in install order (and forget them)."""
+        undo, self._undo = self.__dict__.get("_undo", []), []
+        return undo
+
+    def _keep(self, undo: Callable[[], None] | None) -> None:
+        if undo is not None:
+            self.__dict__.setdefault("_undo", []).append(undo)
+
     def load_instrumentor(self, entry_point, **kwargs):
-        options = instrumentor_options(entry_point.name)
-        lean = LEAN_CLIENTS.get(entry_point.name)
-        if options is None and lean is not None:  # chokepoint's lean client spans instead
-            try:
-                lean()
-                return
-            except Exception:
-                _log.warning("chokepoint: the lean %s instrumentation failed; using the upstream one", entry_point.name, exc_info=True)
-                options = {"meter_provider": NoOpMeterProvider(), **INSTRUMENTOR_OPTIONS.get(entry_point.name, {})}
+        if entry_point.name.startswith(OWN_ENTRY_POINT_PREFIX):  # the agent installs its own, from the plan
+            return
+        if self.plan is None:
+            self.plan = make_plan(AgentConfig.from_env())
+        options = instrumentor_options(entry_point.name, plan=self.plan)
         if options is None:
-            _log.debug("chokepoint: skipping instrumentor %s", entry_point.name)
+            _log.debug("chokepoint: skipping instrumentor %s (%s)", entry_point.name, self.plan.path(entry_point.name))
             return
         options.update(kwargs)
         instrumentor = entry_point.load()
         if entry_point.name == "django":  # after the project's settings load (django_deferred)
             from chokepoint.instrument.django_deferred import instrument_django
 
-            instrument_django(lambda: instrumentor().instrument(**options))
+            self._keep(lambda: instrumentor().uninstrument())
+            self._keep(instrument_django(lambda: instrumentor().instrument(**options)))
             return
         instrumentor().instrument(**options)
+        self._keep(lambda: instrumentor().uninstrument())
         try:
-            _after_instrument(entry_point.name)
+            for undo in _after_instrument(entry_point.name):
+                self._keep(undo)
         except Exception:  # a fix that fails leaves the upstream instrumentation as it is
             _log.warning("chokepoint: completing the %s instrumentation failed", entry_point.name, exc_info=True)
 
 
-def _after_instrument(name: str) -> None:
-    """The fixes over upstream that follow instrumentor ``name`` (module docstring)."""
+def _after_instrument(name: str) -> list:
+    """The fixes over upstream that follow instrumentor ``name`` (module docstring); their undos."""
     if name == "sqlite3":  # conn.execute() traced too
         from chokepoint.instrument.sqlite_shortcuts import install_sqlite3_shortcuts
 
-        install_sqlite3_shortcuts()
-    elif name == "sqlalchemy":  # async engines: one span per statement
+        return [install_sqlite3_shortcuts()]
+    if name == "sqlalchemy":  # async engines: one span per statement
         from chokepoint.instrument.sqlalchemy_async_dedupe import install_sqlalchemy_async_dedupe
 
-        install_sqlalchemy_async_dedupe()
-    elif name in ("kafka", "aiokafka", "confluent_kafka"):  # ack waits are Kafka time
+        return [install_sqlalchemy_async_dedupe()]
+    if name in ("kafka", "aiokafka", "confluent_kafka"):  # ack waits are Kafka time
         from chokepoint.instrument.kafka_produce_wait import install_produce_wait
 
-        install_produce_wait(name)
+        undo = [install_produce_wait(name)]
         if name != "confluent_kafka":  # records processed in the producer's trace
             from chokepoint.instrument.kafka_process import install_kafka_process_spans
 
-            install_kafka_process_spans(name)
-
-
-class ChokepointConfigurator(BaseConfigurator):
-    def _configure(self, **kwargs):
-        from chokepoint.instrument.agent import start
-
-        try:
-            start()
-        except Exception:
-            _log.exception("chokepoint: set-up failed; the app runs uninstrumented")
+            undo.append(install_kafka_process_spans(name))
+        return undo
+    return []

@@ -81,6 +81,7 @@ from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind, Status, StatusCo
 
 from chokepoint.instrument.compat import SUPPRESS_HTTP_INSTRUMENTATION_KEY, SUPPRESS_INSTRUMENTATION_KEY, http_schema_url
 from chokepoint.instrument.config import AgentConfig
+from chokepoint.instrument.config import http_semconv_mode as config_http_semconv_mode
 from chokepoint.instrument.propagation import is_default_w3c
 
 _log = logging.getLogger(__name__)
@@ -96,39 +97,18 @@ _ERROR = Status(StatusCode.ERROR)
 
 def http_semconv_mode(environ: Mapping[str, str] | None = None) -> str:
     """``"http"``, ``"http/dup"`` or ``"default"``, as upstream reads ``OTEL_SEMCONV_STABILITY_OPT_IN``."""
-    env = os.environ if environ is None else environ
-    opt_in = [part.strip() for part in (env.get("OTEL_SEMCONV_STABILITY_OPT_IN") or "").split(",")]
-    if "http/dup" in opt_in:
-        return "http/dup"
-    return "http" if "http" in opt_in else "default"
+    return config_http_semconv_mode(os.environ if environ is None else environ)
 
 
 def lean_client_wanted(library: str, environ: Mapping[str, str] | None = None, config: AgentConfig | None = None) -> bool:
-    """Whether chokepoint's lean path for ``library`` (one of :data:`LIBRARIES`) replaces the
-    upstream instrumentor (module docstring).  The switch is ``config``'s; without one, the
-    running agent's config, or (``environ`` given, or no agent) one read from ``environ``."""
+    """Whether the plan (:mod:`chokepoint.instrument.plan`) gives ``library`` (one of
+    :data:`LIBRARIES`) chokepoint's own client spans, for ``config`` (else one read from
+    ``environ``, else from the process environment)."""
     if library not in LIBRARIES:
         raise ValueError(f"no lean client path for {library!r}; one of {', '.join(LIBRARIES)}")
-    if config is None and environ is None:
-        from chokepoint.instrument.agent import current_agent
+    from chokepoint.instrument.plan import make_plan
 
-        agent = current_agent()
-        config = agent.config if agent is not None else None
-    if config is None:
-        config = AgentConfig.from_env(environ)
-    if getattr(config, library) != "lean":
-        return False
-    env = os.environ if environ is None else environ
-    disabled = {name.strip() for name in (env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS") or "").split(",")}
-    if library in disabled or "*" in disabled:
-        return False
-    if http_semconv_mode(env) != "http":
-        return False
-    try:
-        importlib.import_module(library)
-    except ImportError:
-        return False
-    return True
+    return make_plan(config if config is not None else AgentConfig.from_env(environ)).own(library)
 
 
 def install_patches(
@@ -136,12 +116,13 @@ def install_patches(
     environ: Mapping[str, str] | None,
     targets: Callable[[], list[tuple[type, str]]],
     make: Callable[..., tuple[Callable, ...]],
+    config: AgentConfig | None = None,
 ) -> Callable[[], None] | None:
     """Replace ``targets()`` (``(class, method name)`` pairs, in the library's modules) with
     ``make(*originals)``'s wrappers, in the same order, each with its original as
     ``__wrapped__``; the undo callable, or ``None`` if the lean path is not wanted
     (:func:`lean_client_wanted`) or a target is wrapped already."""
-    if not lean_client_wanted(library, environ):
+    if not lean_client_wanted(library, environ, config):
         return None
     pairs = targets()
     originals = [owner.__dict__[name] for owner, name in pairs]

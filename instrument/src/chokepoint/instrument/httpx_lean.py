@@ -140,24 +140,17 @@ def make_wrappers(sync_original: Callable, async_original: Callable, tracer_prov
     return spans.wrap(sync_original, describe), spans.wrap_async(async_original, describe)
 
 
-def install_lean_httpx(instruments=None, tracer_provider=None, environ=None) -> Callable[[], None] | None:
+def install_lean_httpx(instruments=None, tracer_provider=None, environ=None, config=None) -> Callable[[], None] | None:
     """Patch the httpx transports (module docstring); the undo callable, or ``None`` if not
-    wanted or installed already.
+    wanted (the plan for ``config``, else for the environment) or installed already.
 
-    ``instruments`` / ``tracer_provider`` default to the running agent's
-    (:func:`chokepoint.instrument.agent.current_agent`), else no flag and the global provider.
+    ``instruments``: the agent's (``None``: no missing-timeout flag); ``tracer_provider``:
+    the global one when ``None``.
     """
-    if instruments is None or tracer_provider is None:
-        from chokepoint.instrument.agent import current_agent
-
-        agent = current_agent()
-        if agent is not None:
-            instruments = instruments if instruments is not None else agent.instruments
-            tracer_provider = tracer_provider if tracer_provider is not None else agent.tracer_provider
 
     def targets() -> list[tuple[type, str]]:
         import httpx
 
         return [(httpx.HTTPTransport, "handle_request"), (httpx.AsyncHTTPTransport, "handle_async_request")]
 
-    return install_patches("httpx", environ, targets, lambda sync, async_: make_wrappers(sync, async_, tracer_provider, instruments))
+    return install_patches("httpx", environ, targets, lambda sync, async_: make_wrappers(sync, async_, tracer_provider, instruments), config)

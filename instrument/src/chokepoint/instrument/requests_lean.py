@@ -126,7 +126,7 @@ def make_send(original: Callable, tracer_provider=None) -> Callable:
     return spans.wrap(original, describe)
 
 
-def install_lean_requests(tracer_provider=None, environ=None) -> Callable[[], None] | None:
+def install_lean_requests(tracer_provider=None, environ=None, config=None) -> Callable[[], None] | None:
     """Patch ``requests.Session.send`` (module docstring); the undo callable, or ``None`` if
     not wanted or installed already."""
 
@@ -135,4 +135,4 @@ def install_lean_requests(tracer_provider=None, environ=None) -> Callable[[], No
 
         return [(Session, "send")]
 
-    return install_patches("requests", environ, targets, lambda original: (make_send(original, tracer_provider),))
+    return install_patches("requests", environ, targets, lambda original: (make_send(original, tracer_provider),), config)

@@ -98,7 +98,7 @@ def make_urlopen(original: Callable, tracer_provider=None) -> Callable:
     return spans.wrap(original, describe)
 
 
-def install_lean_urllib3(tracer_provider=None, environ=None) -> Callable[[], None] | None:
+def install_lean_urllib3(tracer_provider=None, environ=None, config=None) -> Callable[[], None] | None:
     """Patch ``HTTPConnectionPool.urlopen`` (module docstring); the undo callable, or ``None``
     if not wanted or installed already."""
 
@@ -107,4 +107,4 @@ def install_lean_urllib3(tracer_provider=None, environ=None) -> Callable[[], Non
 
         return [(HTTPConnectionPool, "urlopen")]
 
-    return install_patches("urllib3", environ, targets, lambda original: (make_urlopen(original, tracer_provider),))
+    return install_patches("urllib3", environ, targets, lambda original: (make_urlopen(original, tracer_provider),), config)
