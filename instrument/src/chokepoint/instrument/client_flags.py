@@ -181,8 +181,7 @@ def _install_sqlalchemy(instruments: AgentInstruments, config: AgentConfig) -> C
     """Count repeated reads from SQLAlchemy's ``DefaultDialect.do_execute`` / ``do_execute_no_params``.
 
     Not from a ``before_cursor_execute`` listener on ``Engine``: any engine listener makes
-    SQLAlchemy leave its fast statement path for every engine (~100 µs per request of the
-    overhead benchmark, docs/BENCHMARKS.md).  The dialect methods see the statement and
+    SQLAlchemy leave its fast statement path for every engine (its cost: docs/BENCHMARKS.md).  The dialect methods see the statement and
     parameters the listener saw; no SQLAlchemy dialect overrides them (a third-party dialect
     that does is not counted).  ``executemany`` is not looked at: reads do not go through it.
     """

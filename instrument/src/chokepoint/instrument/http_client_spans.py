@@ -58,12 +58,8 @@ Building a library's path::
 not over a method that is wrapped already (the upstream instrumentor, or the lean path
 installed once); its undo puts back each original still replaced by its wrapper.
 
-Cost: the same work per call as the three separate wrappers this core replaced.  On the
-benchmark app,
-``bench/overhead/request_cpu.py --rounds 20 --requests 80 --variants
-"none,chokepoint@d6e6a58~1,chokepoint@a6f1200"`` (both orders, two runs each, busy shared
-box) put the after-before difference at -215, -104, +99 and +310 µs/request: the host's
-noise, around a difference too small to see there.
+Cost: the same work per call as three separate per-library wrappers (docs/BENCHMARKS.md,
+"HTTP client integrations").
 """
 
 from __future__ import annotations

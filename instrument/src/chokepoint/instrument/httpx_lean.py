@@ -1,9 +1,7 @@
 """Lean httpx client spans: the upstream instrumentor's span, without its per-call machinery.
 
-Why: in the overhead benchmark (docs/BENCHMARKS.md) the request's one httpx call cost
-about as much agent CPU as its three SQL statements together; disabling the httpx
-instrumentor saved ~430 µs of the +1219 µs chokepoint added per request.  Only a part of
-it was the span: the upstream transport wrapper (``_handle_request_wrapper``) also copies
+Why: the upstream httpx instrumentation costs far more than its span (figures in
+docs/BENCHMARKS.md, "HTTP client integrations"): its transport wrapper (``_handle_request_wrapper``) also copies
 and re-parses the URL twice, copies every request and response header into a lower-cased
 dict before asking whether any is to be captured, copies the request's headers once more
 to inject ``traceparent``, runs the semconv helpers for attributes it then throws away,
@@ -40,15 +38,7 @@ When the lean path is not used (:func:`lean_httpx_wanted`): ``CHOKEPOINT_HTTPX=u
 other than ``HTTPTransport``/``AsyncHTTPTransport`` (``MockTransport``, ``WSGITransport``,
 custom ones not delegating to them) are not traced, as upstream.
 
-Measured (user CPU, paired rounds in one process, busy shared 2-core box): one ``GET`` to
-a local server through ``httpx.Client`` costs +90 µs with this path vs +276 µs with the
-upstream instrumentor under the agent's own tracer provider and span processor (10 calls
-per server span, 10 rounds of 400 calls; uninstrumented ~570 µs), and +110 vs +278 µs under
-a bare SDK provider.  On the benchmark app (``bench/overhead/request_cpu.py --rounds 12..15
---requests 80 --variants "none,chokepoint,chokepoint+CHOKEPOINT_HTTPX=upstream"``) four runs
-on the loaded box gave chokepoint 148, 118, 522 and -9 µs/request below
-``CHOKEPOINT_HTTPX=upstream``: the host's noise there is larger than the difference.
-What remains is mostly the span itself (start, end, the processor).
+What this path still costs is mostly the span itself (start, end, the processor).
 """
 
 from __future__ import annotations

@@ -14,14 +14,9 @@ instead of the SDK's tens of microseconds per value), and so are the flag counte
 (an app with the anti-pattern raises them on every request) and the kept-trace counter.
 Dropped spans use an ordinary SDK counter.
 
-Cost per request of ``bench/overhead/app.py`` (6 spans; ``bench/overhead/agent_path.py``,
-median of paired rounds on the shared 2-core box, lean spans): ``record_span`` ~10 µs,
-``compute_breakdown`` ~6 µs, ``record_request`` ~3.5 µs, one lean histogram value ~0.8 µs.
-Attributes are read from the span's plain dict (:func:`~chokepoint.instrument.breakdown.plain_attributes`):
-through the SDK's public ``attributes`` (a new ``MappingProxyType`` per access over
-``BoundedAttributes``, whose ``get`` raises and catches ``KeyError`` per missing key)
-``record_span`` took 21 µs and ``compute_breakdown`` 13 µs on SDK spans
-(``CHOKEPOINT_SPANS=sdk``: the agent's whole path −28 µs/request with the change).
+Attributes are read from the span's plain dict (:func:`~chokepoint.instrument.breakdown.plain_attributes`),
+not through the SDK's public ``attributes`` (a new ``MappingProxyType`` per access).
+Per-request costs: docs/BENCHMARKS.md, "The agent's recording path".
 
 ``record_span`` returns the span's category (``"db"``, ``"http"``, ``"kafka"`` or
 ``None``) and a detail (HTTP: the host; DB: ``None`` for a statement, else the operation

@@ -35,10 +35,7 @@ stay a separate patch, on every ``urlopen`` including the inner ones.  Not used
 (:func:`lean_urllib3_wanted`) with ``CHOKEPOINT_URLLIB3=upstream``, ``urllib3`` in
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` or HTTP semconv other than ``http``.
 
-Measured (user CPU, 10 paired rounds of 400 ``PoolManager.request`` calls to a local
-server, SDK tracer provider without processor, busy shared box): +115 µs per call with
-this path vs +250 µs with the upstream instrumentor and chokepoint's hook (uninstrumented
-~320 µs).
+Its cost against the upstream instrumentor: docs/BENCHMARKS.md, "HTTP client integrations".
 """
 
 from __future__ import annotations
