@@ -1,4 +1,4 @@
-"""Case 2 end to end: ``chokepoint-instrument gunicorn -k sync -w 3`` with requests waiting on
+"""End to end: ``chokepoint-instrument gunicorn -k sync -w 3`` with requests waiting on
 I/O and more clients than workers, exporting to a real collector.
 
 The collector must show the worker pool as 3 processes × 1 thread (not "1 worker") and the

@@ -1,4 +1,4 @@
-"""Case 3 end to end: an exhausted asyncpg pool with fast queries, and an httpx client pool of one.
+"""End to end: an exhausted asyncpg pool with fast queries, and an httpx client pool of one.
 
 A FastAPI app under ``chokepoint-instrument`` exports to a real collector.  ``/orders``
 holds one of two asyncpg connections for 0.1 s around a 1 ms query; ``/quote`` makes an

@@ -62,7 +62,7 @@ def test_blocking_async_endpoint_shows_as_event_loop_lag():
 
 
 def test_concurrent_clients_of_a_blocking_async_route_show_a_busy_loop_and_its_stall():
-    """Case: ``async def`` + a blocking call under concurrent clients.  The clients wait many
+    """``async def`` + a blocking call under concurrent clients.  The clients wait many
     times the handler's own time; the loop is busy nearly all the time, its longest stall is
     at least one handler's blocking call — several, when their requests were ready in the same
     loop iteration (ground truth: the clients' own latencies, the handler's own 0.1 s)."""
