@@ -29,6 +29,7 @@ for part in "${wanted[@]}"; do
     *) echo "provision: unknown part '$part' (postgres, redis, mariadb, prometheus, chromium, kafka)" >&2; exit 2 ;;
   esac
 done
+need iproute2 command -v ss  # the accept-backlog tests read `ss -ltn` as ground truth
 
 if [ ${#missing_pkgs[@]} -gt 0 ]; then
   # unique, stable order
