@@ -23,7 +23,8 @@ Each venv is reused while its inputs are unchanged (Python, its requirements,
 Then ``pytest tests/matrix/<test>`` runs in the cell against real services
 (``scripts/devservices.py`` through the ``tests/conftest.py`` fixtures); each test module
 first checks that the version it imports is the cell's.  Prints a table library x version
--> pass/fail (and writes it with ``--write``); exits non-zero when a cell fails.  A failing
+-> pass/fail (and writes it with ``--write``, after every cell); exits non-zero when a cell
+fails.  One run at a time per cache directory (a lock file; a second run waits).  A failing
 cell's output is kept in ``<venv>/matrix-last.log``.  ``--jobs`` cells are built and run
 at once (default 2; pip's download cache is safe to share).
 """
@@ -31,6 +32,7 @@ at once (default 2; pip's download cache is safe to share).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import shutil
@@ -223,6 +225,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     table = load_table()
     cells = load_cells(table, args.ci, args.only)
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / ".lock", "w") as lock_file:  # one run at a time per cache: a rebuild would pull the base from under another
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"matrix: waiting for another matrix run on {cache_root()}", flush=True)
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+        return run_matrix(args, table, cells)
+
+
+def run_matrix(args, table: dict, cells: list[Cell]) -> int:
     started = time.monotonic()
     try:
         base, base_key = ensure_base(table)
