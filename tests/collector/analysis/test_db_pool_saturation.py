@@ -113,8 +113,6 @@ def test_db_pool_saturation(name, snap, expected):
     assert rows(db_pool_saturation.rule(snap)) == expected
 
 
-def test_summary_names_mean_gauges_and_statement_time():
+def test_summary_names_peak_gauges_and_statement_time():
     (c,) = db_pool_saturation.rule(CASES[1][1])
-    assert (
-        c.summary == "Requests wait 811 ms (p99) for a DB connection; pool 15/15 busy on average, 6 waiting on average; statements themselves take 2 ms (p99)"
-    )
+    assert c.summary == "Requests wait 811 ms (p99) for a DB connection; pool 15/15 busy at peak, 6 waiting at peak; statements themselves take 2 ms (p99)"

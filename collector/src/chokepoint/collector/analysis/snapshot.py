@@ -121,6 +121,8 @@ class PoolStats:
     wait_count: int = 0
     timeouts: float = 0.0
     processes: int | None = None  # worker pools: processes serving the service (gunicorn workers), each with ``max`` threads
+    used_peak: float | None = None  # the largest ``used`` in the window (beside a wait p99: the same extreme)
+    pending_peak: float | None = None
 
     @property
     def capacity(self) -> float:
@@ -307,6 +309,11 @@ def _window_mean(values: Iterable[float | None], latest: float | None) -> float 
     return round(sum(seen) / len(seen), 1) if seen else latest
 
 
+def _peak(values: Iterable[float | None], latest: float | None) -> float | None:
+    seen = [v for v in values if v is not None]
+    return max(seen) if seen else latest
+
+
 def _latest(values: Iterable[float | None], latest: float | None) -> float | None:
     """The newest value seen in the window (a pool's size now: it may have been resized)."""
     seen = [v for v in values if v is not None]
@@ -323,6 +330,8 @@ def _pool(p: dict, buckets: list) -> PoolStats:
         used=_window_mean((a.used for a in in_window), p.get("used")),
         max=_latest((a.max for a in in_window), p.get("max")),
         pending=_window_mean((a.pending for a in in_window), p.get("pending")),
+        used_peak=_peak((a.used for a in in_window), p.get("used")),
+        pending_peak=_peak((a.pending for a in in_window), p.get("pending")),
         idle=p.get("idle"),
         wait_p99_ms=p.get("wait_p99_ms") or 0.0,
         wait_count=int(p.get("wait_count") or 0),

@@ -5,7 +5,7 @@ p99 past ``pool_wait_p99_ms`` over at least ``pool_min_waits`` checkouts, caller
 or checkout timeouts) — unless the queries are slower than the wait (then ``slow_query``
 explains it).  Query time is
 read from statements only (``statements``: not ``connect``, transaction or schema spans);
-the pool's ``used`` and ``pending`` are means over the same window as the wait p99.  ``explained``: the
+the summary gives the pool's peaks over the same window as the wait p99.  ``explained``: the
 slow requests' in-worker share spent in ``pool_wait``; ``strength``: wait p99 / 200 ms
 (+0.2 with timeouts).
 """
@@ -35,10 +35,13 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         query_p99 = max((d.p99_ms for _, d in snap.statements_of(svc)), default=0.0)
         if query_p99 and wait_p99 < query_p99:
             continue  # the queries, not the wait, dominate: slow_query's business
-        used, mx = p.used, p.max
+        # beside the window's wait p99, the window's peaks (a mean over a window that began
+        # before the pool filled up would read "0/2 busy" next to an 800 ms wait)
+        used, mx = p.used_peak if p.used_peak is not None else p.used, p.max
+        pending = p.pending_peak if p.pending_peak is not None else pending
         in_tx = snap.counter(svc, sig.HTTP_CLIENT_CALLS_IN_TRANSACTION)
         summary = (
-            f"Requests wait {wait_p99:.0f} ms (p99) for {what}; pool {used:.0f}/{mx:.0f} busy on average, {pending:.0f} waiting on average"
+            f"Requests wait {wait_p99:.0f} ms (p99) for {what}; pool {used:.0f}/{mx:.0f} busy at peak, {pending:.0f} waiting at peak"
             if used is not None and mx
             else f"Requests wait {wait_p99:.0f} ms (p99) for {what}"
         )

@@ -42,8 +42,9 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         dep_p99 = dep.p99_ms if dep is not None else 0.0
         if dep_p99 and p.wait_p99_ms < dep_p99:
             continue  # the calls, not the wait for a connection, dominate: external_dependency_slow's business
-        used, mx, pending = p.used, p.max, p.pending or 0.0
-        size = f"pool {used:.0f}/{mx:.0f} connections busy on average, {pending:.0f} waiting on average; " if used is not None and mx else ""
+        used = p.used_peak if p.used_peak is not None else p.used
+        mx, pending = p.max, (p.pending_peak if p.pending_peak is not None else p.pending) or 0.0
+        size = f"pool {used:.0f}/{mx:.0f} connections busy at peak, {pending:.0f} waiting at peak; " if used is not None and mx else ""
         yield Candidate(
             KIND,
             svc,
