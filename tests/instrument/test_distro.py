@@ -24,6 +24,10 @@ def test_environment_defaults_only_fill_gaps_and_merge_captured_headers():
     assert env["OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"] == "x-cache,content-length,content-encoding"
     apply_environment_defaults(env)  # idempotent
     assert env["OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"] == "x-cache,content-length,content-encoding"
+    assert env["OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"] == "x-request-start,x-queue-start"
+    env = {"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "X-Tenant,X-Request-Start"}
+    apply_environment_defaults(env)  # the user's headers stay, the queue-time headers are not listed twice
+    assert env["OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"] == "X-Tenant,X-Request-Start,x-queue-start"
 
 
 def test_instrumentor_options():

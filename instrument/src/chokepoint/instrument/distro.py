@@ -17,6 +17,9 @@ Environment defaults (set only when unset):
 - ``OTEL_SEMCONV_STABILITY_OPT_IN=http,database`` (stable attribute names)
 - ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE`` gains
   ``content-length,content-encoding`` (response size and compression; no other values)
+- ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST`` gains
+  ``x-request-start,x-queue-start`` (the proxy's timestamp, for the queue time before the app;
+  :mod:`chokepoint.instrument.queue_time`)
 
 Lighter instrumentor options (why: the overhead benchmark, docs/BENCHMARKS.md):
 
@@ -69,6 +72,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.instruments import CAPTURED_RESPONSE_HEADERS
 from chokepoint.instrument.plan import Plan, make_plan
+from chokepoint.instrument.queue_time import capture_request_start
 
 _log = logging.getLogger("chokepoint.instrument")
 
@@ -127,6 +131,7 @@ def apply_environment_defaults(environ=None) -> None:
         if header not in existing:
             existing.append(header)
     env[_CAPTURE_RESPONSE] = ",".join(existing)
+    capture_request_start(env)  # upstream WSGI/Flask/Django server spans carry X-Request-Start for the queue time
 
 
 def instrumentor_options(name: str, environ=None, plan: Plan | None = None) -> dict | None:
