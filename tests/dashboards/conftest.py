@@ -1,4 +1,4 @@
-"""Fixtures for the dashboards' unit tests: the synthetic collector API on a free port."""
+"""Fixtures for the dashboards' unit tests: a real collector with synthetic data, and the synthetic API, on free ports."""
 
 from __future__ import annotations
 
@@ -9,12 +9,22 @@ import pytest
 from chokepoint.dashboards.client import ApiClient
 from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
 from tests.dashboards import component_text
+from tests.dashboards.synthetic_collector import SyntheticCollector
+
+TOKEN = "s3cret"
 
 
 @pytest.fixture(scope="module")
 def fake_api():
     with FakeApiServer(SyntheticData(routes=12)) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def real_collector(tmp_path_factory):
+    """A real collector (store and REST API) holding a synthetic shop service; bearer token ``s3cret``."""
+    with SyntheticCollector(tmp_path_factory.mktemp("collector"), routes=12, token=TOKEN) as collector:
+        yield collector
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from chokepoint.dashboards.app import PAGES, DashboardServer, collector_banner, 
 from chokepoint.dashboards.pages import overview
 
 
-def test_every_view_is_a_registered_page(fake_api):
-    app = create_app(fake_api.url)
+def test_every_view_is_a_registered_page(real_collector):
+    app = create_app(real_collector.url)
     paths = {p["path"] for p in dash.page_registry.values()}
     assert paths >= {"/", "/route", "/resources", "/dependencies", "/messaging"}
     assert len(PAGES) == 5
@@ -29,8 +29,8 @@ def test_banner_is_empty_while_the_collector_answers(api, unreachable, texts):
     assert "collector unreachable" in texts(collector_banner(unreachable))
 
 
-def test_dashboard_server_runs_in_a_thread_and_stops_twice(fake_api):
-    with DashboardServer(fake_api.url, port=0) as server:
+def test_dashboard_server_runs_in_a_thread_and_stops_twice(real_collector):
+    with DashboardServer(real_collector.url, port=0) as server:
         assert server.url.startswith("http://127.0.0.1:")
         assert requests.get(server.url + "/_dash-layout", timeout=5).status_code == 200
     server.stop()  # idempotent

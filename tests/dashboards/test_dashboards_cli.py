@@ -61,11 +61,11 @@ def test_grafana_push_without_the_extra_says_how_to_install(capsys, monkeypatch)
     assert "pip install 'chokepoint-dashboards[grafana]'" in capsys.readouterr().err
 
 
-def test_dashboard_command_serves_the_app(fake_api):
+def test_dashboard_command_serves_the_app(real_collector):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "chokepoint.collector.cli", "dashboard", "--api", fake_api.url, "--port", str(port)]
+    cmd = [sys.executable, "-m", "chokepoint.collector.cli", "dashboard", "--api", real_collector.url, "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30

@@ -101,8 +101,8 @@ def test_run_problem_names_an_unreachable_target_and_a_failed_sidecar_read(tmp_p
     assert run_problem(result) == "could not read the sidecar's findings at the end: cannot reach the collector"
 
 
-def test_checks_fail_with_one_clear_line(tmp_path, fake_api):
-    check_api(fake_api.url, None)  # the synthetic API answers /health
+def test_checks_fail_with_one_clear_line(tmp_path, real_collector):
+    check_api(real_collector.url, "s3cret")  # a real collector answers /health
     port = free_port()
     with pytest.raises(LoadtestError, match=rf"^sidecar API unreachable at http://127.0.0.1:{port} \(ConnectionError\)"):
         check_api(f"http://127.0.0.1:{port}", None)

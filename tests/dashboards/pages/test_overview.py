@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from chokepoint.dashboards.client import ApiClient
 from chokepoint.dashboards.components import NO_DATA
-from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
 from chokepoint.dashboards.pages import overview
+from tests.dashboards.synthetic_collector import SyntheticCollector
 
 
 def test_banner_names_the_top_finding_with_evidence_and_fix(api, texts):
@@ -52,10 +52,10 @@ def test_unreachable_collector_shows_error_banner(unreachable, texts):
     assert "collector unreachable" in heat.layout.annotations[0].text
 
 
-def test_blind_spots_are_a_visible_warning_and_nothing_without_any(api, texts):
+def test_blind_spots_are_a_visible_warning_and_nothing_without_any(api, texts, tmp_path):
     spot = {"service": "shop", "library": "SQLAlchemy", "version": "2.0.23", "what": "statement spans", "try": "CHOKEPOINT_SQLALCHEMY_SPANS=listeners"}
-    with FakeApiServer(SyntheticData(routes=3, blind_spots=[spot])) as server:
-        banner = overview.refresh_blind_spots(ApiClient(server.url, timeout_s=2.0))
+    with SyntheticCollector(tmp_path, routes=3, blind_spots=[spot]) as collector:
+        banner = overview.refresh_blind_spots(ApiClient(collector.url, timeout_s=2.0))
     text = texts(banner)
     assert "Blind spots" in text and "not ruled out as the cause" in text
     assert "SQLAlchemy 2.0.23  (shop): in use, no statement spans — try  CHOKEPOINT_SQLALCHEMY_SPANS=listeners" in text  # texts() joins components with a space
