@@ -34,8 +34,8 @@ def empty_api():
 
 
 @pytest.fixture
-def api(fake_api) -> ApiClient:
-    return ApiClient(fake_api.url, timeout_s=2.0)
+def api(real_collector) -> ApiClient:
+    return ApiClient(real_collector.url, timeout_s=5.0, token=TOKEN)
 
 
 @pytest.fixture

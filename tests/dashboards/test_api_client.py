@@ -15,7 +15,7 @@ def test_contract_endpoints_return_their_lists(api):
     assert {d["kind"] for d in api.dependencies()} == {"db", "http", "kafka"}
     assert {p["kind"] for p in api.pools()} == {"db", "worker"}
     assert {b["state"] for b in api.breakers()} == {"open", "closed"}
-    assert {r["status"] for r in api.consumer_lag()} == {"OK", "WARN", "STALL"}
+    assert {r["status"] for r in api.consumer_lag()} == {"OK", "WARN", "STOP"}
     assert api.bottlenecks()[0]["kind"] == "db_pool_saturation"
     assert api.health()["status"] == "ok"
 

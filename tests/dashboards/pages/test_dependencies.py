@@ -10,7 +10,7 @@ def test_dependencies_and_breakers(api, texts):
     _status, rows, p99, cards, timeline = dependencies.refresh(api, history_s=600)
     assert rows[0]["target"] == "payments.internal" and rows[0]["error_pct"] == 35.0
     text = texts(cards)
-    assert "payments" in text and "OPEN" in text and "rejected 812" in text and "error 35.0 %" in text
+    assert "payments" in text and "OPEN" in text and "rejected 14" in text and "error 35.0 %" in text
     assert list(timeline.layout.yaxis.ticktext) == ["closed", "half_open", "open"]
     payments = next(t for t in timeline.data if "payments" in t.name)
     assert set(payments.y) <= {0, 1, 2} and 2 in set(payments.y)

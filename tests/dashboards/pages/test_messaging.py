@@ -8,9 +8,9 @@ from chokepoint.dashboards.pages import messaging
 
 def test_worst_partition_first_with_status(api, texts):
     status, rows, lag, time_lag = messaging.refresh(api, window_s=600)
-    assert [r["status"] for r in rows] == ["STALL", "WARN", "OK"]
-    assert rows[0]["lag"] == 18250 and rows[0]["log_end_offset"] - rows[0]["committed_offset"] == 18250
-    assert "worst: order-workers/orders/0 STALL" in texts(status)
+    assert [r["status"] for r in rows] == ["STOP", "WARN", "OK"]  # partition 0 never commits, 1 falls behind
+    assert rows[0]["lag"] == 1000 * 59 + 3 and rows[0]["log_end_offset"] - rows[0]["committed_offset"] == rows[0]["lag"]
+    assert "worst: order-workers/orders/0 STOP" in texts(status)
     assert [t.name for t in lag.data] == ["order-workers orders 0", "order-workers orders 1", "order-workers orders 2"]
     assert lag.data[0].y[-1] > lag.data[0].y[0]  # growing lag
     assert time_lag.data
