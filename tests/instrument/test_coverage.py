@@ -175,22 +175,3 @@ def test_a_failing_check_is_skipped():
     good = Check("SQLAlchemy", "logging", "statement spans", lambda: "try", used=lambda: MIN_USES, produced=lambda: 1)
     coverage = Coverage([Check("X", "logging", "spans", lambda: "try", used=broken, produced=broken), good])
     assert [(check.library, value) for check, value in coverage.evaluate()] == [("SQLAlchemy", 1)]
-
-
-def test_warnings_reach_stderr_when_only_the_log_bridge_listens():
-    from opentelemetry.instrumentation.logging.handler import LoggingHandler
-
-    from chokepoint.instrument.coverage import _only_bridge_handlers
-
-    logger = logging.getLogger("chokepoint.tests.coverage.bridge")
-    logger.propagate = False
-    assert not _only_bridge_handlers(logger)  # no handler: Python's last resort prints it
-    bridge = LoggingHandler()
-    logger.addHandler(bridge)
-    try:
-        assert _only_bridge_handlers(logger)  # the bridge alone: chokepoint prints it
-        logger.addHandler(stream := logging.StreamHandler())
-        assert not _only_bridge_handlers(logger)  # someone prints it already
-        logger.removeHandler(stream)
-    finally:
-        logger.removeHandler(bridge)

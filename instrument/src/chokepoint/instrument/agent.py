@@ -65,6 +65,7 @@ from chokepoint.instrument.kafka_context import install_confluent_kafka_parentin
 from chokepoint.instrument.lean_spans import LeanTracerProvider
 from chokepoint.instrument.plan import log_plan, make_plan
 from chokepoint.instrument.sampling import KeepSlowTracesProcessor
+from chokepoint.instrument.visible_log import install_visible_warnings
 
 _log = logging.getLogger("chokepoint.instrument")
 
@@ -144,6 +145,7 @@ class Agent:
         if self._extras_installed:
             return
         self._extras_installed = True
+        self._undo.append(install_visible_warnings())  # the agent's warnings reach stderr even when only the OTel log bridge listens
         from chokepoint.instrument.distro import ChokepointDistro
 
         self._undo.extend(ChokepointDistro().take_undo())  # the upstream instrumentors and their fix-ups

@@ -161,25 +161,9 @@ class Coverage:
 
 
 def warn(message: str, *args) -> None:
-    """A warning on ``chokepoint.instrument`` that reaches stderr even when the only handlers are
-    OpenTelemetry's log bridge (``opentelemetry-instrumentation-logging`` puts one on the root
-    logger, which silences Python's last-resort stderr output)."""
+    """A warning on ``chokepoint.instrument`` (printed on stderr even when only OpenTelemetry's
+    log bridge listens: :mod:`chokepoint.instrument.visible_log`)."""
     _log.warning(message, *args)
-    if _log.isEnabledFor(logging.WARNING) and _only_bridge_handlers(_log) and logging.lastResort is not None:
-        logging.lastResort.handle(_log.makeRecord(_log.name, logging.WARNING, __file__, 0, message, args, None))
-
-
-def _only_bridge_handlers(logger: logging.Logger) -> bool:
-    """True when the record reaches handlers, all of them OpenTelemetry's (with none at all,
-    Python's last resort prints it already)."""
-    handlers = []
-    current: logging.Logger | None = logger
-    while current is not None:
-        handlers += current.handlers
-        if not current.propagate:
-            break
-        current = current.parent
-    return bool(handlers) and all(type(handler).__module__.startswith("opentelemetry") for handler in handlers)
 
 
 # ---------------------------------------------------------------- the checks
