@@ -109,7 +109,7 @@ PAGES = [
         "/",
         [
             (overview.BOTTLENECK_BANNER, "DB connection pool exhausted"),
-            (overview.BOTTLENECK_BANNER, "wait_p99_ms: 410"),
+            (overview.BOTTLENECK_BANNER, "wait p99: 410 ms"),  # evidence as people read it
             (overview.FINDINGS_LIST, "Circuit breaker open"),
             (overview.RED_TABLE, "/checkout"),
             (overview.RED_TABLE, "774"),  # p99 of /checkout: 180 ms × 4.3
