@@ -43,6 +43,7 @@ from shop.serving import env, run
 from shop.switches import ENV_VAR, SwitchError, Switches, admin_router
 
 FX_RATES = {"EUR": 1.0, "USD": 1.08, "GBP": 0.86, "JPY": 162.5, "CHF": 0.95}
+FX_ANSWER_S = 0.008  # a rate service's own answer time: fast, yet a one-connection client pool fills at ~25 requests/s
 
 
 class PaymentRequest(BaseModel):
@@ -92,6 +93,7 @@ def create_app(switches: Switches, slow_ms: float = 300.0, hang_s: float = 3.0) 
     @app.get("/fx/{currency}")
     async def fx(currency: str):
         await maybe_slow()
+        await asyncio.sleep(FX_ANSWER_S)
         rate = FX_RATES.get(currency.upper())
         if rate is None:
             return JSONResponse({"error": f"unknown currency {currency!r}; known: {', '.join(FX_RATES)}"}, status_code=404)

@@ -9,6 +9,7 @@ from chokepoint.collector.analysis.snapshot import PoolStats
 from tests.collector.analysis.fixtures import SVC, dep, rows, service, snapshot
 
 TARGET = "payment:8001"
+# a client call's p99 includes its wait for a connection: dep(n, wait p99 + the call's own time)
 WAITING = service(shares={"pool_wait": 0.8, "http:payment:8001": 0.1, "self": 0.1})
 
 CASES = [
@@ -17,7 +18,7 @@ CASES = [
         snapshot(
             [WAITING],
             pools=[PoolStats(SVC, "http", TARGET, used=1, max=1, pending=9, wait_p99_ms=270.0, wait_count=900)],
-            deps={(SVC, "http", TARGET): dep(900, 6.0)},
+            deps={(SVC, "http", TARGET): dep(900, 276.0)},
         ),
         [
             {
@@ -38,7 +39,7 @@ CASES = [
                 PoolStats(SVC, "http", TARGET, used=10, max=10, pending=4, wait_p99_ms=300.0, wait_count=400, timeouts=2),
                 PoolStats(SVC, "db", "sqlalchemy:postgresql", used=10, max=10, pending=4, wait_p99_ms=100.0, wait_count=400),
             ],
-            deps={(SVC, "http", TARGET): dep(400, 20.0)},
+            deps={(SVC, "http", TARGET): dep(400, 320.0)},
         ),
         [
             {
@@ -56,7 +57,7 @@ CASES = [
         snapshot(
             [WAITING],
             pools=[PoolStats(SVC, "http", TARGET, used=4, max=4, pending=2, wait_p99_ms=300.0, wait_count=90)],
-            deps={(SVC, "http", TARGET): dep(90, 900.0)},
+            deps={(SVC, "http", TARGET): dep(90, 1200.0)},
         ),
         [],
     ),
@@ -68,7 +69,7 @@ def test_a_urllib3_pool_name_finds_its_dependency():
     snap = snapshot(
         [WAITING],
         pools=[PoolStats(SVC, "http", "http://127.0.0.1:8001", used=1, max=1, pending=3, wait_p99_ms=200.0, wait_count=500)],
-        deps={(SVC, "http", "127.0.0.1"): dep(500, 5.0), (SVC, "http", "slow.example"): dep(50, 150.0)},
+        deps={(SVC, "http", "127.0.0.1"): dep(500, 205.0), (SVC, "http", "slow.example"): dep(50, 150.0)},
     )
     assert [c.evidence["dependency_p99_ms"] for c in http_pool_saturation.rule(snap)] == [5.0]
     assert http_pool_saturation.target_names("httpx:https://api.example:8443") == ["httpx:https://api.example:8443", "api.example:8443", "api.example"]

@@ -5,7 +5,9 @@ An HTTP client's connection pool (urllib3/requests ``HTTPConnectionPool`` with
 while the calls themselves, once they have a connection, are faster than the wait: the
 client pool, not the dependency, is the bottleneck.  The dependency is the HTTP target of
 the pool's name (``scheme://host:port``, ``httpx:<origin>``, ``host:port`` or ``host``: the
-target named ``host:port`` or ``host``), else the service's slowest HTTP target.
+target named ``host:port`` or ``host``), else the service's slowest HTTP target.  A client
+call's span and duration include the wait for its connection, so the calls' own time is
+the dependency's p99 minus the wait p99.
 ``explained``: the pool's part of the slow requests' ``pool_wait`` time; ``strength``:
 wait p99 / 200 ms (+0.2 with timeouts).
 """
@@ -39,7 +41,8 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         sv = snap.service(svc)
         deps = dict(snap.deps_of(svc, "http"))
         dep = next((deps[n] for n in target_names(p.name) if n in deps), None) or max(deps.values(), key=lambda d: d.p99_ms, default=None)
-        dep_p99 = dep.p99_ms if dep is not None else 0.0
+        # a client span starts before its connection is checked out: its time includes the wait
+        dep_p99 = max(dep.p99_ms - p.wait_p99_ms, 0.0) if dep is not None else 0.0
         if dep_p99 and p.wait_p99_ms < dep_p99:
             continue  # the calls, not the wait for a connection, dominate: external_dependency_slow's business
         used = p.used_peak if p.used_peak is not None else p.used
