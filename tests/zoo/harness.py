@@ -58,7 +58,7 @@ WARMUP_S = 6.0
 #: How long a faulty app may take to lead with its kind (the issue's target is 30 s; the run records the time).
 DETECT_LIMIT_S = 60.0
 HEALTHY_RUN_S = 40.0
-CLEAR_LIMIT_S = 75.0
+CLEAR_LIMIT_S = 120.0
 POLL_S = 2.0
 #: Seconds of loaded run (after the warm-up) the ground truth is measured over, at least.
 MIN_TRUTH_S = 12.0
@@ -372,9 +372,10 @@ class Run:
     def kafka_lag(self) -> int | None:
         """The group's lag as Kafka sees it, the probe's latest sample (None before the group has offsets)."""
         for line in reversed(self.lag_file.read_text().splitlines()):
-            row = json.loads(line)
-            if "lag" in row:
-                return row["lag"]
+            with contextlib.suppress(ValueError):  # the line the probe is writing right now
+                row = json.loads(line)
+                if "lag" in row:
+                    return row["lag"]
         return None
 
     def time_statement(self, sql: str, n: int = 5) -> float:
@@ -384,11 +385,13 @@ class Run:
             started = time.monotonic()
             if self.pg is not None:
                 self.pg.execute(sql).fetchall()
-            else:
-                cur = self.my.cursor()
-                cur.execute(f"USE {self.tag}")
-                cur.execute(sql)
-                cur.fetchall()
+            else:  # a connection of its own: the sampler's is used from another thread
+                import pymysql
+
+                with pymysql.connect(host="127.0.0.1", port=self.zoo.mariadb.port, user=self.zoo.mariadb.user, database=self.tag) as conn, conn.cursor() as cur:
+                    started = time.monotonic()
+                    cur.execute(sql)
+                    cur.fetchall()
             times.append((time.monotonic() - started) * 1000)
         return round(statistics.median(times), 2)
 
@@ -428,8 +431,6 @@ def ground_truth(run: Run, load: ClosedLoop | None, samples: list[dict], single_
             mine = [r for r in recs if r[1] == path]
             t[f"rps {path}"] = len(mine) / span
             t[f"p50_ms {path}"] = quantile([r[2] for r in mine], 0.5)
-        if single_ms and t["client_p50_ms"]:
-            t["queueing_ratio"] = t["client_p50_ms"] / single_ms
     if len(samples) > 1:
         a, b = samples[0], samples[-1]
         dt = b["t"] - a["t"]
@@ -469,7 +470,19 @@ def ground_truth(run: Run, load: ClosedLoop | None, samples: list[dict], single_
             t["dep_calls_per_request"] = stats["calls"] / len(load.records)
             t["dep_retries_per_call"] = t["dep_calls_per_request"] - 1
             t["dep_rejected"] = len(load.records) - stats["calls"]  # requests answered without reaching the dependency
-    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in t.items()}
+    return derived({k: (round(v, 3) if isinstance(v, float) else v) for k, v in t.items()})
+
+
+def derived(t: dict) -> dict:
+    """Figures computed from the measured ones (also applied to a saved run's truth when it is re-rendered)."""
+    single, p50, p99 = t.get("single_ms"), t.get("client_p50_ms"), t.get("client_p99_ms")
+    if single and p50 and p99:
+        t["queueing_ratio"] = round(p50 / single, 3)
+        # what a request waits before it is handled (what a loop's lag or a worker queue costs it)
+        t["client_wait_p50_ms"] = round(max(0.0, p50 - single), 3)
+        t["client_wait_p99_ms"] = round(max(0.0, p99 - single), 3)
+        t["loop_busy_share"] = round(t["rps"] * single / 1000, 3)  # each request blocks a loop for its own time
+    return t
 
 
 def _requests_between(load: ClosedLoop | None, t0: float, t1: float) -> int:
@@ -516,7 +529,7 @@ def run_attempt(app, zoo, result: Result) -> None:
                     result.expected_finding, result.rank = f, rank
                 if f["severity"] in ABOVE_INFO:
                     label = f"{f['kind']}({f['target']})"
-                    if app.expected is None and label not in result.above_info:
+                    if app.expected is None and not any(seen.startswith(label) for seen in result.above_info):
                         result.above_info.append(f"{label} {f['severity']}: {f['summary']}")
             if findings:
                 label = f"{findings[0]['kind']}:{findings[0]['target']}"

@@ -18,8 +18,11 @@ PARTITIONS = 2
 
 def lag(admin: AdminClient, watermarks: Consumer, topic: str, group: str) -> int:
     parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, parts)])
-    committed = {tp.partition: tp.offset for tp in next(iter(res.values())).result(10).topic_partitions}
+    try:
+        res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, parts)])
+        committed = {tp.partition: tp.offset for tp in next(iter(res.values())).result(10).topic_partitions}
+    except Exception:  # the group has not joined yet: it has consumed nothing
+        committed = {}
     total = 0
     for p in range(PARTITIONS):
         low, high = watermarks.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
@@ -50,8 +53,9 @@ def main(bootstrap: str, topic: str, group: str, prefill: int, rate: float, out:
                 try:
                     f.write(json.dumps({"t": time.monotonic(), "lag": lag(admin, watermarks, topic, group)}) + "\n")
                     f.flush()
-                except Exception as exc:  # the group may not exist yet
+                except Exception as exc:  # the broker did not answer in time
                     f.write(json.dumps({"t": time.monotonic(), "error": str(exc)}) + "\n")
+                    f.flush()
                 next_sample += 0.5
             time.sleep(1.0 / rate)
 
