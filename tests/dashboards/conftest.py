@@ -1,4 +1,4 @@
-"""Fixtures for the dashboards' unit tests: a real collector with synthetic data, and the synthetic API, on free ports."""
+"""Fixtures for the dashboards' unit tests: a real collector with synthetic data (and one with none), on free ports."""
 
 from __future__ import annotations
 
@@ -7,17 +7,10 @@ import socket
 import pytest
 
 from chokepoint.dashboards.client import ApiClient
-from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
 from tests.dashboards import component_text
 from tests.dashboards.synthetic_collector import SyntheticCollector
 
 TOKEN = "s3cret"
-
-
-@pytest.fixture(scope="module")
-def fake_api():
-    with FakeApiServer(SyntheticData(routes=12)) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +21,9 @@ def real_collector(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def empty_api():
-    with FakeApiServer(SyntheticData(empty=True)) as server:
-        yield server
+def empty_api(tmp_path_factory):
+    with SyntheticCollector(tmp_path_factory.mktemp("empty"), empty=True) as collector:
+        yield collector
 
 
 @pytest.fixture

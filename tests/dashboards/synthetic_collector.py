@@ -5,16 +5,23 @@ The store is written through its own write methods, so the dashboards read the a
 
     with SyntheticCollector(tmp_dir, routes=12, token="s3cret") as collector:
         ApiClient(collector.url, token="s3cret").endpoints()
+
+``empty=True`` starts it with no data at all.  :class:`JsonServer` answers fixed bodies
+per path (a collector of another shape, a Grafana API) for what a real collector cannot do.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlparse
 
 from chokepoint.collector.config import CollectorConfig
 from chokepoint.collector.service import CollectorService
 from chokepoint.collector.sketch import Sketch
+from chokepoint.dashboards.serving import BackgroundServer
 
 SERVICE = "shop"
 DB_POOL = "sqlalchemy:postgresql"
@@ -31,13 +38,14 @@ def _route_name(i: int) -> str:
 class SyntheticCollector:
     """A started collector on loopback ports whose store holds a shop service with ``routes`` routes."""
 
-    def __init__(self, data_dir: Path, routes: int = 12, token: str | None = None, blind_spots: list[dict] | None = None) -> None:
+    def __init__(self, data_dir: Path, routes: int = 12, token: str | None = None, blind_spots: list[dict] | None = None, empty: bool = False) -> None:
         config = CollectorConfig(
             otlp_grpc_port=0, otlp_http_port=0, api_port=0, data_dir=data_dir, sqlite_path=Path(data_dir) / "collector.sqlite", token=token
         )
         self.service = CollectorService(config)
         self.routes = [_route_name(i) for i in range(routes)]
         self.blind_spots = list(blind_spots or [])
+        self.empty = empty  # a collector nobody feeds
 
     @property
     def url(self) -> str:
@@ -136,8 +144,36 @@ class SyntheticCollector:
 
     def __enter__(self) -> SyntheticCollector:
         self.service.start()
-        self.fill()
+        if not self.empty:
+            self.fill()
         return self
 
     def __exit__(self, *exc) -> None:
         self.service.shutdown()
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, body) -> None:
+    """Answer ``handler``'s request with ``body`` as JSON (with its length, so keep-alive works)."""
+    raw = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(raw)))
+    handler.end_headers()
+    handler.wfile.write(raw)
+
+
+class JsonServer(BackgroundServer):
+    """``GET path`` answers ``answers[path]`` (200) or 404, on 127.0.0.1 in a background thread."""
+
+    def __init__(self, answers: dict[str, object]) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = urlparse(self.path).path
+                send_json(self, 200, answers[path]) if path in answers else send_json(self, 404, {"error": f"no endpoint {path}"})
+
+            def log_message(self, format: str, *args) -> None:
+                pass
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        super().__init__(httpd, "json-server")

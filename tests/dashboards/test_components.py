@@ -13,38 +13,30 @@ import pytest
 from chokepoint.dashboards.app import collector_banner
 from chokepoint.dashboards.client import ApiClient
 from chokepoint.dashboards.components import NO_DATA, cell_colours, empty_figure, keep_choice, lines_figure, table, tolerant
-from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
+from tests.dashboards.synthetic_collector import JsonServer
 
-
-class MalformedData(SyntheticData):
-    """A collector answering the right endpoints with the wrong shapes."""
-
-    def endpoints(self, service=None):
-        return {"endpoints": [{"route": 5}]}
-
-    def bottlenecks(self):
-        return {"findings": [{"kind": "cpu_saturation", "score": "high"}]}
-
-    def pools(self):
-        return {"pools": [None]}
-
-    def breakers(self):
-        return {"breakers": [{"name": "x", "calls": 3}]}
-
-    def consumer_lag(self):
-        return {"consumer_lag": [{"partition": 0, "lag": "many"}]}
-
-    def health(self):
-        return {"status": "degraded"}
-
-    def timeseries(self, metric, service=None, target=None, window_s=3600):
-        return {"metric": metric, "series": [{"labels": {}, "points": [[1.0]]}]}
+MALFORMED = {  # a collector answering the right endpoints with the wrong shapes
+    "/api/v1/endpoints": {"endpoints": [{"route": 5}]},
+    "/api/v1/bottlenecks": {"findings": [{"kind": "cpu_saturation", "score": "high"}]},
+    "/api/v1/pools": {"pools": [None]},
+    "/api/v1/breakers": {"breakers": [{"name": "x", "calls": 3}]},
+    "/api/v1/consumer-lag": {"consumer_lag": [{"partition": 0, "lag": "many"}]},
+    "/api/v1/health": {"status": "degraded"},
+    "/api/v1/timeseries": {"metric": "any", "series": [{"labels": {}, "points": [[1.0]]}]},
+    # the rest well-formed and empty, as a collector answers for a route it has not seen
+    "/api/v1/services": {"services": []},
+    "/api/v1/dependencies": {"dependencies": []},
+    "/api/v1/traces": {"traces": []},
+    "/api/v1/histogram": {"buckets": []},
+    "/api/v1/heatmap": {"times": [], "le_ms": [], "counts": []},
+    "/api/v1/breakdown": {"all": {}, "slow": {}, "requests": 0, "slow_requests": 0},
+}
 
 
 @pytest.fixture(scope="module")
 def malformed():
-    with FakeApiServer(MalformedData()) as server:
+    with JsonServer(MALFORMED) as server:
         yield ApiClient(server.url)
 
 

@@ -60,7 +60,7 @@ def test_blind_spots_are_a_visible_warning_and_nothing_without_any(api, texts, t
     assert "Blind spots" in text and "not ruled out as the cause" in text
     assert "SQLAlchemy 2.0.23  (shop): in use, no statement spans — try  CHOKEPOINT_SQLALCHEMY_SPANS=listeners" in text  # texts() joins components with a space
     assert banner.className == "blind-spots"
-    assert texts(overview.refresh_blind_spots(api)) == ""  # the fake shop has none
+    assert texts(overview.refresh_blind_spots(api)) == ""  # the synthetic shop has none
 
 
 def test_blind_spots_of_an_unreachable_collector_are_left_to_the_status_line(unreachable, texts):
