@@ -21,7 +21,7 @@ import redis.asyncio as aredis
 import urllib3
 
 from chokepoint.instrument import context, signals
-from chokepoint.instrument.probes.client_pools import HttpxPoolProbe, RedisPoolProbe, Urllib3PoolProbe
+from chokepoint.instrument.probes.client_pools import HttpxPoolProbe, RedisPoolProbe, Urllib3PoolProbe, exclude_own, own
 
 POOL, KIND = signals.ATTR_DB_POOL_NAME, signals.ATTR_POOL_KIND
 HOLD_S = 0.1
@@ -132,6 +132,12 @@ class _Server:
                     server.open -= 1
                 super().finish()
 
+            def do_POST(self):  # an OTLP export
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_GET(self):
                 server.arrived[self.headers.get("X-Id", "")] = time.perf_counter()
                 time.sleep(HOLD_S)
@@ -234,6 +240,50 @@ def test_httpx_limits_wait_and_pool_timeout(metrics, installed, server):
     assert asyncio.run(pool_timeout()) == ["PoolTimeout", "Response"]
     got = metrics.collect()
     assert sum(p.value for p in metrics.points(signals.DB_POOL_TIMEOUTS, {KIND: "http"}, got)) == 1
+
+
+def test_the_agents_own_export_sessions_are_no_app_pool(metrics, installed, server):
+    """The exporters' pools are skipped by identity: an app session to the same origin is still probed."""
+    import requests
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from chokepoint.instrument.agent import Agent
+    from chokepoint.instrument.config import AgentConfig
+
+    installed.extend([Urllib3PoolProbe(metrics.meter), HttpxPoolProbe(metrics.meter)])
+    origin = f"http://127.0.0.1:{server.port}"
+    spans = OTLPSpanExporter(endpoint=f"{origin}/v1/traces")
+    early = OTLPSpanExporter(endpoint=f"{origin}/v1/traces")
+    span = TracerProvider().get_tracer("t").start_span("s")
+    span.end()
+    assert early.export([span]).name == "SUCCESS"  # its pool exists (and is probed) before it is marked
+    assert metrics.value(signals.DB_POOL_CONNECTION_COUNT, {POOL: origin, signals.ATTR_DB_POOL_STATE: "idle"}) == 1
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{origin}/v1/metrics"), export_interval_millis=3_600_000)
+    httpx_client = httpx.Client()
+    assert exclude_own(reader, spans, early, httpx_client, object(), None) == 7  # 3 sessions x 2 adapters (http, https), 1 httpx pool
+    for _ in range(3):
+        assert spans.export([span]).name == "SUCCESS"
+    app = requests.Session()
+    app.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=1, pool_block=True))
+    assert app.get(f"{origin}/", headers={"X-Id": "app"}).status_code == 200
+    httpx_client.get(f"{origin}/")
+    got = metrics.collect()
+    names = {p.attributes[POOL] for p in metrics.points(signals.DB_POOL_WAIT_TIME, {KIND: "http"}, got)}
+    assert names == {origin}, names  # the app's pool, under the origin's plain name; no exporter's, no httpx's
+    assert metrics.point(signals.DB_POOL_WAIT_TIME, {POOL: origin}, got).count == 2  # the early export before it was marked, the app's call
+    counts = [p for p in metrics.points(signals.DB_POOL_CONNECTION_COUNT, {KIND: "http"}, got)]
+    assert {p.attributes[POOL] for p in counts} == {origin} and sum(p.value for p in counts) == 1  # the early exporter's pool is gone
+    agent = Agent(AgentConfig(endpoint=origin), metric_reader=reader)  # the agent marks its own OTLP exporters
+    try:
+        managers = [a.poolmanager for ex in (agent.processor.queue.exporter, reader._exporter) for a in ex._client._transport._session.adapters.values()]
+        assert managers and all(own(m) for m in managers)
+    finally:
+        agent.shutdown()
+    app.close()
+    httpx_client.close()
 
 
 def test_uninstall_restores_every_pool_class(metrics):

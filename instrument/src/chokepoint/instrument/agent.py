@@ -113,6 +113,7 @@ class Agent:
 
             span_exporter = OTLPSpanExporter(endpoint=config.traces_url, timeout=config.export_timeout_s)
         self.metric_reader = metric_reader
+        exclude_own_pools(metric_reader, span_exporter)  # the exporters' HTTP pools are the agent's, not the app's
         reinit_metric_export_after_fork(metric_reader)  # a forked worker exports on its own
         self.meter_provider = ChokepointMeterProvider(
             metric_readers=[metric_reader],
@@ -196,6 +197,15 @@ class Agent:
         self._uninstall_probes()  # probes installed without install_extras (none today): still removed
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+
+
+def exclude_own_pools(*clients) -> None:
+    """The client-pool probes skip these clients' pools (``probes.client_pools.exclude_own``); never raises."""
+    try:
+        from chokepoint.instrument.probes.client_pools import exclude_own
+    except ImportError:
+        return
+    exclude_own(*clients)
 
 
 def install_probes(meter, enabled: frozenset[str] | None, lean=None) -> list:

@@ -27,7 +27,9 @@ The ``db.client.connection.*`` signals of :mod:`.db_pool`, with ``chokepoint.poo
 =======================  ==================================================================
 
 Two live pools of one probe that would share a name are ``<name>#2``, ``#3`` (in creation
-order).  Each wait is added to the current request's breakdown as ``pool_wait``.  These pools do
+order).  The agent's own HTTP clients (its OTLP exporters' sessions) are no app pool:
+:func:`exclude_own` marks them by identity, and every probe here skips a marked pool (no
+gauges, no waits, no ``pool_wait``) whatever origin it talks to.  Each wait is added to the current request's breakdown as ``pool_wait``.  These pools do
 not mark a DB connection as held.  Pools are found when created or on first use after
 install; gauges are read at collection.
 """
@@ -44,6 +46,96 @@ from chokepoint.instrument.breakdown import HTTP_POOL_WAIT
 from chokepoint.instrument.context import record_component_time
 from chokepoint.instrument.probes.db_pool import _PoolProbe
 from chokepoint.instrument.probes.patching import ProbeUnavailable, report_error
+
+_OWN = "_chokepoint_own_pool"  # set on a pool (or pool manager) of the agent's own clients
+_creating_own: contextvars.ContextVar[bool] = contextvars.ContextVar("chokepoint_creating_own_pool", default=False)
+
+
+def own(pool) -> bool:
+    """Whether ``pool`` belongs to one of the agent's own clients (see :func:`exclude_own`)."""
+    return getattr(pool, _OWN, False) is True
+
+
+def exclude_own(*clients) -> int:
+    """Mark the agent's own HTTP clients so that no pool probe reports their pools.
+
+    Usage (the agent does this for its exporters)::
+
+        exclude_own(metric_reader, span_exporter)   # an exporter's ``_session``, a reader's ``_exporter``
+        exclude_own(requests_session, urllib3_pool_manager, httpx_client)
+
+    Accepts an OTLP/HTTP exporter (the session or urllib3 pool manager of its transport,
+    older releases' ``_session``), a metric reader (its ``_exporter``),
+    a ``requests.Session`` (the pool managers of its adapters, proxy managers included,
+    also those made later), a urllib3 ``PoolManager`` (its pools now and every pool it makes
+    later) and an httpx ``Client`` / ``AsyncClient`` (its transports' connection pools);
+    anything else is ignored.  Marks by identity, so an app's own client to the same origin
+    is still probed.  Never raises; returns how many pool managers and pools it marked.
+    """
+    marked = 0
+    for client in clients:
+        try:
+            marked += _exclude(client, depth=0)
+        except Exception:
+            report_error("client_pools.exclude_own")
+    return marked
+
+
+def _exclude(obj, depth: int) -> int:
+    """Mark the pools behind ``obj``, following the attributes clients keep them under."""
+    if obj is None or depth > 5:
+        return 0
+    if hasattr(obj, "_new_pool") and hasattr(obj, "pools"):  # a urllib3 PoolManager / ProxyManager
+        return _exclude_manager(obj)
+    adapters = getattr(obj, "adapters", None)
+    if isinstance(adapters, dict):  # a requests.Session
+        return sum(_exclude_adapter(a) for a in adapters.values())
+    if hasattr(obj, "_connections") and hasattr(obj, "_requests"):  # an httpcore (httpx) connection pool
+        setattr(obj, _OWN, True)
+        return 1
+    marked = sum(_exclude(m, depth + 1) for m in getattr(obj, "_mounts", {}).values())  # an httpx client's mounts
+    # an exporter's client / transport / session (OTLP/HTTP), a reader's exporter, an httpx transport's pool
+    return marked + sum(_exclude(getattr(obj, attr, None), depth + 1) for attr in ("_exporter", "_client", "_transport", "_session", "_pool"))
+
+
+def _exclude_adapter(adapter) -> int:
+    marked = _exclude_manager(getattr(adapter, "poolmanager", None))
+    marked += sum(_exclude_manager(m) for m in list(getattr(adapter, "proxy_manager", {}).values()))
+    proxy_manager_for = getattr(adapter, "proxy_manager_for", None)
+    if proxy_manager_for is not None and not getattr(proxy_manager_for, _OWN, False):
+
+        def own_proxy_manager_for(*args, **kwargs):
+            manager = proxy_manager_for(*args, **kwargs)
+            exclude_own(manager)
+            return manager
+
+        setattr(own_proxy_manager_for, _OWN, True)
+        adapter.proxy_manager_for = own_proxy_manager_for
+    return marked
+
+
+def _exclude_manager(manager) -> int:
+    if manager is None or getattr(manager, _OWN, False):
+        return 0
+    new_pool = manager._new_pool
+
+    def _new_pool(*args, **kwargs):
+        token = _creating_own.set(True)  # the pool's __init__ (probed) runs inside
+        try:
+            pool = new_pool(*args, **kwargs)
+        finally:
+            _creating_own.reset(token)
+        setattr(pool, _OWN, True)
+        return pool
+
+    manager._new_pool = _new_pool
+    setattr(manager, _OWN, True)
+    pools = manager.pools
+    for key in list(pools.keys()):
+        pool = pools.get(key)
+        if pool is not None:
+            setattr(pool, _OWN, True)
+    return 1
 
 
 class _ClientPoolProbe(_PoolProbe):
@@ -62,7 +154,7 @@ class _ClientPoolProbe(_PoolProbe):
         probe = self
 
         def get(pool, *args, **kwargs):
-            if not probe.active:
+            if not probe.active or own(pool):
                 return original(pool, *args, **kwargs)
             started, timed_out = probe.begin_wait(pool), False
             try:
@@ -81,7 +173,7 @@ class _ClientPoolProbe(_PoolProbe):
         probe = self
 
         async def get(pool, *args, **kwargs):
-            if not probe.active:
+            if not probe.active or own(pool):
                 return await original(pool, *args, **kwargs)
             started, timed_out = probe.begin_wait(pool), False
             try:
@@ -121,7 +213,7 @@ class _ClientPoolProbe(_PoolProbe):
 
         def __init__(pool, *args, **kwargs):
             original(pool, *args, **kwargs)
-            if probe.active:
+            if probe.active and not _creating_own.get():
                 try:
                     probe.state(pool)
                 except Exception:
@@ -129,9 +221,12 @@ class _ClientPoolProbe(_PoolProbe):
 
         return __init__
 
+    def live_pools(self):
+        return [(pool, st) for pool, st in super().live_pools() if not own(pool)]
+
     def unique(self, base: str) -> str:
         """``base``, or ``base#2``, ``#3`` while a live pool of this probe has it (registry lock held)."""
-        taken = {st.name for st in self.pools.values()}
+        taken = {st.name for pool, st in self.pools.items() if not own(pool)}
         name, n = base, 1
         while name in taken:
             n += 1
@@ -326,6 +421,8 @@ class HttpxPoolProbe(_ClientPoolProbe):
 
     def _begin(self, pool, request) -> list | None:
         """``[pool state, seconds waited, timed out, host]`` for one request (httpcore may wait more than once)."""
+        if own(pool):
+            return None
         try:
             if id(pool) not in self._names:
                 self._name_from(pool, request)
