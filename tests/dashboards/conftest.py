@@ -8,7 +8,7 @@ import pytest
 
 from chokepoint.dashboards.client import ApiClient
 from tests.dashboards import component_text
-from tests.dashboards.synthetic_collector import SyntheticCollector
+from tests.synthetic_collector import SyntheticCollector
 
 TOKEN = "s3cret"
 

@@ -14,7 +14,7 @@ from chokepoint.dashboards.app import collector_banner
 from chokepoint.dashboards.client import ApiClient
 from chokepoint.dashboards.components import NO_DATA, cell_colours, empty_figure, keep_choice, lines_figure, table, tolerant
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
-from tests.dashboards.synthetic_collector import JsonServer
+from tests.json_server import JsonServer
 
 MALFORMED = {  # a collector answering the right endpoints with the wrong shapes
     "/api/v1/endpoints": {"endpoints": [{"route": 5}]},

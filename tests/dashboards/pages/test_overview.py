@@ -5,7 +5,7 @@ from __future__ import annotations
 from chokepoint.dashboards.client import ApiClient
 from chokepoint.dashboards.components import NO_DATA
 from chokepoint.dashboards.pages import overview
-from tests.dashboards.synthetic_collector import SyntheticCollector
+from tests.synthetic_collector import SyntheticCollector
 
 
 def test_banner_names_the_top_finding_with_evidence_and_fix(api, texts):
