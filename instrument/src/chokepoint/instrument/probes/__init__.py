@@ -16,8 +16,8 @@ Probe names (module): ``sqlalchemy_pool``, ``psycopg_pool`` (:mod:`.db_pool`);
 ``asyncpg_pool`` (:mod:`.asyncpg_pool`); ``redis_pool``, ``urllib3_pool``, ``httpx_pool``
 (:mod:`.client_pools`); ``accept_backlog`` (:mod:`.server_backlog`);
 ``threadpool``, ``anyio``, ``gunicorn``, ``asgi`` (:mod:`.workers`); ``pybreaker``,
-``aiobreaker``, ``circuitbreaker`` (:mod:`.breakers`); ``confluent_kafka``, ``aiokafka``
-(:mod:`.kafka_lag`); ``runtime`` (:mod:`.runtime`).
+``aiobreaker``, ``circuitbreaker`` (:mod:`.breakers`); ``confluent_kafka``, ``aiokafka``,
+``kafka_python`` (:mod:`.kafka_lag`); ``runtime`` (:mod:`.runtime`).
 
 Rules every probe follows: a library that is not installed is a quiet skip when
 auto-enabled and a :class:`ProbeUnavailable` error when asked for by name; patches are
@@ -51,7 +51,7 @@ from chokepoint.instrument.probes.asyncpg_pool import AsyncpgPoolProbe
 from chokepoint.instrument.probes.breakers import AioBreakerProbe, CircuitBreakerPackageProbe, PyBreakerProbe
 from chokepoint.instrument.probes.client_pools import HttpxPoolProbe, RedisPoolProbe, Urllib3PoolProbe
 from chokepoint.instrument.probes.db_pool import PsycopgPoolProbe, SQLAlchemyPoolProbe
-from chokepoint.instrument.probes.kafka_lag import AiokafkaLagProbe, KafkaLagProbe
+from chokepoint.instrument.probes.kafka_lag import AiokafkaLagProbe, KafkaLagProbe, KafkaPythonLagProbe
 from chokepoint.instrument.probes.patching import ProbeUnavailable, instruments_for
 from chokepoint.instrument.probes.runtime import RuntimeProbe
 from chokepoint.instrument.probes.server_backlog import AcceptBacklogProbe
@@ -88,6 +88,7 @@ PROBES: dict[str, Callable[[Meter], Probe]] = {
     "circuitbreaker": CircuitBreakerPackageProbe,
     "confluent_kafka": KafkaLagProbe,
     "aiokafka": AiokafkaLagProbe,
+    "kafka_python": KafkaPythonLagProbe,
 }
 
 

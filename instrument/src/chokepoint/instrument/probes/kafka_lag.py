@@ -1,5 +1,6 @@
-"""Kafka consumer-lag probes: ``confluent_kafka`` (confluent-kafka ``Consumer``) and
-``aiokafka`` (aiokafka ``AIOKafkaConsumer``).
+"""Kafka consumer-lag probes: ``confluent_kafka`` (confluent-kafka ``Consumer``),
+``aiokafka`` (aiokafka ``AIOKafkaConsumer``) and ``kafka_python`` (kafka-python
+``KafkaConsumer``).
 
 Per consumer group / topic / partition (attributes ``messaging.consumer.group.name``,
 ``messaging.destination.name``, ``messaging.destination.partition.id``,
@@ -30,6 +31,12 @@ its broker queries are coroutines, so at collection the probe schedules
 ``end_offsets()`` + ``committed()`` on the consumer's own event loop (without waiting)
 and their answers show at the next collection; the locally known high watermark
 (``highwater()``) is used meanwhile.
+
+kafka-python: ``KafkaConsumer.__next__`` (iteration) and ``poll()`` note each record the
+app is handed; the high watermark is the consumer's own fetch state (``highwater()``, updated
+by every fetch response).  A ``KafkaConsumer`` is not thread-safe, so the collecting thread
+asks the broker nothing: no committed offset is reported, and the lag starts with the first
+record the app processes.
 
 confluent-kafka: ``Consumer`` and ``DeserializingConsumer`` are replaced by tracking
 subclasses; only consumers created after install are tracked (code that did
@@ -371,3 +378,68 @@ class AiokafkaLagProbe(_LagProbe):
                     st.partition(tp.topic, tp.partition).committed = committed
         except Exception:
             report_error("aiokafka.query")
+
+
+class KafkaPythonLagProbe(_LagProbe):
+    """kafka-python ``KafkaConsumer``: records from iteration and ``poll()``; high watermarks
+    from the consumer's local fetch state (no broker query from the collecting thread)."""
+
+    name = "kafka_python"
+
+    def __init__(self, meter, *, refresh_interval_s: float | None = None) -> None:
+        try:
+            from kafka import KafkaConsumer
+        except ImportError as e:
+            raise ProbeUnavailable(f"probe {self.name!r} needs kafka-python: {e}") from e
+        super().__init__(meter, refresh_interval_s)
+        probe = self
+
+        def wrap_next(original):
+            def __next__(consumer):
+                record = original(consumer)
+                if probe.active:
+                    probe.seen(consumer, (record,))
+                return record
+
+            return __next__
+
+        def wrap_poll(original):
+            def poll(consumer, *args, **kwargs):
+                batches = original(consumer, *args, **kwargs)
+                # iteration polls with update_offsets=False and hands records out one by one (__next__)
+                if probe.active and batches and kwargs.get("update_offsets", True):
+                    for records in batches.values():
+                        probe.seen(consumer, records)
+                return batches
+
+            return poll
+
+        def wrap_close(original):
+            def close(consumer, *args, **kwargs):
+                probe.consumers.pop(consumer, None)
+                return original(consumer, *args, **kwargs)
+
+            return close
+
+        self.patch(KafkaConsumer, "__next__", wrap_next)
+        self.patch(KafkaConsumer, "poll", wrap_poll)
+        self.patch(KafkaConsumer, "close", wrap_close)
+
+    def seen(self, consumer, records) -> None:
+        try:
+            st = self.consumers.get(consumer)
+            if st is None:
+                st = self.consumers[consumer] = _ConsumerState(str(consumer.config.get("group_id") or ""))
+            now = time.time()
+            for r in records:
+                self.note(st, r.topic, r.partition, r.offset, r.timestamp, now)
+        except Exception:
+            report_error("kafka_python.seen")
+
+    def refresh(self, consumer, st: _ConsumerState) -> None:
+        with st.lock:
+            for tp in list(consumer.assignment()):  # local state: no broker query
+                p = st.partition(tp.topic, tp.partition)
+                high = consumer.highwater(tp)
+                if high is not None and high >= 0:
+                    p.high_watermark = max(p.high_watermark, high)
