@@ -24,6 +24,14 @@ def test_order_is_severity_then_score():
     ]
 
 
+def test_specificity_tells_apart_two_causes_that_both_reach_one():
+    # Django gthread, a route whose 1 s backend call starves the other route: both rules reach 1.0
+    dependency = Candidate(Kind.EXTERNAL_DEPENDENCY_SLOW, "shop", "127.0.0.1", explained=0.99, strength=1.0, summary="", evidence={})
+    hot = Candidate(Kind.HOT_ENDPOINT, "shop", "/report", explained=1.0, strength=1.0, summary="", evidence={}, specificity=0.15)
+    assert (dependency.score, hot.score) == (0.994, 1.0)  # the incumbent margin alone kept the dependency on top
+    assert [c.kind for c in order([dependency, hot], incumbent=dependency.key)] == [Kind.HOT_ENDPOINT, Kind.EXTERNAL_DEPENDENCY_SLOW]
+
+
 def test_the_incumbent_margin_never_lifts_an_info_above_a_warning():
     info, warning = cand(Kind.CACHEABLE_READS, 0.38), cand(Kind.DB_POOL_SATURATION, 0.40)
     assert keys(order([warning, info], incumbent=info.key))[0] == (Kind.DB_POOL_SATURATION, 0.40)

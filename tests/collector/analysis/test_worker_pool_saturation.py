@@ -98,6 +98,14 @@ CASES = [
         [],
     ),
     (
+        # Django on gthread, 2 keep-alive clients: 6 accepts in the window, one connection seen queued
+        "a backlog over a handful of accepts is no Little's-law wait",
+        service(worst=("/api/articles/<int:n>", 30.0)),
+        [PoolStats(SVC, "worker", "gunicorn", used=1, max=4, pending=0, processes=1)],
+        RuntimeStats(cpu=0.02, accept_backlog=1.0, accept_backlog_max=256.0, accept_rate=0.1),
+        [],
+    ),
+    (
         "an internal executor, no request waits for a worker",
         service(shares={"http:127.0.0.1": 0.9, "self": 0.1}),
         [PoolStats(SVC, "worker", "ThreadPoolExecutor-5", used=1, max=1, pending=4, wait_p99_ms=900.0, wait_count=40)],

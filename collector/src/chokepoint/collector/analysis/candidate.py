@@ -8,7 +8,9 @@ A candidate carries two numbers in 0..1 and a bonus:
   explanation of the same symptom.
 
 ``score = 0.55 * explained + 0.45 * strength + specificity`` (clamped to 0..1).
-Severity: ``critical`` ≥ 0.7, ``warning`` ≥ 0.4, else ``info``.
+Severity: ``critical`` ≥ 0.7, ``warning`` ≥ 0.4, else ``info``.  Ranking orders by the
+unclamped sum (``rank_score``), so two causes that both reach 1.0 are still told apart by
+their specificity.
 """
 
 from __future__ import annotations
@@ -63,9 +65,13 @@ class Candidate:
         return (self.kind, self.service, self.target)
 
     @property
+    def rank_score(self) -> float:
+        """The score before clamping: what ranking orders by."""
+        return 0.55 * clamp(self.explained) + 0.45 * clamp(self.strength) + self.specificity
+
+    @property
     def score(self) -> float:
-        raw = 0.55 * clamp(self.explained) + 0.45 * clamp(self.strength) + self.specificity
-        return round(clamp(raw), 3)
+        return round(clamp(self.rank_score), 3)
 
     @property
     def severity(self) -> str:

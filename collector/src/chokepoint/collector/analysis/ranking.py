@@ -12,7 +12,8 @@ Demotions (``demote_symptoms``):
 Each demoted candidate loses ``SYMPTOM_PENALTY`` of specificity and says why in its
 evidence (``cpu_bound`` / ``event_loop_blocked``).
 
-Order: severity first (an ``info`` never outranks a ``warning`` or ``critical``), then score.
+Order: severity first (an ``info`` never outranks a ``warning`` or ``critical``), then score
+(unclamped: ``Candidate.rank_score``).
 
 Hysteresis (``Hysteresis``, kept by a long-lived ``Analyzer`` across runs), so the top
 finding holds while its cause holds:
@@ -54,7 +55,7 @@ def best_per_finding(candidates: list[Candidate]) -> dict[tuple[str, str, str], 
     """One candidate per (kind, service, target): the best scored."""
     best: dict[tuple[str, str, str], Candidate] = {}
     for c in candidates:
-        if c.key not in best or c.score > best[c.key].score:
+        if c.key not in best or c.rank_score > best[c.key].rank_score:
             best[c.key] = c
     return best
 
@@ -67,7 +68,7 @@ def order(candidates: list[Candidate], incumbent: tuple[str, str, str] | None = 
 
     def key(c: Candidate):
         bonus = INCUMBENT_MARGIN if c.key == incumbent else 0.0
-        return (-SEVERITY_RANK[c.severity], -(c.score + bonus), c.kind, c.service, c.target)
+        return (-SEVERITY_RANK[c.severity], -(round(c.rank_score, 3) + bonus), c.kind, c.service, c.target)
 
     return sorted(candidates, key=key)
 

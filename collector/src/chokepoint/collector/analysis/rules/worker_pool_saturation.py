@@ -3,7 +3,8 @@
 Fires on a ``worker`` pool that is saturated (``saturated``), or on requests waiting before
 any worker sees them: the accept backlog of the listening socket (all processes together)
 with the wait estimated by Little's law (wait ≈ backlog / accept rate) when it cannot be
-timed, or a proxy's ``X-Request-Start`` queue time.  A pre-fork pool (gunicorn) reports
+timed (over at least ``MIN_ACCEPTS`` accepts in the window), or a proxy's ``X-Request-Start``
+queue time.  A pre-fork pool (gunicorn) reports
 per process: ``max`` threads each, ``processes`` of them (``PoolStats.capacity``).  An
 executor under its default name (``ThreadPoolExecutor-N``, asyncio's ``asyncio``) is the
 app's or a library's own, not the server's: its saturation counts only when requests are
@@ -61,9 +62,16 @@ def serves_requests(p: PoolStats, sv) -> bool:
     return not p.name.startswith(INTERNAL_EXECUTOR_PREFIXES) or sv.share("queue") > 0
 
 
-def backlog_wait_ms(rt: RuntimeStats | None) -> float:
-    """Little's law over the window: mean connections waiting in the listen queue / accepts per second."""
-    if rt is None or not rt.accept_backlog or not rt.accept_rate:
+MIN_ACCEPTS = 20  # in the window: fewer arrivals give Little's law nothing to average over
+
+
+def backlog_wait_ms(rt: RuntimeStats | None, window_s: float) -> float:
+    """Little's law over the window: mean connections waiting in the listen queue / accepts per second.
+
+    Only over at least ``MIN_ACCEPTS`` accepts in the window: clients that keep their
+    connections alive are accepted a handful of times, and one connection seen queued at a
+    collection would read as a wait of many seconds nobody suffers."""
+    if rt is None or not rt.accept_backlog or not rt.accept_rate or rt.accept_rate * window_s < MIN_ACCEPTS:
         return 0.0
     return round(1000.0 * rt.accept_backlog / rt.accept_rate, 1)
 
@@ -88,7 +96,7 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         rt = snap.runtime.get(svc)
         pools = sorted(snap.pools_of(svc, "worker"), key=lambda p: -(p.max or 0.0))
         full = [p for p in pools if saturated(p, cfg) and serves_requests(p, sv)]
-        backlog_ms = backlog_wait_ms(rt)
+        backlog_ms = backlog_wait_ms(rt, snap.window_s)
         proxy_ms = sv.queue_wait_p99_ms if sv.queue_wait_count else 0.0
         before_app_ms = max(backlog_ms, proxy_ms)
         if not full and before_app_ms < cfg.worker_queue_wait_p99_ms:
