@@ -1,9 +1,10 @@
-"""The Dash dashboard in real headless Chromium (chromedriver + selenium), fed by a live REST server.
+"""The Dash dashboard in real headless Chromium (chromedriver + selenium), fed by a real collector.
 
-Each page is loaded, its key elements and numbers must appear, and the browser console
-must have no errors.  Screenshots go to ``artifacts_dir``; with
+The collector (store and REST API) holds synthetic history (``tests/synthetic_collector.py``).
+Each page is loaded, its key elements and the numbers that history implies must appear, and
+the browser console must have no errors.  Screenshots go to ``artifacts_dir``; with
 ``CHOKEPOINT_UPDATE_DOCS_IMAGES=1`` they also replace the README's ``docs/images/``.  Also: the red banner while the collector is unreachable, the empty state for a
-collector nobody feeds, and live refresh without a page reload.
+collector nobody feeds, and new data shown by the live refresh without a page reload.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from chokepoint.dashboards.app import COLLECTOR_BANNER, DashboardServer
 from chokepoint.dashboards.components import NO_DATA
-from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
-from devservices import CHROMIUM_FLAGS
+from devservices import CHROMIUM_FLAGS, free_port
+from tests.synthetic_collector import DB_POOL, GROUP, KEPT_TRACES, POOL_WAIT_S, SERVICE, TOPIC, SyntheticCollector
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-WAIT_S = 20
+WAIT_S = 60  # a busy host: the first load of a page can take tens of seconds
+ROUTES = 200
 
 
 def DashServer(api_url: str) -> DashboardServer:
@@ -38,14 +40,14 @@ def DashServer(api_url: str) -> DashboardServer:
 
 
 @pytest.fixture(scope="module")
-def api_server():
-    with FakeApiServer(SyntheticData(routes=200)) as server:
-        yield server
+def collector(tmp_path_factory):
+    with SyntheticCollector(tmp_path_factory.mktemp("collector"), routes=ROUTES) as collector:
+        yield collector
 
 
 @pytest.fixture(scope="module")
-def dashboard(api_server):
-    with DashServer(api_server.url) as server:
+def dashboard(collector):
+    with DashServer(collector.url) as server:
         yield server
 
 
@@ -102,35 +104,50 @@ def snap(driver, artifacts_dir: Path, name: str) -> None:
         shutil.copy(out, DOCS_IMAGES / out.name)
 
 
-PAGES = [
-    # (name, path, [(element id, text that must appear)], plots)
-    (
-        "overview",
-        "/",
-        [
-            (overview.BOTTLENECK_BANNER, "DB connection pool exhausted"),
-            (overview.BOTTLENECK_BANNER, "wait p99: 410 ms"),  # evidence as people read it
-            (overview.FINDINGS_LIST, "Circuit breaker open"),
-            (overview.RED_TABLE, "/checkout"),
-            (overview.RED_TABLE, "774"),  # p99 of /checkout: 180 ms × 4.3
-            (overview.STATUS, "200 routes, 3 findings"),
-        ],
-        2,
-    ),
-    ("route", "/route?service=shop&route=%2Fcheckout", [(route.STATUS, "shop /checkout: 6 kept traces"), (route.TRACES_TABLE, "kept because")], 3),
-    ("resources", "/resources", [(resources.POOLS_TABLE, "sqlalchemy:postgresql"), (resources.POOLS_TABLE, "410"), (resources.STATUS, "2 pools")], 7),
-    (
-        "dependencies",
-        "/dependencies",
-        [(dependencies.DEPENDENCIES_TABLE, "payments.internal"), (dependencies.BREAKER_CARDS, "OPEN"), (dependencies.BREAKER_CARDS, "rejected 812")],
-        2,
-    ),
-    ("messaging", "/messaging", [(messaging.LAG_TABLE, "STALL"), (messaging.LAG_TABLE, "18250"), (messaging.STATUS, "worst: order-workers/orders/0 STALL")], 2),
-]
+def pages(collector: SyntheticCollector) -> dict[str, tuple[str, list[tuple[str, str]], int]]:
+    """name → (path, [(element id, text that must appear)], plots), the figures from ``collector``'s data."""
+    wait_ms = f"{POOL_WAIT_S * 1000:.0f}"
+    return {
+        "overview": (
+            "/",
+            [
+                (overview.BOTTLENECK_BANNER, "DB connection pool exhausted"),
+                (overview.BOTTLENECK_BANNER, f"wait p99: {wait_ms} ms"),  # evidence as people read it
+                (overview.FINDINGS_LIST, "Circuit breaker open"),
+                (overview.RED_TABLE, "/checkout"),
+                (overview.STATUS, f"{ROUTES} routes, 3 findings"),  # the pool, the breaker, the lagging group
+            ],
+            2,
+        ),
+        "route": (
+            "/route?service=shop&route=%2Fcheckout",
+            [(route.STATUS, f"shop /checkout: {KEPT_TRACES} kept traces"), (route.TRACES_TABLE, "kept because")],
+            3,
+        ),
+        "resources": ("/resources", [(resources.POOLS_TABLE, DB_POOL), (resources.POOLS_TABLE, wait_ms), (resources.STATUS, "2 pools")], 7),
+        "dependencies": (
+            "/dependencies",
+            [
+                (dependencies.DEPENDENCIES_TABLE, "payments.internal"),
+                (dependencies.BREAKER_CARDS, "OPEN"),
+                (dependencies.BREAKER_CARDS, f"rejected {collector.breaker_rejected()}"),
+            ],
+            2,
+        ),
+        "messaging": (
+            "/messaging",
+            [(messaging.LAG_TABLE, "STOP"), (messaging.LAG_TABLE, str(collector.lag(0))), (messaging.STATUS, f"worst: {GROUP}/{TOPIC}/0 STOP")],
+            2,
+        ),
+    }
 
 
-@pytest.mark.parametrize(("name", "path", "expected", "plots"), PAGES, ids=[p[0] for p in PAGES])
-def test_page_shows_its_data_without_console_errors(browser, dashboard, artifacts_dir, name, path, expected, plots):
+PAGES = ["overview", "route", "resources", "dependencies", "messaging"]
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_shows_its_data_without_console_errors(browser, collector, dashboard, artifacts_dir, name):
+    path, expected, plots = pages(collector)[name]
     show_page(browser, dashboard.url + path, expected, plots)
     snap(browser, artifacts_dir, name)
     assert_healthy_page(browser)
@@ -158,10 +175,12 @@ def click(driver, css: str) -> None:
     WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: d.find_element(By.CSS_SELECTOR, css).click() or True)
 
 
-def test_red_table_sorts_by_header_and_links_each_route_to_its_detail(browser, dashboard):
+def test_red_table_sorts_by_header_and_links_each_route_to_its_detail(browser, collector, dashboard):
     browser.get(dashboard.url + "/")
     wait_text(browser, overview.RED_TABLE, "/checkout")
     assert grid_column(browser, overview.RED_TABLE, "route")[0] == "/checkout"  # highest p99 first
+    shown, exact = float(grid_column(browser, overview.RED_TABLE, "p99_ms")[0]), collector.p99_ms("/checkout")
+    assert abs(shown - exact) <= 0.01 * exact + 0.05, (shown, exact)  # the sketch's 1 %, and the display's rounding
     header = f'#{overview.RED_TABLE} .ag-header-cell[col-id="p99_ms"]'
     click(browser, header)  # ascending
     WebDriverWait(browser, WAIT_S).until(lambda d: grid_column(d, overview.RED_TABLE, "route")[0] != "/checkout")
@@ -172,26 +191,28 @@ def test_red_table_sorts_by_header_and_links_each_route_to_its_detail(browser, d
     click(browser, header)  # descending
     WebDriverWait(browser, WAIT_S).until(lambda d: grid_column(d, overview.RED_TABLE, "route")[0] == "/checkout")
     click(browser, f'#{overview.RED_TABLE} [col-id="route"] a[href="/route?service=shop&route=%2Fcheckout"]')
-    wait_text(browser, route.STATUS, "shop /checkout: 6 kept traces")
+    wait_text(browser, route.STATUS, f"shop /checkout: {KEPT_TRACES} kept traces")
     assert grid_column(browser, route.TRACES_TABLE, "keep_reason")[0] == "error"
 
 
 def test_lag_status_cells_are_coloured_by_status(browser, dashboard):
     browser.get(dashboard.url + "/messaging")
-    wait_text(browser, messaging.LAG_TABLE, "STALL")
-    assert grid_column(browser, messaging.LAG_TABLE, "status") == ["STALL", "WARN", "OK"]
+    wait_text(browser, messaging.LAG_TABLE, "STOP")
+    assert grid_column(browser, messaging.LAG_TABLE, "status") == ["STOP", "WARN", "OK"]  # never commits, falls behind, keeps up
     colours = grid_column(browser, messaging.LAG_TABLE, "status", "backgroundColor")
-    assert colours == ["rgb(239, 108, 0)", "rgb(249, 168, 37)", "rgb(46, 125, 50)"]
+    assert colours == ["rgb(198, 40, 40)", "rgb(249, 168, 37)", "rgb(46, 125, 50)"]
 
 
-def test_pages_refresh_live_without_reload(browser, dashboard, api_server):
-    browser.get(dashboard.url + "/messaging")
-    wait_text(browser, messaging.LAG_TABLE, "STALL")
-    browser.execute_script("window.__chokepointMarker = 1")
-    before = api_server.requests_served
-    time.sleep(4.5)  # two 2-s refresh ticks
-    assert api_server.requests_served >= before + 6  # 3 API calls per messaging tick, plus /health
-    assert browser.execute_script("return window.__chokepointMarker") == 1  # same document: no reload
+def test_pages_refresh_live_without_reload(browser, tmp_path):
+    """Messages produced while the page is open show up as more lag, in the same document."""
+    with SyntheticCollector(tmp_path, routes=3) as collector, DashServer(collector.url) as server:
+        browser.get(server.url + "/messaging")
+        wait_text(browser, messaging.LAG_TABLE, str(collector.lag(0)))
+        browser.execute_script("window.__chokepointMarker = 1")
+        committed, end = collector.offsets(0, collector.steps - 1)
+        collector.store.record_consumer_offsets(GROUP, TOPIC, 0, committed, end + 5000, collector.now, service=SERVICE)
+        wait_text(browser, messaging.LAG_TABLE, str(end + 5000 - committed))
+        assert browser.execute_script("return window.__chokepointMarker") == 1  # same document: no reload
 
 
 def test_navigation_between_pages_keeps_the_app_loaded(browser, dashboard):
@@ -203,9 +224,7 @@ def test_navigation_between_pages_keeps_the_app_loaded(browser, dashboard):
 
 
 def test_unreachable_collector_shows_red_banner(browser, artifacts_dir):
-    with FakeApiServer(SyntheticData()) as doomed:
-        url = doomed.url
-    with DashServer(url) as server:  # its collector is gone
+    with DashServer(f"http://127.0.0.1:{free_port()}") as server:  # nothing listens there
         browser.get_log("browser")
         browser.get(server.url + "/")
         text = wait_text(browser, COLLECTOR_BANNER, "collector unreachable")
@@ -215,8 +234,8 @@ def test_unreachable_collector_shows_red_banner(browser, artifacts_dir):
         assert console_errors(browser) == []
 
 
-def test_empty_collector_shows_no_data_yet(browser):
-    with FakeApiServer(SyntheticData(empty=True)) as api, DashServer(api.url) as server:
+def test_empty_collector_shows_no_data_yet(browser, tmp_path):
+    with SyntheticCollector(tmp_path, empty=True) as collector, DashServer(collector.url) as server:
         browser.get(server.url + "/resources")
         wait_text(browser, resources.STATUS, NO_DATA)
         WebDriverWait(browser, WAIT_S).until(lambda d: NO_DATA in d.find_element(By.ID, resources.POOL_USED).text)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from chokepoint.dashboards.fake_api import send_json
 from chokepoint.dashboards.grafana.generate import all_dashboards
 from devservices import free_port
+from tests.json_server import send_json
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv-grafana"
