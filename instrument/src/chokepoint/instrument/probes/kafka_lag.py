@@ -35,8 +35,8 @@ and their answers show at the next collection; the locally known high watermark
 kafka-python: ``KafkaConsumer.__next__`` (iteration) and ``poll()`` note each record the
 app is handed; the high watermark is the consumer's own fetch state (``highwater()``, updated
 by every fetch response).  A ``KafkaConsumer`` is not thread-safe, so the collecting thread
-asks the broker nothing: no committed offset is reported, and the lag starts with the first
-record the app processes.
+asks the broker nothing: a partition the app has taken no record from yet counts from the
+consumer's own fetch position (reported as its committed offset).
 
 confluent-kafka: ``Consumer`` and ``DeserializingConsumer`` are replaced by tracking
 subclasses; only consumers created after install are tracked (code that did
@@ -437,9 +437,14 @@ class KafkaPythonLagProbe(_LagProbe):
             report_error("kafka_python.seen")
 
     def refresh(self, consumer, st: _ConsumerState) -> None:
+        states = getattr(getattr(consumer, "_subscription", None), "assignment", None) or {}
         with st.lock:
             for tp in list(consumer.assignment()):  # local state: no broker query
                 p = st.partition(tp.topic, tp.partition)
                 high = consumer.highwater(tp)
                 if high is not None and high >= 0:
                     p.high_watermark = max(p.high_watermark, high)
+                # a partition the app has taken nothing from yet: the consumer's own fetch position
+                position = getattr(getattr(states.get(tp), "position", None), "offset", None)
+                if p.position < 0 and isinstance(position, int) and position >= 0:
+                    p.committed = position
