@@ -455,3 +455,71 @@ def test_instrumented_beyond_the_declared_range_only_when_skipped_for_it(traced)
         if undo is not None:
             undo()
         instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider(), skip_dep_check=True)
+
+
+def agent_workload(url: str, lean: bool) -> tuple[list, dict]:
+    """A request (server span) doing four statements (one failing), one more under the
+    user's own span, through the agent's processor keeping every trace; (the kept trace's
+    span shapes, sorted; the DB metrics and breakdown)."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+    from opentelemetry.trace import SpanKind
+
+    from chokepoint.instrument.config import AgentConfig
+    from chokepoint.instrument.lean_spans import LeanTracerProvider
+    from tests.instrument.conftest import Harness
+
+    harness = Harness(AgentConfig(trace_sample_rate=1.0))
+    provider = LeanTracerProvider(sampler=ALWAYS_ON, lean=lean, shutdown_on_exit=False)
+    provider.add_span_processor(harness.processor)
+    assert provider.lean is lean
+    instrumentor = SQLAlchemyInstrumentor()
+    instrumentor.uninstrument()
+    instrumentor.instrument(tracer_provider=provider, meter_provider=NoOpMeterProvider(), skip_dep_check=True)
+    undo = install_lean_sqlalchemy("dialect")
+    try:
+        engine = sa.create_engine(url, pool_size=1)
+        tracer = provider.get_tracer("test")
+        server = tracer.start_as_current_span("GET /r", kind=SpanKind.SERVER, attributes={"http.route": "/r", "http.request.method": "GET"})
+        with server, engine.connect() as conn:
+            for n in range(3):
+                conn.execute(sa.text("SELECT :n + 1"), {"n": n}).scalar()
+            with pytest.raises(sa.exc.ProgrammingError):
+                conn.execute(sa.text("SELECT * FROM no_such_table"))
+            conn.rollback()
+            with tracer.start_as_current_span("handler"):
+                conn.execute(sa.text("SELECT 2")).scalar()
+        engine.dispose()
+        harness.flush()
+        measured = {
+            "db": sorted((dict(k)["db.query.text"], n) for k, n in harness.metric_values("db.client.operation.duration").items()),
+            "queries": [(p.count, p.sum) for p in harness.metric_points("chokepoint.request.db.queries")],
+            "components": sorted(dict(k)["chokepoint.component"] for k in harness.metric_values("chokepoint.request.breakdown.time")),
+            "kept": harness.metric_values("chokepoint.agent.exported_traces"),
+        }
+        return sorted(shapes(harness.exporter), key=repr), measured
+    finally:
+        undo()
+        instrumentor.uninstrument()
+        harness.close()
+
+
+def test_statements_of_a_request_are_leaves_exported_as_the_spans_they_replace(postgres, traced, monkeypatch):
+    """With lean spans, a request's statements go into its record (no span objects) and become
+    spans only in the kept trace: the same spans (names, attributes, status, parents), metrics
+    and breakdown as with the SDK's span objects."""
+    from chokepoint.instrument import lean_spans
+
+    recorded = []
+    leaf_request = lean_spans.leaf_request
+    monkeypatch.setattr(lean_spans, "leaf_request", lambda *a: recorded.append(leaf_request(*a)) or recorded[-1])
+    as_spans = agent_workload(postgres.url, lean=False)
+    assert recorded == [None] * 5  # SDK spans: no statement is a leaf
+    recorded.clear()
+    as_leaves = agent_workload(postgres.url, lean=True)
+    assert len(recorded) == 5 and None not in recorded  # every statement a leaf
+    assert as_leaves == as_spans
+    spans, measured = as_leaves
+    assert [s[0] for s in spans].count("SELECT chokepoint") == 5 and sum(s[3].name == "ERROR" for s in spans) == 1
+    assert {s[6] for s in spans if s[0] == "SELECT chokepoint"} == {"GET /r", "handler"}
+    assert measured["queries"] == [(1, 5)] and "db" in measured["components"]
+    assert measured["db"] == [("SELECT %(n)s + ?", 3), ("SELECT * FROM no_such_table", 1), ("SELECT ?", 1)]

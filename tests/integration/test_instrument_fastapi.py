@@ -119,7 +119,10 @@ def test_fastapi_app_under_concurrent_load(items_db, tmp_path):
         assert client.count == 42
 
         # breakdown: components of the route add up to its server time
-        breakdown = {p.attributes["chokepoint.component"]: p.value for p in sink.points(signals.REQUEST_BREAKDOWN_TIME) if p.attributes["http.route"] == route}
+        breakdown: dict = {}  # summed over chokepoint.slow (on a busy host a request can pass the 1 s floor)
+        for p in sink.points(signals.REQUEST_BREAKDOWN_TIME):
+            if p.attributes["http.route"] == route:
+                breakdown[p.attributes["chokepoint.component"]] = breakdown.get(p.attributes["chokepoint.component"], 0.0) + p.value
         assert {"db", "http:127.0.0.1", "self"} <= set(breakdown)
         assert all(value > 0 for value in breakdown.values())
         assert sum(breakdown.values()) == pytest.approx(server.total, rel=1e-6), breakdown

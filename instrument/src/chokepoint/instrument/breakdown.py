@@ -42,12 +42,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from chokepoint.instrument.compat import attributes_dict, sdk_span_attributes
 from chokepoint.instrument.context import RequestContext
-
-DB_SYSTEM_KEYS = ("db.system.name", "db.system")
-HTTP_METHOD_KEYS = ("http.request.method", "http.method")
-HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")
-SERVER_ADDRESS_KEYS = ("server.address", "net.peer.name", "http.host")
-MESSAGING_SYSTEM_KEY = "messaging.system"
+from chokepoint.semconv.aliases import DB_SYSTEM_KEYS, HTTP_METHOD_KEYS, SERVER_ADDRESS_KEYS
+from chokepoint.semconv.signals import ATTR_MESSAGING_SYSTEM as MESSAGING_SYSTEM_KEY
 
 CATEGORY_DB = "db"
 CATEGORY_HTTP = "http"
@@ -148,11 +144,12 @@ def classify(span) -> tuple:
     return span, category, None
 
 
-def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None = None, *, classified: list | None = None) -> Breakdown:
+def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None = None, *, classified: list | None = None, leaves=None) -> Breakdown:
     """Split ``root``'s duration over the components (module docstring).
 
     ``classified``: ``(span, category, host)`` entries already computed by the caller;
-    otherwise ``spans`` are classified here.
+    otherwise ``spans`` are classified here.  ``leaves``: the request's SQL statements
+    recorded as leaves (``RequestContext.leaves``), DB queries as statement spans are.
     """
     total_s = (root.end_time - root.start_time) / 1e9
     if total_s < 0.0:
@@ -211,6 +208,15 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
         else:
             name = category
         components[name] = components.get(name, 0.0) + seconds
+    if leaves:
+        db_s = 0.0
+        for leaf in leaves:
+            if category_of and category_of.get(leaf[3][1]) == CATEGORY_DB:
+                continue  # under a DB span of its own: counted by it
+            db_queries += 1
+            if leaf[1] > leaf[0]:
+                db_s += (leaf[1] - leaf[0]) / 1e9
+        components[CATEGORY_DB] = components.get(CATEGORY_DB, 0.0) + db_s
     queue_s = 0.0
     if request is not None:
         for name, seconds in request.component_seconds.items():

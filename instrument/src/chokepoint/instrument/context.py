@@ -13,6 +13,10 @@ API (stable; other modules import these)::
     record_component_time(component, seconds)   # e.g. ("pool_wait", 0.41), ("db", 0.004)
     db_connection_acquired() / db_connection_released()
     db_connections_held() -> int            # >0 means an outbound call now is "in transaction"
+
+A request's ``leaves`` are the spans recorded straight into its record rather than as
+span objects (SQL statements: :func:`chokepoint.instrument.lean_spans.leaf_request`), as
+``(start ns, end ns, LeafTemplate, parent SpanContext, Status or None, tracer)`` tuples.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ class RequestContext:
     component_seconds: dict[str, float] = field(default_factory=dict)
     db_connections_held: int = 0
     db_queries: int = 0
+    trace_id: int = 0  # the request's local trace (set by the span processor)
+    leaves: list | None = None  # finished leaf spans of that trace (chokepoint.instrument.lean_spans.leaf_request)
+    max_leaves: int = 0
 
 
 _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("chokepoint_request", default=None)

@@ -185,6 +185,28 @@ class AgentInstruments:
             return ("kafka" if kind is _PRODUCER else None), None
         return None, None
 
+    def record_leaves(self, leaves) -> None:
+        """The latency histogram of each leaf (a SQL statement recorded into its request's
+        record, ``RequestContext.leaves``), as :meth:`record_span` records its span."""
+        record = self.db_duration.record
+        for start, end, template, _parent, _status, _tracer in leaves:
+            values = template.values
+            if values is None:
+                values = template.values = self._leaf_values(template)
+            if values:
+                record((end - start) / 1e9, values, K_DB)
+
+    def _leaf_values(self, template) -> tuple:
+        """``db.client.operation.duration``'s attribute values for a leaf's template (``()``: none)."""
+        get = template.attributes.get
+        system = get("db.system.name") or get("db.system")
+        if system is None:
+            return ()
+        raw = get("db.query.text") or get("db.statement")
+        if raw:
+            return (system, self._statement(raw))
+        return () if template.name == "connect" else (system, template.name)
+
     def _statement(self, raw) -> str:
         if not raw:
             return "unknown"

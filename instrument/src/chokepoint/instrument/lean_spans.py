@@ -77,6 +77,7 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
+from chokepoint.instrument import context as request_context
 from chokepoint.instrument.compat import (
     RANDOM_TRACE_ID_FLAG,
     SPAN_KEY,
@@ -101,13 +102,39 @@ _INTERNAL = SpanKind.INTERNAL
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | RANDOM_TRACE_ID_FLAG)
 _current_context = otel_context.get_current
+_current_request = request_context.current
 _RANDOM_TRACE_ID = RANDOM_TRACE_ID_FLAG
 _new_tuple = tuple.__new__
 _TRACE_ID_MAX = 2**128 - 1
 _SPAN_ID_MAX = 2**64 - 1
 
 
-class LeanSpan(trace_api.Span):
+class _ReadSide:
+    """What a lean span and a leaf span answer alike (``context`` and ``_tracer`` are theirs)."""
+
+    __slots__ = ()
+
+    def get_span_context(self) -> SpanContext:
+        return self.context
+
+    @property
+    def resource(self):
+        return self._tracer.sdk_tracer.resource
+
+    @property
+    def instrumentation_scope(self):
+        return instrumentation_scope(self._tracer.sdk_tracer)
+
+    @property
+    def instrumentation_info(self):
+        return self._tracer.sdk_tracer.instrumentation_info
+
+    dropped_attributes = 0
+    dropped_events = 0
+    dropped_links = 0
+
+
+class LeanSpan(_ReadSide, trace_api.Span):
     """An ``opentelemetry.trace.Span`` that is also what the processor and exporter read.
 
     Read side (as ``ReadableSpan``): ``name``, ``context``, ``parent``, ``kind``,
@@ -160,26 +187,6 @@ class LeanSpan(trace_api.Span):
 
     def __repr__(self) -> str:
         return f'LeanSpan(name="{self.name}", context={self.context})'
-
-    # ------------------------------------------------------------ read side
-    def get_span_context(self) -> SpanContext:
-        return self.context
-
-    @property
-    def resource(self):
-        return self._tracer.sdk_tracer.resource
-
-    @property
-    def instrumentation_scope(self):
-        return instrumentation_scope(self._tracer.sdk_tracer)
-
-    @property
-    def instrumentation_info(self):
-        return self._tracer.sdk_tracer.instrumentation_info
-
-    dropped_attributes = 0
-    dropped_events = 0
-    dropped_links = 0
 
     # ------------------------------------------------------------ write side
     def set_attribute(self, key: str, value) -> None:
@@ -456,6 +463,72 @@ class LeanTracer(trace_api.Tracer):
         )
         with trace_api.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception, set_status_on_exception=set_status_on_exception) as span:
             yield span
+
+
+class LeafTemplate:
+    """What every leaf span of one kind shares (a SQL statement on one database): its name,
+    kind and attributes (never changed once made), and the metric values the processor
+    derives from them once (``values``, ``None`` until then)."""
+
+    __slots__ = ("attributes", "kind", "name", "values")
+
+    def __init__(self, name: str, attributes: dict, kind: SpanKind = SpanKind.CLIENT):
+        self.name = name
+        self.attributes = attributes
+        self.kind = kind
+        self.values = None
+
+
+def leaf_request(tracer, current_context=None):
+    """``(parent span context, request context)`` when a span that is never made current and
+    never handed to user code (a SQL statement span) can be recorded as a *leaf* of the
+    current request instead of a span: ``tracer`` is a :class:`LeanTracer` making lean spans,
+    the current span is an open :class:`LeanSpan` of the request's local trace, and the
+    request's record has room.  ``None``: make the span as usual."""
+    if type(tracer) is not LeanTracer or tracer.provider.lean_processor is None:
+        return None
+    current = (current_context or _current_context()).get(SPAN_KEY)
+    if type(current) is not LeanSpan or current.end_time is not None:
+        return None
+    request = _current_request()
+    if request is None or request.leaves is None:
+        return None
+    parent = current.context
+    if request.trace_id != parent[0] or len(request.leaves) >= request.max_leaves or not tracer_enabled(tracer.sdk_tracer):
+        return None
+    return parent, request
+
+
+class LeafSpan(_ReadSide):
+    """A finished leaf (:func:`leaf_request`) of a kept trace, read as a ``ReadableSpan`` is
+    (the processor, :func:`~chokepoint.instrument.sampling.sanitized_copy`); its span id is
+    drawn when it is made, i.e. only for the traces kept."""
+
+    __slots__ = ("_tracer", "attributes", "context", "end_time", "kind", "name", "parent", "start_time", "status")
+
+    events = ()
+    links = ()
+
+    def __init__(self, tracer: LeanTracer, template: LeafTemplate, parent: SpanContext, start_time: int, end_time: int, status):
+        self._tracer = tracer
+        self.name = template.name
+        self.kind = template.kind
+        self.attributes = template.attributes
+        self.parent = parent
+        self.start_time = start_time
+        self.end_time = end_time
+        self.status = status if status is not None else _UNSET
+        if tracer.random_ids:
+            span_id = random.getrandbits(64)
+            while span_id == 0:
+                span_id = random.getrandbits(64)
+        else:
+            span_id = tracer.id_generator.generate_span_id()
+        flags = _SAMPLED_RANDOM if parent[3] & _RANDOM_TRACE_ID else _SAMPLED
+        self.context = _new_tuple(SpanContext, (parent[0], span_id, False, flags, parent[4], 0 < span_id <= _SPAN_ID_MAX))
+
+    def __repr__(self) -> str:
+        return f'LeafSpan(name="{self.name}", context={self.context})'
 
 
 class LeanTracerProvider(TracerProvider):

@@ -17,6 +17,10 @@ sampled flag), but nothing is exported on the request path:
    itself is buffered, read as it is, and copied into an SDK ``ReadableSpan`` only if its
    trace is kept (:func:`sanitized_copy`, on the export thread).  With
    ``CHOKEPOINT_SPANS=sdk`` the processor receives the SDK's ``ReadableSpan`` copies.
+   SQL statements inside a request are not spans at all until then: each is a tuple in
+   the request's record (``RequestContext.leaves``, see ``lean_spans.leaf_request``),
+   recorded into the latency histogram and the breakdown when the request ends and made a
+   span (``LeafSpan``, with its own span id) only if the trace is kept.
 3. ``on_end`` of the local root records the queue time of a server span that carries
    ``X-Request-Start``/``X-Queue-Start`` (:mod:`chokepoint.instrument.queue_time`),
    computes the breakdown (every request) and decides:
@@ -55,6 +59,7 @@ from chokepoint.instrument.breakdown import DB_SYSTEM_KEYS, HTTP_METHOD_KEYS, QU
 from chokepoint.instrument.compat import SUPPRESS_INSTRUMENTATION_KEY
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.instruments import K_ROUTE, AgentInstruments, route_of
+from chokepoint.instrument.lean_spans import LeafSpan
 from chokepoint.instrument.queue_time import REQUEST_START_KEYS, queue_seconds
 from chokepoint.instrument.sanitize import sanitize_attributes
 
@@ -357,7 +362,11 @@ class KeepSlowTracesProcessor(SpanProcessor):
         trace = _OpenTrace(span.context.span_id)
         if span.kind is SpanKind.SERVER:
             trace.token = context.start_request(route_of(span))
-            trace.request = context.current()
+            request = trace.request = context.current()
+            if request is not None:
+                request.trace_id = trace_id
+                request.leaves = []
+                request.max_leaves = self._max_spans
         self._open[trace_id] = trace
 
     def _evict_stale(self) -> bool:
@@ -367,7 +376,8 @@ class KeepSlowTracesProcessor(SpanProcessor):
         for trace_id in stale:
             trace = self._open.pop(trace_id, None)
             if trace is not None:
-                self.instruments.dropped_spans.add(len(trace.spans) + 1, {signals.ATTR_DROP_REASON: DROP_STALE})
+                leaves = trace.request.leaves if trace.request is not None else None
+                self.instruments.dropped_spans.add(len(trace.spans) + len(leaves or ()) + 1, {signals.ATTR_DROP_REASON: DROP_STALE})
         return bool(stale)
 
     def _close_trace(self, root: ReadableSpan, trace: _OpenTrace) -> None:
@@ -377,8 +387,14 @@ class KeepSlowTracesProcessor(SpanProcessor):
             except ValueError:  # the root ended in another context (copied by a task group)
                 pass
         route = route_of(root)
-        if trace.request is not None:
-            trace.request.route = route
+        request = trace.request
+        leaves = None
+        if request is not None:
+            request.route = route
+            leaves = request.leaves
+            request.leaves = None  # a statement still running in another thread makes its own span
+            if leaves:
+                self.instruments.record_leaves(leaves)
         duration_s = max((root.end_time - root.start_time) / 1e9, 0.0)
         slow = self.decider.observe(route, duration_s)
         if root.kind is SpanKind.SERVER:
@@ -388,7 +404,7 @@ class KeepSlowTracesProcessor(SpanProcessor):
                 stamp = get(_QUEUE_START)
             if stamp is not None and trace.request is not None:
                 self._record_queue_time(stamp, root.start_time, route, trace.request)
-            breakdown = compute_breakdown(root, request=trace.request, classified=trace.spans)
+            breakdown = compute_breakdown(root, request=request, classified=trace.spans, leaves=leaves)
             self.instruments.record_request(route, breakdown, slow)
         failed = span_failed(root)
         if not failed:
@@ -396,6 +412,8 @@ class KeepSlowTracesProcessor(SpanProcessor):
                 if span_failed(entry[0]):
                     failed = True
                     break
+            else:
+                failed = leaves is not None and any(leaf[4] is not None for leaf in leaves)
         if failed:
             reason = KEEP_ERROR
         elif slow:
@@ -405,6 +423,12 @@ class KeepSlowTracesProcessor(SpanProcessor):
         else:
             return
         spans = [entry[0] for entry in trace.spans]
+        if leaves:
+            room = self._max_spans - len(spans)
+            if len(leaves) > room:
+                self.instruments.dropped_spans.add(len(leaves) - max(room, 0), {signals.ATTR_DROP_REASON: DROP_TRACE_TOO_LARGE})
+                leaves = leaves[: max(room, 0)]
+            spans.extend(LeafSpan(leaf[5], leaf[2], leaf[3], leaf[0], leaf[1], leaf[4]) for leaf in leaves)
         spans.append(root)
         if self.queue.put(spans):
             self.instruments.exported_traces.add(1, {signals.ATTR_KEEP_REASON: reason})

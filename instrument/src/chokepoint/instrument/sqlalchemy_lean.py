@@ -38,7 +38,12 @@ What changes, per ``EngineTracer`` (one per engine):
   commenter on, or when their dialect already has ``do_execute*`` events or wrappers at
   creation (a ``do_execute`` event that runs the statement itself would bypass the
   wrapper).  ``SQLAlchemyInstrumentor().uninstrument()`` unwraps the dialects.
-  ``CHOKEPOINT_SQLALCHEMY_SPANS=listeners`` keeps the listener path below.  An engine
+  ``CHOKEPOINT_SQLALCHEMY_SPANS=listeners`` keeps the listener path below.
+  Inside a request traced by the agent's lean spans, a statement makes no span object:
+  its times, template (name and attributes, cached per statement and database) and
+  failure go into the request's record (:func:`chokepoint.instrument.lean_spans.leaf_request`),
+  and it becomes that same span only if the request's trace is kept; elsewhere (no
+  request, the SDK's spans, a current span of another trace) it is a span as described.  An engine
   that keeps the listeners is logged once per reason (info level): its spans come from
   upstream's listeners, never from nowhere;
 - ``before_cursor_execute`` (listener path, and engines that keep it): the span name
@@ -229,11 +234,14 @@ def _make_before_cur_exec(upstream, original):
     instrumentation_enabled = _lean_instrumentation_enabled(upstream.is_instrumentation_enabled)
     from opentelemetry.trace import SpanKind
 
+    from chokepoint.instrument.lean_spans import LeafTemplate
+
     client = SpanKind.CLIENT
 
-    def start_span(self, conn, cursor, statement):
-        """The statement span upstream's ``_before_cur_exec`` starts, or ``None`` when
-        suppressed; ``_UPSTREAM`` when only upstream's own code can make it."""
+    def template(self, conn, cursor, statement):
+        """The statement span's name and attributes as upstream's ``_before_cur_exec`` makes
+        them (a :class:`~chokepoint.instrument.lean_spans.LeafTemplate`, cached), or ``None``
+        when suppressed; ``_UPSTREAM`` when only upstream's own code can make the span."""
         if not instrumentation_enabled():
             return None
         url = conn.engine.url
@@ -262,10 +270,18 @@ def _make_before_cur_exec(upstream, original):
             set_statement(attributes, statement, self._sem_conv_opt_in_mode_db)
             set_system(attributes, self.vendor, self._sem_conv_opt_in_mode_db)
             set_operation(attributes, name, self._sem_conv_opt_in_mode_db)
-            entry = (name, attributes)
+            entry = LeafTemplate(name, attributes, client)
             if len(statements) < MAX_CACHED_STATEMENTS:
                 statements[(statement, db_name)] = entry
-        return self.tracer.start_span(entry[0], kind=client, attributes=entry[1])
+        return entry
+
+    def start_span(self, conn, cursor, statement):
+        """The statement span upstream's ``_before_cur_exec`` starts, or ``None`` when
+        suppressed; ``_UPSTREAM`` when only upstream's own code can make it."""
+        entry = template(self, conn, cursor, statement)
+        if entry is None or entry is _UPSTREAM:
+            return entry
+        return self.tracer.start_span(entry.name, kind=client, attributes=entry.attributes)
 
     def _before_cur_exec(self, conn, cursor, statement, params, context, _executemany):
         if self.enable_commenter:
@@ -280,6 +296,7 @@ def _make_before_cur_exec(upstream, original):
     _before_cur_exec._chokepoint = True
     _before_cur_exec.__wrapped__ = original
     _before_cur_exec._chokepoint_start_span = start_span
+    _before_cur_exec._chokepoint_template = template
     return _before_cur_exec
 
 
@@ -343,6 +360,7 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
         from sqlalchemy.engine.base import Engine
 
         start_span = engine_tracer._before_cur_exec._chokepoint_start_span
+        template = getattr(engine_tracer._before_cur_exec, "_chokepoint_template", None)
         dialect = engine.dialect
         reason = (
             "an Engine subclass"
@@ -353,7 +371,7 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
             if any(name in dialect.__dict__ for name in (*_DIALECT_METHODS, "initialize"))
             or any(len(getattr(dialect.dispatch, name)) for name in _DIALECT_METHODS)
             else "the upstream internals differ"
-            if start_span is None
+            if start_span is None or template is None
             else None
         )
         if reason is None:
@@ -365,7 +383,11 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
         if reason is not None:
             _log_once(f"chokepoint: SQLAlchemy {engine.name} engine: statement spans from the upstream listeners ({reason})")
             return False
+        from time import time_ns
+
         from opentelemetry.trace import Status, StatusCode
+
+        from chokepoint.instrument.lean_spans import leaf_request
     except Exception:
         _log.info("chokepoint: SQLAlchemy dialect spans not installed for an engine; statement spans from the upstream listeners", exc_info=True)
         return False
@@ -390,50 +412,70 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
             initializing.remove(connection)
 
     def traced_span(context, cursor, statement):
+        """``_NO_SPAN``, the statement's span, or ``(template, parent, leaves, tracer)``: the
+        statement goes into the current request's record as a leaf (``lean_spans.leaf_request``)."""
         try:
             conn = context.root_connection
             if initializing and any(conn is c for c in initializing):
                 return _NO_SPAN
-            span = start_span(holder[0], conn, cursor, statement)
+            owner = holder[0]
+            leaf = leaf_request(owner.tracer)
+            if leaf is not None:
+                entry = template(owner, conn, cursor, statement)
+                return _NO_SPAN if entry is None or entry is _UPSTREAM else (entry, leaf[0], leaf[1].leaves, owner.tracer)
+            span = start_span(owner, conn, cursor, statement)
         except Exception:  # the statement runs untraced rather than fail
             _log.debug("chokepoint: SQLAlchemy statement span failed", exc_info=True)
             return _NO_SPAN
         return _NO_SPAN if span is None or span is _UPSTREAM else span
 
+    def done(traced, start: int, exc: BaseException | None) -> None:
+        """End the statement's span, or append its leaf to the request's record."""
+        if type(traced) is tuple:
+            entry, parent, leaves, tracer = traced
+            leaves.append((start, time_ns(), entry, parent, None if exc is None else Status(error, str(exc)), tracer))
+        elif exc is None:
+            traced.end()
+        else:
+            failed(traced, exc)
+
     def traced_do_execute(cursor, statement, parameters, context=None):
-        span = _NO_SPAN if context is None else traced_span(context, cursor, statement)
-        if span is _NO_SPAN:
+        traced = _NO_SPAN if context is None else traced_span(context, cursor, statement)
+        if traced is _NO_SPAN:
             return do_execute(cursor, statement, parameters, context)
+        start = time_ns()
         try:
             result = do_execute(cursor, statement, parameters, context)
         except BaseException as exc:
-            failed(span, exc)
+            done(traced, start, exc)
             raise
-        span.end()
+        done(traced, start, None)
         return result
 
     def traced_do_executemany(cursor, statement, parameters, context=None):
-        span = _NO_SPAN if context is None else traced_span(context, cursor, statement)
-        if span is _NO_SPAN:
+        traced = _NO_SPAN if context is None else traced_span(context, cursor, statement)
+        if traced is _NO_SPAN:
             return do_executemany(cursor, statement, parameters, context)
+        start = time_ns()
         try:
             result = do_executemany(cursor, statement, parameters, context)
         except BaseException as exc:
-            failed(span, exc)
+            done(traced, start, exc)
             raise
-        span.end()
+        done(traced, start, None)
         return result
 
     def traced_do_execute_no_params(cursor, statement, context=None):
-        span = _NO_SPAN if context is None else traced_span(context, cursor, statement)
-        if span is _NO_SPAN:
+        traced = _NO_SPAN if context is None else traced_span(context, cursor, statement)
+        if traced is _NO_SPAN:
             return do_execute_no_params(cursor, statement, context)
+        start = time_ns()
         try:
             result = do_execute_no_params(cursor, statement, context)
         except BaseException as exc:
-            failed(span, exc)
+            done(traced, start, exc)
             raise
-        span.end()
+        done(traced, start, None)
         return result
 
     dialect.do_execute, dialect.do_executemany, dialect.do_execute_no_params = traced_do_execute, traced_do_executemany, traced_do_execute_no_params
