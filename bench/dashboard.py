@@ -4,14 +4,16 @@ Usage::
 
     .venv/bin/python bench/dashboard.py [--repeats 15] [--routes 200] [--window 3600] [--browser 5]
 
-Serves the synthetic collector API (``chokepoint.dashboards.fake_api``) on loopback in
+Starts a real collector on loopback (store and REST API, ``tests/synthetic_collector.py``:
+synthetic history written through the store's own write paths, its clock standing still) in
 two sizes — small (12 routes, 10 min of history) and large (``--routes`` routes,
 ``--window`` s of history, 10-s buckets) — and times each page's refresh callback the
 way Dash runs it: the REST calls through the real client, building the components and
 figures, and JSON-encoding the result with Plotly's encoder (what Dash sends to the
 browser).  Wall time (the callbacks wait on HTTP), median and p90 over ``--repeats``
-after one warm-up call; payload = encoded response size.  The fake API answers from
-memory, so this is the dashboard's own cost, not the collector's query time.
+after one warm-up call; payload = encoded response size.  The time includes the
+collector answering the queries (and the analyzer, for the bottlenecks), as a user's
+dashboard waits for them.
 
 ``--browser N`` also loads each page N times in headless Chromium (selenium +
 chromedriver, as the browser tests) against the large collector: wall time from
@@ -26,6 +28,7 @@ import json
 import logging
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,8 +36,16 @@ import plotly.utils
 
 from chokepoint.dashboards.app import DashboardServer, collector_banner
 from chokepoint.dashboards.client import ApiClient
-from chokepoint.dashboards.fake_api import FakeApiServer, SyntheticData
 from chokepoint.dashboards.pages import dependencies, messaging, overview, resources, route
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]
+from tests.synthetic_collector import SyntheticCollector  # noqa: E402
+
+
+def synthetic_collector(routes: int, window_s: float) -> SyntheticCollector:
+    """A real collector holding ``window_s`` s of synthetic history for ``routes`` routes (a context manager)."""
+    return SyntheticCollector(Path(tempfile.mkdtemp(prefix="chokepoint-bench-")), routes=routes, window_s=window_s)
 
 
 def callbacks(client: ApiClient) -> dict:
@@ -52,13 +63,13 @@ def callbacks(client: ApiClient) -> dict:
     }
 
 
-def measure(data: SyntheticData, repeats: int) -> dict[str, tuple[float, float, int]]:
+def measure(routes: int, window_s: float, repeats: int) -> dict[str, tuple[float, float, int]]:
     """callback name → (median ms, p90 ms, payload bytes)."""
     out = {}
-    with FakeApiServer(data) as api:
+    with synthetic_collector(routes, window_s) as api:
         client = ApiClient(api.url, timeout_s=10)
         for name, fn in callbacks(client).items():
-            fn()  # warm-up (imports, connection, the fake API's series cache)
+            fn()  # warm-up (imports, connection)
             times, size = [], 0
             for _ in range(repeats):
                 t0 = time.perf_counter()
@@ -81,9 +92,8 @@ def _browser_pages() -> list[tuple[str, str, str]]:
     ]
 
 
-def measure_browser(data: SyntheticData, loads: int) -> dict[str, tuple[float, float]]:
+def measure_browser(routes: int, window_s: float, loads: int) -> dict[str, tuple[float, float]]:
     """page → (median ms, max ms) from navigation to its data on screen, in headless Chromium."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -99,7 +109,7 @@ def measure_browser(data: SyntheticData, loads: int) -> dict[str, tuple[float, f
     options.add_argument("--window-size=1400,1800")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     out = {}
-    with FakeApiServer(data) as api, DashboardServer(api.url, port=0, timeout_s=10) as dash:
+    with synthetic_collector(routes, window_s) as api, DashboardServer(api.url, port=0, timeout_s=10) as dash:
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         try:
             for name, path, ready in _browser_pages():
@@ -124,8 +134,8 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=3600)
     parser.add_argument("--browser", type=int, default=0, metavar="N", help="also load each page N times in headless Chromium")
     args = parser.parse_args()
-    small = measure(SyntheticData(routes=12, window_s=600), args.repeats)
-    large = measure(SyntheticData(routes=args.routes, window_s=args.window), args.repeats)
+    small = measure(12, 600, args.repeats)
+    large = measure(args.routes, args.window, args.repeats)
     print(f"callback wall time, median (p90) of {args.repeats}; small = 12 routes / 10 min, large = {args.routes} routes / {args.window / 60:.0f} min\n")
     print("| callback | small ms | large ms | large payload KB |")
     print("|---|---|---|---|")
@@ -136,7 +146,7 @@ def main() -> int:
     total_large = sum(v[0] for v in large.values())
     print(f"\nsum of medians: small {total_small:.0f} ms, large {total_large:.0f} ms (refresh interval 2000 ms)")
     if args.browser:
-        shown = measure_browser(SyntheticData(routes=args.routes, window_s=args.window), args.browser)
+        shown = measure_browser(args.routes, args.window, args.browser)
         print(f"\nheadless Chromium, large collector: navigation → data on screen, median (max) of {args.browser} loads after one warm-up\n")
         print("| page | ms |")
         print("|---|---|")
