@@ -119,3 +119,14 @@ def test_consumer_class_is_replaced_and_restored(metrics):
     assert issubclass(confluent_kafka.DeserializingConsumer, original_deserializing)
     probe.uninstall()
     assert confluent_kafka.Consumer is original and confluent_kafka.DeserializingConsumer is original_deserializing
+
+
+def test_nothing_committed_counts_from_the_log_start_when_reading_from_the_earliest(metrics, installed):
+    probe = _probe(metrics, installed, 0)
+    early, late = FakeConsumer(committed=-1001, high=100), FakeConsumer(committed=-1001, high=100)
+    probe.track(early, ({"group.id": "billing", "auto.offset.reset": "earliest"},), {})
+    probe.track(late, ({"group.id": "late"},), {})  # latest: it will start at the end, its lag is not known yet
+    got = metrics.collect()
+    assert metrics.value(signals.KAFKA_CONSUMER_LAG, ATTRS, got) == 100
+    assert metrics.points(signals.KAFKA_CONSUMER_LAG, {**ATTRS, signals.ATTR_MESSAGING_CONSUMER_GROUP: "late"}, got) == []
+    assert metrics.points(signals.KAFKA_CONSUMER_COMMITTED_OFFSET, ATTRS, got) == []  # the log start is no committed offset

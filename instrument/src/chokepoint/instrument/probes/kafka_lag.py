@@ -23,7 +23,9 @@ How: ``confluent_kafka.Consumer`` is replaced by a subclass whose ``poll()`` /
 reads per message, no I/O).  Broker queries happen only at metric collection and at
 most every ``CHOKEPOINT_KAFKA_LAG_REFRESH_S`` seconds (default 5) per consumer: one
 ``committed()`` for the assignment and one ``get_watermark_offsets()`` per assigned
-partition, so lag keeps growing while the consumer is paused or stuck.  Between
+partition, so lag keeps growing while the consumer is paused or stuck.  A partition with
+nothing processed and nothing committed counts from the log start when the consumer reads
+from the earliest (``auto.offset.reset=earliest``), as Kafka's own tools count it.  Between
 refreshes the locally cached high watermark (updated by every fetch) is used.
 
 aiokafka: ``AIOKafkaConsumer.start/getone/getmany/stop`` are wrapped the same way;
@@ -36,7 +38,7 @@ kafka-python: ``KafkaConsumer.__next__`` (iteration) and ``poll()`` note each re
 app is handed; the high watermark is the consumer's own fetch state (``highwater()``, updated
 by every fetch response).  A ``KafkaConsumer`` is not thread-safe, so the collecting thread
 asks the broker nothing: a partition the app has taken no record from yet counts from the
-consumer's own fetch position (reported as its committed offset).
+consumer's own fetch position.
 
 confluent-kafka: ``Consumer`` and ``DeserializingConsumer`` are replaced by tracking
 subclasses; only consumers created after install are tracked (code that did
@@ -63,11 +65,12 @@ _QUERY_TIMEOUT_S = 2.0
 
 
 class _Partition:
-    __slots__ = ("committed", "high_watermark", "last_ts", "position", "processed_lag_s")
+    __slots__ = ("committed", "high_watermark", "last_ts", "position", "processed_lag_s", "start")
 
     def __init__(self) -> None:
         self.position = -1  # next offset to process; -1 unknown
         self.committed = -1
+        self.start = -1  # where the consumer starts without a position or committed offset (its fetch position, or the log start)
         self.high_watermark = -1
         self.last_ts: float | None = None  # timestamp (s) of the last processed record
         self.processed_lag_s: float | None = None  # now − timestamp when it was processed
@@ -79,6 +82,7 @@ class _ConsumerState:
         self.partitions: dict[tuple[str, int], _Partition] = {}
         self.refreshed_at = float("-inf")
         self.lock = threading.Lock()
+        self.from_earliest = False  # auto.offset.reset=earliest: a partition with nothing committed starts at the log start
 
     def partition(self, topic: str, partition: int) -> _Partition:
         p = self.partitions.get((topic, partition))
@@ -135,7 +139,7 @@ class _LagProbe(BaseProbe):
 
     @staticmethod
     def offset_lag(p: _Partition) -> int | None:
-        start = p.position if p.position >= 0 else p.committed
+        start = p.position if p.position >= 0 else p.committed if p.committed >= 0 else p.start
         if p.high_watermark < 0 or start < 0:
             return None
         return max(0, p.high_watermark - start)
@@ -218,7 +222,8 @@ class KafkaLagProbe(_LagProbe):
     def track(self, consumer, args, kwargs) -> None:
         try:
             conf = args[0] if args and isinstance(args[0], dict) else kwargs
-            self.consumers[consumer] = _ConsumerState(str(conf.get("group.id", "")))
+            st = self.consumers[consumer] = _ConsumerState(str(conf.get("group.id", "")))
+            st.from_earliest = str(conf.get("auto.offset.reset", "latest")).lower() in ("earliest", "smallest", "beginning")
         except Exception:
             report_error("confluent_kafka.track")
 
@@ -256,9 +261,11 @@ class KafkaLagProbe(_LagProbe):
                 for (topic, partition), p in list(st.partitions.items()):
                     tp = TopicPartition(topic, partition)
                     if due:
-                        _, high = consumer.get_watermark_offsets(tp, timeout=_QUERY_TIMEOUT_S, cached=False)
+                        low, high = consumer.get_watermark_offsets(tp, timeout=_QUERY_TIMEOUT_S, cached=False)
                     else:
-                        _, high = consumer.get_watermark_offsets(tp, cached=True)
+                        low, high = consumer.get_watermark_offsets(tp, cached=True)
+                    if st.from_earliest and low is not None and low >= 0:
+                        p.start = low  # nothing committed yet: the group starts at the log start
                     if high is not None and high >= 0:
                         p.high_watermark = max(p.high_watermark, high) if not due else high
             except RuntimeError:  # consumer closed meanwhile
@@ -446,5 +453,5 @@ class KafkaPythonLagProbe(_LagProbe):
                     p.high_watermark = max(p.high_watermark, high)
                 # a partition the app has taken nothing from yet: the consumer's own fetch position
                 position = getattr(getattr(states.get(tp), "position", None), "offset", None)
-                if p.position < 0 and isinstance(position, int) and position >= 0:
-                    p.committed = position
+                if isinstance(position, int) and position >= 0:
+                    p.start = position
