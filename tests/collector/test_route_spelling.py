@@ -12,7 +12,7 @@ from chokepoint.collector.ingest import Ingestor
 from chokepoint.collector.semconv import canonical_route, route_name
 from chokepoint.collector.store import Store
 from chokepoint.instrument import signals as sig
-from tests.collector.test_ingest import SERVER, span, traces_request
+from tests.collector.otlp_builders import SERVER, span, traces_request
 
 
 @pytest.mark.parametrize(

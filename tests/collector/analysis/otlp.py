@@ -6,7 +6,7 @@ from __future__ import annotations
 from chokepoint.collector.ingest import Ingestor
 from chokepoint.collector.store import Store
 from chokepoint.instrument import signals as sig
-from tests.collector.test_ingest import explicit_hist, metrics_request
+from tests.collector.otlp_builders import explicit_hist, metrics_request
 
 
 def ingest_response_sizes(store: Store, service: str, route: str, size_bytes: float, n: int, compressed: bool) -> None:
