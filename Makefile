@@ -1,12 +1,12 @@
 # chokepoint — the two commands a user needs: `make test` and `make demo`.
-# Both do all set-up on a fresh machine: the .venv with the three distributions
+# Both do all set-up on a fresh machine: the .venv with the four distributions
 # installed editable (with test extras), and the real services (apt + Maven Central).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.chokepoint-installed
-INSTALL_INPUTS := constraints.txt instrument/pyproject.toml collector/pyproject.toml dashboards/pyproject.toml examples/pyproject.toml
+INSTALL_INPUTS := constraints.txt semconv/pyproject.toml instrument/pyproject.toml collector/pyproject.toml dashboards/pyproject.toml examples/pyproject.toml
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
@@ -33,7 +33,7 @@ $(STAMP): $(INSTALL_INPUTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt \
-	  -e './instrument[test]' -e './collector[test]' -e './dashboards[test]' -e './examples'
+	  -e ./semconv -e './instrument[test]' -e './collector[test]' -e './dashboards[test]' -e './examples'
 	@touch $@
 
 # chokepoint-instrument installs where users are: fresh venvs, no constraints file (the wheel

@@ -14,8 +14,9 @@ FROM python:3.11-slim AS base
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /opt/chokepoint
 COPY constraints.txt ./
+COPY semconv/ semconv/
 COPY instrument/ instrument/
-RUN pip install -c constraints.txt ./instrument
+RUN pip install -c constraints.txt ./semconv ./instrument
 
 FROM base AS sidecar
 COPY collector/ collector/

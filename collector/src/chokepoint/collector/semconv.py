@@ -1,8 +1,9 @@
-"""Attribute-name aliases across OpenTelemetry semantic-convention generations, and the
-normalizers that turn raw attribute values into low-cardinality keys.
+"""The normalizers that turn raw attribute values into low-cardinality keys, and the
+attribute-name aliases they read.
 
-Each ``*_KEYS`` tuple lists the current name first, then older names; readers take the
-first one present.  ``normalize_path`` folds ids out of URL paths (``/users/42`` →
+The aliases (each ``*_KEYS`` tuple: the current name first, then older names; readers take
+the first one present with ``first``) live in :mod:`chokepoint.semconv.aliases`, shared with
+the agent, and are re-exported here.  ``normalize_path`` folds ids out of URL paths (``/users/42`` →
 ``/users/{id}``), ``normalize_statement`` replaces SQL literals (``WHERE id = 42`` →
 ``WHERE id = ?``, ``IN (1, 2, 3)`` → ``IN (?)``) and ``route_name`` builds the route key
 used everywhere (the ``http.route`` template, e.g. ``"/items/{id}"``).  Both normalizers are memoised (bounded).
@@ -13,52 +14,17 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from chokepoint.instrument import signals as sig
-
-HTTP_ROUTE_KEYS = (sig.ATTR_HTTP_ROUTE,)
-HTTP_METHOD_KEYS = (sig.ATTR_HTTP_METHOD, "http.method")
-HTTP_STATUS_KEYS = (sig.ATTR_HTTP_STATUS, "http.status_code")
-URL_PATH_KEYS = ("url.path", "http.target")
-URL_FULL_KEYS = ("url.full", "http.url")
-SERVER_ADDRESS_KEYS = (sig.ATTR_SERVER_ADDRESS, "net.peer.name", "server.socket.address", "net.sock.peer.addr", "net.peer.ip")
-SERVER_PORT_KEYS = ("server.port", "net.peer.port")
-DB_SYSTEM_KEYS = (sig.ATTR_DB_SYSTEM, "db.system")
-DB_SUMMARY_KEYS = (sig.ATTR_DB_QUERY_SUMMARY,)
-DB_STATEMENT_KEYS = (sig.ATTR_DB_STATEMENT, "db.statement")
-DB_OPERATION_KEYS = ("db.operation.name", "db.operation")
-MESSAGING_SYSTEM_KEYS = (sig.ATTR_MESSAGING_SYSTEM,)
-MESSAGING_DESTINATION_KEYS = (sig.ATTR_MESSAGING_DESTINATION, "messaging.destination", "messaging.kafka.destination")
-MESSAGING_PARTITION_KEYS = (sig.ATTR_MESSAGING_PARTITION, "messaging.kafka.destination.partition", "messaging.kafka.partition")
-MESSAGING_GROUP_KEYS = (sig.ATTR_MESSAGING_CONSUMER_GROUP, "messaging.kafka.consumer.group", "messaging.kafka.consumer_group")
-POOL_NAME_KEYS = (sig.ATTR_DB_POOL_NAME, sig.ATTR_POOL_NAME, "pool.name")
-POOL_STATE_KEYS = (sig.ATTR_DB_POOL_STATE, "state")
-
-# every attribute a span reader may need, for a single pass over span attributes
-SPAN_KEYS = frozenset(
-    HTTP_ROUTE_KEYS
-    + HTTP_METHOD_KEYS
-    + HTTP_STATUS_KEYS
-    + URL_PATH_KEYS
-    + URL_FULL_KEYS
-    + SERVER_ADDRESS_KEYS
-    + SERVER_PORT_KEYS
-    + DB_SYSTEM_KEYS
-    + DB_SUMMARY_KEYS
-    + DB_STATEMENT_KEYS
-    + DB_OPERATION_KEYS
-    + MESSAGING_SYSTEM_KEYS
-    + MESSAGING_DESTINATION_KEYS
-    + (sig.ATTR_KEEP_REASON, sig.ATTR_ERROR_TYPE)
+from chokepoint.semconv.aliases import *  # noqa: F403  (every *_KEYS tuple, SPAN_KEYS)
+from chokepoint.semconv.aliases import (
+    DB_OPERATION_KEYS,
+    DB_STATEMENT_KEYS,
+    DB_SUMMARY_KEYS,
+    DB_SYSTEM_KEYS,
+    SERVER_ADDRESS_KEYS,
+    SERVER_PORT_KEYS,
+    URL_FULL_KEYS,
+    first,
 )
-
-
-def first(attrs: dict, keys: tuple[str, ...]):
-    for k in keys:
-        v = attrs.get(k)
-        if v is not None and v != "":
-            return v
-    return None
-
 
 _ID_SEGMENT = re.compile(
     r"^(?:\d+|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}|[0-9a-fA-F]{16,}|(?=[^/]*\d)[A-Za-z0-9_\-]{20,})$"
@@ -149,9 +115,13 @@ def http_target(attrs: dict) -> str:
                 host = None
     if host is None:
         return "unknown"
+    host = str(host)
+    name, colon, given = host.rpartition(":")
+    if colon and given.isdigit() and ":" not in name:  # http.host is "host:port" (older semconv)
+        host, port = name, port or given
     if port and int(port) not in (80, 443):
         return f"{host}:{int(port)}"
-    return str(host)
+    return host
 
 
 def db_target(attrs: dict) -> str:

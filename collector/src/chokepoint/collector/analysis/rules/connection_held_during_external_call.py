@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from chokepoint.collector.analysis.candidate import Candidate, recommendation
 from chokepoint.collector.analysis.snapshot import WindowSnapshot
 from chokepoint.collector.catalog import Kind
-from chokepoint.instrument import signals as sig
+from chokepoint.semconv import signals as sig
 
 KIND = Kind.CONNECTION_HELD_DURING_EXTERNAL_CALL
 

@@ -18,7 +18,7 @@ from chokepoint.collector.analysis.candidate import Candidate, recommendation
 from chokepoint.collector.analysis.rules.pools import pool_wait_share, waited_on
 from chokepoint.collector.analysis.snapshot import WindowSnapshot
 from chokepoint.collector.catalog import Kind
-from chokepoint.instrument import signals as sig
+from chokepoint.semconv import signals as sig
 
 KIND = Kind.DB_POOL_SATURATION
 
