@@ -42,7 +42,7 @@ from chokepoint.collector.catalog import POOL_KINDS
 from chokepoint.collector.otlp_values import AGENT, AGENT_METRIC_PREFIX, IngestResult, attributes, is_http_error, resource_service
 from chokepoint.collector.store import Store
 from chokepoint.collector.temporality import BadPoint, CumulativeToDelta
-from chokepoint.instrument import signals as sig
+from chokepoint.semconv import signals as sig
 
 # ---------------------------------------------------------------- metric name tables
 _ROUTE_LATENCY = {sig.HTTP_SERVER_DURATION: None, "http.server.duration": "ms"}

@@ -61,7 +61,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from chokepoint.collector import semconv as sc
 from chokepoint.collector.otlp_values import AGENT, AGENT_DISTRO, IngestResult, any_value, attributes, is_http_error, resource_service
 from chokepoint.collector.store import Store
-from chokepoint.instrument import signals as sig
+from chokepoint.semconv import signals as sig
 
 SERVER = trace_pb2.Span.SPAN_KIND_SERVER
 CLIENT = trace_pb2.Span.SPAN_KIND_CLIENT

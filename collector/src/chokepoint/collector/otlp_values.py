@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chokepoint.instrument import signals as sig
+from chokepoint.semconv import signals as sig
 
 AGENT = "agent"  # authority signal: the service runs chokepoint's agent (its spans are pre-sampled)
 AGENT_DISTRO = "chokepoint"
