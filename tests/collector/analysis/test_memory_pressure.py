@@ -68,6 +68,21 @@ CASES = [
         ],
     ),
     # item 9: the agent's and the app's warm-up: 55 MB/min in the first 24 s
+    (
+        # flask_leaky_history: flat for the window's first half, then 120 MB/min (the whole window reads 60)
+        "a leak that began within the window: its rate now",
+        rt(rss=[(NOW - 60.0 + i * 5.0, 200e6) for i in range(6)] + [(NOW - 30.0 + i * 5.0, (200 + 10 * i) * 1e6) for i in range(1, 7)]),
+        [
+            {
+                "service": SVC,
+                "target": "process",
+                "explained": 0.0,
+                "strength": 1.0,
+                "severity": "warning",
+                "evidence": {"rss_growth_mb_per_min": 120.0, "rss_bytes": 260e6, "gc_time_fraction": 0.0, "process_age_s": 3600},
+            }
+        ],
+    ),
     ("a young process warming up", rt(rss=rss_series(80, 55), first_seen_s=NOW - 24.0), []),
     ("a warm-up that levelled off", rt(rss=rss_series(80, 60, n=6) + [(NOW - 30.0 + i * 5.0, 110e6) for i in range(6)]), []),
     ("flat RSS, little GC", rt(rss=rss_series(120, 0), gc_pause_s=0.3, gc_pause_count=60), []),

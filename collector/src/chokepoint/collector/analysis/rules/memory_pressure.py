@@ -1,7 +1,8 @@
 """``memory_pressure``: RSS keeps growing or GC pauses take a large share of the time.
 
 RSS growth is measured from the first to the last value of the window, capped by twice the
-growth over its second half (a leak keeps growing; a warm-up levels off).  Fires on growth
+growth over its second half (a leak keeps growing; a warm-up levels off); when the second
+half grows faster (a leak that began within the window), its rate is the growth.  Fires on growth
 ≥ ``rss_growth_mb_per_min`` or GC time ≥ ``gc_time_fraction``.
 
 GC time is the CPU the collector used (``gc_cpu``: GC thread-CPU seconds per second, from
@@ -50,7 +51,8 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
             growth = mb_per_min(rss[0], rss[-1])
             mid = rss[len(rss) // 2]
             if rss[-1][0] > mid[0]:  # a leak keeps growing; a warm-up (caches, pools filling) levels off
-                growth = min(growth, 2 * mb_per_min(mid, rss[-1]))
+                recent = mb_per_min(mid, rss[-1])
+                growth = recent if recent >= growth else min(growth, 2 * recent)  # a leak that began in the window: its rate now
         gc_fraction = gc_cpu_fraction(rt, snap.window_s)
         if growth < cfg.rss_growth_mb_per_min and gc_fraction < cfg.gc_time_fraction:
             continue
