@@ -2,7 +2,7 @@
 
 Binaries (built by ``scripts/provision-otelcol.sh`` and ``scripts/provision-telemetrygen.sh``
 into ``$CHOKEPOINT_CACHE/bin``, default ``~/.cache/chokepoint/bin``): ``otelcol-chokepoint``
-(OpenTelemetry Collector v0.165, components in ``scripts/otelcol/builder-config.yaml``) and
+(OpenTelemetry Collector v0.148, components in ``scripts/otelcol/builder-config.yaml``) and
 ``telemetrygen``.
 
 The peer runs the job chokepoint does, spans to request metrics: OTLP receiver (gRPC and

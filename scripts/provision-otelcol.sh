@@ -2,7 +2,7 @@
 # Builds a real OpenTelemetry Collector (`otelcol-chokepoint`) into $CHOKEPOINT_CACHE/bin
 # (default ~/.cache/chokepoint/bin) with the OpenTelemetry Collector Builder
 # (go.opentelemetry.io/collector/cmd/builder) from the Go module proxy, using the manifest
-# scripts/otelcol/builder-config.yaml (OTLP receiver, batch processor, kafka, otlp, debug and
+# scripts/otelcol/builder-config.yaml (OTLP receiver, batch processor, kafka, otlp, load-balancing, debug and
 # Prometheus exporters, spanmetrics connector; every module at one release).
 # The scale-out integration tests, the docker-compose `scale` profile and the ingest
 # benchmark's peer run this binary.
@@ -15,7 +15,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 manifest="$here/otelcol/builder-config.yaml"
 cache="${CHOKEPOINT_CACHE:-$HOME/.cache/chokepoint}"
-builder_version="${CHOKEPOINT_OTELCOL_BUILDER_VERSION:-v0.165.0}"
+builder_version="${CHOKEPOINT_OTELCOL_BUILDER_VERSION:-v0.148.0}"
 bindir="$cache/bin"
 sum="$( (cat "$manifest"; echo "$builder_version") | sha256sum | cut -c1-16)"
 marker="$bindir/.otelcol-chokepoint-$sum"

@@ -215,11 +215,11 @@ def test_three_collectors_one_group_behind_a_real_opentelemetry_collector(otelco
     overlay.write_text(
         # the same data also to one reference collector (the merged report must equal its report)
         "exporters:\n"
-        f"  otlp_grpc/reference:\n    endpoint: {reference.otlp_grpc_endpoint}\n    tls:\n      insecure: true\n"
+        f"  otlp/reference:\n    endpoint: {reference.otlp_grpc_endpoint}\n    tls:\n      insecure: true\n"
         "service:\n  telemetry:\n    metrics:\n      level: none\n"
         "  pipelines:\n"
-        "    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [kafka, otlp_grpc/reference]\n"
-        "    metrics:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [kafka, otlp_grpc/reference]\n"
+        "    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [kafka, otlp/reference]\n"
+        "    metrics:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [kafka, otlp/reference]\n"
     )
     gateway = Process(
         [str(otelcol), "--config", str(OTELCOL_CONFIG), "--config", str(overlay)],

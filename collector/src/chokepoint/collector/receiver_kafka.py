@@ -7,8 +7,10 @@ read the topics as one consumer group; each record is one OTLP export request
 as OTLP/HTTP and gRPC, counted under ``protocol="kafka"``.
 
 Which signal a record holds: its ``otelcol.signal`` header (the exporter's
-``signal_header: true``), else its topic: ``otlp_spans`` → traces, ``otlp_metrics`` → metrics,
-``otlp_logs`` → logs (the exporter's default topics).  A record that is neither is counted as
+``signal_header: true``, from v0.165), else its topic: ``otlp_spans`` → traces, ``otlp_metrics`` → metrics,
+``otlp_logs`` → logs (the exporter's default topics), else the record itself (:func:`sniff_signal`:
+traces or metrics, for exporters without ``signal_header`` writing both to a service's topic;
+logs there need the header).  A record that is none of these is counted as
 ``chokepoint_ingest_rejected_total{protocol="kafka",reason="unknown_signal"}``, one that does
 not parse as ``reason="malformed"``; both are skipped (and committed).
 
@@ -35,7 +37,7 @@ field                   variable / flag                     default
 One service on one collector: the per-service analysis needs all of a service's data in one
 place, and Kafka hands each *partition* to one member.  The ``kafka`` exporter (v0.165) keys
 metrics by their resource with ``partition_metrics_by_resource_attributes: true`` but has no
-such option for traces; ``topic_from_attribute: service.name`` (with ``signal_header: true``)
+such option for traces; ``topic_from_attribute: service.name``
 writes each service to a topic of its own name, and ``topics`` then lists those topics or a
 pattern matching them (``^shop-.*``).  Topics of one partition each keep a service whole; the
 assignment is ``cooperative-sticky``, which spreads topics over the members and moves only
@@ -146,6 +148,34 @@ def signal_of(topic: str, headers) -> str | None:
             name = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
             return name if name in REQUEST_TYPES else None
     return TOPIC_SIGNALS.get(topic)
+
+
+def sniff_signal(value: bytes):
+    """``(signal, request)`` of an ``otlp_proto`` record with neither header nor default topic, else ``(None, None)``.
+
+    Traces when it parses as a trace request whose spans all have a 16-byte trace id and an 8-byte
+    span id; metrics when it parses as a metrics request whose metrics all have a name and data.
+    Read as the other kind, a request fails these checks or does not parse (a metric's name is
+    read where a span's trace id is, a log record's time where a metric's name is).
+    """
+    for signal, ok in (("traces", _all_spans_identified), ("metrics", _all_metrics_named)):
+        try:
+            request = REQUEST_TYPES[signal].FromString(value)
+        except DecodeError:
+            continue
+        if ok(request):
+            return signal, request
+    return None, None
+
+
+def _all_spans_identified(request) -> bool:
+    spans = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    return bool(spans) and all(len(s.trace_id) == 16 and len(s.span_id) == 8 for s in spans)
+
+
+def _all_metrics_named(request) -> bool:
+    metrics = [m for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+    return bool(metrics) and all(m.name and m.WhichOneof("data") for m in metrics)
 
 
 def count_items(signal: str, request) -> int:
@@ -290,13 +320,16 @@ class KafkaIngestReceiver:
         with self._stats_lock:
             self.records += 1
             self._records_by_topic[key[0]] = self._records_by_topic.get(key[0], 0) + 1
-        signal = signal_of(msg.topic(), msg.headers())
+        signal, request = signal_of(msg.topic(), msg.headers()), None
+        if signal is None and not any(k == SIGNAL_HEADER for k, _v in msg.headers() or ()):
+            signal, request = sniff_signal(msg.value() or b"")
         floor = self._floor.get(key)
         if signal is None:
             self.otlp.reject(PROTOCOL_KAFKA, REASON_UNKNOWN_SIGNAL)
         else:
             try:
-                request = REQUEST_TYPES[signal].FromString(msg.value() or b"")
+                if request is None:
+                    request = REQUEST_TYPES[signal].FromString(msg.value() or b"")
             except DecodeError:
                 self.otlp.reject(PROTOCOL_KAFKA, REASON_MALFORMED)
             else:
