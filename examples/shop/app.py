@@ -49,7 +49,7 @@ Bottleneck switches owned by the shop (all off = healthy: fast, no errors, no gr
 ``worker_pool_saturation``  the anyio threadpool shrinks from ``--threads`` (16) to 4 tokens
                             and every sync route waits 150 ms on I/O (``time.sleep``) — all
                             sync routes queue for a worker thread; CPU stays low.
-``cpu_saturation``          ``/recommendations`` scores candidates in pure Python (~30 ms of
+``cpu_saturation``          ``/recommendations`` scores candidates in pure Python (~50 ms of
                             CPU per request) — the process pins one core (the GIL).
 ``event_loop_blocked``      ``/quote`` calls the FX rate with a *sync* httpx client and a
                             blocking 50 ms ``time.sleep`` on the event loop — every async
@@ -132,7 +132,7 @@ BLOCKING_SLEEP_S = 0.05
 CURRENCY_CACHE_TTL_S = 60.0
 FX_POOL_SIZE = 1  # http_pool_saturation: connections in the pricing client's pool
 PRICE_CURRENCIES = ("EUR", "USD", "GBP", "JPY", "CHF")
-CPU_SCORING_ROUNDS = 2000  # x 50 candidates: ~27 ms of pure-Python CPU on an idle core
+CPU_SCORING_ROUNDS = 6000  # x 50 candidates: ~50 ms of pure-Python CPU on an idle core (more than a core at the focus load, on hosts up to twice as fast)
 RECENT_VIEWS_KEPT = 100
 LEAK_COPIES_PER_VIEW = 300
 #: Why a switch cannot work when the shop runs without Kafka.

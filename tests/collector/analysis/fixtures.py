@@ -32,9 +32,14 @@ def service(
     )
 
 
-def route(count: int, p99_ms: float, baseline_p99_ms: float | None = None, time_s: float | None = None) -> RouteStats:
+def route(count: int, p99_ms: float, baseline_p99_ms: float | None = None, time_s: float | None = None, queue_s: float = 0.0) -> RouteStats:
     return RouteStats(
-        count=count, time_s=time_s if time_s is not None else count * p99_ms / 2000.0, p50_ms=p99_ms / 2, p99_ms=p99_ms, baseline_p99_ms=baseline_p99_ms
+        count=count,
+        time_s=time_s if time_s is not None else count * p99_ms / 2000.0,
+        p50_ms=p99_ms / 2,
+        p99_ms=p99_ms,
+        baseline_p99_ms=baseline_p99_ms,
+        queue_s=queue_s,
     )
 
 

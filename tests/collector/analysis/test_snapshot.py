@@ -47,13 +47,26 @@ def test_db_targets_say_whether_they_are_statements():
     assert [t for t, _ in snap.statements_of(SVC)] == ["SELECT posts"]
 
 
-def test_pool_gauges_are_means_over_the_window_of_the_wait_percentile():
+def test_pool_gauges_are_the_state_now_and_the_peaks_beside_the_wait_percentile():
     store, _ = fed_store(http_call_inside_a_transaction)
     (pool,) = build_snapshot(store, AnalyzerConfig(window_s=60, baseline_window_s=120)).pools
     assert store.pools(60)[0]["used"] == 0  # the latest gauge: what the evidence used to show next to an 800 ms wait
-    assert pool.max == 15 and 11 <= pool.used <= 14 and 4 <= pool.pending <= 5.6  # 15 and 6 for most of the window
-    assert (pool.used_peak, pool.pending_peak) == (15, 6)
+    # 15 busy and 6 waiting until 10 s before the end, then none: the latest third is draining
+    assert pool.max == 15 and 0 < pool.used < 15 / 2 and 0 < pool.pending < 6 / 2
+    assert (pool.used_peak, pool.pending_peak) == (15, 6)  # the window's extremes, beside its wait p99
     assert pool.wait_p99_ms > 700
+
+
+def test_a_pool_that_filled_up_late_in_the_window_reads_full():
+    """Saturated for the last 20 s of a 60 s window: the state now, not a third of it."""
+
+    def filled(store, rng, i):
+        store.add_requests(SVC, "/a", [0.01] * 5)
+        store.set_pool(SVC, "worker", "anyio-default", used=16 if i >= 70 else 1, max=16, pending=8 if i >= 70 else 0)
+
+    store, _ = fed_store(filled)
+    (pool,) = build_snapshot(store, AnalyzerConfig(window_s=60, baseline_window_s=120)).pools
+    assert (pool.used, pool.pending) == (16, 8)
 
 
 def test_transaction_spans_make_no_slow_query_and_no_query_time():
@@ -100,4 +113,4 @@ def test_a_pool_resized_in_the_window_has_its_new_size():
 
     store, _ = fed_store(shrunk)
     (pool,) = build_snapshot(store, AnalyzerConfig(window_s=60, baseline_window_s=120)).pools
-    assert pool.max == 4 and 3.3 <= pool.used <= 3.7 and 8 <= pool.pending <= 12  # half the window each way
+    assert pool.max == 4 and pool.used == 4 and pool.pending == 20  # the latest third is all after the resize

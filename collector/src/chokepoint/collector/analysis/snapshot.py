@@ -13,8 +13,10 @@ reads an ``AnalyzerSource`` (the embedded ``Store`` is one) once per analysis:
 - dependencies (``DependencyStats`` by ``(service, kind, target)``; a DB target says
   whether it is a statement, ``statements.statement_kind``);
 - pools (``PoolStats``: kind ``db`` / ``worker`` / ``http`` / ``redis``; wait p99 and
-  checkouts over the window, ``used`` and ``pending`` as means over the window, so
-  the numbers of one finding describe the same stretch of time; ``max`` the latest size);
+  checkouts over the window; ``used`` and ``pending`` as means over the latest third of
+  the window, the pool's state now, as for CPU (a window mean trails a pool that filled up
+  by half a window); ``used_peak``/``pending_peak`` the window's extremes beside the wait
+  p99; ``max`` the latest size);
 - breakers (``BreakerStats``), consumer lag per group and topic (``ConsumerLagStats``,
   with the consumer process's own service when an instrumented consumer reported it);
 - per service runtime (``RuntimeStats``): CPU used and run-queue wait (means over the
@@ -59,6 +61,12 @@ class RouteStats:
     p99_ms: float = 0.0
     baseline_p99_ms: float | None = None  # the best per-bucket p99 before the window
     errors: int = 0
+    queue_s: float = 0.0  # time its requests waited for a worker (breakdown ``queue``; 0 without a breakdown)
+
+    @property
+    def busy_s(self) -> float:
+        """Time its requests held a worker: request time less the queueing for one."""
+        return max(self.time_s - self.queue_s, 0.0)
 
 
 @dataclass
@@ -113,9 +121,9 @@ class PoolStats:
     service: str
     kind: str  # catalog.POOL_KINDS
     name: str
-    used: float | None = None  # mean over the window (of each bucket's latest value)
+    used: float | None = None  # mean over the latest third of the window (of each bucket's latest value)
     max: float | None = None  # capacity now, the latest value (a worker pool with ``processes``: threads per process)
-    pending: float | None = None  # mean over the window
+    pending: float | None = None  # mean over the latest third of the window
     idle: float | None = None  # latest
     wait_p99_ms: float = 0.0  # over the window
     wait_count: int = 0
@@ -281,9 +289,11 @@ def _services(snap: WindowSnapshot, cur, base_buckets: list) -> None:
     for svc, sv in snap.services.items():
         slow: dict[str, float] = {}
         everything: dict[str, float] = {}
-        for (s, _route), b in cur.breakdown.items():
+        for (s, route), b in cur.breakdown.items():
             if s != svc:
                 continue
+            if route in sv.routes:
+                sv.routes[route].queue_s = b.all.get("queue", 0.0)
             for c, v in b.slow.items():
                 slow[c] = slow.get(c, 0.0) + v
             for c, v in b.all.items():
@@ -303,10 +313,11 @@ def _services(snap: WindowSnapshot, cur, base_buckets: list) -> None:
                     sv.slow_share[comp] = sv.slow_share.get(comp, 0.0) + min(1.0, dep.time_s / sv.request_time_s)
 
 
-def _window_mean(values: Iterable[float | None], latest: float | None) -> float | None:
-    """The mean of the values seen in the window (one per bucket); the latest gauge when the window has none."""
-    seen = [v for v in values if v is not None]
-    return round(sum(seen) / len(seen), 1) if seen else latest
+def _recent_gauge(values: Iterable[float | None], latest: float | None) -> float | None:
+    """A gauge's state now: the mean of its latest third in the window (one value per bucket,
+    :func:`_recent_mean`); the latest gauge when the window has none."""
+    mean = _recent_mean(v for v in values if v is not None)
+    return latest if mean is None else round(mean, 1)
 
 
 def _peak(values: Iterable[float | None], latest: float | None) -> float | None:
@@ -327,9 +338,9 @@ def _pool(p: dict, buckets: list) -> PoolStats:
         service=p["service"],
         kind=p["kind"],
         name=p["name"],
-        used=_window_mean((a.used for a in in_window), p.get("used")),
+        used=_recent_gauge((a.used for a in in_window), p.get("used")),
         max=_latest((a.max for a in in_window), p.get("max")),
-        pending=_window_mean((a.pending for a in in_window), p.get("pending")),
+        pending=_recent_gauge((a.pending for a in in_window), p.get("pending")),
         used_peak=_peak((a.used for a in in_window), p.get("used")),
         pending_peak=_peak((a.pending for a in in_window), p.get("pending")),
         idle=p.get("idle"),

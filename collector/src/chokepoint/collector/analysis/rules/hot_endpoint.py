@@ -1,7 +1,9 @@
 """``hot_endpoint``: one endpoint takes most capacity and starves the others.
 
 Fires in a degraded service with a saturated worker pool when one route takes at least
-``hot_share`` of the service's busy time and another route's p99 rose to
+``hot_share`` of the service's busy time (time holding a worker: request time less the
+breakdown's ``queue``, so a route that is only the most frequent one, queueing like the
+rest, is not hot) and another route's p99 rose to
 ``degraded_ratio`` × its baseline.  When the busy time is spent waiting for DB
 connections, the pool (and what holds it) is the shared resource the others starve on,
 so ``explained`` is discounted by the pool-wait share.
@@ -25,8 +27,11 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
         routes = [(r, st) for r, st in sv.routes.items() if st.count > 0]
         if len(routes) < 2 or sv.request_time_s <= 0 or not sv.degraded:
             continue
-        hot_route, hot = max(routes, key=lambda rs: rs[1].time_s)
-        share = hot.time_s / sv.request_time_s
+        busy_s = sum(st.busy_s for _, st in routes)
+        if busy_s <= 0:
+            continue
+        hot_route, hot = max(routes, key=lambda rs: rs[1].busy_s)
+        share = hot.busy_s / busy_s
         if share < cfg.hot_share:
             continue
         starved = [
