@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chokepoint.collector.analysis.rules import slow_query
+from chokepoint.collector.analysis.snapshot import RuntimeStats
 from chokepoint.collector.analysis.statements import CONNECTION, SCHEMA, STATEMENT, TRANSACTION, statement_kind
 from tests.collector.analysis.fixtures import SVC, dep, rows, service, snapshot
 
@@ -45,6 +46,12 @@ CASES = [
     ),
     ("a one-off slow statement", snapshot([DB_BOUND], deps={(SVC, "db", SEARCH): dep(2, 900.0)}), []),
     ("fast statements", snapshot([DB_BOUND], deps={(SVC, "db", SEARCH): dep(300, 20.0)}), []),
+    (
+        # flask_pg_healthy_bursty on a host at load 20-24: an indexed lookup, 2 ms at the median
+        "a fast statement whose tail is the wait for a CPU",
+        snapshot([DB_BOUND], deps={(SVC, "db", SEARCH): dep(300, 180.0, 2.0)}, runtime={SVC: RuntimeStats(cpu=0.05, run_queue_wait=0.4)}),
+        [],
+    ),
 ]
 
 

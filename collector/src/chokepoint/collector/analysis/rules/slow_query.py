@@ -3,7 +3,10 @@
 Fires, in a degraded service, for a statement with p99 ≥ ``slow_query_p99_ms`` over at
 least ``slow_query_min_calls`` calls.  Only statements count (``statements``): a
 ``connect`` span, a span named just by the DB system (a whole transaction), ``BEGIN`` /
-``COMMIT`` and schema statements are neither a slow query nor DB time.  ``explained``: the DB share of the slow requests'
+``COMMIT`` and schema statements are neither a slow query nor DB time.  In a process that
+waits for a CPU more than it runs (run-queue wait above its CPU use, ``analysis.cpu``), a
+statement whose median is fast is no slow query: its p99 tail is the wait for a CPU the
+client-side span includes.  ``explained``: the DB share of the slow requests'
 time × this statement's share of DB time; ``strength``: p99 / 500 ms.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from chokepoint.collector.analysis.candidate import Candidate, recommendation
+from chokepoint.collector.analysis.cpu import cpu_demand
 from chokepoint.collector.analysis.snapshot import WindowSnapshot
 from chokepoint.collector.catalog import Kind
 
@@ -25,9 +29,13 @@ def rule(snap: WindowSnapshot) -> Iterable[Candidate]:
             continue  # a slow statement the requests do not feel is no bottleneck
         dbs = snap.statements_of(svc)
         total_db = sum(d.time_s for _, d in dbs)
+        demand = cpu_demand(snap, svc)
+        starved = demand.waited is not None and demand.waited > (demand.used or 0.0)
         for target, d in dbs:
             if d.p99_ms < cfg.slow_query_p99_ms or total_db <= 0 or d.count < cfg.slow_query_min_calls:
                 continue
+            if starved and d.p50_ms < cfg.slow_query_p99_ms:
+                continue  # a fast statement whose tail is the process waiting for a CPU
             statement_share = d.time_s / total_db
             db_share = sv.busy_share("db") if sv.has_breakdown else min(1.0, total_db / max(sv.request_time_s, 1e-9))
             yield Candidate(
