@@ -149,32 +149,51 @@ class RepeatedReads:
     """Remembers hashes of recent reads; ``seen(statement, parameters)`` counts repeats."""
 
     def __init__(self, instruments: AgentInstruments, window_s: float, clock=time.monotonic):
-        self.counter = instruments.repeated_reads
+        self.counter = instruments.repeated_reads.lean
         self.window_s = window_s
         self.clock = clock
         self._last_seen: dict[int, float] = {}
         self._statements: set[str] = set()
+        self._reads: dict[str, tuple | None] = {}  # statement -> (normalized,) for a read, None for anything else
 
     def seen(self, statement: str, parameters) -> bool:
-        head = statement.lstrip()[:6].lower()
-        if head != "select":
+        read = self._reads.get(statement, _UNKNOWN)
+        if read is _UNKNOWN:
+            read = self._remember(statement)
+        if read is None:
             return False
         key = hash((statement, repr(parameters)))
         now = self.clock()
-        last = self._last_seen.get(key)
-        if len(self._last_seen) >= MAX_REMEMBERED_READS:
-            self._last_seen.clear()
-        self._last_seen[key] = now
+        last_seen = self._last_seen
+        last = last_seen.get(key)
+        if len(last_seen) >= MAX_REMEMBERED_READS:
+            last_seen.clear()
+        last_seen[key] = now
         if last is None or now - last > self.window_s:
             return False
-        normalized = normalize_sql(statement)
-        if normalized not in self._statements:
-            if len(self._statements) >= MAX_READ_STATEMENTS:
-                normalized = "other"
-            else:
-                self._statements.add(normalized)
-        self.counter.add(1, {signals.ATTR_DB_STATEMENT: normalized})
+        self.counter.add(1, read, _K_STATEMENT)
         return True
+
+    def _remember(self, statement: str) -> tuple | None:
+        """``(normalized statement,)`` for a ``SELECT`` (``"other"`` past ``MAX_READ_STATEMENTS``), else ``None``."""
+        if statement.lstrip()[:6].lower() != "select":
+            read = None
+        else:
+            normalized = normalize_sql(statement)
+            if normalized not in self._statements:
+                if len(self._statements) >= MAX_READ_STATEMENTS:
+                    normalized = "other"
+                else:
+                    self._statements.add(normalized)
+            read = (normalized,)
+        if len(self._reads) >= MAX_REMEMBERED_READS:
+            self._reads.clear()
+        self._reads[statement] = read
+        return read
+
+
+_UNKNOWN = object()
+_K_STATEMENT = (signals.ATTR_DB_STATEMENT,)
 
 
 def _install_sqlalchemy(instruments: AgentInstruments, config: AgentConfig) -> Callable[[], None] | None:
