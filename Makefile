@@ -6,11 +6,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.chokepoint-installed
+NATIVE_SO := collector/src/chokepoint/collector/_native_ingest.abi3.so
 INSTALL_INPUTS := constraints.txt semconv/pyproject.toml instrument/pyproject.toml collector/pyproject.toml dashboards/pyproject.toml examples/pyproject.toml
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: test demo install provision lint format unit integration scenario bench clean accuracy matrix matrix-ci install-check
+.PHONY: test demo install native provision lint format unit integration scenario bench clean accuracy matrix matrix-ci install-check
 
 test: provision install lint install-check matrix-ci
 	@echo "== pytest (unit + integration + scenario)"
@@ -26,7 +27,18 @@ demo: install
 	@scripts/provision.sh kafka || echo "make demo: Kafka could not be provisioned (above): the demo runs without Kafka"
 	$(BIN)/python examples/demo.py $(DEMO_ARGS)
 
-install: $(STAMP)
+install: $(STAMP) $(NATIVE_SO)
+
+# The native span ingest core (collector/native, Rust through PyO3, crates from crates.io);
+# without cargo the collector ingests spans with the pure-Python path (and says so on /health).
+native: $(NATIVE_SO)
+
+$(NATIVE_SO): collector/native/Cargo.toml collector/native/Cargo.lock $(wildcard collector/native/src/*.rs) | $(STAMP)
+	@echo "== native ingest core (cargo build --release, collector/native)"
+	@if command -v cargo >/dev/null 2>&1; then \
+	  PYO3_PYTHON=$(abspath $(BIN)/python) cargo build --release --locked --quiet --manifest-path collector/native/Cargo.toml && \
+	  cp collector/native/target/release/lib_native_ingest.so $@; \
+	else echo "make native: no cargo on PATH: spans are ingested by the pure-Python path"; fi
 
 $(STAMP): $(INSTALL_INPUTS)
 	@echo "== python packages into $(VENV)"
