@@ -58,6 +58,7 @@ from collections import OrderedDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from chokepoint.collector import native_ingest
 from chokepoint.collector import semconv as sc
 from chokepoint.collector.otlp_values import AGENT, AGENT_DISTRO, IngestResult, any_value, attributes, is_http_error, resource_service
 from chokepoint.collector.store import Store
@@ -196,6 +197,8 @@ class SpanIngestor:
             return got[1]
 
     def consume_traces(self, request: ExportTraceServiceRequest, protocol: str | None = None) -> IngestResult:
+        if (done := native_ingest.consume_traces(self, request, protocol)) is not None:
+            return done  # the native core took the request (native_ingest.py); else the walk below
         store = self.store
         accepted = 0
         rejected = 0
