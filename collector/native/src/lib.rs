@@ -714,13 +714,18 @@ impl Core {
         // span ids of pending records (Python bytes) stay alive for the whole call
         let mut keep_alive: Vec<Bound<'py, PyBytes>> = Vec::new();
         let data: &[u8] = body.as_bytes();
-        let mut d = match decode(data, &self.keys) {
+        let keys = &self.keys;
+        // the decode needs no Python: other threads run meanwhile (the bytes are immutable and held)
+        let decoded = py.detach(|| decode(data, keys));
+        let mut d = match decoded {
             Ok(d) => d,
             Err(why) => return Ok(PyString::new(py, why).into_any()),
         };
         if self.classes.len() > CLASS_CACHE_MAX {
             self.clear_classes();
         }
+        // is_kept: the store's kept-trace ids (a dict, looked up directly) or a predicate
+        let kept_ids: Option<Bound<'py, PyDict>> = is_kept.cast::<PyDict>().ok().map(|d| d.clone());
         let cb = Callbacks { classify, authoritative, is_kept, route_p99 };
         let accepted = d.recs.len();
 
@@ -949,7 +954,11 @@ impl Core {
             }
 
             // does Python have to decide on this trace?
-            let mut decide = cb.is_kept.call1((hex(first.tid),))?.is_truthy()? || has_keep || sampled;
+            let kept = match &kept_ids {
+                Some(ids) => ids.contains(hex(first.tid))?,
+                None => cb.is_kept.call1((hex(first.tid),))?.is_truthy()?,
+            };
+            let mut decide = kept || has_keep || sampled;
             if !decide {
                 decide = match root {
                     None => true, // children before their root: Python stashes them

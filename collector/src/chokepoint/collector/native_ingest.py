@@ -123,6 +123,13 @@ def _core(ingestor):
     return core
 
 
+def _kept_ids(store):
+    """The store's kept-trace ids as a dict when it holds them in one (the core looks ids up in
+    it directly, ~10x cheaper than a call per trace), else its ``is_trace_kept``."""
+    ids = getattr(getattr(store, "kept", None), "_traces", None)
+    return ids if isinstance(ids, dict) else store.is_trace_kept
+
+
 def _sketch(accuracy: float, bins: dict, count: int, total: float, lo: float, hi: float, zeros: int) -> Sketch:
     s = Sketch(accuracy)
     s.bins = bins
@@ -154,7 +161,7 @@ def consume_traces(ingestor, request, protocol: str | None) -> IngestResult | No
                 fresh = next(iter(pending.values()))[0] >= store.clock() - ingestor.pending_ttl_s
     try:
         out = _core(ingestor).consume(
-            body, _classify, store.metric_authoritative, store.is_trace_kept, store.route_quantile_s, pending, ingestor._take_pending, room, fresh
+            body, _classify, store.metric_authoritative, _kept_ids(store), store.route_quantile_s, pending, ingestor._take_pending, room, fresh
         )
     except Exception as exc:
         _once(f"raise:{type(exc).__name__}", "chokepoint: the native ingest core failed (%r); the Python path takes such requests", exc)
