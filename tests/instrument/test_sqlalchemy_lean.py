@@ -458,8 +458,8 @@ def test_instrumented_beyond_the_declared_range_only_when_skipped_for_it(traced)
 
 
 def agent_workload(url: str, lean: bool) -> tuple[list, dict]:
-    """A request (server span) doing four statements (one failing), one more under the
-    user's own span, through the agent's processor keeping every trace; (the kept trace's
+    """A request (server span) doing a connect and four statements (one failing), one more
+    under the user's own span, and a refused connect, through the agent's processor keeping every trace; (the kept trace's
     span shapes, sorted; the DB metrics and breakdown)."""
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON
     from opentelemetry.trace import SpanKind
@@ -488,6 +488,8 @@ def agent_workload(url: str, lean: bool) -> tuple[list, dict]:
             conn.rollback()
             with tracer.start_as_current_span("handler"):
                 conn.execute(sa.text("SELECT 2")).scalar()
+            with pytest.raises(sa.exc.OperationalError):  # refused: the connect span records it
+                sa.create_engine(url.replace(f":{engine.url.port}/", ":9/"), pool_size=1).connect()
         engine.dispose()
         harness.flush()
         measured = {
@@ -513,13 +515,14 @@ def test_statements_of_a_request_are_leaves_exported_as_the_spans_they_replace(p
     leaf_request = lean_spans.leaf_request
     monkeypatch.setattr(lean_spans, "leaf_request", lambda *a: recorded.append(leaf_request(*a)) or recorded[-1])
     as_spans = agent_workload(postgres.url, lean=False)
-    assert recorded == [None] * 5  # SDK spans: no statement is a leaf
+    assert recorded == [None] * 7  # SDK spans: no statement or connect is a leaf
     recorded.clear()
     as_leaves = agent_workload(postgres.url, lean=True)
-    assert len(recorded) == 5 and None not in recorded  # every statement a leaf
+    assert len(recorded) == 7 and None not in recorded  # every statement and connect a leaf (the refused one made a span)
     assert as_leaves == as_spans
     spans, measured = as_leaves
-    assert [s[0] for s in spans].count("SELECT chokepoint") == 5 and sum(s[3].name == "ERROR" for s in spans) == 1
+    assert [s[0] for s in spans].count("SELECT chokepoint") == 5 and sum(s[3].name == "ERROR" for s in spans) == 2
+    assert sorted(s[5] for s in spans if s[0] == "connect") == [[], [("exception", "sqlalchemy.exc.OperationalError")]]
     assert {s[6] for s in spans if s[0] == "SELECT chokepoint"} == {"GET /r", "handler"}
     assert measured["queries"] == [(1, 5)] and "db" in measured["components"]
     assert measured["db"] == [("SELECT %(n)s + ?", 3), ("SELECT * FROM no_such_table", 1), ("SELECT ?", 1)]

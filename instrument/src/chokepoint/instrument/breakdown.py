@@ -148,8 +148,8 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
     """Split ``root``'s duration over the components (module docstring).
 
     ``classified``: ``(span, category, host)`` entries already computed by the caller;
-    otherwise ``spans`` are classified here.  ``leaves``: the request's SQL statements
-    recorded as leaves (``RequestContext.leaves``), DB queries as statement spans are.
+    otherwise ``spans`` are classified here.  ``leaves``: the request's SQL statements and
+    connects recorded as leaves (``RequestContext.leaves``), counted as their spans are.
     """
     total_s = (root.end_time - root.start_time) / 1e9
     if total_s < 0.0:
@@ -213,9 +213,12 @@ def compute_breakdown(root, spans: Iterable = (), request: RequestContext | None
         for leaf in leaves:
             if category_of and category_of.get(leaf[3][1]) == CATEGORY_DB:
                 continue  # under a DB span of its own: counted by it
-            db_queries += 1
-            if leaf[1] > leaf[0]:
-                db_s += (leaf[1] - leaf[0]) / 1e9
+            seconds = (leaf[1] - leaf[0]) / 1e9 if leaf[1] > leaf[0] else 0.0
+            if leaf[2].query:
+                db_queries += 1
+            else:
+                connect_s += seconds
+            db_s += seconds
         components[CATEGORY_DB] = components.get(CATEGORY_DB, 0.0) + db_s
     queue_s = 0.0
     if request is not None:

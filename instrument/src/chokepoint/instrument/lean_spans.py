@@ -470,12 +470,13 @@ class LeafTemplate:
     kind and attributes (never changed once made), and the metric values the processor
     derives from them once (``values``, ``None`` until then)."""
 
-    __slots__ = ("attributes", "kind", "name", "values")
+    __slots__ = ("attributes", "kind", "name", "query", "values")
 
     def __init__(self, name: str, attributes: dict, kind: SpanKind = SpanKind.CLIENT):
         self.name = name
         self.attributes = attributes
         self.kind = kind
+        self.query = "db.query.text" in attributes or "db.statement" in attributes  # a statement, not a connect
         self.values = None
 
 

@@ -56,7 +56,10 @@ What changes, per ``EngineTracer`` (one per engine):
   with the SQL commenter on keep the upstream code;
 - ``Engine.connect``: the ``connect`` span is current around the call as upstream makes
   it (exception recorded and status set the same way), without the context-manager
-  layers;
+  layers; inside a request traced by lean spans it is a leaf of the request's record
+  like a statement (not current while it runs: nothing the agent traces runs inside a
+  checkout, and a span a pool listener starts there parents to the request's span), and
+  a failed connect is made the span upstream makes, with its exception event;
 - the four pool listeners are not registered when their counter is a no-op.
 
 SQLAlchemy's fast path needs *no* engine listener at all: a listener on the ``Engine``
@@ -505,10 +508,14 @@ def _install_lean_connect(upstream) -> Callable[[], None] | None:
     if tracer is None or original is None or getattr(wrapper, "_chokepoint", False):
         _log.debug("chokepoint: Engine.connect is not the upstream wrapper; lean connect not installed")
         return None
+    from time import time_ns
+
     from opentelemetry import context as context_api
     from opentelemetry import trace
     from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability, _OpenTelemetryStabilitySignalType
     from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    from chokepoint.instrument.lean_spans import LeafTemplate, leaf_request
 
     stability = _OpenTelemetrySemanticConventionStability
     get_url_attributes, set_system, normalize_vendor = upstream._get_attributes_from_url, upstream._set_db_system, upstream._normalize_vendor
@@ -516,7 +523,7 @@ def _install_lean_connect(upstream) -> Callable[[], None] | None:
     client = SpanKind.CLIENT
     cache: dict = {}
 
-    def connect_attributes(engine) -> dict:
+    def connect_template(engine) -> LeafTemplate:
         url = engine.url
         cached = cache.get(id(url))  # by identity: hashing a URL renders it as a string
         if cached is not None and cached[0] is url and cached[1] == engine.name:
@@ -528,20 +535,40 @@ def _install_lean_connect(upstream) -> Callable[[], None] | None:
         set_system(attributes, normalize_vendor(engine.name), mode_db)
         if len(cache) >= 100:
             cache.clear()
-        cache[id(url)] = (url, engine.name, attributes)
-        return attributes
+        template = LeafTemplate("connect", attributes, client)
+        cache[id(url)] = (url, engine.name, template)
+        return template
+
+    def failed(span, exc: Exception) -> None:  # as trace.use_span records it (BaseException passes through)
+        if span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(status_code=StatusCode.ERROR, description=f"{type(exc).__name__}: {exc}"))
 
     def _lean_connect(func, engine, args, kwargs):
         if not instrumentation_enabled():
             return func(*args, **kwargs)
-        span = tracer.start_span("connect", kind=client, attributes=connect_attributes(engine))
+        template = connect_template(engine)
+        leaf = leaf_request(tracer)
+        if leaf is not None:  # a leaf of the request; a failure makes it the span it would have been
+            start = time_ns()
+            try:
+                connection = func(*args, **kwargs)
+            except Exception as exc:
+                span = tracer.start_span("connect", kind=client, attributes=template.attributes, start_time=start)
+                failed(span, exc)
+                span.end()
+                raise
+            except BaseException:
+                leaf[1].leaves.append((start, time_ns(), template, leaf[0], None, tracer))
+                raise
+            leaf[1].leaves.append((start, time_ns(), template, leaf[0], None, tracer))
+            return connection
+        span = tracer.start_span("connect", kind=client, attributes=template.attributes)
         token = context_api.attach(trace.set_span_in_context(span))
         try:
             return func(*args, **kwargs)
-        except Exception as exc:  # as trace.use_span records it (BaseException passes through)
-            if span.is_recording():
-                span.record_exception(exc)
-                span.set_status(Status(status_code=StatusCode.ERROR, description=f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:
+            failed(span, exc)
             raise
         finally:
             context_api.detach(token)
