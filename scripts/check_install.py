@@ -1,15 +1,20 @@
-"""Proves that chokepoint-instrument installs where users are, and works at its oldest OpenTelemetry.
+"""Proves that each chokepoint distribution installs where users are, and the agent works at its oldest OpenTelemetry.
 
 Usage::
 
     python scripts/check_install.py                 # every check (make install-check)
     python scripts/check_install.py --only plain,app-flask
+    python scripts/check_install.py --only semconv,collector,dashboards
     CHOKEPOINT_CACHE=/tmp/c python scripts/check_install.py
 
 Each check builds a fresh venv under ``$CHOKEPOINT_CACHE/install-check`` (default
 ``~/.cache/chokepoint/install-check``); pip's download cache lives there too, so a second
-run downloads nothing.  No check uses ``constraints.txt``: each installs as a user would.
+run downloads nothing.  No check but ``oldest`` uses a constraints file: each installs as a
+user would.  The repository's wheels are built first (``chokepoint-semconv`` and the part
+checked) and installed together, so pip takes ``chokepoint-semconv`` from this tree, never
+from an index.
 
+- ``semconv``: the names wheel alone; it imports and installs nothing else.
 - ``plain``: the wheel alone (no extras) into an empty venv; the agent imports, and
   ``chokepoint-instrument --plan python -c pass`` runs.
 - ``app-flask``: the wheel with ``[flask,sqlalchemy,requests]`` next to an app's own pins
@@ -21,6 +26,12 @@ run downloads nothing.  No check uses ``constraints.txt``: each installs as a us
   (``constraints-oldest.txt``), then the agent's unit tests (``tests/instrument -m unit``,
   less ``tests/instrument/probes``: the probes use the public metrics API only) with that
   venv's Python.
+- ``collector``: the collector wheel; ``chokepoint --help`` runs, its modules import, and
+  neither the agent (``chokepoint-instrument``) nor any instrumentation or SDK package is
+  installed with it.
+- ``dashboards``: the dashboards wheel (with the collector it still reads the REST API
+  through, see ``dashboards/pyproject.toml``); ``chokepoint rules`` prints the Prometheus
+  rules, and the agent is not installed.
 
 Exit status 0 when every check passed; each check prints one line with its time.
 """
@@ -38,7 +49,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 APP_PINS_FLASK = ("SQLAlchemy==2.0.23", "Flask==2.3.3", "requests==2.31.0", "typing-extensions==4.7.1")
 APP_PINS_STARLETTE = ("starlette==1.0.0", "httpx==0.27.2")
-CHECKS = ("plain", "app-flask", "app-starlette", "oldest")
+CHECKS = ("semconv", "plain", "app-flask", "app-starlette", "oldest", "collector", "dashboards")
+AGENT_ONLY = ("chokepoint-instrument", "opentelemetry-sdk", "opentelemetry-instrumentation")  # never with the collector
 PIP = ("-m", "pip", "--disable-pip-version-check", "--no-input")
 
 
@@ -64,12 +76,13 @@ def fresh_venv(path: Path) -> Path:
     return path / "bin" / "python"
 
 
-def build_wheel(cache: Path, env) -> Path:
+def build_wheels(cache: Path, env) -> dict[str, Path]:
+    """``{"semconv": wheel, "instrument": wheel, ...}``: this tree's four distributions, built without dependencies."""
     out = cache / "wheel"
     shutil.rmtree(out, ignore_errors=True)
-    run(sys.executable, *PIP, "wheel", "-q", "--no-deps", ROOT / "instrument", "-w", out, env=env)
-    (wheel,) = out.glob("chokepoint_instrument-*.whl")
-    return wheel
+    parts = ("semconv", "instrument", "collector", "dashboards")
+    run(sys.executable, *PIP, "wheel", "-q", "--no-deps", *(ROOT / part for part in parts), "-w", out, env=env)
+    return {part: next(out.glob(f"chokepoint_{part}-*.whl")) for part in parts}
 
 
 def installed(python: Path, env) -> dict[str, str]:
@@ -91,18 +104,19 @@ def agent_runs(python: Path, env) -> str:
     return plan
 
 
-def check_plain(cache: Path, wheel: Path, env) -> str:
+def check_plain(cache: Path, wheels: dict[str, Path], env) -> str:
     python = fresh_venv(cache / "venv-plain")
-    run(python, *PIP, "install", "-q", wheel, env=env)
+    run(python, *PIP, "install", "-q", wheels["semconv"], wheels["instrument"], env=env)
     agent_runs(python, env)
     versions = installed(python, env)
     return f"opentelemetry-sdk {versions.get('opentelemetry-sdk')}"
 
 
-def check_app(cache: Path, wheel: Path, env, name: str, extras: str, pins: tuple[str, ...]) -> str:
+def check_app(cache: Path, wheels: dict[str, Path], env, name: str, extras: str, pins: tuple[str, ...]) -> str:
     python = fresh_venv(cache / f"venv-{name}")
     run(python, *PIP, "install", "-q", *pins, env=env)
-    run(python, *PIP, "install", "-q", f"{wheel}[{extras}]" if extras else wheel, *pins, env=env)  # not "name[extras] @ URL"
+    wheel = wheels["instrument"]
+    run(python, *PIP, "install", "-q", wheels["semconv"], f"{wheel}[{extras}]" if extras else wheel, *pins, env=env)  # not "name[extras] @ URL"
     versions = installed(python, env)
     for pin in pins:
         package, _, version = pin.partition("==")
@@ -115,11 +129,51 @@ def check_app(cache: Path, wheel: Path, env, name: str, extras: str, pins: tuple
 
 def check_oldest(cache: Path, env) -> str:
     python = fresh_venv(cache / "venv-oldest")
-    run(python, *PIP, "install", "-q", "-c", ROOT / "constraints-oldest.txt", "-e", f"{ROOT / 'instrument'}[test]", env=env)
+    run(python, *PIP, "install", "-q", "-c", ROOT / "constraints-oldest.txt", "-e", ROOT / "semconv", "-e", f"{ROOT / 'instrument'}[test]", env=env)
     sdk = installed(python, env).get("opentelemetry-sdk")
     tests = ("tests/instrument", "--ignore=tests/instrument/probes", "-m", "unit", "-q", "-p", "no:cacheprovider")
     tail = run(python, "-m", "pytest", *tests, env=env, cwd=ROOT).strip().splitlines()[-1]
     return f"opentelemetry-sdk {sdk}: {tail}"
+
+
+def without_agent(python: Path, env) -> dict[str, str]:
+    """The venv's packages; :class:`CheckFailed` when the agent or any of its OpenTelemetry packages came along."""
+    versions = installed(python, env)
+    came = sorted(name for name in versions if name.startswith(AGENT_ONLY))
+    if came:
+        raise CheckFailed(f"installed with it, though only the agent needs them: {', '.join(came)}")
+    return versions
+
+
+def check_semconv(cache: Path, wheels: dict[str, Path], env) -> str:
+    python = fresh_venv(cache / "venv-semconv")
+    run(python, *PIP, "install", "-q", wheels["semconv"], env=env)
+    run(python, "-c", "import chokepoint.semconv.signals, chokepoint.semconv.aliases, chokepoint.semconv.catalog, chokepoint.semconv.rest", env=env)
+    others = sorted(set(installed(python, env)) - {"chokepoint-semconv", "pip", "setuptools", "wheel"})
+    if others:
+        raise CheckFailed(f"chokepoint-semconv installed more than itself: {', '.join(others)}")
+    return "standard library only"
+
+
+def check_collector(cache: Path, wheels: dict[str, Path], env) -> str:
+    python = fresh_venv(cache / "venv-collector")
+    run(python, *PIP, "install", "-q", wheels["semconv"], wheels["collector"], env=env)
+    run(python, *PIP, "check", env=env)
+    modules = "chokepoint.collector.cli, chokepoint.collector.service, chokepoint.collector.analysis, chokepoint.collector.report"
+    run(python, "-c", f"import {modules}", env=env)
+    if "serve" not in run(python.parent / "chokepoint", "--help", env=env):
+        raise CheckFailed("chokepoint --help does not list serve")
+    return f"{len(without_agent(python, env))} packages, no agent"
+
+
+def check_dashboards(cache: Path, wheels: dict[str, Path], env) -> str:
+    python = fresh_venv(cache / "venv-dashboards")
+    run(python, *PIP, "install", "-q", wheels["semconv"], wheels["collector"], wheels["dashboards"], env=env)
+    run(python, *PIP, "check", env=env)
+    rules = run(python.parent / "chokepoint", "rules", env=env)
+    if "chokepoint_" not in rules or "alert:" not in rules:
+        raise CheckFailed(f"chokepoint rules printed no rules:\n{rules[:2000]}")
+    return f"{len(without_agent(python, env))} packages, no agent"
 
 
 def main(argv=None) -> int:
@@ -136,18 +190,24 @@ def main(argv=None) -> int:
     env["PIP_CACHE_DIR"] = str(cache / "pip")
     started = time.monotonic()
     failed = 0
-    wheel = None
+    wheels = None
     for check in wanted:
         t0 = time.monotonic()
         try:
-            if check != "oldest" and wheel is None:
-                wheel = build_wheel(cache, env)
-            if check == "plain":
-                detail = check_plain(cache, wheel, env)
+            if check != "oldest" and wheels is None:
+                wheels = build_wheels(cache, env)
+            if check == "semconv":
+                detail = check_semconv(cache, wheels, env)
+            elif check == "plain":
+                detail = check_plain(cache, wheels, env)
             elif check == "app-flask":
-                detail = check_app(cache, wheel, env, check, "flask,sqlalchemy,requests", APP_PINS_FLASK)
+                detail = check_app(cache, wheels, env, check, "flask,sqlalchemy,requests", APP_PINS_FLASK)
             elif check == "app-starlette":
-                detail = check_app(cache, wheel, env, check, "", APP_PINS_STARLETTE)
+                detail = check_app(cache, wheels, env, check, "", APP_PINS_STARLETTE)
+            elif check == "collector":
+                detail = check_collector(cache, wheels, env)
+            elif check == "dashboards":
+                detail = check_dashboards(cache, wheels, env)
             else:
                 detail = check_oldest(cache, env)
             print(f"install-check {check}: ok in {time.monotonic() - t0:.0f} s ({detail})", flush=True)

@@ -11,7 +11,7 @@ Usage::
 For each (library, version) cell: a venv of its own under
 ``~/.cache/chokepoint/matrix/<library>-<version>`` (``CHOKEPOINT_MATRIX_CACHE`` overrides
 ``~/.cache/chokepoint/matrix``, ``CHOKEPOINT_CACHE`` the ``~/.cache/chokepoint`` root) holding the library at that version and whatever it pulls in,
-layered over one shared base venv (``.../matrix/base``: ``./instrument`` editable, every
+layered over one shared base venv (``.../matrix/base``: ``./semconv`` and ``./instrument`` editable, every
 upstream instrumentation package the table names, pytest, FastAPI and uvicorn for the test
 apps).  The layer is a ``.pth`` line adding the base's site-packages *after* the cell's, so
 the cell's own copy of anything wins (a cell's older Starlette over the base's); pip, run
@@ -19,7 +19,7 @@ for the cell's interpreter, sees the base's packages as installed and leaves the
 Venvs are made with ``python -m venv --without-pip`` and this interpreter's
 ``pip --python <venv> install --no-compile -c constraints.txt`` (the OpenTelemetry pins).
 Each venv is reused while its inputs are unchanged (Python, its requirements,
-``constraints.txt``, ``instrument/pyproject.toml``, the base's inputs), otherwise rebuilt.
+``constraints.txt``, ``instrument/pyproject.toml``, ``semconv/pyproject.toml``, the base's inputs), otherwise rebuilt.
 Then ``pytest tests/matrix/<test>`` runs in the cell against real services
 (``scripts/devservices.py`` through the ``tests/conftest.py`` fixtures); each test module
 first checks that the version it imports is the cell's.  Prints a table library x version
@@ -49,6 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 VERSIONS = REPO / "tests" / "matrix" / "versions.toml"
 CONSTRAINTS = REPO / "constraints.txt"
 INSTRUMENT = REPO / "instrument"
+SEMCONV = REPO / "semconv"  # the agent's names (chokepoint-semconv), installed from this tree with it
 INSTALL_TIMEOUT_S = 900
 BASE_REQUIREMENTS = ["pytest", "fastapi", "uvicorn"]
 TEST_TIMEOUT_S = 600
@@ -104,7 +105,14 @@ def base_requirements(table: dict) -> list[str]:
 
 def key_of(*parts: str) -> str:
     digest = hashlib.sha256()
-    for part in (sys.version, str(INSTRUMENT), CONSTRAINTS.read_text(), (INSTRUMENT / "pyproject.toml").read_text(), *parts):
+    for part in (
+        sys.version,
+        str(INSTRUMENT),
+        CONSTRAINTS.read_text(),
+        (INSTRUMENT / "pyproject.toml").read_text(),
+        (SEMCONV / "pyproject.toml").read_text(),
+        *parts,
+    ):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 
@@ -131,12 +139,12 @@ def site_packages(venv: Path) -> Path:
 
 
 def ensure_base(table: dict) -> tuple[Path, str]:
-    """The shared layer (``<cache>/base``): ``./instrument`` (editable) and :func:`base_requirements`."""
+    """The shared layer (``<cache>/base``): ``./semconv`` and ``./instrument`` (editable) and :func:`base_requirements`."""
     venv, requirements = cache_root() / "base", base_requirements(table)
     key = key_of("base", *requirements)
     if not fresh(venv, key):
         new_venv(venv)
-        pip_install(venv, ["-e", str(INSTRUMENT), *requirements])
+        pip_install(venv, ["-e", str(SEMCONV), "-e", str(INSTRUMENT), *requirements])
         (venv / "matrix-inputs").write_text(key)
     return venv, key
 

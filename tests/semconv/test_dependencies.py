@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import chokepoint.collector
+import chokepoint.dashboards
 import chokepoint.semconv
 from chokepoint.semconv import aliases, catalog, rest, signals
 from tests.collector.test_layering import imported_modules
@@ -21,6 +22,10 @@ from tests.collector.test_layering import imported_modules
 REPO = Path(__file__).resolve().parents[2]
 SEMCONV_SRC = Path(chokepoint.semconv.__file__).parent
 COLLECTOR_SRC = Path(chokepoint.collector.__file__).parent
+DASHBOARDS_SRC = Path(chokepoint.dashboards.__file__).parent
+# What the dashboards still take from the collector (besides the `chokepoint` command their
+# subcommands plug into): reading N collectors as one, the evidence formatter, the report's fetch.
+DASHBOARDS_READ_THE_COLLECTOR_WITH = {"chokepoint.collector.remote", "chokepoint.collector.evidence", "chokepoint.collector.report"}
 
 
 def dependencies(distribution: str) -> set[str]:
@@ -45,6 +50,16 @@ def test_no_collector_module_imports_the_agent():
         for path in COLLECTOR_SRC.rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_dashboards_take_names_from_semconv_and_only_the_reading_code_from_the_collector():
+    used = {
+        m
+        for path in DASHBOARDS_SRC.rglob("*.py")
+        for m in imported_modules(path)
+        if m.startswith(("chokepoint.collector", "chokepoint.instrument")) or m == "chokepoint"
+    }
+    assert used <= DASHBOARDS_READ_THE_COLLECTOR_WITH
 
 
 @pytest.mark.parametrize("distribution", ["instrument", "collector", "dashboards"])

@@ -24,7 +24,9 @@ configured (``CHOKEPOINT_TOKEN``) every endpoint, ``/metrics`` included, needs
 ``Authorization: Bearer <token>`` → otherwise ``401 {"error": ...}``.  Any failure inside the
 store answers ``500 {"error": ...}`` (logged), never a crash.
 
-Handlers are plain functions, run by Starlette on its thread pool, so a slow query
+Each answer has the shape :mod:`chokepoint.semconv.rest` declares (``RESOURCES``: the key a
+list is wrapped under, the ``TypedDict`` of its rows), the module the dashboards' client reads
+with.  Handlers are plain functions, run by Starlette on its thread pool, so a slow query
 never blocks the event loop that also serves OTLP/HTTP.
 
 Usage::
@@ -48,6 +50,7 @@ from starlette.routing import Route
 
 from chokepoint.collector.auth import UNAUTHORIZED_MESSAGE, BearerAuth
 from chokepoint.collector.semconv import canonical_route
+from chokepoint.semconv.rest import RESOURCES, Timeseries
 
 log = logging.getLogger(__name__)
 
@@ -164,21 +167,18 @@ class RestApi:
 
     def routes(self) -> list[Route]:
         table: list[tuple[str, tuple[str, ...], Callable]] = [
+            # (path, parameters, the rows or object: wrapped as RESOURCES[path] says)
             ("health", (), lambda r: self.store.health()),
-            ("services", ("window",), lambda r: {"services": self.store.services(window_s=window_param(r, 60))}),
-            (
-                "endpoints",
-                ("service", "window"),
-                lambda r: {"endpoints": self.store.endpoints(name_param(r, "service"), window_s=window_param(r, 60))},
-            ),
-            ("dependencies", ("window",), lambda r: {"dependencies": self.store.dependencies(window_s=window_param(r, 60))}),
-            ("pools", (), lambda r: {"pools": self.store.pools()}),
-            ("breakers", (), lambda r: {"breakers": self.store.breakers()}),
-            ("consumer-lag", (), lambda r: {"consumer_lag": self.store.consumer_lag()}),
+            ("services", ("window",), lambda r: self.store.services(window_s=window_param(r, 60))),
+            ("endpoints", ("service", "window"), lambda r: self.store.endpoints(name_param(r, "service"), window_s=window_param(r, 60))),
+            ("dependencies", ("window",), lambda r: self.store.dependencies(window_s=window_param(r, 60))),
+            ("pools", (), lambda r: self.store.pools()),
+            ("breakers", (), lambda r: self.store.breakers()),
+            ("consumer-lag", (), lambda r: self.store.consumer_lag()),
             ("bottlenecks", ("window",), self._bottlenecks),
             ("traces", ("route", "slow", "limit"), self._traces),
             ("timeseries", ("metric", "service", "target", "window"), self._timeseries),
-            ("histogram", ROUTE_PARAMS, lambda r: {"buckets": self.store.histogram(*_route_query(r, 60))}),
+            ("histogram", ROUTE_PARAMS, lambda r: self.store.histogram(*_route_query(r, 60))),
             ("heatmap", ROUTE_PARAMS, lambda r: self.store.heatmap(*_route_query(r, 3600))),
             ("breakdown", ROUTE_PARAMS, lambda r: self.store.breakdown(*_route_query(r, 60))),
         ]
@@ -193,12 +193,14 @@ class RestApi:
         return _error(401, UNAUTHORIZED_MESSAGE, {"WWW-Authenticate": "Bearer"})
 
     def _endpoint(self, path: str, allowed: tuple[str, ...], fn: Callable[[Request], object]):
+        wrap = RESOURCES[path].wrap
+
         def endpoint(request: Request) -> Response:
             if refused := self._refusal(request):
                 return refused
             try:
                 _check_known(request, allowed)
-                return JSONResponse(fn(request))
+                return JSONResponse(wrap(fn(request)))
             except BadRequest as exc:
                 return _error(400, str(exc))
             except Exception:
@@ -208,25 +210,25 @@ class RestApi:
         endpoint.__name__ = "api_" + path.replace("-", "_")
         return endpoint
 
-    def _bottlenecks(self, request: Request) -> dict:
+    def _bottlenecks(self, request: Request) -> list[dict]:
         window_s = window_param(request, 60)
-        return {"findings": list(self.findings(window_s)) if self.findings else []}
+        return list(self.findings(window_s)) if self.findings else []
 
-    def _traces(self, request: Request) -> dict:
+    def _traces(self, request: Request) -> list[dict]:
         route = name_param(request, "route")
         route = canonical_route(route) if route else route
         slow_only = bool_param(request, "slow")
         limit = int_param(request, "limit", 50, 1, MAX_TRACES_LIMIT)
-        return {"traces": self.store.traces(route=route, slow_only=slow_only, limit=limit)}
+        return self.store.traces(route=route, slow_only=slow_only, limit=limit)
 
-    def _timeseries(self, request: Request) -> dict:
+    def _timeseries(self, request: Request) -> Timeseries:
         metric = name_param(request, "metric", required=True)
         if self.timeseries_metrics and metric not in self.timeseries_metrics:
             raise BadRequest(f"unknown metric {metric!r} (one of: {', '.join(self.timeseries_metrics)})")
         series = self.store.timeseries(
             metric, service=name_param(request, "service"), target=name_param(request, "target"), window_s=window_param(request, 3600)
         )
-        return {"metric": metric, "series": series}
+        return Timeseries(metric=metric, series=series)
 
     def _metrics(self, request: Request) -> Response:
         if refused := self._refusal(request):

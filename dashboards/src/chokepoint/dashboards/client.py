@@ -2,7 +2,8 @@
 
 The dashboards read the collector only through this client: one method per endpoint
 of ../shared/CONTRACT.md (plus the time-series extensions of ``docs/API.md``), each
-returning the JSON payload's list/dict as-is.  Every call has a timeout; any failure
+returning the JSON payload's list/dict as-is, typed by the shapes the collector's API
+answers with (:mod:`chokepoint.semconv.rest`: the key each list is under, its rows).  Every call has a timeout; any failure
 (connection refused, timeout, non-2xx answer, non-JSON body) raises
 :class:`CollectorUnavailable` with a one-line message the pages show in their error
 banner.
@@ -24,7 +25,10 @@ from typing import Any
 
 import requests
 
-API_PREFIX = "/api/v1"
+from chokepoint.semconv import rest
+from chokepoint.semconv.rest import RESOURCES
+
+API_PREFIX = rest.API_PREFIX
 DEFAULT_TIMEOUT_S = 2.0
 
 
@@ -75,45 +79,49 @@ class ApiClient:
         except ValueError as exc:
             raise CollectorUnavailable(f"collector sent a non-JSON answer for {path}") from exc
 
+    def _list(self, path: str, **params: Any) -> list:
+        """The rows of ``GET /api/v1/<path>``, from under the key ``RESOURCES[path]`` names."""
+        return _items(self.get(path, **params), RESOURCES[path].key)
+
     # ------------------------------------------------------------ CONTRACT.md endpoints
-    def health(self) -> dict:
+    def health(self) -> rest.Health:
         return self.get("health")
 
-    def services(self) -> list[dict]:
-        return _items(self.get("services"), "services")
+    def services(self) -> list[rest.Service]:
+        return self._list("services")
 
-    def endpoints(self, service: str | None = None, window_s: float = 60) -> list[dict]:
-        return _items(self.get("endpoints", service=service, window=window_s), "endpoints")
+    def endpoints(self, service: str | None = None, window_s: float = 60) -> list[rest.Endpoint]:
+        return self._list("endpoints", service=service, window=window_s)
 
-    def dependencies(self, window_s: float = 60) -> list[dict]:
-        return _items(self.get("dependencies", window=window_s), "dependencies")
+    def dependencies(self, window_s: float = 60) -> list[rest.Dependency]:
+        return self._list("dependencies", window=window_s)
 
-    def pools(self) -> list[dict]:
-        return _items(self.get("pools"), "pools")
+    def pools(self) -> list[rest.Pool]:
+        return self._list("pools")
 
-    def breakers(self) -> list[dict]:
-        return _items(self.get("breakers"), "breakers")
+    def breakers(self) -> list[rest.Breaker]:
+        return self._list("breakers")
 
-    def consumer_lag(self) -> list[dict]:
-        return _items(self.get("consumer-lag"), "consumer_lag")
+    def consumer_lag(self) -> list[rest.ConsumerLag]:
+        return self._list("consumer-lag")
 
-    def bottlenecks(self, window_s: float = 60) -> list[dict]:
-        return _items(self.get("bottlenecks", window=window_s), "findings")
+    def bottlenecks(self, window_s: float = 60) -> list[rest.Finding]:
+        return self._list("bottlenecks", window=window_s)
 
-    def traces(self, route: str | None = None, slow_only: bool = False, limit: int = 50) -> list[dict]:
-        return _items(self.get("traces", route=route, slow=1 if slow_only else None, limit=limit), "traces")
+    def traces(self, route: str | None = None, slow_only: bool = False, limit: int = 50) -> list[rest.Trace]:
+        return self._list("traces", route=route, slow=1 if slow_only else None, limit=limit)
 
     # ------------------------------------------------------------ docs/API.md extensions
-    def timeseries(self, metric: str, service: str | None = None, target: str | None = None, window_s: float = 3600) -> list[dict]:
+    def timeseries(self, metric: str, service: str | None = None, target: str | None = None, window_s: float = 3600) -> list[rest.Series]:
         return _items(self.get("timeseries", metric=metric, service=service, target=target, window=window_s), "series")
 
-    def histogram(self, service: str, route: str, window_s: float = 60) -> list[dict]:
-        return _items(self.get("histogram", service=service, route=route, window=window_s), "buckets")
+    def histogram(self, service: str, route: str, window_s: float = 60) -> list[rest.HistogramBucket]:
+        return self._list("histogram", service=service, route=route, window=window_s)
 
-    def heatmap(self, service: str, route: str, window_s: float = 3600) -> dict:
+    def heatmap(self, service: str, route: str, window_s: float = 3600) -> rest.Heatmap:
         return self.get("heatmap", service=service, route=route, window=window_s)
 
-    def breakdown(self, service: str, route: str, window_s: float = 60) -> dict:
+    def breakdown(self, service: str, route: str, window_s: float = 60) -> rest.Breakdown:
         return self.get("breakdown", service=service, route=route, window=window_s)
 
 

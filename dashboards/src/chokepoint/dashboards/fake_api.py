@@ -28,7 +28,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from chokepoint.collector.catalog import FINDINGS_BY_KIND, TIMESERIES_METRICS
+from chokepoint.semconv.catalog import FINDINGS_BY_KIND, TIMESERIES_METRICS
 
 from .serving import BackgroundServer
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from chokepoint.collector.catalog import FINDINGS_BY_KIND
 from chokepoint.collector.evidence import evidence_items
 from chokepoint.collector.report import ABOVE_INFO
+from chokepoint.semconv.catalog import FINDINGS_BY_KIND
 
 from .loadtest import LoadtestResult, csv_number
 

@@ -1,6 +1,6 @@
 """Prometheus recording and alert rules for chokepoint's ``/metrics``, generated from the catalog.
 
-Every metric name comes from :mod:`chokepoint.collector.catalog`; every bottleneck
+Every metric name comes from :mod:`chokepoint.semconv.catalog`; every bottleneck
 alert's summary, description and runbook text comes from the catalog's finding kinds,
 so the rules cannot drift from what the collector exports or what the analyzer says.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from chokepoint.collector.catalog import (
+from chokepoint.semconv.catalog import (
     BOTTLENECK_SCORE,
     BREAKER_CALLS,
     BREAKER_STATE,

@@ -3,8 +3,8 @@
 The collector's API (``chokepoint.collector.api``) wraps each list under the key named here
 and the dashboards' client (``chokepoint.dashboards.client``) reads it from there; the row
 types are ``TypedDict``s (plain dicts at run time, checked by type checkers and by
-``tests/semconv``, which asks a real collector).  The reference, with examples, is
-``docs/API.md``.
+``tests/dashboards/test_rest_shapes.py``, which asks a real collector through the client).
+The reference, with examples, is ``docs/API.md``.
 
 Usage::
 
@@ -153,6 +153,11 @@ class Series(TypedDict):
     points: list[list[float]]  # [[unix seconds, value], ...], oldest first
 
 
+class Timeseries(TypedDict):
+    metric: str  # one of catalog.TIMESERIES_METRICS
+    series: list[Series]
+
+
 class HistogramBucket(TypedDict):
     le_ms: float
     count: int
@@ -200,7 +205,7 @@ RESOURCES: dict[str, Resource] = {
         Resource("consumer-lag", "consumer_lag", ConsumerLag),
         Resource("bottlenecks", "findings", Finding),
         Resource("traces", "traces", Trace),
-        Resource("timeseries", "series", Series),  # the answer also carries "metric"
+        Resource("timeseries", None, Timeseries),
         Resource("histogram", "buckets", HistogramBucket),
         Resource("heatmap", None, Heatmap),
         Resource("breakdown", None, Breakdown),

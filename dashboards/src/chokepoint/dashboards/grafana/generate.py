@@ -1,4 +1,4 @@
-"""Grafana dashboards as code: every panel's PromQL built from :mod:`chokepoint.collector.catalog`.
+"""Grafana dashboards as code: every panel's PromQL built from :mod:`chokepoint.semconv.catalog`.
 
 Five dashboards with stable uids (safe to overwrite by uid):
 
@@ -33,7 +33,7 @@ import json
 import sys
 from pathlib import Path
 
-from chokepoint.collector import catalog as c
+from chokepoint.semconv import catalog as c
 
 GRAFANA_DIR = Path(__file__).resolve().parents[4] / "grafana"
 DATASOURCE_UID = "chokepoint-prometheus"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dash import dcc, html
 
-from chokepoint.collector.catalog import BREAKER_STATES
+from chokepoint.semconv.catalog import BREAKER_STATES
 
 from ..client import ApiClient
 from ..components import STATE_COLOURS, empty_figure, empty_state, error_banner, lines_figure, live_page, ms, on_tick, pct, table, tolerant

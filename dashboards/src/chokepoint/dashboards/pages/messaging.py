@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dash import dcc, html
 
-from chokepoint.collector.catalog import LAG_STATUSES
+from chokepoint.semconv.catalog import LAG_STATUSES
 
 from ..client import ApiClient
 from ..components import STATUS_COLOURS, cell_colours, empty_figure, empty_state, error_banner, lines_figure, live_page, on_tick, table, tolerant, two_columns

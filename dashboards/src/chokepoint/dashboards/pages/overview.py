@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
-from chokepoint.collector.catalog import FINDINGS_BY_KIND
 from chokepoint.collector.evidence import evidence_items
+from chokepoint.semconv.catalog import FINDINGS_BY_KIND
 
 from ..client import ApiClient
 from ..components import (
