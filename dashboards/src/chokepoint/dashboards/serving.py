@@ -1,8 +1,7 @@
 """``BackgroundServer``: a ``socketserver``-style HTTP server run on its own daemon thread.
 
-Shared by the dashboard (:class:`chokepoint.dashboards.app.DashboardServer`, werkzeug) and
-the synthetic collector API (:class:`chokepoint.dashboards.fake_api.FakeApiServer`,
-``http.server``)::
+The dashboard runs on it (:class:`chokepoint.dashboards.app.DashboardServer`, werkzeug);
+any ``http.server.ThreadingHTTPServer`` runs the same way::
 
     with BackgroundServer(httpd, "name") as server:   # start() returns once it is serving
         requests.get(server.url)
