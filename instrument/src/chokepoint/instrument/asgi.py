@@ -60,17 +60,19 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "
 
 
 def _prefilter():
-    """(route types whose ``matches`` is NONE whenever ``path_regex`` misses, ``get_route_path``,
-    FastAPI's effective-route-context lookup or ``None``); empty when Starlette is missing."""
+    """(``Match``, route types whose ``matches`` is NONE whenever ``path_regex`` misses, the
+    same with FastAPI's ``APIRoute``, ``get_route_path``, FastAPI's effective-route-context
+    lookup or ``None``); ``Match`` is ``None`` when Starlette is missing."""
     try:
-        from starlette.routing import Mount, Route, get_route_path
+        from starlette.routing import Match, Mount, Route, get_route_path
     except ImportError:
-        return frozenset(), None, None
+        return None, frozenset(), frozenset(), None, None
+    quick = frozenset({Route, Mount})
     try:
         from fastapi.routing import APIRoute, _get_scope_effective_route_context
     except ImportError:
-        return frozenset({Route, Mount}), get_route_path, None
-    return frozenset({Route, Mount}), get_route_path, (APIRoute, _get_scope_effective_route_context)
+        return Match, quick, quick, get_route_path, None
+    return Match, quick, quick | {APIRoute}, get_route_path, _get_scope_effective_route_context
 
 
 _PREFILTER = None
@@ -85,15 +87,13 @@ def resolve_route(app, scope) -> str | None:
     building its match (what ``matches`` would answer: no match).
     """
     global _PREFILTER
-    try:
-        from starlette.routing import Match
-    except ImportError:
-        return None
     if _PREFILTER is None:
         _PREFILTER = _prefilter()
-    quick, get_route_path, api = _PREFILTER
-    if api is not None and api[1](scope) is None:
-        quick = quick | {api[0]}
+    Match, quick, quick_api, get_route_path, effective_context = _PREFILTER
+    if Match is None:
+        return None
+    if effective_context is not None and effective_context(scope) is None:
+        quick = quick_api
     route_path = get_route_path(scope) if get_route_path is not None else None
     partial = None
     for route in getattr(getattr(app, "router", None), "routes", ()):
