@@ -99,7 +99,9 @@ class OtelCollector:
         return f"127.0.0.1:{self.ports['grpc' if transport == 'grpc' else 'http']}"
 
     def ingested(self) -> float:
-        return _sum_metric(f"http://127.0.0.1:{self.ports['internal']}/metrics", "otelcol_receiver_accepted_spans{")
+        # the counter is ``otelcol_receiver_accepted_spans`` up to some release, ``..._total`` after
+        url = f"http://127.0.0.1:{self.ports['internal']}/metrics"
+        return _sum_metric(url, "otelcol_receiver_accepted_spans{") + _sum_metric(url, "otelcol_receiver_accepted_spans_total{")
 
     def stop(self) -> None:
         self.proc.terminate()
