@@ -334,3 +334,23 @@ def test_values_the_core_reads_match_any_value():
     assert seen == [{"http.route": "abcd", "http.response.status_code": 503, "http.request.method": True, "server.port": 1.5, "url.path": None}]
     assert seen[0]["http.request.method"] is True
     assert common_pb2.AnyValue  # the value types above are AnyValue's scalars
+
+
+def test_the_core_reads_the_bytes_the_receiver_decoded(monkeypatch):
+    from chokepoint.collector.otlp_json import parse_protobuf, take_body
+
+    [(_t, req)] = varied_batches(4, n=1)
+    body = req.SerializeToString()
+    decoded = parse_protobuf(body, ExportTraceServiceRequest)
+    other = parse_protobuf(body, ExportTraceServiceRequest)
+    assert take_body(decoded) is None  # not this thread's last decode
+    assert take_body(other) is body and take_body(other) is None  # once
+    seen = []
+    monkeypatch.setattr(ExportTraceServiceRequest, "SerializeToString", lambda self: seen.append(1) or body, raising=False)
+    store = Store(StoreConfig(bucket_seconds=10.0))
+    assert Ingestor(store).consume_traces(parse_protobuf(body, ExportTraceServiceRequest)).accepted == sum(
+        len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans
+    )
+    assert seen == []  # no re-encoding
+    Ingestor(store).consume_traces(ExportTraceServiceRequest.FromString(body))
+    assert seen == [1]  # a request decoded elsewhere (the Kafka receiver) is re-encoded

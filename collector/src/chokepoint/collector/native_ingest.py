@@ -5,7 +5,8 @@ Usage (``SpanIngestor.consume_traces`` calls it first; ``None`` means "take the 
     result = native_ingest.consume_traces(span_ingestor, request, protocol)
     native_ingest.status()      # {"native_ingest": "on"} or why it is off, for /health
 
-What it does: the request's protobuf bytes go to the core in one call, which decodes only the
+What it does: the request's protobuf bytes (those the receiver decoded, ``otlp_json.take_body``;
+else re-encoded) go to the core in one call, which decodes only the
 fields the span walk reads (ids, times, kind, status, name and the ``semconv.SPAN_KEYS``
 attributes), groups spans by trace, and does the walk of ``ingest_spans`` for every trace:
 route and dependency latencies (nested outbound spans counted once, metric-authoritative
@@ -45,6 +46,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from chokepoint.collector import ingest_spans as spans_mod
 from chokepoint.collector import semconv as sc
+from chokepoint.collector.otlp_json import take_body
 from chokepoint.collector.otlp_values import IngestResult
 from chokepoint.collector.sketch import Sketch
 from chokepoint.semconv import signals as sig
@@ -150,7 +152,7 @@ def consume_traces(ingestor, request, protocol: str | None) -> IngestResult | No
         _once("load", "chokepoint: the native ingest core is not built (%s); spans are ingested by the slower Python path (run `make native`)", LOAD_ERROR)
         return None
     store = ingestor.store
-    body = request.SerializeToString()
+    body = take_body(request) or request.SerializeToString()
     pending = ingestor._pending
     room, fresh = 0, True
     if pending:

@@ -14,6 +14,9 @@ Usage::
     request = parse_json(body, ExportTraceServiceRequest)     # raises PayloadError
     request = parse_protobuf(body, ExportTraceServiceRequest)  # raises PayloadError
     body = to_json(response)                                    # bytes, lowerCamelCase
+    take_body(request)   # the bytes parse_protobuf decoded it from (this thread's last, once), or None
+
+``take_body`` spares the native span ingest a re-encoding of a request it decodes itself.
 
 Every malformed input raises :class:`PayloadError` whose message says what was wrong;
 no other exception escapes (the fuzz test in tests/collector/test_fuzz_decoders.py
@@ -26,6 +29,7 @@ import base64
 import binascii
 import contextlib
 import json
+import threading
 from typing import TypeVar
 
 from google.protobuf import json_format
@@ -41,10 +45,26 @@ class PayloadError(ValueError):
     """The body is not a valid OTLP message of the expected type; ``str()`` says why."""
 
 
+_last = threading.local()  # (message, body) of this thread's last parse_protobuf
+
+
+def take_body(message: Message) -> bytes | None:
+    """The bytes ``parse_protobuf`` decoded ``message`` from, if it was this thread's last decode; once."""
+    pair = getattr(_last, "pair", None)
+    if pair is None or pair[0] is not message:
+        return None
+    _last.pair = None
+    return pair[1]
+
+
 def parse_protobuf(body: bytes, message_type: type[M]) -> M:
     """Decode an ``application/x-protobuf`` body."""
+    _last.pair = None
     try:
-        return message_type.FromString(body)
+        message = message_type.FromString(body)
+        if isinstance(body, bytes):
+            _last.pair = (message, body)
+        return message
     except DecodeError as exc:
         raise PayloadError(f"malformed protobuf {message_type.DESCRIPTOR.name}: {exc}") from None
     except (RecursionError, ValueError, TypeError, OverflowError) as exc:  # defensive: upb raises DecodeError
