@@ -20,8 +20,6 @@ collector fed the same data by the same OpenTelemetry Collector over OTLP/gRPC. 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,101 +27,37 @@ import uuid
 from pathlib import Path
 
 import pytest
-import requests
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient, NewTopic
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from chokepoint.collector.config import CollectorConfig
 from chokepoint.collector.persistence import SqlitePersistence
 from chokepoint.collector.service import CollectorService
 from chokepoint.collector.store import Store, StoreConfig
 from scripts.devservices import free_port
-from tests.integration.collector_probe import metric_samples, post_traces, server_spans, wait_for
+from tests.integration.collector_probe import wait_for
+from tests.integration.otelcol_harness import (
+    DEPENDENCY,
+    OTELCOL_CONFIGS,
+    REQUESTS,
+    WINDOW_S,
+    Chokepoint,
+    Process,
+    Traffic,
+    accepts,
+    build_otelcol,
+    findings_of,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("CHOKEPOINT_CACHE") or Path.home() / ".cache" / "chokepoint")
-OTELCOL_CONFIG = REPO / "scripts" / "otelcol" / "kafka-by-service.yaml"
+OTELCOL_CONFIG = OTELCOL_CONFIGS / "kafka-by-service.yaml"
 SERVICES = 6
-REQUESTS = 20  # requests per batch (2 spans each), one batch per service per round
 BUCKET_S = 2.0
 ROUND_S = 0.5
-WINDOW_S = 900
 
 
 @pytest.fixture(scope="module")
 def otelcol() -> Path:
-    proc = subprocess.run([str(REPO / "scripts" / "provision-otelcol.sh")], capture_output=True, text=True, timeout=3600)
-    if proc.returncode != 0:
-        pytest.fail(f"the OpenTelemetry Collector could not be built: {proc.stderr.strip()[-800:]}", pytrace=False)
-    return CACHE / "bin" / "otelcol-chokepoint"
-
-
-class Process:
-    """A child process with its output in a log file (quoted when something fails)."""
-
-    def __init__(self, argv: list[str], env: dict, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def tail(self, n: int = 2000) -> str:
-        return self.log_path.read_bytes()[-n:].decode(errors="replace")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
-
-
-class Chokepoint(Process):
-    """``chokepoint serve --no-dashboard --kafka-ingest`` as its own process (so it can be SIGKILLed)."""
-
-    def __init__(self, name: str, tmp: Path, kafka_env: dict) -> None:
-        self.name = name
-        self.api = f"http://127.0.0.1:{(api_port := free_port())}"
-        self.sqlite = tmp / f"{name}.sqlite"
-        env = {
-            "CHOKEPOINT_OTLP_GRPC_PORT": str(free_port()),
-            "CHOKEPOINT_OTLP_HTTP_PORT": str(free_port()),
-            "CHOKEPOINT_API_PORT": str(api_port),
-            "CHOKEPOINT_SQLITE_PATH": str(self.sqlite),
-            "CHOKEPOINT_BUCKET_SECONDS": str(BUCKET_S),
-            "CHOKEPOINT_ANALYZE_S": "1",
-            **kafka_env,
-        }
-        super().__init__([sys.executable, "-m", "chokepoint.collector.cli", "serve", "--no-dashboard"], env, tmp / f"{name}.log")
-
-    def ready(self) -> bool:
-        try:
-            return requests.get(f"{self.api}/api/v1/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def kafka_spans(self) -> int:
-        return int(
-            sum(v for (name, labels), v in metric_samples(self.api).items() if name == "chokepoint_ingest_spans_total" and ("protocol", "kafka") in labels)
-        )
-
-    def requests_by_service(self) -> dict[str, int]:
-        rows = requests.get(f"{self.api}/api/v1/endpoints", params={"window": WINDOW_S}, timeout=10).json()["endpoints"]
-        out: dict[str, int] = {}
-        for row in rows:
-            out[row["service"]] = out.get(row["service"], 0) + int(row["count"])
-        return out
-
-
-def findings_of(api: str) -> set[tuple[str, str, str]]:
-    body = requests.get(f"{api}/api/v1/bottlenecks", params={"window": 120}, timeout=10).json()
-    return {(f["kind"], f["service"], f["target"]) for f in body["findings"]}
+    return build_otelcol()
 
 
 def report_json(apis: str) -> dict:
@@ -139,43 +73,6 @@ def report_json(apis: str) -> dict:
 
 def kinds_services_targets(doc: dict) -> set[tuple[str, str, str]]:
     return {(f["kind"], f["service"], f["target"]) for f in doc["findings"]}
-
-
-DEPENDENCY = "payments.example"
-
-
-def slow_dependency_requests(service: str, n: int, first_trace_id: int) -> bytes:
-    """``n`` requests of ``service``: a 300 ms SERVER span on /orders whose HTTP CLIENT child takes 280 ms."""
-    request = ExportTraceServiceRequest.FromString(server_spans(service, "/orders", n, first_trace_id=first_trace_id, duration_ms=lambda i: 300.0))
-    scope = request.resource_spans[0].scope_spans[0]
-    for i, server in enumerate(list(scope.spans)):
-        client = scope.spans.add(name="GET", trace_id=server.trace_id, span_id=(n + i + 1).to_bytes(8, "big"), parent_span_id=server.span_id, kind=3)
-        client.start_time_unix_nano, client.end_time_unix_nano = server.start_time_unix_nano + 10_000_000, server.start_time_unix_nano + 290_000_000
-        client.attributes.add(key="server.address").value.string_value = DEPENDENCY
-        client.attributes.add(key="http.request.method").value.string_value = "GET"
-        client.attributes.add(key="http.response.status_code").value.int_value = 200
-    return request.SerializeToString()
-
-
-class Traffic:
-    """OTLP sent to the OpenTelemetry Collector, requests counted per service (the ground truth)."""
-
-    def __init__(self, otlp_http: str, services: list[str]) -> None:
-        self.otlp_http = otlp_http
-        self.services = services
-        self.sent = dict.fromkeys(services, 0)  # requests (each 2 spans)
-        self.next_trace = 1
-        self.session = requests.Session()
-
-    def round(self) -> None:
-        for svc in self.services:
-            resp = post_traces(self.otlp_http, slow_dependency_requests(svc, REQUESTS, self.next_trace), session=self.session)
-            assert resp.status_code == 200, resp.text
-            self.next_trace += REQUESTS
-            self.sent[svc] += REQUESTS
-
-    def spans(self) -> int:
-        return 2 * sum(self.sent.values())
 
 
 def create_topics(bootstrap: str, topics: list[str]) -> None:
@@ -218,8 +115,8 @@ def test_three_collectors_one_group_behind_a_real_opentelemetry_collector(otelco
         f"  otlp/reference:\n    endpoint: {reference.otlp_grpc_endpoint}\n    tls:\n      insecure: true\n"
         "service:\n  telemetry:\n    metrics:\n      level: none\n"
         "  pipelines:\n"
-        "    traces:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [kafka, otlp/reference]\n"
-        "    metrics:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [kafka, otlp/reference]\n"
+        "    traces:\n      receivers: [otlp]\n      exporters: [kafka, otlp/reference]\n"
+        "    metrics:\n      receivers: [otlp]\n      exporters: [kafka, otlp/reference]\n"
     )
     gateway = Process(
         [str(otelcol), "--config", str(OTELCOL_CONFIG), "--config", str(overlay)],
@@ -236,10 +133,10 @@ def test_three_collectors_one_group_behind_a_real_opentelemetry_collector(otelco
         "CHOKEPOINT_KAFKA_TOPICS": f"^scale-{uid}-.*",
         "CHOKEPOINT_KAFKA_SESSION_S": "6",
     }
-    collectors = [Chokepoint(name, tmp_path, kafka_env) for name in ("a", "b", "c")]
+    collectors = [Chokepoint(name, tmp_path, kafka_env, BUCKET_S) for name in ("a", "b", "c")]
     try:
         otlp_http = f"http://127.0.0.1:{otlp_http_port}"
-        assert wait_for(lambda: _accepts(otlp_http), timeout_s=60), gateway.tail()
+        assert wait_for(lambda: accepts(otlp_http), timeout_s=60), gateway.tail()
         for c in collectors:
             assert wait_for(c.ready, timeout_s=90), c.tail()
         # the group settled: three members, every service's topic assigned
@@ -253,9 +150,9 @@ def test_three_collectors_one_group_behind_a_real_opentelemetry_collector(otelco
         total = traffic.spans()
 
         # every span counted once across the three
-        assert wait_for(lambda: sum(c.kafka_spans() for c in collectors) >= total, timeout_s=60), [c.tail() for c in collectors]
+        assert wait_for(lambda: sum(c.spans("kafka") for c in collectors) >= total, timeout_s=60), [c.tail() for c in collectors]
         time.sleep(2 * BUCKET_S)  # nothing more arrives later: no duplicate
-        counted = [c.kafka_spans() for c in collectors]
+        counted = [c.spans("kafka") for c in collectors]
         assert sum(counted) == total, (counted, total)
         by_collector = [c.requests_by_service() for c in collectors]
         owners = {svc: [c.name for c, rows in zip(collectors, by_collector, strict=True) if svc in rows] for svc in services}
@@ -339,10 +236,3 @@ def test_three_collectors_one_group_behind_a_real_opentelemetry_collector(otelco
             c.stop()
         gateway.stop()
         reference.shutdown()
-
-
-def _accepts(otlp_http: str) -> bool:
-    try:
-        return post_traces(otlp_http, b"", timeout_s=2).status_code == 200
-    except requests.RequestException:
-        return False
