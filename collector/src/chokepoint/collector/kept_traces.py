@@ -37,6 +37,7 @@ class KeptTraces:
         self._lock = lock
         self._count_dropped = count_dropped
         self._traces: OrderedDict[str, dict] = OrderedDict()
+        self.by_id = self._traces  # read-only view for a membership test on the hot path (``trace_id in kept.by_id``)
         self._kept_spans = 0
 
     def keep(self, trace: dict) -> None:

@@ -196,7 +196,7 @@ class Store(StoreWrites, StoreViews):
         return self.kept.add_spans(trace_id, spans)
 
     def is_trace_kept(self, trace_id: str) -> bool:
-        return trace_id in self.kept
+        return trace_id in self.kept.by_id  # once per trace ingested: the dict itself, not a method
 
     def traces(self, route: str | None = None, slow_only: bool = False, limit: int = 50) -> list[dict]:
         """Kept traces, newest first; ``slow_only`` = kept because slow (not error/random)."""
