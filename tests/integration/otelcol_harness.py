@@ -1,7 +1,7 @@
 """What the tests with a real OpenTelemetry Collector in front of chokepoint collectors share.
 
-    binary = build_otelcol()                            # scripts/provision-otelcol.sh; fails the test if it cannot
-    gateway = Process([str(binary), "--config", cfg], env, tmp / "otelcol.log")
+    otelcol = build_otelcol()                           # scripts/provision-otelcol.sh, cached
+    gateway = Process([str(otelcol), "--config", cfg], env, tmp / "otelcol.log")
     a = Chokepoint("a", tmp, {"CHOKEPOINT_KAFKA_INGEST": ...})   # its own process, so it can be SIGKILLed
     traffic = Traffic("http://127.0.0.1:4318", services)          # the ground truth: requests sent per service
     traffic.round(); a.spans("kafka"); a.requests_by_service(); findings_of(a.api)
@@ -35,7 +35,7 @@ WINDOW_S = 900
 
 
 def build_otelcol() -> Path:
-    """The ``otelcol-chokepoint`` binary, built (or found built) by scripts/provision-otelcol.sh."""
+    """The ``otelcol-chokepoint`` binary, built (or found built) by scripts/provision-otelcol.sh; fails the test if it cannot."""
     proc = subprocess.run([str(REPO / "scripts" / "provision-otelcol.sh")], capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
         pytest.fail(f"the OpenTelemetry Collector could not be built: {proc.stderr.strip()[-800:]}", pytrace=False)

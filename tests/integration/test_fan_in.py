@@ -24,8 +24,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from scripts.devservices import free_port
 from tests.integration.collector_probe import wait_for
 from tests.integration.otelcol_harness import DEPENDENCY, OTELCOL_CONFIGS, Chokepoint, Process, Traffic, accepts, build_otelcol, findings_of
@@ -34,11 +32,6 @@ OTELCOL_CONFIG = OTELCOL_CONFIGS / "loadbalancing-by-service.yaml"
 SERVICES = 9
 ROUND_S = 0.5
 DOWN_S = 10.0
-
-
-@pytest.fixture(scope="module")
-def otelcol() -> Path:
-    return build_otelcol()
 
 
 def write_backends(path: Path, collectors: list[Chokepoint]) -> None:
@@ -55,7 +48,8 @@ def holders(collectors: list[Chokepoint], services: list[str]) -> dict[str, list
     return {svc: [name for name, seen in rows.items() if svc in seen] for svc in services}
 
 
-def test_three_collectors_behind_a_load_balancing_opentelemetry_collector(otelcol, tmp_path):
+def test_three_collectors_behind_a_load_balancing_opentelemetry_collector(tmp_path):
+    otelcol = build_otelcol()
     uid = uuid.uuid4().hex[:6]
     services = [f"fanin-{uid}-s{i}" for i in range(SERVICES)]
     collectors = [Chokepoint(name, tmp_path, {}) for name in ("a", "b", "c")]

@@ -24,9 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
-import pytest
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -53,11 +51,6 @@ OTELCOL_CONFIG = OTELCOL_CONFIGS / "kafka-by-service.yaml"
 SERVICES = 6
 BUCKET_S = 2.0
 ROUND_S = 0.5
-
-
-@pytest.fixture(scope="module")
-def otelcol() -> Path:
-    return build_otelcol()
 
 
 def report_json(apis: str) -> dict:
@@ -99,7 +92,8 @@ def balanced(assignment: dict[str, set[str]], topics: list[str], members: int) -
     return len(assignment) == members and sum(sizes) == len(topics) and set().union(*assignment.values()) == set(topics) and max(sizes) - min(sizes) <= 1
 
 
-def test_three_collectors_one_group_behind_a_real_opentelemetry_collector(otelcol, kafka, tmp_path):
+def test_three_collectors_one_group_behind_a_real_opentelemetry_collector(kafka, tmp_path):
+    otelcol = build_otelcol()
     uid = uuid.uuid4().hex[:6]
     services = [f"scale-{uid}-s{i}" for i in range(SERVICES)]
     group = f"chokepoint-{uid}"
