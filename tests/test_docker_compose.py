@@ -221,7 +221,9 @@ def test_scale_profile_otelcol_runs_the_checked_in_config_at_the_built_release()
     assert (REPO / mounts[config_file]).resolve() == (REPO / "scripts" / "otelcol" / "kafka-by-service.yaml").resolve()
     config = yaml.safe_load((REPO / mounts[config_file]).read_text())
     kafka = config["exporters"]["kafka"]
-    assert kafka["topic_from_attribute"] == "service.name" and kafka["signal_header"] is True
+    assert kafka["topic_from_attribute"] == "service.name"
+    # the v0.148 exporter names the topic after a request's first resource: nothing batches services before it
+    assert all("processors" not in pipeline for pipeline in config["service"]["pipelines"].values())
     assert kafka["traces"]["encoding"] == kafka["metrics"]["encoding"] == "otlp_proto"
     assert otelcol["environment"]["KAFKA_BROKERS"] == "kafka:9092"
     # the image is the contrib release the builder manifest pins (one release everywhere)
