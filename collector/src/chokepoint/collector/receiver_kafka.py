@@ -41,7 +41,8 @@ such option for traces; ``topic_from_attribute: service.name``
 writes each service to a topic of its own name, and ``topics`` then lists those topics or a
 pattern matching them (``^shop-.*``).  Topics of one partition each keep a service whole; the
 assignment is ``cooperative-sticky``, which spreads topics over the members and moves only
-what must move.  docs/SCALING.md has the exporter's configuration.
+what must move.  docs/SCALING.md has the exporter's configuration (and why, before v0.165,
+nothing may batch services ahead of it: that exporter names the topic after a request's first resource).
 
 Delivery (at-least-once, bounded loss):
 
