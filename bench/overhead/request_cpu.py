@@ -28,7 +28,9 @@ variant takes extra environment as ``+NAME=VALUE[+NAME=VALUE]`` (e.g.
 ``chokepoint+CHOKEPOINT_EXPORT_DELAY_MS=0``) to compare a switch in the same run;
 ``--variant`` (repeatable) takes one variant whose values hold commas
 (``--variant "chokepoint+OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=httpx,sqlalchemy"``).
-``NAME@REV`` runs the agent (``instrument/src``) as of git revision ``REV`` (``git archive``
+``--against VARIANT`` pairs the added columns with that variant instead of ``none``
+(``--variants chokepoint@HEAD~1,chokepoint@HEAD --against chokepoint@HEAD~1``: what a
+commit changed, round by round).  ``NAME@REV`` runs the agent (``instrument/src``) as of git revision ``REV`` (``git archive``
 into a temporary directory put first on ``PYTHONPATH``): ``chokepoint@HEAD`` measures the
 committed agent whatever is being edited in the checkout, ``chokepoint@HEAD~1`` the one
 before a change.
@@ -123,6 +125,7 @@ def main() -> None:
     parser.add_argument("--variants", default="none,chokepoint,chokepoint_noprobes", help="comma-separated variants")
     parser.add_argument("--variant", action="append", default=[], help="one more variant (its values may hold commas)")
     parser.add_argument("--cpu", choices=("user", "process"), default="user", help="user time, or user + system")
+    parser.add_argument("--against", default="none", help="the variant the added columns are paired with (e.g. chokepoint@HEAD~1)")
     args = parser.parse_args()
     sys.path.insert(0, HERE)
     from ddtrace_venv import ensure_venv
@@ -184,12 +187,12 @@ def main() -> None:
                     proc.wait()
     print(
         f"\n{'variant':48s} {'min':>7s} {'median':>7s} {'added':>7s} {'added%':>7s}  CPU µs/request; "
-        "added = median of per-round differences to none, added% = the same of per-round ratios"
+        f"added = median of per-round differences to {args.against}, added% = the same of per-round ratios"
     )
     for variant, values in samples.items():
         added = ""
-        if "none" in samples:
-            pairs = list(zip(values, samples["none"], strict=True))
+        if args.against in samples:
+            pairs = list(zip(values, samples[args.against], strict=True))
             added = f"{statistics.median(v - b for v, b in pairs):+7.0f} {statistics.median(100 * (v / b - 1) for v, b in pairs):+6.1f}%"
         print(f"{variant:48s} {min(values):7.0f} {statistics.median(values):7.0f} {added}")
 
