@@ -4,9 +4,9 @@ Usage::
 
     .venv/bin/python bench/dashboard.py [--repeats 15] [--routes 200] [--window 3600] [--browser 5]
 
-Starts a real collector on loopback (store and REST API, ``tests/synthetic_collector.py``:
-synthetic history written through the store's own write paths, its clock standing still) in
-two sizes — small (12 routes, 10 min of history) and large (``--routes`` routes,
+Starts a real collector on loopback in a process of its own (store and REST API,
+``tests/synthetic_collector.py``: synthetic history written through the store's own write
+paths, its clock standing still) in two sizes — small (12 routes, 10 min of history) and large (``--routes`` routes,
 ``--window`` s of history, 10-s buckets) — and times each page's refresh callback the
 way Dash runs it: the REST calls through the real client, building the components and
 figures, and JSON-encoding the result with Plotly's encoder (what Dash sends to the
@@ -25,9 +25,11 @@ not shown within ``PAGE_TIMEOUT_S`` is reported as not shown.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -45,11 +47,33 @@ sys.path[:0] = [str(REPO), str(REPO / "scripts")]
 from tests.synthetic_collector import SyntheticCollector  # noqa: E402
 
 PAGE_TIMEOUT_S = 120  # a page whose data is not on screen by then counts as not shown
+COLLECTOR_START_S = 600  # writing an hour of 200 routes takes a minute on a busy host
 
 
-def synthetic_collector(routes: int, window_s: float) -> SyntheticCollector:
-    """A real collector holding ``window_s`` s of synthetic history for ``routes`` routes (a context manager)."""
-    return SyntheticCollector(Path(tempfile.mkdtemp(prefix="chokepoint-bench-")), routes=routes, window_s=window_s)
+def _serve_synthetic(routes: int, window_s: float, conn) -> None:
+    with tempfile.TemporaryDirectory(prefix="chokepoint-bench-") as data_dir, SyntheticCollector(Path(data_dir), routes=routes, window_s=window_s) as collector:
+        conn.send(collector.url)
+        conn.recv()  # until told to stop
+
+
+@contextlib.contextmanager
+def synthetic_collector(routes: int, window_s: float):
+    """The URL of a real collector holding ``window_s`` s of synthetic history for ``routes`` routes,
+    in a process of its own (as deployed: its API and analyzer do not share the dashboard's GIL)."""
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    process = ctx.Process(target=_serve_synthetic, args=(routes, window_s, theirs), daemon=True)
+    process.start()
+    try:
+        if not ours.poll(COLLECTOR_START_S):
+            raise RuntimeError(f"the synthetic collector did not start within {COLLECTOR_START_S} s")
+        yield ours.recv()
+    finally:
+        with contextlib.suppress(OSError):
+            ours.send("stop")
+        process.join(30)
+        if process.is_alive():
+            process.terminate()
 
 
 def callbacks(client: ApiClient) -> dict:
@@ -70,8 +94,8 @@ def callbacks(client: ApiClient) -> dict:
 def measure(routes: int, window_s: float, repeats: int) -> dict[str, tuple[float, float, int]]:
     """callback name → (median ms, p90 ms, payload bytes)."""
     out = {}
-    with synthetic_collector(routes, window_s) as api:
-        client = ApiClient(api.url, timeout_s=10)
+    with synthetic_collector(routes, window_s) as api_url:
+        client = ApiClient(api_url, timeout_s=10)
         for name, fn in callbacks(client).items():
             fn()  # warm-up (imports, connection)
             times, size = [], 0
@@ -114,7 +138,7 @@ def measure_browser(routes: int, window_s: float, loads: int) -> dict[str, tuple
     options.add_argument("--window-size=1400,1800")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     out = {}
-    with synthetic_collector(routes, window_s) as api, DashboardServer(api.url, port=0, timeout_s=10) as dash:
+    with synthetic_collector(routes, window_s) as api_url, DashboardServer(api_url, port=0, timeout_s=10) as dash:
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         try:
             for name, path, ready in _browser_pages():
