@@ -33,33 +33,24 @@ def dependencies(distribution: str) -> set[str]:
     return {dep.split(";")[0].split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip().lower() for dep in project["dependencies"]}
 
 
+def imports_where(src: Path, wanted) -> dict[str, list[str]]:
+    """``{module file: [imported modules for which wanted(name)]}`` over ``src``, files with none left out."""
+    found = {str(path.relative_to(src)): sorted(m for m in imported_modules(path) if wanted(m)) for path in src.rglob("*.py")}
+    return {k: v for k, v in found.items() if v}
+
+
 def test_semconv_imports_the_standard_library_only():
-    outside = {
-        str(path.relative_to(SEMCONV_SRC)): sorted(
-            m for m in imported_modules(path) if m.split(".")[0] not in sys.stdlib_module_names and not m.startswith("chokepoint.semconv")
-        )
-        for path in SEMCONV_SRC.rglob("*.py")
-    }
-    assert {k: v for k, v in outside.items() if v} == {}
+    assert imports_where(SEMCONV_SRC, lambda m: m.split(".")[0] not in sys.stdlib_module_names and not m.startswith("chokepoint.semconv")) == {}
     assert dependencies("semconv") == set()
 
 
 def test_no_collector_module_imports_the_agent():
-    offenders = {
-        str(path.relative_to(COLLECTOR_SRC)): sorted(m for m in imported_modules(path) if m.startswith("chokepoint.instrument"))
-        for path in COLLECTOR_SRC.rglob("*.py")
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
+    assert imports_where(COLLECTOR_SRC, lambda m: m.startswith("chokepoint.instrument")) == {}
 
 
 def test_the_dashboards_take_names_from_semconv_and_only_the_reading_code_from_the_collector():
-    used = {
-        m
-        for path in DASHBOARDS_SRC.rglob("*.py")
-        for m in imported_modules(path)
-        if m.startswith(("chokepoint.collector", "chokepoint.instrument")) or m == "chokepoint"
-    }
-    assert used <= DASHBOARDS_READ_THE_COLLECTOR_WITH
+    used = imports_where(DASHBOARDS_SRC, lambda m: m.startswith(("chokepoint.collector", "chokepoint.instrument")) or m == "chokepoint")
+    assert {m for modules in used.values() for m in modules} <= DASHBOARDS_READ_THE_COLLECTOR_WITH
 
 
 @pytest.mark.parametrize("distribution", ["instrument", "collector", "dashboards"])
