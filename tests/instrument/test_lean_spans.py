@@ -433,3 +433,27 @@ def test_sdk_span_metrics_or_a_disabled_tracer_get_the_sdk_behaviour(make_harnes
     span = provider.get_tracer("on").start_span("x")
     assert type(span) is LeanSpan
     span.end()
+
+
+def test_a_leaf_finished_after_its_request_is_still_measured_as_a_span(make_harness):
+    """Leaves go into the request's record; one that finishes after the request ended (a
+    statement still running in another thread) is made a span: measured, not lost."""
+    from chokepoint.instrument.lean_spans import LeafTemplate, add_leaf, leaf_request
+
+    harness = make_harness(AgentConfig(trace_sample_rate=1.0))
+    provider = LeanTracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False)
+    provider.add_span_processor(harness.processor)
+    tracer = provider.get_tracer("unit")
+    template = LeafTemplate("SELECT chokepoint", {"db.system.name": "postgresql", "db.query.text": "SELECT 1"})
+    assert leaf_request(tracer) is None  # outside a request: statements are spans
+    with tracer.start_as_current_span("GET /r", kind=SpanKind.SERVER, attributes={"http.route": "/r"}):
+        parent, request = leaf_request(tracer)
+        add_leaf(request, (1 * MS, 3 * MS, template, parent, None, tracer))
+        late = leaf_request(tracer)
+    add_leaf(late[1], (2 * MS, 9 * MS, template, late[0], None, tracer))
+    harness.flush()
+    assert harness.metric_values("db.client.operation.duration") == {frozenset({"db.system.name": "postgresql", "db.query.text": "SELECT ?"}.items()): 2}
+    exported = harness.exporter.get_finished_spans()
+    assert sorted(s.name for s in exported) == ["GET /r", "SELECT chokepoint"]  # the late one is not in the kept trace
+    (leaf,) = [s for s in exported if s.name == "SELECT chokepoint"]
+    assert (leaf.parent.span_id, leaf.start_time, leaf.end_time, leaf.kind) == (parent.span_id, 1 * MS, 3 * MS, SpanKind.CLIENT)

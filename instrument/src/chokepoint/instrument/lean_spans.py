@@ -500,6 +500,24 @@ def leaf_request(tracer, current_context=None):
     return parent, request
 
 
+def add_leaf(request, leaf: tuple) -> None:
+    """Append a finished leaf ``(start ns, end ns, template, parent, status or None, tracer)``
+    to the record of ``request`` (from :func:`leaf_request`); if the request ended meanwhile (a
+    statement still running in another thread), the leaf is made a span instead, so it is
+    still measured as one."""
+    leaves = request.leaves
+    if leaves is not None:
+        leaves.append(leaf)
+        return
+    start, end, template, parent, status, tracer = leaf
+    span = tracer.start_span(
+        template.name, trace_api.set_span_in_context(trace_api.NonRecordingSpan(parent)), template.kind, template.attributes, start_time=start
+    )
+    if status is not None:
+        span.set_status(status)
+    span.end(end)
+
+
 class LeafSpan(_ReadSide):
     """A finished leaf (:func:`leaf_request`) of a kept trace, read as a ``ReadableSpan`` is
     (the processor, :func:`~chokepoint.instrument.sampling.sanitized_copy`); its span id is

@@ -390,7 +390,7 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
 
         from opentelemetry.trace import Status, StatusCode
 
-        from chokepoint.instrument.lean_spans import leaf_request
+        from chokepoint.instrument.lean_spans import add_leaf, leaf_request
     except Exception:
         _log.info("chokepoint: SQLAlchemy dialect spans not installed for an engine; statement spans from the upstream listeners", exc_info=True)
         return False
@@ -415,7 +415,7 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
             initializing.remove(connection)
 
     def traced_span(context, cursor, statement):
-        """``_NO_SPAN``, the statement's span, or ``(template, parent, leaves, tracer)``: the
+        """``_NO_SPAN``, the statement's span, or ``(template, parent, request, tracer)``: the
         statement goes into the current request's record as a leaf (``lean_spans.leaf_request``)."""
         try:
             conn = context.root_connection
@@ -425,7 +425,7 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
             leaf = leaf_request(owner.tracer)
             if leaf is not None:
                 entry = template(owner, conn, cursor, statement)
-                return _NO_SPAN if entry is None or entry is _UPSTREAM else (entry, leaf[0], leaf[1].leaves, owner.tracer)
+                return _NO_SPAN if entry is None or entry is _UPSTREAM else (entry, leaf[0], leaf[1], owner.tracer)
             span = start_span(owner, conn, cursor, statement)
         except Exception:  # the statement runs untraced rather than fail
             _log.debug("chokepoint: SQLAlchemy statement span failed", exc_info=True)
@@ -435,8 +435,8 @@ def _wrap_dialect(engine_tracer, engine) -> bool:
     def done(traced, start: int, exc: BaseException | None) -> None:
         """End the statement's span, or append its leaf to the request's record."""
         if type(traced) is tuple:
-            entry, parent, leaves, tracer = traced
-            leaves.append((start, time_ns(), entry, parent, None if exc is None else Status(error, str(exc)), tracer))
+            entry, parent, request, tracer = traced
+            add_leaf(request, (start, time_ns(), entry, parent, None if exc is None else Status(error, str(exc)), tracer))
         elif exc is None:
             traced.end()
         else:
@@ -515,7 +515,7 @@ def _install_lean_connect(upstream) -> Callable[[], None] | None:
     from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability, _OpenTelemetryStabilitySignalType
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
-    from chokepoint.instrument.lean_spans import LeafTemplate, leaf_request
+    from chokepoint.instrument.lean_spans import LeafTemplate, add_leaf, leaf_request
 
     stability = _OpenTelemetrySemanticConventionStability
     get_url_attributes, set_system, normalize_vendor = upstream._get_attributes_from_url, upstream._set_db_system, upstream._normalize_vendor
@@ -559,9 +559,9 @@ def _install_lean_connect(upstream) -> Callable[[], None] | None:
                 span.end()
                 raise
             except BaseException:
-                leaf[1].leaves.append((start, time_ns(), template, leaf[0], None, tracer))
+                add_leaf(leaf[1], (start, time_ns(), template, leaf[0], None, tracer))
                 raise
-            leaf[1].leaves.append((start, time_ns(), template, leaf[0], None, tracer))
+            add_leaf(leaf[1], (start, time_ns(), template, leaf[0], None, tracer))
             return connection
         span = tracer.start_span("connect", kind=client, attributes=template.attributes)
         token = context_api.attach(trace.set_span_in_context(span))
