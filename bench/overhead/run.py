@@ -115,7 +115,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout_s: float = 30.0) -> None:
+def wait_http(url: str, timeout_s: float = 120.0) -> None:  # generous: a busy host starts apps slowly
     deadline = time.monotonic() + timeout_s
     while True:
         try:
