@@ -34,6 +34,7 @@ SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL = 2, 3, 4, 5, 1
 def test_the_core_is_built():
     # `make install` builds it (`make native`); without it the collector ingests in Python
     assert native_ingest.status()["native_ingest"] == "on", native_ingest.status()
+    assert Store().health()["native_ingest"] == "on"
 
 
 def _put(field, attrs: dict) -> None:
@@ -295,6 +296,7 @@ def test_without_the_core_the_python_path_ingests_and_says_so(monkeypatch, caplo
         assert native_ingest.consume_traces(ingestor.spans, req, None) is None
     assert len([r for r in caplog.records if "not built" in r.getMessage()]) == 1
     assert native_ingest.status()["native_ingest"].startswith("off (not built: ImportError")
+    assert store.health()["native_ingest"].startswith("off (not built: ImportError")  # /api/v1/health says so
     monkeypatch.setattr(native_ingest, "enabled", False)
     assert native_ingest.status()["native_ingest"] == f"off ({native_ingest.ENV_SWITCH}=0)"
 

@@ -48,6 +48,9 @@ class StoreViews:
     """The read half of ``Store``; see the module docstring."""
 
     def health(self) -> dict:
+        # lazy: native_ingest imports the span path, which imports the store
+        from chokepoint.collector.native_ingest import status as ingest_core_status
+
         with self._lock:
             return {
                 "status": "ok",
@@ -60,6 +63,7 @@ class StoreViews:
                 "kept_traces": len(self.kept),
                 "uptime_s": round(self.clock() - self._started_s, 3),
                 "blind_spots": self.blind_spots(),
+                **ingest_core_status(),  # native_ingest: "on" or "off (why)", its request and fallback counts
             }
 
     def _merged_routes(self, window_s: float, table: str = "routes") -> dict[tuple, RouteAgg]:
