@@ -2,7 +2,7 @@
 
 grafana-client pulls urllib3-future, which replaces ``urllib3`` in the environment it is
 installed in, so it lives in ``.venv-grafana`` (created here on first use with
-``pip install -c constraints.txt -e ./instrument -e ./collector -e './dashboards[grafana]'``,
+``pip install -c constraints.txt -e ./semconv -e ./instrument -e ./collector -e './dashboards[grafana]'``,
 reused afterwards) and never in the shared ``.venv``.  Grafana itself is not packaged
 for Debian, so a small HTTP server speaks the part of its API the push uses
 (``/api/folders``, ``/api/dashboards/db``) with bearer-token auth.
@@ -43,6 +43,8 @@ def grafana_venv() -> Path:
                 "--disable-pip-version-check",
                 "-c",
                 "constraints.txt",
+                "-e",
+                "./semconv",
                 "-e",
                 "./instrument",
                 "-e",
