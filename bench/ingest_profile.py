@@ -7,6 +7,9 @@ Usage (from the repo root)::
     mkdir /tmp/base && git archive <rev> collector/src instrument/src | tar -x -C /tmp/base
     .venv/bin/python bench/ingest_profile.py --baseline /tmp/base --pairs 5   # <rev> vs this tree
 
+The span path is the native core where it is built (``make native``);
+``CHOKEPOINT_NATIVE_INGEST=0`` times the pure-Python walk.
+
 ``--floor`` also times the bare walk: parse, read each span's times and ids and its wanted
 attributes, group by trace, nothing else (no classification, no aggregation) — the least any
 pure-Python span path over the protobuf objects costs.
@@ -43,6 +46,7 @@ def run_once(bodies: list[bytes]) -> tuple[float, float]:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     from chokepoint.collector.ingest import Ingestor
+    from chokepoint.collector.otlp_json import parse_protobuf
     from chokepoint.collector.store import Store, StoreConfig
 
     spans = len(bodies) * BATCH_SPANS
@@ -53,7 +57,7 @@ def run_once(bodies: list[bytes]) -> tuple[float, float]:
     ingestor = Ingestor(Store(StoreConfig()))
     t0 = time.process_time()
     for body in bodies:
-        ingestor.consume_traces(ExportTraceServiceRequest.FromString(body))
+        ingestor.consume_traces(parse_protobuf(body, ExportTraceServiceRequest))  # as the receivers decode
     total = time.process_time() - t0
     return parse / spans * 1e6, total / spans * 1e6
 
