@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from chokepoint.collector.analysis.config import AnalyzerConfig
+
 
 @dataclass(frozen=True)
 class App:
@@ -40,6 +42,7 @@ class App:
     kafka: dict | None = None
     probe_sql: str = ""  # a statement the harness times on the database itself (ground truth for slow_query)
     facts: dict = field(default_factory=dict)  # ground truth the app's configuration fixes (e.g. workers)
+    settle_s: float = 0.0  # the app runs idle this long before the load starts (a leak in a process past its warm-up)
     case: str = ""  # the issue's case (diagnosis issue, 1-13) the app has the shape of
 
     @property
@@ -49,6 +52,11 @@ class App:
     @property
     def http(self) -> bool:
         return self.kafka is None
+
+
+#: memory_pressure ignores a process's first ``AnalyzerConfig.warmup_s`` (its own and the agent's
+#: warm-up): a leaking app runs idle past it before its load (and its leak) begins.
+SETTLE_PAST_WARMUP_S = AnalyzerConfig().warmup_s + 5.0
 
 
 def check(condition: bool, reason: str) -> str | None:
@@ -329,6 +337,7 @@ APPS: tuple[App, ...] = (
         concurrency=2,
         think_s=0.05,
         real=grows,
+        settle_s=SETTLE_PAST_WARMUP_S,
         evidence={"rss_growth_mb_per_min": "rss_growth_mb_per_min"},
     ),
     App(
@@ -664,6 +673,7 @@ APPS: tuple[App, ...] = (
         concurrency=2,
         think_s=0.05,
         real=grows,
+        settle_s=SETTLE_PAST_WARMUP_S,
         evidence={"rss_growth_mb_per_min": "rss_growth_mb_per_min"},
     ),
     App(

@@ -508,6 +508,9 @@ def run_attempt(app, zoo, result: Result) -> None:
     try:
         run.setup()
         run.start_app()
+        if app.settle_s:
+            zoo.progress(f"{app.name}: idle {app.settle_s:.0f} s before the load")
+            time.sleep(app.settle_s)
         hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(app.hog)]
         single = single_client_ms(run.port, next(iter(app.paths))) if app.http else None  # the first path: the one whose wait is measured
         zoo.progress(f"{app.name}: started (port {run.port}, single {single and round(single)} ms) [{host_pressure()}]")
