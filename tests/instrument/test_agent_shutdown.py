@@ -7,6 +7,7 @@ import importlib
 import os
 import socket
 import sqlite3
+import types
 
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -37,6 +38,10 @@ PATCHED_PLACES = (  # modules and classes the agent's integrations, fix-ups and 
     "confluent_kafka",
     "django",
     "sqlite3",
+    "opentelemetry.instrumentation.dbapi",
+    "opentelemetry.instrumentation.confluent_kafka",
+    "opentelemetry.instrumentation.confluent_kafka:AutoInstrumentedProducer",
+    "kafka.producer.future:FutureRecordMetadata",
     "socket:socket",
     "threading",
     "concurrent.futures:ThreadPoolExecutor",
@@ -50,6 +55,9 @@ DEFAULTS = {
 }
 
 
+MISSING = object()  # an attribute a patch added (an override of an inherited method)
+
+
 def places():
     for spec in PATCHED_PLACES:
         module_name, _, attribute = spec.partition(":")
@@ -58,7 +66,8 @@ def places():
 
 
 def snapshot() -> dict[tuple[str, str], object]:
-    return {(spec, name): value for spec, owner in places() for name, value in list(vars(owner).items())}
+    """Every attribute of the patched places (submodules imported on the way are not patches)."""
+    return {(spec, name): value for spec, owner in places() for name, value in list(vars(owner).items()) if not isinstance(value, types.ModuleType)}
 
 
 def test_shutdown_reverts_every_patch(monkeypatch):
@@ -71,14 +80,27 @@ def test_shutdown_reverts_every_patch(monkeypatch):
     agent = agent_module.instrument(span_exporter=InMemorySpanExporter(), metric_reader=InMemoryMetricReader(), set_global=False)
     assert agent is not None and agent.plan.own("requests")
     during = snapshot()
-    changed = {key for key, value in before.items() if during.get(key) is not value}
+    changed = {key for key in before.keys() | during.keys() if during.get(key, MISSING) is not before.get(key, MISSING)}
     # the integrations the plan chose, the upstream instrumentors and the probes did patch
     assert ("requests.sessions:Session", "send") in changed and ("urllib3.connectionpool:HTTPConnectionPool", "urlopen") in changed
     assert ("httpx:HTTPTransport", "handle_request") in changed and ("flask", "Flask") in changed
+    # the fix-up integrations over the upstream instrumentors (chokepoint.instrument.integrations)
+    fixups = {
+        ("opentelemetry.instrumentation.dbapi", "get_traced_connection_proxy"),  # chokepoint_sqlite3
+        ("sqlalchemy.engine.default:DefaultDialect", "connect"),  # chokepoint_sqlalchemy_dedupe
+        ("opentelemetry.instrumentation.confluent_kafka", "_create_new_consume_span"),  # chokepoint_confluent_kafka
+        ("opentelemetry.instrumentation.confluent_kafka:AutoInstrumentedProducer", "flush"),
+        ("kafka.producer.future:FutureRecordMetadata", "get"),  # chokepoint_kafka
+        ("kafka:KafkaConsumer", "__next__"),
+        ("aiokafka:AIOKafkaProducer", "send_and_wait"),  # chokepoint_aiokafka
+        ("aiokafka:AIOKafkaConsumer", "getone"),
+    }
+    assert fixups <= changed, fixups - changed
+    assert [p for p in ("django", "sqlite3", "sqlalchemy", "confluent_kafka", "kafka", "aiokafka") if not agent.plan.fixes(p)] == []
     with sqlite3.connect(":memory:") as conn:  # instrumented calls still work
         conn.execute("select 1")
     agent_module._reset_for_tests()
     after = snapshot()
-    left = sorted(f"{spec}.{name}" for (spec, name), value in before.items() if after.get((spec, name)) is not value)
+    left = sorted(f"{spec}.{name}" for spec, name in before.keys() | after.keys() if after.get((spec, name), MISSING) is not before.get((spec, name), MISSING))
     assert left == []
     assert socket.socket.accept is before[("socket:socket", "accept")]

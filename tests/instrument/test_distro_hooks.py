@@ -53,11 +53,13 @@ def test_hooks_never_raise():
 
 def test_a_failing_fix_never_stops_the_other_instrumentors(monkeypatch, caplog):
     import chokepoint.instrument.distro as distro
+    from chokepoint.instrument.integrations import Sqlite3Fixups
 
-    def broken(name):
+    def broken(self, run_upstream):
+        yield None
         raise RuntimeError("fix bug")
 
-    monkeypatch.setattr(distro, "_after_instrument", broken)
+    monkeypatch.setattr(Sqlite3Fixups, "fix", broken)
     calls = []
 
     class EntryPoint:
@@ -68,7 +70,15 @@ def test_a_failing_fix_never_stops_the_other_instrumentors(monkeypatch, caplog):
                 def instrument(self, **kwargs):
                     calls.append(kwargs)
 
+                def uninstrument(self):
+                    calls.append("uninstrument")
+
             return Instrumentor
 
-    distro.ChokepointDistro().load_instrumentor(EntryPoint(), skip_dep_check=True)  # logged, not raised
+    loader = distro.ChokepointDistro()
+    loader.take_undo()  # what earlier loads left
+    loader.load_instrumentor(EntryPoint(), skip_dep_check=True)  # logged, not raised
     assert len(calls) == 1 and "completing the sqlite3 instrumentation failed" in caplog.text
+    for undo in reversed(loader.take_undo()):
+        undo()
+    assert calls[-1] == "uninstrument" and not Sqlite3Fixups().is_instrumented_by_opentelemetry

@@ -24,12 +24,12 @@ What it sets up:
 - a ``MeterProvider`` exporting every ``OTEL_METRIC_EXPORT_INTERVAL`` ms (5000) with
   **cumulative** temporality and base-2 **exponential** histograms for every histogram;
 - the upstream instrumentors (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` honoured) with
-  chokepoint's lighter options (:mod:`chokepoint.instrument.distro`);
-- the client flags (:mod:`chokepoint.instrument.client_flags`), one span per SQL statement
-  under SQLAlchemy (:mod:`chokepoint.instrument.db_dedupe`), a leaner SQLAlchemy hot path
-  (:mod:`chokepoint.instrument.sqlalchemy_lean`; ``CHOKEPOINT_SQLALCHEMY``), lean httpx
-  client spans (:mod:`chokepoint.instrument.httpx_lean`; ``CHOKEPOINT_HTTPX``), confluent-kafka consumers in
-  the producer's trace (:mod:`chokepoint.instrument.kafka_context`) and the probes
+  chokepoint's lighter options (:mod:`chokepoint.instrument.distro`) and, right after each, the plan's fix-up integrations over it (Django once the settings
+  load, sqlite3 shortcuts, one span per SQL statement under SQLAlchemy, Kafka consumers in
+  the producer's trace and produce waits; :mod:`chokepoint.instrument.integrations`);
+- chokepoint's own integrations the plan chose (ASGI server spans, the HTTP clients, the
+  SQLAlchemy statement path; :mod:`chokepoint.instrument.integrations`), the client flags
+  (:mod:`chokepoint.instrument.client_flags`) and the probes
   (``chokepoint.instrument.probes.install_all``; ``CHOKEPOINT_PROBES``).
 
 Nothing here raises into the app: a failing exporter, probe or patch is logged and
@@ -57,11 +57,9 @@ from chokepoint.instrument.client_flags import install_client_flags
 from chokepoint.instrument.compat import BaseConfigurator
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.coverage import install_coverage
-from chokepoint.instrument.db_dedupe import install_db_dedupe
 from chokepoint.instrument.forking import reinit_metric_export_after_fork
 from chokepoint.instrument.instruments import AgentInstruments
 from chokepoint.instrument.integrations import OWN_INTEGRATIONS
-from chokepoint.instrument.kafka_context import install_confluent_kafka_parenting
 from chokepoint.instrument.lean_spans import LeanTracerProvider
 from chokepoint.instrument.plan import log_plan, make_plan
 from chokepoint.instrument.sampling import KeepSlowTracesProcessor
@@ -149,8 +147,8 @@ class Agent:
         self._undo.append(install_visible_warnings())  # the agent's warnings reach stderr even when only the OTel log bridge listens
         from chokepoint.instrument.distro import ChokepointDistro
 
-        self._undo.extend(ChokepointDistro().take_undo())  # the upstream instrumentors and their fix-ups
-        for installer in [*self.own_integrations(), install_db_dedupe, install_confluent_kafka_parenting]:
+        self._undo.extend(ChokepointDistro().take_undo())  # the upstream instrumentors and their fix-up integrations
+        for installer in self.own_integrations():
             try:
                 undo = installer()
             except Exception:  # a patch that fails to install is skipped; the app runs

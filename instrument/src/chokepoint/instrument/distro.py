@@ -39,23 +39,33 @@ Lighter instrumentor options (why: the overhead benchmark, docs/BENCHMARKS.md):
   place) unless ``CHOKEPOINT_REQUESTS=upstream`` / ``CHOKEPOINT_URLLIB3=upstream``;
 - ``system_metrics`` is skipped: the runtime probe reports process CPU/RSS/GC.
 
-Where upstream falls short under zero-code-change instrumentation:
+Where upstream falls short under zero-code-change instrumentation, two instrumentor options
+(:data:`INSTRUMENTOR_OPTIONS`):
 
-- Django: instrumented once the project's settings load (right away, or after the first
-  ``django.setup()``), never with Django's default settings
-  (:mod:`chokepoint.instrument.django_deferred`).
 - urllib3: a ``request_hook`` puts ``server.address``/``server.port`` on the client span
   (upstream sets them on its metrics only), so calls are attributed to their host.
 - kafka-python: a ``consume_hook`` marks its consumer spans as receives, not processing.
-- Kafka producers: waiting for the broker's acknowledgement (aiokafka ``send_and_wait()``,
-  kafka-python ``send().get()``, confluent-kafka ``flush()``) counts as the request's Kafka
-  time (:mod:`chokepoint.instrument.kafka_produce_wait`).
-- kafka-python / aiokafka consumers: a ``<topic> process`` span, in the producer's trace,
-  is current while the app handles each record (:mod:`chokepoint.instrument.kafka_process`).
-- SQLAlchemy asyncio engines over asyncpg / psycopg async: one span per statement, not
-  SQLAlchemy's plus the driver's (:mod:`chokepoint.instrument.sqlalchemy_async_dedupe`).
-- sqlite3: ``conn.execute()`` / ``conn.executemany()`` traced like cursor statements
-  (:mod:`chokepoint.instrument.sqlite_shortcuts`).
+
+and the fix-up integrations (:mod:`chokepoint.instrument.integrations`), run right after
+their upstream instrumentor when the plan says so
+(:meth:`~chokepoint.instrument.plan.Plan.fixes`), each switched off with
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=chokepoint_<name>``; their undo waits here for the
+agent (:meth:`ChokepointDistro.take_undo`):
+
+- ``chokepoint_django``: Django instrumented once the project's settings load (right away,
+  or after the first ``django.setup()``), never with Django's default settings
+  (:mod:`chokepoint.instrument.django_deferred`).
+- ``chokepoint_confluent_kafka``, ``chokepoint_kafka``, ``chokepoint_aiokafka``: waiting for
+  the broker's acknowledgement (confluent-kafka ``flush()``, kafka-python ``send().get()``,
+  aiokafka ``send_and_wait()``) counts as the request's Kafka time
+  (:mod:`chokepoint.instrument.kafka_produce_wait`); consumers' work runs in the producer's
+  trace (confluent-kafka: :mod:`chokepoint.instrument.kafka_context`; kafka-python /
+  aiokafka: a ``<topic> process`` span, :mod:`chokepoint.instrument.kafka_process`).
+- ``chokepoint_sqlalchemy_dedupe``: one span per statement, not SQLAlchemy's plus the
+  driver's (:mod:`chokepoint.instrument.db_dedupe`,
+  :mod:`chokepoint.instrument.sqlalchemy_async_dedupe`).
+- ``chokepoint_sqlite3``: ``conn.execute()`` / ``conn.executemany()`` traced like cursor
+  statements (:mod:`chokepoint.instrument.sqlite_shortcuts`).
 
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` works as usual (handled by the loader).
 """
@@ -71,6 +81,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 
 from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.instruments import CAPTURED_RESPONSE_HEADERS
+from chokepoint.instrument.integrations import fixups_for
 from chokepoint.instrument.plan import Plan, make_plan
 from chokepoint.instrument.queue_time import capture_request_start
 
@@ -178,38 +189,19 @@ class ChokepointDistro(BaseDistro):
             return
         options.update(kwargs)
         instrumentor = entry_point.load()
-        if entry_point.name == "django":  # after the project's settings load (django_deferred)
-            from chokepoint.instrument.django_deferred import instrument_django
+        fixups = [cls() for cls in fixups_for(entry_point.name)] if self.plan.fixes(entry_point.name) else []
 
-            self._keep(lambda: instrumentor().uninstrument())
-            self._keep(instrument_django(lambda: instrumentor().instrument(**options)))
-            return
-        instrumentor().instrument(**options)
+        def run_upstream() -> None:
+            instrumentor().instrument(**options)
+
+        if not any(fixup.runs_upstream() for fixup in fixups):  # else the fix-up decides when (Django)
+            run_upstream()
         self._keep(lambda: instrumentor().uninstrument())
-        try:
-            for undo in _after_instrument(entry_point.name):
-                self._keep(undo)
-        except Exception:  # a fix that fails leaves the upstream instrumentation as it is
-            _log.warning("chokepoint: completing the %s instrumentation failed", entry_point.name, exc_info=True)
-
-
-def _after_instrument(name: str) -> list:
-    """The fixes over upstream that follow instrumentor ``name`` (module docstring); their undos."""
-    if name == "sqlite3":  # conn.execute() traced too
-        from chokepoint.instrument.sqlite_shortcuts import install_sqlite3_shortcuts
-
-        return [install_sqlite3_shortcuts()]
-    if name == "sqlalchemy":  # async engines: one span per statement
-        from chokepoint.instrument.sqlalchemy_async_dedupe import install_sqlalchemy_async_dedupe
-
-        return [install_sqlalchemy_async_dedupe()]
-    if name in ("kafka", "aiokafka", "confluent_kafka"):  # ack waits are Kafka time
-        from chokepoint.instrument.kafka_produce_wait import install_produce_wait
-
-        undo = [install_produce_wait(name)]
-        if name != "confluent_kafka":  # records processed in the producer's trace
-            from chokepoint.instrument.kafka_process import install_kafka_process_spans
-
-            undo.append(install_kafka_process_spans(name))
-        return undo
-    return []
+        for fixup in fixups:  # the plan's fix-ups over this instrumentor (chokepoint.instrument.integrations)
+            try:
+                if fixup.is_instrumented_by_opentelemetry:  # left by an earlier load: this load's instrumentor gets it anew
+                    fixup.uninstrument()
+                fixup.instrument(plan=self.plan, run_upstream=run_upstream if fixup.runs_upstream() else None, skip_dep_check=True)
+            except Exception:  # a fix that fails leaves the upstream instrumentation as it is
+                _log.warning("chokepoint: completing the %s instrumentation failed", entry_point.name, exc_info=True)
+            self._keep(fixup.uninstrument)  # also when it patched nothing: the next agent installs it again

@@ -22,7 +22,12 @@ and what is installed (distribution metadata; nothing is imported), and decides:
   replaces are not run.  SQLAlchemy's own path runs over the upstream instrumentor (its
   statement spans from the engine dialect, ``CHOKEPOINT_SQLALCHEMY_SPANS``), so it needs it;
 - ``upstream``: the upstream ``opentelemetry-instrumentation-*`` instrumentor is installed
-  and chokepoint adds only its fix-ups (named in ``why``);
+  and chokepoint adds only its fix-ups (named in ``why``).  A row's fix-ups are one
+  integration (its ``fixup``: ``chokepoint_django``, ``chokepoint_sqlite3``,
+  ``chokepoint_sqlalchemy_dedupe``, ``chokepoint_confluent_kafka``, ``chokepoint_kafka``,
+  ``chokepoint_aiokafka``) that runs right after the upstream instrumentor, on the own
+  SQLAlchemy path too (:meth:`Plan.fixes`); ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=chokepoint_<fixup>``
+  leaves the upstream instrumentor as it is;
 - ``off``: disabled (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``), covered by a probe
   (``system_metrics``), or the library is installed with no instrumentation for it — then
   ``why`` names the extra to install (``pip install 'chokepoint-instrument[flask]'``, or
@@ -61,7 +66,11 @@ class Library:
     ``own_what``: what that integration is; ``replaces``: upstream entry points the own
     integration stands in for; ``own_needs_upstream``: the own path patches the upstream
     instrumentor; ``http_client``: the own path is for stable HTTP semconv only;
-    ``fixups``: what chokepoint adds over upstream; ``off_because``: never instrumented.
+    ``fixups``: what chokepoint adds over upstream; ``fixup``: the fix-up integration that
+    adds it (:mod:`chokepoint.instrument.integrations`, entry point ``chokepoint_<fixup>``),
+    run right after the upstream instrumentor; ``fixup_runs_upstream``: that fix-up calls the
+    upstream instrumentor itself (Django: once the project's settings load);
+    ``off_because``: never instrumented.
     """
 
     name: str
@@ -74,6 +83,8 @@ class Library:
     own_needs_upstream: bool = False
     http_client: bool = False
     fixups: str = ""
+    fixup: str = ""
+    fixup_runs_upstream: bool = False
     off_because: str = ""
 
 
@@ -89,7 +100,7 @@ LIBRARIES: tuple[Library, ...] = (
     _row("fastapi", ["fastapi"], own="asgi", own_what=_ASGI, replaces=("fastapi", "starlette")),
     _row("starlette", ["starlette"], own="asgi", own_what=_ASGI, replaces=("starlette",)),
     _row("flask", ["flask"]),
-    _row("django", ["django"], fixups="instrumented once the project's settings load (django_deferred)"),
+    _row("django", ["django"], fixups="instrumented once the project's settings load (django_deferred)", fixup="django", fixup_runs_upstream=True),
     _row("httpx", ["httpx"], own="httpx", own_what=_CLIENT.format("httpx"), replaces=("httpx",), http_client=True),
     _row("requests", ["requests"], own="requests", own_what=_CLIENT.format("requests"), replaces=("requests",), http_client=True),
     _row(
@@ -108,17 +119,29 @@ LIBRARIES: tuple[Library, ...] = (
         own="sqlalchemy",
         own_what="statement spans from the engine dialect over the upstream instrumentor (sqlalchemy_lean)",
         own_needs_upstream=True,
-        fixups="one span per statement under async engines (sqlalchemy_async_dedupe)",
+        fixups="one span per statement, not SQLAlchemy's and the driver's (db_dedupe, sqlalchemy_async_dedupe)",
+        fixup="sqlalchemy_dedupe",
     ),
     _row("psycopg", ["psycopg", "psycopg-binary"]),
     _row("psycopg2", ["psycopg2", "psycopg2-binary"]),
     _row("asyncpg", ["asyncpg"]),
     _row("pymysql", ["pymysql"]),
     _row("redis", ["redis"]),
-    _row("confluent_kafka", ["confluent-kafka"], fixups="consumers in the producer's trace (kafka_context); flush() is Kafka time (kafka_produce_wait)"),
-    _row("kafka", ["kafka-python"], extra="kafka-python", fixups="process spans in the producer's trace (kafka_process); send().get() is Kafka time"),
-    _row("aiokafka", ["aiokafka"], fixups="process spans in the producer's trace (kafka_process); send_and_wait() is Kafka time"),
-    _row("sqlite3", [], fixups="conn.execute() traced like cursor statements (sqlite_shortcuts)"),
+    _row(
+        "confluent_kafka",
+        ["confluent-kafka"],
+        fixups="consumers in the producer's trace (kafka_context); flush() is Kafka time (kafka_produce_wait)",
+        fixup="confluent_kafka",
+    ),
+    _row(
+        "kafka",
+        ["kafka-python"],
+        extra="kafka-python",
+        fixups="process spans in the producer's trace (kafka_process); send().get() is Kafka time",
+        fixup="kafka",
+    ),
+    _row("aiokafka", ["aiokafka"], fixups="process spans in the producer's trace (kafka_process); send_and_wait() is Kafka time", fixup="aiokafka"),
+    _row("sqlite3", [], fixups="conn.execute() traced like cursor statements (sqlite_shortcuts)", fixup="sqlite3"),
     _row("urllib", []),
     _row("threading", []),
     _row("logging", []),
@@ -137,6 +160,7 @@ class Choice:
     version: str
     path: str
     why: str
+    fixup: bool = False  # the row's fix-up integration runs after the upstream instrumentor
 
     def line(self) -> str:
         return f"{self.library:<16} {self.version:<12} {self.path:<10} {self.why}"
@@ -156,6 +180,11 @@ class Plan:
 
     def own(self, library: str) -> bool:
         return self.path(library) == OWN
+
+    def fixes(self, library: str) -> bool:
+        """Whether chokepoint's fix-up integration for ``library`` runs after its upstream instrumentor."""
+        found = self.choice(library)
+        return found is not None and found.fixup
 
     def runs_upstream(self, entry_point: str) -> bool:
         """Whether the upstream instrumentor ``entry_point`` runs (libraries not in the table: yes)."""
@@ -215,14 +244,18 @@ def decide(row: Library, config: AgentConfig, available: Iterable[str]) -> tuple
         else:
             return OWN, f"{row.own_what} ({switch}=lean)"
         if has_upstream:
-            return UPSTREAM, _upstream_why(row, reason)
+            return UPSTREAM, _upstream_why(row, reason, disabled)
     elif has_upstream:
-        return UPSTREAM, _upstream_why(row, "")
+        return UPSTREAM, _upstream_why(row, "", disabled)
     return OFF, f"no instrumentation installed: pip install 'chokepoint-instrument[{row.extra}]' (or chokepoint-instrument bootstrap)"
 
 
-def _upstream_why(row: Library, reason: str) -> str:
-    what = row.instrumentation + (f" + {row.fixups}" if row.fixups else "")
+def _upstream_why(row: Library, reason: str, disabled: frozenset[str]) -> str:
+    what = row.instrumentation
+    if row.fixup and f"chokepoint_{row.fixup}" in disabled:
+        what += f" (chokepoint_{row.fixup} disabled: no {row.fixups})"
+    elif row.fixups:
+        what += f" + {row.fixups}"
     return f"{reason}; {what}" if reason else what
 
 
@@ -235,10 +268,18 @@ def make_plan(config: AgentConfig, available: Iterable[str] | None = None) -> Pl
         if library_version is None:
             continue
         path, why = decide(row, config, available)
+        fixup = fixup_runs(row, path, config)
         if path == OWN and row.own == "sqlalchemy":
-            why = f"{why}, statement spans: {sqlalchemy_spans_mode()}"
-        choices.append(Choice(row.name, library_version, path, why))
+            why = f"{why}, statement spans: {sqlalchemy_spans_mode()}" + (f" + {row.fixups}" if fixup else "")
+        choices.append(Choice(row.name, library_version, path, why, fixup))
     return Plan(tuple(choices))
+
+
+def fixup_runs(row: Library, path: str, config: AgentConfig) -> bool:
+    """Whether ``row``'s fix-up integration runs: its upstream instrumentor runs, and
+    ``chokepoint_<fixup>`` is not in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``."""
+    upstream_runs = path == UPSTREAM or (path == OWN and row.own_needs_upstream)
+    return bool(row.fixup) and upstream_runs and f"chokepoint_{row.fixup}" not in config.disabled_instrumentations
 
 
 def sqlalchemy_spans_mode() -> str:
