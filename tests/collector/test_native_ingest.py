@@ -356,3 +356,40 @@ def test_the_core_reads_the_bytes_the_receiver_decoded(monkeypatch):
     assert seen == []  # no re-encoding
     Ingestor(store).consume_traces(ExportTraceServiceRequest.FromString(body))
     assert seen == [1]  # a request decoded elsewhere (the Kafka receiver) is re-encoded
+
+
+def test_hostile_bytes_never_crash_the_core():
+    # truncated and bit-flipped payloads: a reason string (the Python path decides) or a result
+    [(_t, req)] = varied_batches(6, n=1)
+    body = req.SerializeToString()
+    rng = random.Random(3)
+    outcomes = set()
+    for i in range(300):
+        data = bytearray(body[: rng.randrange(len(body))] if i % 2 else body)
+        for _ in range(rng.randrange(1, 4)):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        store = Store(StoreConfig(bucket_seconds=10.0))
+        spans = Ingestor(store).spans
+        core = native_ingest._core(spans)
+        try:
+            out = core.consume(
+                bytes(data), native_ingest._classify, store.metric_authoritative, store.is_trace_kept, store.route_quantile_s, {}, spans._take_pending, 0, True
+            )
+        except (ValueError, TypeError, UnicodeDecodeError):
+            out = "raised"  # a value Python's _classify cannot take: the wrapper's fallback
+        outcomes.add("fallback" if isinstance(out, str) else "walked")
+    assert outcomes == {"fallback", "walked"}
+
+
+def test_a_failing_core_leaves_the_request_to_python(monkeypatch):
+    def boom(*_a):
+        raise ValueError("classification failed")
+
+    monkeypatch.setattr(native_ingest, "_classify", boom)
+    monkeypatch.setattr(native_ingest, "_logged", set())
+    store = Store(StoreConfig(bucket_seconds=10.0))
+    [(_t, req)] = varied_batches(8, n=1)
+    before = native_ingest.status()["native_ingest_fallbacks"].get("core raised ValueError", 0)
+    result = Ingestor(store).consume_traces(req)  # through the hook: the Python walk takes it
+    assert result.accepted > 0 and store.endpoints(None, window_s=3600)
+    assert native_ingest.status()["native_ingest_fallbacks"]["core raised ValueError"] == before + 1

@@ -914,7 +914,9 @@ impl Core {
                 // _span_breakdown
                 if let Some(ri) = root {
                     let root_rec = &recs[ri as usize];
-                    if root_rec.kind == SERVER {
+                    // a pending record cannot be the joined trace's root (it was stashed for having
+                    // none); should one be, its trace is left to the decision below, without breakdown
+                    if root_rec.kind == SERVER && root_rec.res != u32::MAX {
                         let svc = res_svc[root_rec.res as usize];
                         let auth = authority(svc, "breakdown")?;
                         if !auth && root_rec.cls != NONE {
@@ -962,6 +964,7 @@ impl Core {
             if !decide {
                 decide = match root {
                     None => true, // children before their root: Python stashes them
+                    Some(ri) if recs[ri as usize].res == u32::MAX => true,
                     Some(ri) => {
                         let rr = &recs[ri as usize];
                         let sig = if rr.cls == NONE { None } else { Some(&self.classes[rr.cls as usize]) };

@@ -165,7 +165,9 @@ def consume_traces(ingestor, request, protocol: str | None) -> IngestResult | No
         out = _core(ingestor).consume(
             body, _classify, store.metric_authoritative, _kept_ids(store), store.route_quantile_s, pending, ingestor._take_pending, room, fresh
         )
-    except Exception as exc:
+    except BaseException as exc:  # a Rust panic arrives as pyo3's PanicException, a BaseException
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
         _once(f"raise:{type(exc).__name__}", "chokepoint: the native ingest core failed (%r); the Python path takes such requests", exc)
         _fallback(f"core raised {type(exc).__name__}")
         return None
