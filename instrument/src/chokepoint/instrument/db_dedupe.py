@@ -6,7 +6,8 @@ driver instrumentor's (SQLAlchemy's span is not current while the cursor execute
 the driver span is not even its child).  That doubles the per-query tracing cost and
 double-counts DB time.
 
-Usage (the agent calls it after the instrumentors are loaded)::
+Usage (the ``chokepoint_sqlalchemy_dedupe`` integration calls it after the SQLAlchemy
+instrumentor, :mod:`chokepoint.instrument.integrations.sqlalchemy_dedupe`)::
 
     undo = install_db_dedupe()
 

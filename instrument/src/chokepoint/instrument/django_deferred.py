@@ -9,7 +9,8 @@ project's own settings are never loaded: ``manage.py runserver`` stops with "You
 settings.ALLOWED_HOSTS if DEBUG is False", and an app calling ``settings.configure(...)``
 gets "Settings already configured".
 
-Usage (the distro calls it for the ``django`` entry point)::
+Usage (the ``chokepoint_django`` integration calls it with the upstream instrumentor's call,
+:mod:`chokepoint.instrument.integrations.django`)::
 
     instrument_django(lambda: DjangoInstrumentor().instrument(**options))
 

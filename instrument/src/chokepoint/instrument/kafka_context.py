@@ -6,7 +6,8 @@ headers on produce, but on the consumer side it starts the ``<topic> process`` s
 that produced a message and the work that consumed it in one trace (same trace id,
 producer span as parent), as the kafka-python and aiokafka instrumentors already do.
 
-Usage (the agent calls it after the instrumentors are loaded)::
+Usage (the ``chokepoint_confluent_kafka`` integration calls it after the confluent-kafka
+instrumentor, :mod:`chokepoint.instrument.integrations.kafka`)::
 
     undo = install_confluent_kafka_parenting()
 

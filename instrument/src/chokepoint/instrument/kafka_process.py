@@ -7,7 +7,8 @@ ran outside any trace context: new, unrelated traces, and no
 ``messaging.process.duration``.  confluent-kafka has a ``<topic> process`` span for that
 (:mod:`chokepoint.instrument.kafka_context` parents it); these two had none.
 
-Usage (the distro calls it after each instrumentor)::
+Usage (the ``chokepoint_kafka`` / ``chokepoint_aiokafka`` integrations call it after each
+instrumentor, :mod:`chokepoint.instrument.integrations.kafka`)::
 
     undo = install_kafka_process_spans("kafka")      # kafka-python
     undo = install_kafka_process_spans("aiokafka")

@@ -7,7 +7,8 @@ microseconds.  A request that then waits for the broker — aiokafka
 that time in Kafka, but the breakdown put it under ``self`` (the app's own code), so a
 slow broker looked like slow application code.
 
-Usage (the distro calls it after each Kafka instrumentor)::
+Usage (the Kafka integrations call it after each Kafka instrumentor,
+:mod:`chokepoint.instrument.integrations.kafka`)::
 
     undo = install_produce_wait("aiokafka")   # or "kafka" (kafka-python), "confluent_kafka"
 

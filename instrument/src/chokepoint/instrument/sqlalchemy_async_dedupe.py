@@ -8,7 +8,8 @@ request.  (Sync engines are handled by :mod:`chokepoint.instrument.db_dedupe`, w
 opens their connections with the un-wrapped driver; async drivers are instrumented on
 their connection classes, so that cannot work for them.)
 
-Usage (the distro calls it after the SQLAlchemy instrumentor)::
+Usage (the ``chokepoint_sqlalchemy_dedupe`` integration calls it after the SQLAlchemy
+instrumentor, :mod:`chokepoint.instrument.integrations.sqlalchemy_dedupe`)::
 
     undo = install_sqlalchemy_async_dedupe()
 

@@ -6,7 +6,8 @@ statements run through ``conn.cursor()``.  sqlite3's own shortcuts (``conn.execu
 a cursor the proxy never sees: those queries had no span, no
 ``db.client.operation.duration`` and no share of the request's DB time.
 
-Usage (the distro calls it after the sqlite3 instrumentor)::
+Usage (the ``chokepoint_sqlite3`` integration calls it after the sqlite3 instrumentor,
+:mod:`chokepoint.instrument.integrations.sqlite3`)::
 
     undo = install_sqlite3_shortcuts()
 
