@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.chokepoint-installed
 NATIVE_SO := collector/src/chokepoint/collector/_native_ingest.abi3.so
+CARGO ?= $(or $(shell command -v cargo 2>/dev/null),$(HOME)/.cargo/bin/cargo)
 INSTALL_INPUTS := constraints.txt semconv/pyproject.toml instrument/pyproject.toml collector/pyproject.toml dashboards/pyproject.toml examples/pyproject.toml
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
@@ -35,10 +36,10 @@ native: $(NATIVE_SO)
 
 $(NATIVE_SO): collector/native/Cargo.toml collector/native/Cargo.lock $(wildcard collector/native/src/*.rs) | $(STAMP)
 	@echo "== native ingest core (cargo build --release, collector/native)"
-	@if command -v cargo >/dev/null 2>&1; then \
-	  PYO3_PYTHON=$(abspath $(BIN)/python) cargo build --release --locked --quiet --manifest-path collector/native/Cargo.toml && \
+	@if [ -x "$(CARGO)" ]; then \
+	  PYO3_PYTHON=$(abspath $(BIN)/python) "$(CARGO)" build --release --locked --quiet --manifest-path collector/native/Cargo.toml && \
 	  cp collector/native/target/release/lib_native_ingest.so $@; \
-	else echo "make native: no cargo on PATH: spans are ingested by the pure-Python path"; fi
+	else echo "make native: no cargo (PATH, ~/.cargo/bin): spans are ingested by the pure-Python path"; fi
 
 $(STAMP): $(INSTALL_INPUTS)
 	@echo "== python packages into $(VENV)"
