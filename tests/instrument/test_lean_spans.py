@@ -449,11 +449,13 @@ def test_a_leaf_finished_after_its_request_is_still_measured_as_a_span(make_harn
     with tracer.start_as_current_span("GET /r", kind=SpanKind.SERVER, attributes={"http.route": "/r"}):
         parent, request = leaf_request(tracer)
         add_leaf(request, (1 * MS, 3 * MS, template, parent, None, tracer))
+        with tracer.start_as_current_span("work"):  # ends after the leaf (now, not at 3 ms)
+            pass
         late = leaf_request(tracer)
     add_leaf(late[1], (2 * MS, 9 * MS, template, late[0], None, tracer))
     harness.flush()
     assert harness.metric_values("db.client.operation.duration") == {frozenset({"db.system.name": "postgresql", "db.query.text": "SELECT ?"}.items()): 2}
     exported = harness.exporter.get_finished_spans()
-    assert sorted(s.name for s in exported) == ["GET /r", "SELECT chokepoint"]  # the late one is not in the kept trace
+    assert [s.name for s in exported] == ["SELECT chokepoint", "work", "GET /r"]  # in end order; the late one is not in the kept trace
     (leaf,) = [s for s in exported if s.name == "SELECT chokepoint"]
     assert (leaf.parent.span_id, leaf.start_time, leaf.end_time, leaf.kind) == (parent.span_id, 1 * MS, 3 * MS, SpanKind.CLIENT)

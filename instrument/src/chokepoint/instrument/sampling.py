@@ -429,6 +429,7 @@ class KeepSlowTracesProcessor(SpanProcessor):
                 self.instruments.dropped_spans.add(len(leaves) - max(room, 0), {signals.ATTR_DROP_REASON: DROP_TRACE_TOO_LARGE})
                 leaves = leaves[: max(room, 0)]
             spans.extend(LeafSpan(leaf[5], leaf[2], leaf[3], leaf[0], leaf[1], leaf[4]) for leaf in leaves)
+            spans.sort(key=_end_time)  # in the order they ended, as spans are buffered
         spans.append(root)
         if self.queue.put(spans):
             self.instruments.exported_traces.add(1, {signals.ATTR_KEEP_REASON: reason})
@@ -446,6 +447,10 @@ _REQUEST_START, _QUEUE_START = REQUEST_START_KEYS
 _K_REJECTED = (signals.ATTR_HTTP_ROUTE, signals.ATTR_DROP_REASON)
 _DB_SYSTEM, _DB_SYSTEM_OLD = DB_SYSTEM_KEYS
 _HTTP_METHOD, _HTTP_METHOD_OLD = HTTP_METHOD_KEYS
+
+
+def _end_time(span) -> int:
+    return span.end_time
 
 
 def _is_http_client(span) -> bool:
