@@ -100,3 +100,27 @@ def test_through_its_entry_point_a_fixup_waits_for_its_upstream_instrumentor():
     django.instrument()  # only chokepoint's distro hands it the instrumentor's call
     assert not django.installed
     django.uninstrument()
+
+
+def test_the_agent_completes_an_instrumentor_it_did_not_load_through_the_distro():
+    """SQLAlchemy past the upstream instrumentor's declared range is instrumented by the own
+    SQLAlchemy integration, not the distro: the agent then runs the fix-ups over it itself."""
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from chokepoint.instrument.agent import Agent
+    from chokepoint.instrument.integrations import SqlalchemyDedupe
+
+    original = DefaultDialect.__dict__["connect"]
+    SQLAlchemyInstrumentor().instrument(skip_dep_check=True)  # as the own integration does past the declared range
+    agent = Agent(AgentConfig(probes=frozenset()), span_exporter=InMemorySpanExporter(), metric_reader=InMemoryMetricReader())
+    try:
+        agent.install_extras()
+        assert SqlalchemyDedupe().installed and DefaultDialect.__dict__["connect"] is not original
+        assert not Sqlite3Fixups().installed  # its upstream instrumentor is not on: nothing to complete
+    finally:
+        agent.shutdown()
+        SQLAlchemyInstrumentor().uninstrument()
+    assert DefaultDialect.__dict__["connect"] is original and not SqlalchemyDedupe().is_instrumented_by_opentelemetry

@@ -59,7 +59,7 @@ from chokepoint.instrument.config import AgentConfig
 from chokepoint.instrument.coverage import install_coverage
 from chokepoint.instrument.forking import reinit_metric_export_after_fork
 from chokepoint.instrument.instruments import AgentInstruments
-from chokepoint.instrument.integrations import OWN_INTEGRATIONS
+from chokepoint.instrument.integrations import FIXUPS, OWN_INTEGRATIONS
 from chokepoint.instrument.lean_spans import LeanTracerProvider
 from chokepoint.instrument.plan import log_plan, make_plan
 from chokepoint.instrument.sampling import KeepSlowTracesProcessor
@@ -156,6 +156,7 @@ class Agent:
                 undo = None
             if undo is not None:
                 self._undo.append(undo)
+        self._undo.extend(self.late_fixups())
         self._undo.extend(install_client_flags(self.instruments, self.config))
         self.probes = install_probes(self.meter_provider.get_meter(PROBES_METER_NAME), self.config.probes, self.instruments.lean)
         self._undo.append(self._uninstall_probes)  # in install order with the rest: later patches wrap the probes'
@@ -167,6 +168,19 @@ class Agent:
     def own_integrations(self) -> list[Callable[[], Callable[[], None] | None]]:
         """The installers of chokepoint's own integrations the plan chose (each returns its undo)."""
         return [functools.partial(self._install_integration, cls()) for cls in OWN_INTEGRATIONS if cls.wanted(self.plan)]
+
+    def late_fixups(self) -> list[Callable[[], None]]:
+        """The plan's fix-ups over upstream instrumentors an own integration turned on itself
+        (SQLAlchemy past the instrumentor's declared range), which the distro had none to follow;
+        each installs only if its upstream instrumentor is active.  Their undo callables."""
+        undo = []
+        for cls in FIXUPS:
+            fixup = cls()
+            if cls.runs_upstream() or fixup.is_instrumented_by_opentelemetry or not cls.wanted(self.plan):
+                continue
+            fixup.instrument(config=self.config, skip_dep_check=True)
+            undo.append(fixup.uninstrument)
+        return undo
 
     def _install_integration(self, integration) -> Callable[[], None] | None:
         integration.instrument(tracer_provider=self.tracer_provider, instruments=self.instruments, config=self.config, skip_dep_check=True)
