@@ -13,6 +13,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from chokepoint.instrument import agent as agent_module
+from chokepoint.instrument.integrations import AiokafkaFixups, ConfluentKafkaFixups, KafkaPythonFixups, SqlalchemyDedupe, Sqlite3Fixups
 
 PATCHED_PLACES = (  # modules and classes the agent's integrations, fix-ups and probes patch
     "requests.sessions:Session",
@@ -84,19 +85,22 @@ def test_shutdown_reverts_every_patch(monkeypatch):
     # the integrations the plan chose, the upstream instrumentors and the probes did patch
     assert ("requests.sessions:Session", "send") in changed and ("urllib3.connectionpool:HTTPConnectionPool", "urlopen") in changed
     assert ("httpx:HTTPTransport", "handle_request") in changed and ("flask", "Flask") in changed
-    # the fix-up integrations over the upstream instrumentors (chokepoint.instrument.integrations)
+    # the fix-up integrations over the upstream instrumentors that run here (chokepoint.instrument.integrations;
+    # an instrumentor whose declared range excludes the installed library is not loaded, nor its fix-up)
     fixups = {
-        ("opentelemetry.instrumentation.dbapi", "get_traced_connection_proxy"),  # chokepoint_sqlite3
-        ("sqlalchemy.engine.default:DefaultDialect", "connect"),  # chokepoint_sqlalchemy_dedupe
-        ("opentelemetry.instrumentation.confluent_kafka", "_create_new_consume_span"),  # chokepoint_confluent_kafka
-        ("opentelemetry.instrumentation.confluent_kafka:AutoInstrumentedProducer", "flush"),
-        ("kafka.producer.future:FutureRecordMetadata", "get"),  # chokepoint_kafka
-        ("kafka:KafkaConsumer", "__next__"),
-        ("aiokafka:AIOKafkaProducer", "send_and_wait"),  # chokepoint_aiokafka
-        ("aiokafka:AIOKafkaConsumer", "getone"),
+        Sqlite3Fixups: {("opentelemetry.instrumentation.dbapi", "get_traced_connection_proxy")},
+        SqlalchemyDedupe: {("sqlalchemy.engine.default:DefaultDialect", "connect")},
+        ConfluentKafkaFixups: {
+            ("opentelemetry.instrumentation.confluent_kafka", "_create_new_consume_span"),
+            ("opentelemetry.instrumentation.confluent_kafka:AutoInstrumentedProducer", "flush"),
+        },
+        KafkaPythonFixups: {("kafka.producer.future:FutureRecordMetadata", "get"), ("kafka:KafkaConsumer", "__next__")},
+        AiokafkaFixups: {("aiokafka:AIOKafkaProducer", "send_and_wait"), ("aiokafka:AIOKafkaConsumer", "getone")},
     }
-    assert fixups <= changed, fixups - changed
-    assert [p for p in ("django", "sqlite3", "sqlalchemy", "confluent_kafka", "kafka", "aiokafka") if not agent.plan.fixes(p)] == []
+    active = [fixup for fixup in fixups if agent.plan.fixes(fixup.library) and fixup().upstream_active()]
+    assert {Sqlite3Fixups, SqlalchemyDedupe} <= set(active)
+    for fixup in active:
+        assert fixup().installed and fixups[fixup] <= changed, (fixup, fixups[fixup] - changed)
     with sqlite3.connect(":memory:") as conn:  # instrumented calls still work
         conn.execute("select 1")
     agent_module._reset_for_tests()
