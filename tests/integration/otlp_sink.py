@@ -57,6 +57,7 @@ class SinkSpan:
     resource: dict
     status_code: int
     duration_s: float
+    start_unix_nano: int = 0  # when it started (an export's order is not the calls' order)
 
 
 @dataclass
@@ -151,6 +152,7 @@ class OtlpSink:
                             resource=resource,
                             status_code=span.status.code,
                             duration_s=(span.end_time_unix_nano - span.start_time_unix_nano) / 1e9,
+                            start_unix_nano=span.start_time_unix_nano,
                         )
                     )
         with self._lock:

@@ -11,7 +11,7 @@ Usage (in a matrix venv, see ``scripts/matrix.py``)::
 ``Traced`` runs ``chokepoint-instrument python app.py PORT`` with its OTLP exporter pointed at
 an :class:`~otlp_sink.OtlpSink`.  ``check_route`` calls the route three times and checks, on
 the wire: one server span per call; under each, exactly the expected client spans (the
-given attributes — ``"name"`` is the span's name — in order; no second span for the same
+given attributes — ``"name"`` is the span's name — in the order they started; no second span for the same
 statement or call); the client
 duration metric per span; the request breakdown's component time; and for DB spans the
 queries-per-request histogram.
@@ -130,6 +130,7 @@ def check_route(
     for server in servers:
         assert server.kind == SERVER and server.attributes["http.response.status_code"] == 200
         children = [s for s in sink.spans() if s.parent_span_id == server.span_id and s.kind in (CLIENT, PRODUCER) and s.name not in besides]
+        children.sort(key=lambda c: c.start_unix_nano)  # the calls' order, whatever order they were exported in
         shown = [{key: c.name if key == "name" else c.attributes.get(key) for key in want} for c, want in zip(children, expected, strict=False)]
         assert shown == expected and len(children) == len(expected), (
             f"{route}: {[(c.name, c.attributes) for c in children]} != {expected}\n{traced.stderr()[-3000:]}"
