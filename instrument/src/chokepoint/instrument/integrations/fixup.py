@@ -3,7 +3,9 @@
 A fix-up completes one upstream ``opentelemetry-instrumentation-*`` instrumentor (its plan
 row's ``fixup``, :mod:`chokepoint.instrument.plan`): chokepoint's distro runs it right after
 that instrumentor, when :meth:`~chokepoint.instrument.plan.Plan.fixes` says so, and keeps
-its ``uninstrument`` for the agent, whose ``shutdown()`` reverts it::
+its ``uninstrument`` for the agent, whose ``shutdown()`` reverts it.  An upstream
+instrumentor that an own integration turns on itself (SQLAlchemy past its declared range)
+gets its fix-ups from the agent (``Agent.late_fixups``), after the own integrations::
 
     integration = KafkaFixups()
     integration.instrument(plan=plan, skip_dep_check=True)   # after KafkaInstrumentor().instrument()
