@@ -114,3 +114,14 @@ def test_a_pool_resized_in_the_window_has_its_new_size():
     store, _ = fed_store(shrunk)
     (pool,) = build_snapshot(store, AnalyzerConfig(window_s=60, baseline_window_s=120)).pools
     assert pool.max == 4 and pool.used == 4 and pool.pending == 20  # the latest third is all after the resize
+
+
+def test_a_restarted_process_is_young_again():
+    # the process restarts 70 s into the run: RSS falls from 300 MB to 60 MB, then the new one warms up
+    def feed(store, rng, i):
+        store.add_requests(SVC, "/a", [0.01] * 5)
+        store.set_runtime(SVC, cpu=0.1, rss=(300e6 if i < 70 else 60e6 + (i - 70) * 1e6))
+
+    store, clock = fed_store(feed)
+    rt = build_snapshot(store, AnalyzerConfig(window_s=60, baseline_window_s=120)).runtime[SVC]
+    assert 15 <= clock.t - rt.first_seen_s <= 25

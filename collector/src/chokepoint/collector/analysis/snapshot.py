@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Protocol
 
 from chokepoint.collector.analysis.config import AnalyzerConfig
@@ -177,7 +178,7 @@ class RuntimeStats:
     accept_backlog: float | None = None  # connections waiting in the listen queue, all processes (mean over the window)
     accept_backlog_max: float | None = None  # the listen() backlog limit
     accept_rate: float | None = None  # connections accepted per second (mean over the window)
-    first_seen_s: float | None = None  # the earliest bucket (window + baseline) with this process's runtime
+    first_seen_s: float | None = None  # the earliest bucket (window + baseline) with this process's runtime, or its restart (RSS drop)
 
     def age_s(self, now: float) -> float | None:
         return None if self.first_seen_s is None else now - self.first_seen_s
@@ -398,6 +399,18 @@ def _series(buckets: list, service: str, attr: str) -> list[tuple[float, float]]
     return out
 
 
+RESTART_RSS_RATIO = 0.6  # an RSS below this share of the previous sample: a new process (CPython seldom returns that much at once)
+
+
+def _process_start(rss: list[tuple[float, float]]) -> float | None:
+    """When the service's process last restarted, as its RSS series shows it (a sharp drop); None if not seen."""
+    start = None
+    for (_, before), (t, now) in pairwise(rss):
+        if now < RESTART_RSS_RATIO * before:
+            start = t
+    return start
+
+
 def _recent_mean(values: Iterable[float]) -> float | None:
     """Mean over the latest third of the values (at least three).
 
@@ -430,7 +443,8 @@ def _runtime(cur, buckets: list, base_buckets: list, config: AnalyzerConfig) -> 
             accept_backlog=_mean(v for _, v in _series(buckets, svc, "accept_backlog")),
             accept_backlog_max=backlog_max[-1] if backlog_max else None,
             accept_rate=_mean(v for _, v in _series(buckets, svc, "accept_rate")),
-            first_seen_s=min((b.start for b in [*base_buckets, *buckets] if svc in b.runtime), default=None),
+            first_seen_s=_process_start(_series([*base_buckets, *buckets], svc, "rss"))
+            or min((b.start for b in [*base_buckets, *buckets] if svc in b.runtime), default=None),
         )
         agg = cur.runtime.get(svc)
         if agg is not None:
