@@ -125,3 +125,13 @@ def test_a_restarted_process_is_young_again():
     store, clock = fed_store(feed)
     rt = build_snapshot(store, AnalyzerConfig(window_s=60, baseline_window_s=120)).runtime[SVC]
     assert 15 <= clock.t - rt.first_seen_s <= 25
+
+
+def test_two_processes_reporting_in_turn_are_no_restart():
+    def feed(store, rng, i):
+        store.add_requests(SVC, "/a", [0.01] * 5)
+        store.set_runtime(SVC, cpu=0.1, rss=(50e6 if i % 2 else 150e6))  # a gunicorn master and its worker
+
+    store, clock = fed_store(feed)
+    rt = build_snapshot(store, AnalyzerConfig(window_s=60, baseline_window_s=120)).runtime[SVC]
+    assert clock.t - rt.first_seen_s >= 85

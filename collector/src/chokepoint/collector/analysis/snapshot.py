@@ -403,12 +403,15 @@ RESTART_RSS_RATIO = 0.6  # an RSS below this share of the previous sample: a new
 
 
 def _process_start(rss: list[tuple[float, float]]) -> float | None:
-    """When the service's process last restarted, as its RSS series shows it (a sharp drop); None if not seen."""
-    start = None
-    for (_, before), (t, now) in pairwise(rss):
-        if now < RESTART_RSS_RATIO * before:
-            start = t
-    return start
+    """When the service's process last restarted, as its RSS series shows it: a sharp drop the
+    series never climbs back from (the RSS of two processes reporting in turn is no restart);
+    None if not seen."""
+    peak_after = rss[-1][1] if rss else 0.0
+    for (_, before), (t, now) in reversed(list(pairwise(rss[:-1]))):  # a drop needs a later sample to show it holds
+        peak_after = max(peak_after, now)
+        if peak_after < RESTART_RSS_RATIO * before:
+            return t
+    return None
 
 
 def _recent_mean(values: Iterable[float]) -> float | None:
