@@ -83,3 +83,20 @@ def test_loadable_settings_are_instrumented_right_away_and_failures_never_raise(
         env_settings="not_yet_on_sys_path.settings",
     )
     assert out.splitlines() == ["True"]
+
+
+def test_with_chokepoint_django_disabled_the_instrumentor_runs_right_away_as_upstream():
+    out = run(
+        """
+        import os
+        os.environ["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "chokepoint_django"
+        from importlib.metadata import entry_points
+        from chokepoint.instrument.distro import ChokepointDistro
+        from django.conf import settings
+
+        (entry_point,) = [ep for ep in entry_points(group="opentelemetry_instrumentor") if ep.name == "django"]
+        ChokepointDistro().load_instrumentor(entry_point, skip_dep_check=True)
+        print(settings.configured)  # upstream's behaviour: Django's defaults, configured now
+        """
+    )
+    assert out.splitlines() == ["True"]
