@@ -38,7 +38,7 @@ $(NATIVE_SO): collector/native/Cargo.toml collector/native/Cargo.lock $(wildcard
 	@echo "== native ingest core (cargo build --release, collector/native)"
 	@if [ -x "$(CARGO)" ]; then \
 	  PYO3_PYTHON=$(abspath $(BIN)/python) "$(CARGO)" build --release --locked --quiet --manifest-path collector/native/Cargo.toml && \
-	  cp collector/native/target/release/lib_native_ingest.so $@; \
+	  cp collector/native/target/release/lib_native_ingest.so $@.tmp && mv -f $@.tmp $@; \
 	else echo "make native: no cargo (PATH, ~/.cargo/bin): spans are ingested by the pure-Python path"; fi
 
 $(STAMP): $(INSTALL_INPUTS)
