@@ -769,6 +769,8 @@ CI_SUBSET = (
     "flask_big_json_export",
     "aiokafka_slow_consumer",
     "flask_report_slow_plus_n1",
+    "django_gthread_hot_report",
+    "flask_requests_small_pool",
     "fastapi_gzip_export",
     "aiohttp_asyncpg_healthy",
 )
