@@ -175,3 +175,21 @@ def test_a_failing_check_is_skipped():
     good = Check("SQLAlchemy", "logging", "statement spans", lambda: "try", used=lambda: MIN_USES, produced=lambda: 1)
     coverage = Coverage([Check("X", "logging", "spans", lambda: "try", used=broken, produced=broken), good])
     assert [(check.library, value) for check, value in coverage.evaluate()] == [("SQLAlchemy", 1)]
+
+
+def test_the_engine_scan_survives_lazy_objects_that_raise_when_asked_their_class(tmp_path):
+    """A lazy proxy (Django's unconfigured settings) raises when asked for ``__class__``."""
+    from chokepoint.instrument.coverage import EnginesExist
+
+    class Unconfigured:
+        @property
+        def __class__(self):
+            raise RuntimeError("settings are not configured")
+
+    proxy = Unconfigured()
+    engine = create_engine(f"sqlite:///{tmp_path / 'scan.db'}")
+    try:
+        assert EnginesExist()() is True
+    finally:
+        engine.dispose()
+        del proxy

@@ -277,7 +277,9 @@ class EnginesExist:
     def __call__(self) -> bool:
         if self.answer is None:
             engine = getattr(sys.modules.get("sqlalchemy.engine"), "Engine", None)
-            self.answer = engine is not None and any(isinstance(o, engine) for o in gc.get_objects())
+            # type(), not isinstance(): isinstance asks a lazy proxy for its __class__, which
+            # evaluates it (Django's unconfigured settings raise ImproperlyConfigured)
+            self.answer = engine is not None and any(issubclass(type(o), engine) for o in gc.get_objects())
         return self.answer
 
 
