@@ -771,6 +771,6 @@ CI_SUBSET = (
     "flask_report_slow_plus_n1",
     "django_gthread_hot_report",
     "flask_requests_small_pool",
-    "fastapi_gzip_export",
+    "django_sqlite_healthy",
     "aiohttp_asyncpg_healthy",
 )
