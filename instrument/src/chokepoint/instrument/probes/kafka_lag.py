@@ -32,7 +32,8 @@ aiokafka: ``AIOKafkaConsumer.start/getone/getmany/stop`` are wrapped the same wa
 its broker queries are coroutines, so at collection the probe schedules
 ``end_offsets()`` + ``committed()`` on the consumer's own event loop (without waiting)
 and their answers show at the next collection; the locally known high watermark
-(``highwater()``) is used meanwhile.
+(``highwater()``) is used meanwhile.  A partition the app has taken nothing from yet counts
+from the consumer's fetch position (``position()``).
 
 kafka-python: ``KafkaConsumer.__next__`` (iteration) and ``poll()`` note each record the
 app is handed; the high watermark is the consumer's own fetch state (``highwater()``, updated
@@ -380,9 +381,14 @@ class AiokafkaLagProbe(_LagProbe):
             for tp, high in ends.items():
                 st.partition(tp.topic, tp.partition).high_watermark = high
             for tp in assigned:
+                p = st.partition(tp.topic, tp.partition)
                 committed = await asyncio.wait_for(consumer.committed(tp), _QUERY_TIMEOUT_S)
                 if committed is not None and committed >= 0:
-                    st.partition(tp.topic, tp.partition).committed = committed
+                    p.committed = committed
+                if p.position < 0:  # nothing taken from it yet: the consumer's own fetch position
+                    position = await asyncio.wait_for(consumer.position(tp), _QUERY_TIMEOUT_S)
+                    if isinstance(position, int) and position >= 0:
+                        p.start = position
         except Exception:
             report_error("aiokafka.query")
 
