@@ -34,6 +34,17 @@ def _threads(n, target):
     return threads
 
 
+def _until(metrics, ready, timeout_s: float = 30.0):
+    """Collect until ``ready(collection)`` holds (the callers get going at the host's pace, and
+    the servers hold them until the test lets go); the last collection."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = metrics.collect()
+        if ready(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.01)
+
+
 # ---------------------------------------------------------------------- redis
 def test_blocking_redis_pool_waits_waiters_hold_and_timeouts(metrics, installed, redis):
     installed.append(RedisPoolProbe(metrics.meter))
@@ -42,6 +53,7 @@ def test_blocking_redis_pool_waits_waiters_hold_and_timeouts(metrics, installed,
     client, watcher = redis_py.Redis(connection_pool=pool), redis_py.Redis.from_url(redis.url)
     waits: list[float] = []
     lock = threading.Lock()
+    gate = f"chokepoint:gate:{redis.port}"
 
     def work():
         t0 = time.perf_counter()
@@ -49,17 +61,23 @@ def test_blocking_redis_pool_waits_waiters_hold_and_timeouts(metrics, installed,
         with lock:
             waits.append(time.perf_counter() - t0)
         try:
-            conn.send_command("BLPOP", "chokepoint:nothing", HOLD_S)  # holds the connection HOLD_S on the server
+            conn.send_command("BLPOP", gate, 30)  # holds the connection on the server until the test pushes
             conn.read_response()
         finally:
             pool.release(conn)
 
+    def state(got):
+        return (
+            metrics.value(signals.DB_POOL_PENDING_REQUESTS, {POOL: name}, got),
+            metrics.value(signals.DB_POOL_CONNECTION_COUNT, {POOL: name, signals.ATTR_DB_POOL_STATE: "used"}, got),
+            sum(1 for c in watcher.client_list() if c.get("cmd") == "blpop"),
+        )
+
     threads = _threads(6, work)
-    time.sleep(HOLD_S / 2)
-    got = metrics.collect()
-    pending = metrics.value(signals.DB_POOL_PENDING_REQUESTS, {POOL: name}, got)
-    used = metrics.value(signals.DB_POOL_CONNECTION_COUNT, {POOL: name, signals.ATTR_DB_POOL_STATE: "used"}, got)
-    blocked = sum(1 for c in watcher.client_list() if c.get("cmd") == "blpop")
+    got = _until(metrics, lambda got: state(got) == (4, 2, 2))
+    pending, used, blocked = state(got)
+    time.sleep(HOLD_S)  # every waiter waits at least this long
+    watcher.rpush(gate, *["go"] * 6)
     for t in threads:
         t.join()
     client.ping()
@@ -110,13 +128,16 @@ def test_asyncio_redis_pool_wait_goes_to_the_request_breakdown(metrics, installe
 
 # ---------------------------------------------------------------------- a local HTTP server
 class _Server:
-    """Sleeps HOLD_S per request; counts concurrent connections, notes when each ``X-Id`` arrived."""
+    """Sleeps HOLD_S per request (and holds it while ``gate`` is cleared); counts concurrent
+    connections, notes when each ``X-Id`` arrived."""
 
     def __init__(self) -> None:
         server = self
         self.lock = threading.Lock()
         self.open = self.peak = 0
         self.arrived: dict[str, float] = {}
+        self.gate = threading.Event()  # cleared: every GET is held after its HOLD_S until set
+        self.gate.set()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -141,6 +162,7 @@ class _Server:
             def do_GET(self):
                 server.arrived[self.headers.get("X-Id", "")] = time.perf_counter()
                 time.sleep(HOLD_S)
+                server.gate.wait(30)
                 body = b"ok"
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -179,11 +201,17 @@ def test_urllib3_blocking_pool_wait_is_client_time_minus_server_time(metrics, in
         started[key] = time.perf_counter()
         assert pool.request("GET", "/", headers={"X-Id": key}).status == 200
 
+    def state(got):
+        return (
+            metrics.value(signals.DB_POOL_PENDING_REQUESTS, {POOL: name}, got),
+            metrics.value(signals.DB_POOL_CONNECTION_COUNT, {POOL: name, signals.ATTR_DB_POOL_STATE: "used"}, got),
+        )
+
+    server.gate.clear()
     threads = _threads(6, work)
-    time.sleep(HOLD_S / 2)
-    got = metrics.collect()
-    pending = metrics.value(signals.DB_POOL_PENDING_REQUESTS, {POOL: name}, got)
-    used = metrics.value(signals.DB_POOL_CONNECTION_COUNT, {POOL: name, signals.ATTR_DB_POOL_STATE: "used"}, got)
+    got = _until(metrics, lambda got: state(got) == (4, 2))
+    pending, used = state(got)
+    server.gate.set()
     for t in threads:
         t.join()
     got = metrics.collect()
@@ -218,10 +246,11 @@ def test_httpx_limits_wait_and_pool_timeout(metrics, installed, server):
 
         work()  # the pool is named after its first request's origin
         started.clear()
+        server.gate.clear()
         threads = _threads(6, work)
-        time.sleep(HOLD_S / 2)
-        got = metrics.collect()
+        got = _until(metrics, lambda got: metrics.value(signals.DB_POOL_PENDING_REQUESTS, {POOL: name}, got) == 4)
         pending = metrics.value(signals.DB_POOL_PENDING_REQUESTS, {POOL: name}, got)
+        server.gate.set()
         for t in threads:
             t.join()
         got = metrics.collect()
