@@ -19,7 +19,7 @@ Contents:
 - tracers and providers: :func:`span_limits`, :func:`tracer_enabled`,
   :func:`instrumentation_scope`, :data:`agnosticcontextmanager`;
 - metric readers: :func:`reader_collect`, :func:`set_reader_collect`,
-  :func:`meter_provider_resource`, :func:`reset_reader_export_in_child`;
+  :func:`meter_provider_resource`, :func:`reset_reader_export_in_child`, :func:`exporter_session`;
 - auto-instrumentation: :class:`BaseConfigurator`, :func:`load_instrumentors`,
   :func:`http_schema_url`;
 - instrumentor internals: :func:`kafka_headers_getter` (kafka-python, aiokafka),
@@ -213,16 +213,26 @@ def reset_reader_export_in_child(reader) -> bool:
     """In a forked child: a new export lock for a ``PeriodicExportingMetricReader`` (the
     parent's may be held by its export thread, which the child does not have) and its
     OTLP/HTTP exporter's pooled connections closed (the child's copies of the parent's
-    sockets).  False when this SDK keeps neither where expected."""
+    sockets).  False when this SDK keeps either somewhere else."""
     import threading
 
     found = hasattr(reader, "_export_lock")
     if found:
         reader._export_lock = threading.Lock()
-    session = getattr(getattr(reader, "_exporter", None), "_session", None)
+    session = exporter_session(getattr(reader, "_exporter", None))
     for adapter in getattr(session, "adapters", {}).values():
         adapter.close()
-    return found
+    return found and session is not None
+
+
+def exporter_session(exporter):
+    """An OTLP/HTTP exporter's ``requests.Session`` (``_client._transport._session`` from 1.45 on,
+    older releases' own ``_session``), or ``None``."""
+    session = getattr(exporter, "_session", None)
+    if session is None:
+        transport = getattr(getattr(exporter, "_client", None), "_transport", None)
+        session = getattr(transport, "_session", None)
+    return session
 
 
 # -- auto-instrumentation -------------------------------------------------------------------
