@@ -72,7 +72,11 @@ SERVERS = (  # (module imported once the server runs, distribution): the first o
     ("django.core.servers.basehttp", "Django"),
 )
 SERVER_TRY = "chokepoint-instrument --plan CMD (is the web framework's integration on?); chokepoint-instrument bootstrap; create the app after the agent starts"
-KAFKA_CONSUMERS = (("confluent_kafka", "confluent-kafka", "confluent_kafka"), ("aiokafka", "aiokafka", "aiokafka"))  # module, distribution, probe
+KAFKA_CONSUMERS = (
+    ("confluent_kafka", "confluent-kafka", "confluent_kafka"),
+    ("aiokafka", "aiokafka", "aiokafka"),
+    ("kafka", "kafka-python", "kafka_python"),
+)  # module, distribution, probe
 
 
 @dataclass
