@@ -1,5 +1,5 @@
 """chokepoint's hooks on upstream instrumentors: urllib3 spans name their host, kafka-python
-consumer spans are receives."""
+consumer spans are receives (Django's response sizes: tests/integration/test_instrument_django.py)."""
 
 from types import SimpleNamespace
 
@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from chokepoint.instrument.distro import instrumentor_options, kafka_python_receive, urllib3_server_address
+from chokepoint.instrument.distro import django_response_size, instrumentor_options, kafka_python_receive, urllib3_server_address
 from tests.integration.instrumented_app import Downstream
 
 
@@ -49,6 +49,7 @@ def test_hooks_never_raise():
 
     urllib3_server_address(Broken(), object())  # logged, not raised
     kafka_python_receive(Broken(), object(), (), {})
+    django_response_size(Broken(), object(), object())
 
 
 def test_a_failing_fix_never_stops_the_other_instrumentors(monkeypatch, caplog):

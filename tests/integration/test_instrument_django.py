@@ -68,3 +68,32 @@ def test_django_runserver_route_and_orm_query(postgres, tmp_path):
     assert db_point.attributes == {"db.system.name": "postgresql", "db.query.text": BOOK_QUERY} and db_point.count == 3
     components = {p.attributes["chokepoint.component"] for p in sink.points(signals.REQUEST_BREAKDOWN_TIME) if p.attributes["http.route"] == ROUTE}
     assert {"db", "self"} <= components
+
+
+def test_django_without_common_middleware_still_reports_response_sizes(postgres, tmp_path):
+    """No CommonMiddleware, no ``Content-Length``: the body size comes from the response itself."""
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS django_books")
+        conn.execute("CREATE TABLE django_books (id int PRIMARY KEY, title text NOT NULL)")
+        conn.execute("INSERT INTO django_books SELECT g, 'book-' || g FROM generate_series(0, 9) g")
+    port = free_port()
+    with OtlpSink() as sink:
+        env = {
+            "APP_PG_PORT": str(postgres.port),
+            "APP_PG_NAME": postgres.dbname,
+            "APP_NO_COMMON_MIDDLEWARE": "1",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+            "OTEL_SERVICE_NAME": "books",
+            "OTEL_METRIC_EXPORT_INTERVAL": "300",
+        }
+        command = [sys.executable, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{port}"]
+        with InstrumentedApp("", tmp_path, env, port=port, command=command) as app:
+            received = 0
+            for book_id in (3, 4, 5):
+                response = requests.get(app.url(f"/books/{book_id}"), timeout=30)
+                assert response.status_code == 200 and "Content-Length" not in response.headers
+                received += len(response.content)  # ground truth: what the client got
+            sizes = sink.wait_for(
+                lambda s: [p for p in s.points(signals.HTTP_SERVER_RESPONSE_BODY_SIZE) if p.attributes.get("http.route") == ROUTE and p.count == 3]
+            )
+    assert sizes[0].total == received

@@ -42,6 +42,7 @@ Lighter instrumentor options (why: the overhead benchmark, docs/BENCHMARKS.md):
 Where upstream falls short under zero-code-change instrumentation, two instrumentor options
 (:data:`INSTRUMENTOR_OPTIONS`):
 
+- Django: a ``response_hook`` gives a response sent without ``Content-Length`` its body size.
 - urllib3: a ``request_hook`` puts ``server.address``/``server.port`` on the client span
   (upstream sets them on its metrics only), so calls are attributed to their host.
 - kafka-python: a ``consume_hook`` marks its consumer spans as receives, not processing.
@@ -88,6 +89,20 @@ from chokepoint.instrument.queue_time import capture_request_start
 _log = logging.getLogger("chokepoint.instrument")
 
 
+def django_response_size(span, _request, response) -> None:
+    """Django ``response_hook``: the body size of a response sent without ``Content-Length``.
+
+    Django sets the header only in ``CommonMiddleware``; a project without it sends none, and
+    the response size (and so ``uncompressed_response``) was unseen.  Streaming responses are
+    left alone (their body is not in memory).  Never raises.
+    """
+    try:
+        if span.is_recording() and not getattr(response, "streaming", True) and not response.has_header("Content-Length"):
+            span.set_attribute("http.response.header.content_length", (str(len(response.content)),))
+    except Exception:
+        _log.debug("chokepoint: django response size hook failed", exc_info=True)
+
+
 def urllib3_server_address(span, pool, _request_info=None) -> None:
     """urllib3 ``request_hook``: ``server.address``/``server.port`` on the client span.
 
@@ -125,6 +140,7 @@ def kafka_python_receive(span, record=None, _args=None, _kwargs=None) -> None:
 
 
 INSTRUMENTOR_OPTIONS: dict[str, dict] = {
+    "django": {"response_hook": django_response_size},
     "fastapi": {"exclude_spans": ["receive", "send"]},
     "urllib3": {"request_hook": urllib3_server_address},
     "kafka": {"consume_hook": kafka_python_receive},

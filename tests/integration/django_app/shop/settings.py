@@ -7,7 +7,8 @@ DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 ROOT_URLCONF = "shop.urls"
 INSTALLED_APPS = ["shop"]
-MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+# APP_NO_COMMON_MIDDLEWARE=1: as projects without CommonMiddleware (no Content-Length header)
+MIDDLEWARE = [] if os.environ.get("APP_NO_COMMON_MIDDLEWARE") else ["django.middleware.common.CommonMiddleware"]
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
