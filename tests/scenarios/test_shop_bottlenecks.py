@@ -53,9 +53,10 @@ REPO = Path(__file__).resolve().parents[2]
 COMMAND = ".venv/bin/python -m pytest tests/scenarios -q"
 
 #: The shop's statements as the agent reports them (SQLAlchemy's SQL, long ones cut with "…").
+#: The slow_query switch's search: name OR description matched anywhere (cut after "OR lo").
 SEARCH_STATEMENT = (
     "SELECT products.id, products.sku, products.name, products.category, products.price_cents, products.stock, "
-    "products.description FROM products WHERE lower(products.name) LIKE %(lower_1)s::VARCHAR ORDER…"
+    "products.description FROM products WHERE lower(products.name) LIKE %(lower_1)s::VARCHAR OR lo…"
 )
 SETTINGS_STATEMENT = "SELECT settings.value FROM settings WHERE settings.key = %(key_1)s::VARCHAR"
 
