@@ -19,7 +19,7 @@ Contents:
 - tracers and providers: :func:`span_limits`, :func:`tracer_enabled`,
   :func:`instrumentation_scope`, :data:`agnosticcontextmanager`;
 - metric readers: :func:`reader_collect`, :func:`set_reader_collect`,
-  :func:`meter_provider_resource`, :func:`reset_reader_export_in_child`, :func:`exporter_session`;
+  :func:`meter_provider_resource`, :func:`reset_reader_export_in_child`, :func:`exporter_connections`;
 - auto-instrumentation: :class:`BaseConfigurator`, :func:`load_instrumentors`,
   :func:`http_schema_url`;
 - instrumentor internals: :func:`kafka_headers_getter` (kafka-python, aiokafka),
@@ -219,20 +219,27 @@ def reset_reader_export_in_child(reader) -> bool:
     found = hasattr(reader, "_export_lock")
     if found:
         reader._export_lock = threading.Lock()
-    session = exporter_session(getattr(reader, "_exporter", None))
-    for adapter in getattr(session, "adapters", {}).values():
-        adapter.close()
-    return found and session is not None
+    pooled = exporter_connections(getattr(reader, "_exporter", None))
+    if hasattr(pooled, "adapters"):  # a requests.Session
+        for adapter in pooled.adapters.values():
+            adapter.close()
+    elif hasattr(pooled, "clear"):  # a urllib3 PoolManager
+        pooled.clear()
+    return found and pooled is not None
 
 
-def exporter_session(exporter):
-    """An OTLP/HTTP exporter's ``requests.Session`` (``_client._transport._session`` from 1.45 on,
-    older releases' own ``_session``), or ``None``."""
-    session = getattr(exporter, "_session", None)
-    if session is None:
-        transport = getattr(getattr(exporter, "_client", None), "_transport", None)
-        session = getattr(transport, "_session", None)
-    return session
+def exporter_connections(exporter):
+    """An OTLP/HTTP exporter's pooled connections: its ``requests.Session`` or urllib3
+    ``PoolManager``, kept by its transport (``_client._transport._session`` / ``._pool`` from
+    1.45 on, the transport chosen by the installed SDK) or by the exporter itself (older
+    releases' ``_session``); ``None`` when neither is found."""
+    transport = getattr(getattr(exporter, "_client", None), "_transport", None)
+    for holder in (transport, exporter):
+        for attr in ("_session", "_pool"):
+            pooled = getattr(holder, attr, None)
+            if pooled is not None:
+                return pooled
+    return None
 
 
 # -- auto-instrumentation -------------------------------------------------------------------
