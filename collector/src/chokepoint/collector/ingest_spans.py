@@ -269,20 +269,7 @@ class SpanIngestor:
                     root = _local_root(recs)
             if not sampled and root is not None and root[1].kind == SERVER:
                 _span_breakdown(root, recs, breakdown_acc, authority, store)
-            tid = trace_id.hex()
-            if store.is_trace_kept(tid):
-                store.add_spans_to_kept_trace(tid, self._span_dicts(recs))
-                continue
-            if keep_reason is None:
-                if sampled:
-                    keep_reason = self._sampled_keep_reason(root, recs)
-                elif root is not None:
-                    keep_reason = self._foreign_keep_reason(root, p99s)
-                else:
-                    self._stash(trace_id, recs)  # children before their root: wait for it
-                    continue
-            if keep_reason is not None:
-                store.keep_trace(self._trace_dict(tid, keep_reason, root, recs))
+            self._keep_decision(trace_id, recs, root, keep_reason, sampled, p99s)
 
         for (svc, route), (vals, errs) in route_acc.items():
             store.add_requests(svc, route, vals, errs)
@@ -294,6 +281,26 @@ class SpanIngestor:
         if rejected:
             store.count_rejected(protocol or self.protocol, "invalid_span", rejected)
         return IngestResult(accepted, rejected, "; ".join(errors))
+
+    def _keep_decision(self, trace_id: bytes, recs: list, root, keep_reason: str | None, sampled: bool, p99s: dict) -> None:
+        """One trace's kept-trace decision (the Python walk's and the native core's): join a kept
+        trace, keep it (agent-marked, sampled, errored or slower than its route), or stash children
+        that arrived before their root."""
+        store = self.store
+        tid = trace_id.hex()
+        if store.is_trace_kept(tid):
+            store.add_spans_to_kept_trace(tid, self._span_dicts(recs))
+            return
+        if keep_reason is None:
+            if sampled:
+                keep_reason = self._sampled_keep_reason(root, recs)
+            elif root is not None:
+                keep_reason = self._foreign_keep_reason(root, p99s)
+            else:
+                self._stash(trace_id, recs)  # children before their root: wait for it
+                return
+        if keep_reason is not None:
+            store.keep_trace(self._trace_dict(tid, keep_reason, root, recs))
 
     def _aggregate(self, recs, route_acc, dep_acc, authority) -> None:
         store = self.store

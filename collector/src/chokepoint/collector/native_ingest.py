@@ -201,7 +201,6 @@ def consume_traces(ingestor, request, protocol: str | None) -> IngestResult | No
 def _decide(ingestor, trace_id: bytes, recs: list, earlier: list | None, p99s: dict) -> None:
     """The kept-trace decision of ``SpanIngestor.consume_traces`` for one trace; ``earlier``: the
     trace's records the core took from the pending buffer (they join after the keep reason)."""
-    store = ingestor.store
     keep_reason = None
     for r in recs:
         kr = r[2].get(KEEP_KEY)
@@ -211,18 +210,4 @@ def _decide(ingestor, trace_id: bytes, recs: list, earlier: list | None, p99s: d
     sampled = keep_reason is not None or recs[0][4]
     if earlier:
         recs = earlier + recs
-    root = spans_mod._local_root(recs)
-    tid = trace_id.hex()
-    if store.is_trace_kept(tid):
-        store.add_spans_to_kept_trace(tid, ingestor._span_dicts(recs))
-        return
-    if keep_reason is None:
-        if sampled:
-            keep_reason = ingestor._sampled_keep_reason(root, recs)
-        elif root is not None:
-            keep_reason = ingestor._foreign_keep_reason(root, p99s)
-        else:
-            ingestor._stash(trace_id, recs)  # children before their root: wait for it
-            return
-    if keep_reason is not None:
-        store.keep_trace(ingestor._trace_dict(tid, keep_reason, root, recs))
+    ingestor._keep_decision(trace_id, recs, spans_mod._local_root(recs), keep_reason, sampled, p99s)
