@@ -24,23 +24,34 @@ BOOK_QUERY = 'SELECT "django_books"."id", "django_books"."title" FROM "django_bo
 SERVER, CLIENT = 2, 3
 
 
-def test_django_runserver_route_and_orm_query(postgres, tmp_path):
+def _books_table(postgres) -> None:
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS django_books")
         conn.execute("CREATE TABLE django_books (id int PRIMARY KEY, title text NOT NULL)")
         conn.execute("INSERT INTO django_books SELECT g, 'book-' || g FROM generate_series(0, 9) g")
+
+
+def _env(postgres, sink) -> dict[str, str]:
+    return {
+        "APP_PG_PORT": str(postgres.port),
+        "APP_PG_NAME": postgres.dbname,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+        "OTEL_SERVICE_NAME": "books",
+        "OTEL_METRIC_EXPORT_INTERVAL": "300",
+    }
+
+
+def _runserver(tmp_path, env: dict[str, str], port: int) -> InstrumentedApp:
+    command = [sys.executable, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{port}"]
+    return InstrumentedApp("", tmp_path, env, port=port, command=command)
+
+
+def test_django_runserver_route_and_orm_query(postgres, tmp_path):
+    _books_table(postgres)
     port = free_port()
     with OtlpSink() as sink:
-        env = {
-            "APP_PG_PORT": str(postgres.port),
-            "APP_PG_NAME": postgres.dbname,
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-            "OTEL_SERVICE_NAME": "books",
-            "OTEL_METRIC_EXPORT_INTERVAL": "300",
-            "CHOKEPOINT_TRACE_SAMPLE_RATE": "1",
-        }
-        command = [sys.executable, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{port}"]
-        with InstrumentedApp("", tmp_path, env, port=port, command=command) as app:
+        env = {**_env(postgres, sink), "CHOKEPOINT_TRACE_SAMPLE_RATE": "1"}
+        with _runserver(tmp_path, env, port) as app:
             for book_id in (3, 4, 5):
                 response = requests.get(app.url(f"/books/{book_id}"), timeout=30)
                 assert response.json() == {"id": book_id, "title": f"book-{book_id}"}
@@ -72,22 +83,11 @@ def test_django_runserver_route_and_orm_query(postgres, tmp_path):
 
 def test_django_without_common_middleware_still_reports_response_sizes(postgres, tmp_path):
     """No CommonMiddleware, no ``Content-Length``: the body size comes from the response itself."""
-    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS django_books")
-        conn.execute("CREATE TABLE django_books (id int PRIMARY KEY, title text NOT NULL)")
-        conn.execute("INSERT INTO django_books SELECT g, 'book-' || g FROM generate_series(0, 9) g")
+    _books_table(postgres)
     port = free_port()
     with OtlpSink() as sink:
-        env = {
-            "APP_PG_PORT": str(postgres.port),
-            "APP_PG_NAME": postgres.dbname,
-            "APP_NO_COMMON_MIDDLEWARE": "1",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-            "OTEL_SERVICE_NAME": "books",
-            "OTEL_METRIC_EXPORT_INTERVAL": "300",
-        }
-        command = [sys.executable, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{port}"]
-        with InstrumentedApp("", tmp_path, env, port=port, command=command) as app:
+        env = {**_env(postgres, sink), "APP_NO_COMMON_MIDDLEWARE": "1"}
+        with _runserver(tmp_path, env, port) as app:
             received = 0
             for book_id in (3, 4, 5):
                 response = requests.get(app.url(f"/books/{book_id}"), timeout=30)
