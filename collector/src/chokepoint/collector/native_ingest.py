@@ -127,7 +127,7 @@ def _core(ingestor):
 
 def _kept_ids(store):
     """The store's kept-trace ids as a dict when it holds them in one (the core looks ids up in
-    it directly, ~10x cheaper than a call per trace), else its ``is_trace_kept``."""
+    it directly instead of calling back per trace), else its ``is_trace_kept``."""
     ids = getattr(getattr(store, "kept", None), "by_id", None)
     return ids if isinstance(ids, dict) else store.is_trace_kept
 
